@@ -1,0 +1,41 @@
+//! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc`) against the
+//! RocksDB source that `librocksdb-sys` built, with the same defines, so the
+//! internal structs the shim reads have the layout the library was built with.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    let rocksdb_root = env::var("DEP_ROCKSDB_CARGO_MANIFEST_DIR")
+        .map(|dir| PathBuf::from(dir).join("rocksdb"))
+        .expect("librocksdb-sys exports its manifest dir as DEP_ROCKSDB_CARGO_MANIFEST_DIR");
+
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file("cpp/farm_shim.cc")
+        .include(rocksdb_root.join("include"))
+        .include(&rocksdb_root)
+        .flag("-std=c++20")
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-missing-field-initializers")
+        .opt_level(2)
+        .define("NDEBUG", Some("1"))
+        .define("HAVE_ALIGNED_NEW", None)
+        .define("HAVE_UINT128_EXTENSION", None)
+        .define("OS_LINUX", None)
+        .define("ROCKSDB_PLATFORM_POSIX", None)
+        .define("ROCKSDB_LIB_IO_POSIX", None)
+        .define("ROCKSDB_SCHED_GETCPU_PRESENT", None)
+        .define("ROCKSDB_AUXV_GETAUXVAL_PRESENT", None)
+        .define("ROCKSDB_FALLOCATE_PRESENT", None)
+        .define("ROCKSDB_RANGESYNC_PRESENT", None)
+        .define("SNAPPY", Some("1"))
+        .define("LZ4", Some("1"))
+        .define("ZSTD", Some("1"))
+        .define("ZLIB", Some("1"));
+    build.compile("farm_shim");
+
+    println!("cargo:rerun-if-changed=cpp/farm_shim.cc");
+    println!("cargo:rerun-if-env-changed=DEP_ROCKSDB_CARGO_MANIFEST_DIR");
+}

@@ -1,0 +1,310 @@
+// The C++ half of the RocksDB bridge (farm/src/rocks/).
+//
+// RocksDB's C API covers scheduling and OpenAndCompact, but not the pieces the
+// farm needs to be exact about a job:
+//   - per-column-family options of one given OPTIONS file (LoadOptionsFromFile),
+//     so the override carries the hoster's table factory, not a default one;
+//   - reading and rewriting RocksDB's serialized compaction input and result
+//     (CompactionServiceInput/Result, internal headers of the same source);
+//   - reading an SST's table properties and verifying its block checksums.
+//
+// Every function catches C++ exceptions and reports errors through `errptr`
+// (a malloc'ed string the caller frees), the same convention as RocksDB's C API.
+// Text answers are "key=value\n" lines; values that may hold arbitrary bytes are
+// hex-encoded.
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "db/compaction/compaction_job.h"
+#include "rocksdb/c.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/env.h"
+#include "rocksdb/options.h"
+#include "rocksdb/sst_file_reader.h"
+#include "rocksdb/table_properties.h"
+#include "rocksdb/utilities/options_util.h"
+
+using ROCKSDB_NAMESPACE::ColumnFamilyDescriptor;
+using ROCKSDB_NAMESPACE::CompactionServiceInput;
+using ROCKSDB_NAMESPACE::CompactionServiceOptionsOverride;
+using ROCKSDB_NAMESPACE::CompactionServiceResult;
+using ROCKSDB_NAMESPACE::ConfigOptions;
+using ROCKSDB_NAMESPACE::DBOptions;
+using ROCKSDB_NAMESPACE::Env;
+using ROCKSDB_NAMESPACE::Logger;
+using ROCKSDB_NAMESPACE::Options;
+using ROCKSDB_NAMESPACE::ReadOptions;
+using ROCKSDB_NAMESPACE::SstFileReader;
+using ROCKSDB_NAMESPACE::Status;
+using ROCKSDB_NAMESPACE::TableProperties;
+
+// Identical to the definition in RocksDB's db/c.cc, which keeps this type
+// opaque. The shim fills `rep` and hands the pointer to the C API functions
+// (set_option, open_and_compact, destroy), which read the same layout.
+struct rocksdb_compaction_service_options_override_t {
+  CompactionServiceOptionsOverride rep;
+};
+
+namespace {
+
+char* dup_bytes(const std::string& s) {
+  char* out = static_cast<char*>(malloc(s.size() + 1));
+  if (out != nullptr) {
+    memcpy(out, s.data(), s.size());
+    out[s.size()] = '\0';
+  }
+  return out;
+}
+
+void save_error(char** errptr, const std::string& msg) {
+  if (errptr == nullptr) return;
+  if (*errptr != nullptr) free(*errptr);
+  *errptr = dup_bytes(msg);
+}
+
+std::string hex(const std::string& s) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (unsigned char c : s) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+void line(std::string* out, const char* key, const std::string& value) {
+  out->append(key);
+  out->push_back('=');
+  out->append(value);
+  out->push_back('\n');
+}
+
+void line(std::string* out, const char* key, uint64_t value) {
+  line(out, key, std::to_string(value));
+}
+
+// Runs `body`, turning a thrown exception into an error message. Returns
+// whether the body completed without throwing.
+template <typename F>
+bool guarded(char** errptr, F body) {
+  try {
+    body();
+    return true;
+  } catch (const std::exception& e) {
+    save_error(errptr, std::string("c++ exception: ") + e.what());
+  } catch (...) {
+    save_error(errptr, "unknown c++ exception");
+  }
+  return false;
+}
+
+}  // namespace
+
+extern "C" {
+
+void farm_free(void* p) { free(p); }
+
+// Builds the override for a compaction of column family `cf_name` from the
+// OPTIONS file at `options_file`: the family's own table factory, comparator,
+// merge operator, compaction filter (factory), prefix extractor, SST
+// partitioner and property collectors, the DB's checksum factory. When
+// `info_log_path` is not NULL, RocksDB's log for the job goes to that file.
+rocksdb_compaction_service_options_override_t* farm_override_from_options_file(
+    const char* options_file, const char* cf_name, const char* info_log_path,
+    char** errptr) {
+  rocksdb_compaction_service_options_override_t* result = nullptr;
+  guarded(errptr, [&] {
+    ConfigOptions config;
+    config.env = Env::Default();
+    config.ignore_unknown_options = true;
+    DBOptions db_options;
+    std::vector<ColumnFamilyDescriptor> families;
+    Status s =
+        LoadOptionsFromFile(config, options_file, &db_options, &families);
+    if (!s.ok()) {
+      save_error(errptr, "failed to load options file: " + s.ToString());
+      return;
+    }
+    const ColumnFamilyDescriptor* family = nullptr;
+    for (const auto& f : families) {
+      if (f.name == cf_name) family = &f;
+    }
+    if (family == nullptr) {
+      save_error(errptr, std::string("column family not in options file: ") +
+                             cf_name);
+      return;
+    }
+    if (family->options.table_factory == nullptr) {
+      save_error(errptr, "options file gives the column family no table factory");
+      return;
+    }
+    auto ov = std::make_unique<rocksdb_compaction_service_options_override_t>();
+    CompactionServiceOptionsOverride& rep = ov->rep;
+    rep.env = Env::Default();
+    rep.file_checksum_gen_factory = db_options.file_checksum_gen_factory;
+    rep.comparator = family->options.comparator;
+    rep.merge_operator = family->options.merge_operator;
+    rep.compaction_filter = family->options.compaction_filter;
+    rep.compaction_filter_factory = family->options.compaction_filter_factory;
+    rep.prefix_extractor = family->options.prefix_extractor;
+    rep.table_factory = family->options.table_factory;
+    rep.sst_partitioner_factory = family->options.sst_partitioner_factory;
+    rep.table_properties_collector_factories =
+        family->options.table_properties_collector_factories;
+    if (info_log_path != nullptr) {
+      std::shared_ptr<Logger> logger;
+      s = Env::Default()->NewLogger(info_log_path, &logger);
+      if (!s.ok()) {
+        save_error(errptr, "failed to open info log: " + s.ToString());
+        return;
+      }
+      logger->SetInfoLogLevel(ROCKSDB_NAMESPACE::InfoLogLevel::INFO_LEVEL);
+      rep.info_log = logger;
+    }
+    result = ov.release();
+  });
+  return result;
+}
+
+// Describes a serialized CompactionServiceInput as text lines:
+// cf_name (hex), options_file_number, output_level, db_id (hex), has_begin,
+// has_end, snapshots, and one input_file line per input file.
+char* farm_input_describe(const char* input, size_t len, char** errptr) {
+  char* out = nullptr;
+  guarded(errptr, [&] {
+    CompactionServiceInput parsed;
+    Status s = CompactionServiceInput::Read(std::string(input, len), &parsed);
+    if (!s.ok()) {
+      save_error(errptr, "failed to parse compaction input: " + s.ToString());
+      return;
+    }
+    std::string text;
+    line(&text, "cf_name", hex(parsed.cf_name));
+    line(&text, "options_file_number", parsed.options_file_number);
+    line(&text, "output_level", static_cast<uint64_t>(parsed.output_level));
+    line(&text, "db_id", hex(parsed.db_id));
+    line(&text, "has_begin", parsed.has_begin ? 1 : 0);
+    line(&text, "has_end", parsed.has_end ? 1 : 0);
+    line(&text, "snapshots", parsed.snapshots.size());
+    for (const auto& f : parsed.input_files) line(&text, "input_file", hex(f));
+    out = dup_bytes(text);
+  });
+  return out;
+}
+
+// Describes a serialized CompactionServiceResult: status (hex of the status
+// string, "OK" when ok), output_path (hex), output_level, bytes_read,
+// bytes_written, and one "output_file=<hex name>:<size>" line per output.
+char* farm_result_describe(const char* result, size_t len, char** errptr) {
+  char* out = nullptr;
+  guarded(errptr, [&] {
+    CompactionServiceResult parsed;
+    Status s = CompactionServiceResult::Read(std::string(result, len), &parsed);
+    if (!s.ok()) {
+      save_error(errptr, "failed to parse compaction result: " + s.ToString());
+      return;
+    }
+    std::string text;
+    line(&text, "status", hex(parsed.status.ToString()));
+    line(&text, "status_ok", parsed.status.ok() ? 1 : 0);
+    line(&text, "output_path", hex(parsed.output_path));
+    line(&text, "output_level", static_cast<uint64_t>(parsed.output_level));
+    line(&text, "bytes_read", parsed.bytes_read);
+    line(&text, "bytes_written", parsed.bytes_written);
+    for (const auto& f : parsed.output_files) {
+      line(&text, "output_file",
+           hex(f.file_name) + ":" + std::to_string(f.file_size));
+    }
+    parsed.status.PermitUncheckedError();
+    out = dup_bytes(text);
+  });
+  return out;
+}
+
+// Re-serializes a CompactionServiceResult with `output_path` replaced.
+char* farm_result_set_output_path(const char* result, size_t len,
+                                  const char* output_path, size_t* out_len,
+                                  char** errptr) {
+  char* out = nullptr;
+  guarded(errptr, [&] {
+    CompactionServiceResult parsed;
+    Status s = CompactionServiceResult::Read(std::string(result, len), &parsed);
+    if (!s.ok()) {
+      save_error(errptr, "failed to parse compaction result: " + s.ToString());
+      return;
+    }
+    parsed.output_path = output_path;
+    std::string serialized;
+    s = parsed.Write(&serialized);
+    if (!s.ok()) {
+      save_error(errptr, "failed to serialize compaction result: " + s.ToString());
+      return;
+    }
+    *out_len = serialized.size();
+    out = dup_bytes(serialized);
+  });
+  return out;
+}
+
+// Reads an SST file's table properties as text lines.
+char* farm_sst_properties(const char* path, char** errptr) {
+  char* out = nullptr;
+  guarded(errptr, [&] {
+    Options options;
+    SstFileReader reader(options);
+    Status s = reader.Open(path);
+    if (!s.ok()) {
+      save_error(errptr, "failed to open sst: " + s.ToString());
+      return;
+    }
+    std::shared_ptr<const TableProperties> props = reader.GetTableProperties();
+    if (props == nullptr) {
+      save_error(errptr, "sst has no table properties");
+      return;
+    }
+    std::string text;
+    line(&text, "db_host_id", hex(props->db_host_id));
+    line(&text, "filter_policy_name", hex(props->filter_policy_name));
+    line(&text, "compression_name", hex(props->compression_name));
+    line(&text, "column_family_name", hex(props->column_family_name));
+    line(&text, "format_version", props->format_version);
+    line(&text, "data_size", props->data_size);
+    line(&text, "num_data_blocks", props->num_data_blocks);
+    line(&text, "num_entries", props->num_entries);
+    line(&text, "num_deletions", props->num_deletions);
+    line(&text, "num_range_deletions", props->num_range_deletions);
+    line(&text, "filter_size", props->filter_size);
+    out = dup_bytes(text);
+  });
+  return out;
+}
+
+// Verifies every block checksum of an SST file. Returns 1 when the file is
+// sound; 0 with `errptr` set otherwise.
+int farm_sst_verify(const char* path, char** errptr) {
+  int ok = 0;
+  guarded(errptr, [&] {
+    Options options;
+    SstFileReader reader(options);
+    Status s = reader.Open(path);
+    if (!s.ok()) {
+      save_error(errptr, "failed to open sst: " + s.ToString());
+      return;
+    }
+    s = reader.VerifyChecksum(ReadOptions());
+    if (!s.ok()) {
+      save_error(errptr, "checksum verification failed: " + s.ToString());
+      return;
+    }
+    ok = 1;
+  });
+  return ok;
+}
+
+}  // extern "C"

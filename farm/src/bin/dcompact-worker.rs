@@ -1,0 +1,93 @@
+//! `dcompact-worker`: runs RocksDB compactions for hoster databases.
+
+use anyhow::Context;
+use clap::Parser;
+use farm::worker::{config::WorkerConfig, server};
+use std::path::PathBuf;
+
+/// Runs RocksDB compactions for other processes' databases.
+///
+/// A hoster (a process using RocksDB with the compaction-farm client) POSTs
+/// each compaction to /dcompact; the worker opens the hoster's DB files on
+/// shared storage, compacts into the job's output directory and answers
+/// /probe with RocksDB's result.
+///
+/// Configuration comes from environment variables (names below) over an
+/// optional TOML file whose keys are the same names in lower case; the
+/// environment wins. The first line on stdout is "listening on <ip:port>".
+///
+/// Environment:
+///   LISTEN_ADDR               ip:port to listen on (default 0.0.0.0:8080; port 0 = any free port)
+///   ADVERTISE_ADDR            host:port hosters use to reach this worker (default: the bound address)
+///   WORKER_DB_ROOT            attempt directories (default /tmp/dcompact-worker)
+///   DEL_WORKER_TEMP_DB        remove an attempt's directory when it ends (default false)
+///   NFS_MOUNT_ROOT            hoster paths map to <root>/<instance_name>/... (default: same paths)
+///   MAX_PARALLEL_COMPACTIONS  attempts running at once (default: number of CPUs)
+///   MAX_WAITING_COMPACTIONS   attempts queued beyond that; more get 503 (default 2 x parallel)
+///   RESULT_RETENTION          how long /probe still answers for a finished attempt (default 10m)
+///   MAX_REQUEST_BYTES         largest request body (default 67108864)
+///   WORKER_AUTH_TOKEN         require "Authorization: Bearer <token>" on /dcompact and /shutdown
+///   RUST_LOG                  log filter (default info)
+#[derive(Debug, Parser)]
+#[command(name = "dcompact-worker", version, verbatim_doc_comment)]
+struct Args {
+    /// Address to listen on; overrides LISTEN_ADDR.
+    #[arg(long)]
+    listen: Option<String>,
+    /// TOML configuration file (keys: listen_addr, worker_db_root, ...).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if args.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+
+    let mut config = WorkerConfig::load(args.config.as_deref()).context("invalid worker configuration")?;
+    if let Some(listen) = &args.listen {
+        config.listen = listen
+            .parse()
+            .with_context(|| format!("--listen {listen:?}: expected ip:port"))?;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        println!("listening on {addr}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, root = %config.worker_db_root.display(), parallel = config.max_parallel_compactions, "worker started");
+        server::run(config, listener, stop_signal()).await?;
+        tracing::info!("worker stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("failed to install signal handlers; stop the worker with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}

@@ -1,0 +1,227 @@
+//! The hoster's configuration: ToplingDB's `DcompactEtcd` JSON `params`,
+//! accepted bare or inside
+//! `{"CompactionExecutorFactory":{"dcompact":{"class":"DcompactEtcd","params":{...}}}}`.
+//!
+//! | key | default | meaning |
+//! | --- | --- | --- |
+//! | `http_workers` | required | worker URLs: strings, or objects with `url`, `base_url`, `web_url`, `weight`; entries starting with `//` or `#` are skipped |
+//! | `hoster_root` | required | root of the shared storage, in this process's path space |
+//! | `instance_name` | required | this hoster's name: one path component |
+//! | `http_max_retry` | 3 | submissions tried (each on the next worker) before compacting locally |
+//! | `http_timeout` | 3 | seconds for one HTTP request |
+//! | `retry_sleep_time` | 0.1 | seconds to wait after a 503 before the next try |
+//! | `overall_timeout` | 3600 | seconds a remote attempt may take before it is cancelled |
+//! | `worker_backoff` | 10 | seconds a worker that failed is skipped |
+//! | `dcompact_min_level`, `dcompact_max_level` | 0, unlimited | output levels sent to the farm; others compact locally |
+//! | `allow_fallback_to_local` | true | the farm always falls back (see below) |
+//! | `dcompact_http_headers` | {} | headers sent on every request (e.g. `Authorization`) |
+//! | `verify_output` | true | check block checksums of every output before installing |
+//! | `nfs_type`, `nfs_mnt_src`, `nfs_mnt_opt` | "" | passed to workers for dynamic mounts |
+//!
+//! `allow_fallback_to_local: false` cannot be honoured safely: the only other
+//! answers RocksDB accepts stop the database's writes. It is accepted for
+//! compatibility and logged as a warning.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("hoster params are not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("hoster params: {0}")]
+    Invalid(String),
+}
+
+/// One worker endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerEndpoint {
+    /// `http://host:port`, without a trailing `/` or endpoint path.
+    pub base_url: String,
+    pub web_url: Option<String>,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct HosterConfig {
+    pub http_workers: Vec<WorkerEndpoint>,
+    pub hoster_root: String,
+    pub instance_name: String,
+    pub http_max_retry: u32,
+    pub http_timeout: Duration,
+    pub retry_sleep_time: Duration,
+    pub overall_timeout: Duration,
+    pub worker_backoff: Duration,
+    pub dcompact_min_level: i32,
+    pub dcompact_max_level: i32,
+    pub allow_fallback_to_local: bool,
+    pub dcompact_http_headers: Vec<(String, String)>,
+    pub verify_output: bool,
+    pub nfs_type: String,
+    pub nfs_mnt_src: String,
+    pub nfs_mnt_opt: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawWorker {
+    Url(String),
+    Object {
+        url: Option<String>,
+        base_url: Option<String>,
+        web_url: Option<String>,
+        weight: Option<u32>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct Raw {
+    #[serde(default)]
+    http_workers: Vec<RawWorker>,
+    hoster_root: Option<String>,
+    instance_name: Option<String>,
+    http_max_retry: Option<u32>,
+    http_timeout: Option<f64>,
+    retry_sleep_time: Option<f64>,
+    overall_timeout: Option<f64>,
+    worker_backoff: Option<f64>,
+    dcompact_min_level: Option<i32>,
+    dcompact_max_level: Option<i32>,
+    allow_fallback_to_local: Option<bool>,
+    #[serde(default)]
+    dcompact_http_headers: BTreeMap<String, String>,
+    verify_output: Option<bool>,
+    nfs_type: Option<String>,
+    nfs_mnt_src: Option<String>,
+    nfs_mnt_opt: Option<String>,
+}
+
+fn seconds(name: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
+    let s = v.unwrap_or(default);
+    if !(s.is_finite() && s >= 0.0) {
+        return Err(ConfigError::Invalid(format!("{name} must be a non-negative number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// `http://h:p`, `http://h:p/`, `http://h:p/dcompact` -> `http://h:p`.
+fn base_of(url: &str) -> Result<String, ConfigError> {
+    let u = url.trim().trim_end_matches('/');
+    let u = u.strip_suffix("/dcompact").unwrap_or(u);
+    if !u.starts_with("http://") || u.len() <= "http://".len() {
+        return Err(ConfigError::Invalid(format!(
+            "worker url {url:?} must start with http:// (https is not supported by this client)"
+        )));
+    }
+    Ok(u.to_owned())
+}
+
+impl HosterConfig {
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        let params = value
+            .pointer("/CompactionExecutorFactory/dcompact/params")
+            .cloned()
+            .unwrap_or(value);
+        let raw: Raw = serde_json::from_value(params)?;
+
+        let mut http_workers = Vec::new();
+        for w in raw.http_workers {
+            let (url, web_url, weight) = match w {
+                RawWorker::Url(u) => (u, None, 1),
+                RawWorker::Object {
+                    url,
+                    base_url,
+                    web_url,
+                    weight,
+                } => {
+                    let Some(u) = base_url.or(url) else {
+                        return Err(ConfigError::Invalid("http_workers object needs url or base_url".into()));
+                    };
+                    (u, web_url, weight.unwrap_or(1))
+                }
+            };
+            let t = url.trim_start();
+            if t.starts_with("//") || t.starts_with('#') {
+                continue;
+            }
+            http_workers.push(WorkerEndpoint {
+                base_url: base_of(&url)?,
+                web_url,
+                weight,
+            });
+        }
+        let hoster_root = raw
+            .hoster_root
+            .ok_or_else(|| ConfigError::Invalid("hoster_root is required".into()))?;
+        crate::protocol::attempt::check_normal(&hoster_root, "hoster_root")
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let instance_name = raw
+            .instance_name
+            .ok_or_else(|| ConfigError::Invalid("instance_name is required".into()))?;
+        let min = raw.dcompact_min_level.unwrap_or(0);
+        let max = raw.dcompact_max_level.unwrap_or(i32::MAX);
+        if min > max {
+            return Err(ConfigError::Invalid(format!(
+                "dcompact_min_level {min} is above dcompact_max_level {max}"
+            )));
+        }
+        let allow_fallback_to_local = raw.allow_fallback_to_local.unwrap_or(true);
+        if !allow_fallback_to_local {
+            tracing::warn!("allow_fallback_to_local=false is not honoured: a failed remote compaction always runs locally, because the alternative stops the database's writes");
+        }
+        Ok(HosterConfig {
+            http_workers,
+            hoster_root,
+            instance_name,
+            http_max_retry: raw.http_max_retry.unwrap_or(3).max(1),
+            http_timeout: seconds("http_timeout", raw.http_timeout, 3.0)?,
+            retry_sleep_time: seconds("retry_sleep_time", raw.retry_sleep_time, 0.1)?,
+            overall_timeout: seconds("overall_timeout", raw.overall_timeout, 3600.0)?,
+            worker_backoff: seconds("worker_backoff", raw.worker_backoff, 10.0)?,
+            dcompact_min_level: min,
+            dcompact_max_level: max,
+            allow_fallback_to_local,
+            dcompact_http_headers: raw.dcompact_http_headers.into_iter().collect(),
+            verify_output: raw.verify_output.unwrap_or(true),
+            nfs_type: raw.nfs_type.unwrap_or_default(),
+            nfs_mnt_src: raw.nfs_mnt_src.unwrap_or_default(),
+            nfs_mnt_opt: raw.nfs_mnt_opt.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_and_nested_params() {
+        let bare = r#"{"http_workers":["http://a:1/dcompact","#http://skip:2",{"url":"//x"},
+            {"base_url":"http://b:2/","weight":5}],"hoster_root":"/data","instance_name":"i"}"#;
+        let c = HosterConfig::from_json(bare).unwrap();
+        assert_eq!(c.http_workers.len(), 2);
+        assert_eq!(c.http_workers[0].base_url, "http://a:1");
+        assert_eq!(c.http_workers[1].base_url, "http://b:2");
+        assert_eq!(c.http_workers[1].weight, 5);
+        let nested = format!(r#"{{"CompactionExecutorFactory":{{"dcompact":{{"class":"DcompactEtcd","params":{bare}}}}}}}"#);
+        let n = HosterConfig::from_json(&nested).unwrap();
+        assert_eq!(n.http_workers, c.http_workers);
+        assert!(n.allow_fallback_to_local);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = HosterConfig::from_json(r#"{"instance_name":"i"}"#).unwrap_err().to_string();
+        assert!(e.contains("hoster_root"), "{e}");
+        let e = HosterConfig::from_json(r#"{"hoster_root":"/d","instance_name":"i","http_workers":["ftp://x"]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http://"), "{e}");
+        let e = HosterConfig::from_json(r#"{"hoster_root":"/d","instance_name":"i","http_timeout":-1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http_timeout"), "{e}");
+    }
+}

@@ -1,0 +1,328 @@
+//! The farm's `CompactionService`: schedule on a worker, wait by probing,
+//! verify, install or fall back.
+
+use super::config::{ConfigError, HosterConfig};
+use super::http::{Client, RequestError};
+use super::stats::{FallbackReason, HosterStats, StatsSnapshot};
+use super::verify::verify_result;
+use super::workers::Workers;
+use crate::protocol::answers;
+use crate::protocol::attempt::{relative_below, AttemptKey};
+use crate::protocol::job::Job;
+use crate::rocks::serialized::InputInfo;
+use crate::rocks::service::{self, CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer};
+use base64::Engine;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The directory below the DB that holds attempts' output directories.
+pub const OUTPUT_SUBDIR: &str = "farm-output";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HosterError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("dbname {dbname:?}: {why}")]
+    DbName { dbname: String, why: String },
+    #[error("failed to sweep orphaned output directories in {path}: {source}")]
+    Sweep {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Turns the farm on for `options` of the DB at `dbname`, with ToplingDB's
+/// `DcompactEtcd` JSON params. Returns the service, whose
+/// [`FarmService::stats`] the application may read.
+pub fn enable(options: &mut rocksdb::Options, dbname: &str, params_json: &str) -> Result<Arc<FarmService>, HosterError> {
+    let config = HosterConfig::from_json(params_json)?;
+    let service = Arc::new(FarmService::new(config, dbname)?);
+    service::install(options, service.clone());
+    Ok(service)
+}
+
+struct Pending {
+    worker: usize,
+    key: AttemptKey,
+    output_dir: PathBuf,
+    generation: u64,
+    /// Bytes read and written, once the result was verified.
+    verified: Option<(u64, u64)>,
+}
+
+pub struct FarmService {
+    config: HosterConfig,
+    dbname: String,
+    start_time: u64,
+    client: Client,
+    workers: Workers,
+    attempts: Mutex<HashMap<u64, u32>>,
+    pending: Mutex<HashMap<String, Pending>>,
+    /// Bumped by `cancel_awaiting`: waits that began before give up.
+    generation: AtomicU64,
+    stats: HosterStats,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FarmService {
+    pub fn new(config: HosterConfig, dbname: &str) -> Result<Self, HosterError> {
+        let dbname = dbname.trim_end_matches('/').to_owned();
+        relative_below(&dbname, &config.hoster_root, "dbname").map_err(|e| HosterError::DbName {
+            dbname: dbname.clone(),
+            why: e.to_string(),
+        })?;
+        // Output directories orphaned by an earlier crash of this process.
+        let outputs = Path::new(&dbname).join(OUTPUT_SUBDIR);
+        match std::fs::remove_dir_all(&outputs) {
+            Ok(()) => tracing::info!(path = %outputs.display(), "removed orphaned farm output directories"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(HosterError::Sweep { path: outputs, source }),
+        }
+        let start_time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Ok(FarmService {
+            client: Client::new(&config),
+            workers: Workers::new(config.http_workers.clone(), config.worker_backoff),
+            config,
+            dbname,
+            start_time,
+            attempts: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            stats: HosterStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    fn local(&self, reason: FallbackReason, why: &dyn std::fmt::Display) -> ScheduleAnswer {
+        tracing::info!(reason = reason.name(), error = %why, "compacting locally");
+        self.stats.fallback(reason);
+        ScheduleAnswer::UseLocal
+    }
+
+    fn next_attempt(&self, job_id: u64) -> u32 {
+        let mut a = lock(&self.attempts);
+        let n = a.entry(job_id).or_insert(0);
+        let this = *n;
+        *n += 1;
+        this
+    }
+
+    fn output_dir(&self, key: &AttemptKey) -> PathBuf {
+        Path::new(&self.dbname).join(OUTPUT_SUBDIR).join(format!(
+            "job-{:05}-{:02}-att-{:02}",
+            key.db_job(),
+            key.sub_job(),
+            key.attempt
+        ))
+    }
+
+    fn schedule_job(&self, info: &JobInfo, input: &[u8]) -> ScheduleAnswer {
+        let c = &self.config;
+        if info.output_level < c.dcompact_min_level || info.output_level > c.dcompact_max_level {
+            return self.local(FallbackReason::Level, &format!("output level {}", info.output_level));
+        }
+        let input_info = match InputInfo::parse(input) {
+            Ok(i) => i,
+            Err(e) => return self.local(FallbackReason::Internal, &e),
+        };
+        let mut last: Option<RequestError> = None;
+        for try_no in 0..c.http_max_retry {
+            let Some(worker) = self.workers.pick() else {
+                break;
+            };
+            let key = AttemptKey {
+                instance_name: c.instance_name.clone(),
+                start_time: self.start_time,
+                dbname: self.dbname.clone(),
+                job_id: info.job_id,
+                attempt: self.next_attempt(info.job_id),
+            };
+            let output_dir = self.output_dir(&key);
+            let job = Job {
+                instance_name: key.instance_name.clone(),
+                dbname: key.dbname.clone(),
+                hoster_root: c.hoster_root.clone(),
+                start_time: key.start_time,
+                job_id: key.job_id,
+                attempt: key.attempt,
+                code_version: env!("CARGO_PKG_VERSION").into(),
+                cf_name: input_info.cf_name.clone(),
+                output_level: info.output_level,
+                estimate_time_us: 0,
+                nfs_type: c.nfs_type.clone(),
+                nfs_mnt_src: c.nfs_mnt_src.clone(),
+                nfs_mnt_opt: c.nfs_mnt_opt.clone(),
+                output_dir: output_dir.to_string_lossy().into_owned(),
+                compaction_service_input: Job::encode_input(input),
+            };
+            let base = &self.workers.endpoint(worker).base_url;
+            match self.client.submit(base, &job) {
+                Ok(()) => {
+                    self.stats.scheduled();
+                    let id = format!("{}-{}-{}", key.db_job(), key.sub_job(), key.attempt);
+                    tracing::debug!(job = id, worker = base, "scheduled remotely");
+                    lock(&self.pending).insert(
+                        id.clone(),
+                        Pending {
+                            worker,
+                            key,
+                            output_dir,
+                            generation: self.generation.load(Ordering::Acquire),
+                            verified: None,
+                        },
+                    );
+                    return ScheduleAnswer::Scheduled(id);
+                }
+                Err(e) => {
+                    tracing::info!(worker = base, try_no, error = %e, "submission failed");
+                    match e.reason {
+                        FallbackReason::Busy => std::thread::sleep(c.retry_sleep_time),
+                        // A refusal is about the job, not the worker.
+                        FallbackReason::Refused => {}
+                        _ => self.workers.failed(worker),
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        match last {
+            Some(e) => self.local(e.reason, &e),
+            None => self.local(FallbackReason::NoWorker, &"no worker available"),
+        }
+    }
+
+    /// Ends a pending attempt without installing it: cancel it on the worker
+    /// (when it may still run) and remove its output directory.
+    fn abandon(&self, p: &Pending, reason: FallbackReason, why: &dyn std::fmt::Display, cancel_remote: bool) -> WaitAnswer {
+        if cancel_remote {
+            self.client.cancel(&self.workers.endpoint(p.worker).base_url, &p.key);
+        }
+        remove_output_dir(&p.output_dir);
+        self.local(reason, why);
+        WaitAnswer::UseLocal
+    }
+
+    fn wait_job(&self, id: &str) -> WaitAnswer {
+        let Some(p) = lock(&self.pending).remove(id) else {
+            return self.abandon_unknown(id);
+        };
+        let base = self.workers.endpoint(p.worker).base_url.clone();
+        let deadline = Instant::now() + self.config.overall_timeout;
+        let mut pause = Duration::from_millis(5);
+        let mut transient = 0u32;
+        loop {
+            if self.generation.load(Ordering::Acquire) != p.generation {
+                return self.abandon(&p, FallbackReason::Cancelled, &"RocksDB cancelled awaiting jobs", true);
+            }
+            if Instant::now() >= deadline {
+                return self.abandon(&p, FallbackReason::Timeout, &"overall_timeout passed", true);
+            }
+            match self.client.probe(&base, &p.key) {
+                Ok(a) if a.status == answers::QUEUED || a.status == answers::RUNNING => {
+                    transient = 0;
+                }
+                Ok(a) if a.status == answers::DONE => {
+                    let Some(result) = a.result.as_deref().and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
+                    else {
+                        return self.abandon(&p, FallbackReason::Protocol, &"done without a base64 result", false);
+                    };
+                    return self.install(p, &result);
+                }
+                Ok(a) if a.status == answers::FAILED => {
+                    let why = a.error.unwrap_or_default();
+                    return self.abandon(&p, FallbackReason::RemoteFailed, &why, false);
+                }
+                Ok(a) => {
+                    return self.abandon(&p, FallbackReason::Protocol, &format!("unknown probe status {:?}", a.status), true)
+                }
+                Err(e) if e.reason == FallbackReason::Timeout && transient + 1 < self.config.http_max_retry => {
+                    transient += 1;
+                }
+                Err(e) => {
+                    // The worker writes its result beside the outputs, so one
+                    // that died right after finishing still delivers.
+                    if let Some(result) = finished_on_disk(&p.output_dir) {
+                        tracing::info!(job = id, error = %e, "worker unreachable; collecting its result from the output directory");
+                        return self.install(p, &result);
+                    }
+                    self.workers.failed(p.worker);
+                    return self.abandon(&p, e.reason, &e, e.reason != FallbackReason::NotFound);
+                }
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    fn abandon_unknown(&self, id: &str) -> WaitAnswer {
+        self.local(FallbackReason::Internal, &format!("wait for unknown job {id}"));
+        WaitAnswer::UseLocal
+    }
+
+    fn install(&self, mut p: Pending, result: &[u8]) -> WaitAnswer {
+        let started = Instant::now();
+        let verified = verify_result(result, &p.output_dir, self.config.verify_output);
+        self.stats.verified(started.elapsed().as_micros() as u64);
+        match verified {
+            Ok((bytes, info)) => {
+                p.verified = Some((info.bytes_read, info.bytes_written));
+                let id = format!("{}-{}-{}", p.key.db_job(), p.key.sub_job(), p.key.attempt);
+                lock(&self.pending).insert(id, p);
+                WaitAnswer::Success(bytes)
+            }
+            Err(e) => self.abandon(&p, FallbackReason::VerifyFailed, &e, false),
+        }
+    }
+}
+
+fn finished_on_disk(output_dir: &Path) -> Option<Vec<u8>> {
+    if !output_dir.join("compact.done").is_file() {
+        return None;
+    }
+    std::fs::read(output_dir.join("rpc.results")).ok()
+}
+
+fn remove_output_dir(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "failed to remove output directory"),
+    }
+}
+
+impl CompactionService for FarmService {
+    fn schedule(&self, info: &JobInfo, input: &[u8]) -> ScheduleAnswer {
+        self.schedule_job(info, input)
+    }
+
+    fn wait(&self, scheduled_job_id: &str) -> WaitAnswer {
+        self.wait_job(scheduled_job_id)
+    }
+
+    fn cancel_awaiting(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn on_installation(&self, scheduled_job_id: &str, status: InstallStatus) {
+        let p = lock(&self.pending).remove(scheduled_job_id);
+        let Some(p) = p else { return };
+        match (status, p.verified) {
+            (InstallStatus::Success, Some((read, written))) => self.stats.installed(read, written),
+            _ => {
+                tracing::warn!(job = scheduled_job_id, ?status, "RocksDB did not install a verified remote result");
+                self.stats.fallback(FallbackReason::Internal);
+            }
+        }
+        remove_output_dir(&p.output_dir);
+    }
+}

@@ -1,0 +1,143 @@
+//! The hoster's counters: compactions that ran remotely, and those that fell
+//! back to local compaction, by reason.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a compaction ran locally. Closed: every fallback has exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FallbackReason {
+    /// The output level is outside `dcompact_min_level..=dcompact_max_level`.
+    Level,
+    /// No worker is configured, or every worker is backing off.
+    NoWorker,
+    /// Workers answered 503 on every try.
+    Busy,
+    /// A worker refused the job (412).
+    Refused,
+    /// A worker answered another HTTP error status.
+    HttpStatus,
+    /// The connection failed or broke.
+    Connection,
+    /// A request or the whole attempt took too long.
+    Timeout,
+    /// A worker answered something that is not the protocol.
+    Protocol,
+    /// The attempt failed on the worker.
+    RemoteFailed,
+    /// The worker no longer knows the attempt.
+    NotFound,
+    /// An output file was missing, of the wrong size or corrupt.
+    VerifyFailed,
+    /// RocksDB cancelled the wait (closing or pausing).
+    Cancelled,
+    /// A bug in the client (a caught panic).
+    Internal,
+}
+
+impl FallbackReason {
+    pub const ALL: [FallbackReason; 13] = [
+        FallbackReason::Level,
+        FallbackReason::NoWorker,
+        FallbackReason::Busy,
+        FallbackReason::Refused,
+        FallbackReason::HttpStatus,
+        FallbackReason::Connection,
+        FallbackReason::Timeout,
+        FallbackReason::Protocol,
+        FallbackReason::RemoteFailed,
+        FallbackReason::NotFound,
+        FallbackReason::VerifyFailed,
+        FallbackReason::Cancelled,
+        FallbackReason::Internal,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FallbackReason::Level => "level",
+            FallbackReason::NoWorker => "no_worker",
+            FallbackReason::Busy => "busy",
+            FallbackReason::Refused => "refused",
+            FallbackReason::HttpStatus => "http_status",
+            FallbackReason::Connection => "connection",
+            FallbackReason::Timeout => "timeout",
+            FallbackReason::Protocol => "protocol",
+            FallbackReason::RemoteFailed => "remote_failed",
+            FallbackReason::NotFound => "not_found",
+            FallbackReason::VerifyFailed => "verify_failed",
+            FallbackReason::Cancelled => "cancelled",
+            FallbackReason::Internal => "internal",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).expect("ALL lists every reason")
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct HosterStats {
+    scheduled: AtomicU64,
+    remote_installed: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+    verify_micros: AtomicU64,
+    fallbacks: [AtomicU64; 13],
+}
+
+/// A consistent-enough copy of the counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatsSnapshot {
+    /// Jobs a worker accepted.
+    pub scheduled: u64,
+    /// Compactions whose remote output RocksDB installed.
+    pub remote_installed: u64,
+    /// Input and output bytes of installed remote compactions.
+    pub remote_bytes_read: u64,
+    pub remote_bytes_written: u64,
+    /// Time spent verifying outputs before installing them.
+    pub verify_micros: u64,
+    /// Local fallbacks by reason; every reason listed, zeroes included.
+    pub fallbacks: BTreeMap<&'static str, u64>,
+}
+
+impl StatsSnapshot {
+    pub fn local_total(&self) -> u64 {
+        self.fallbacks.values().sum()
+    }
+}
+
+impl HosterStats {
+    pub fn scheduled(&self) {
+        self.scheduled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn fallback(&self, reason: FallbackReason) {
+        self.fallbacks[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn installed(&self, bytes_read: u64, bytes_written: u64) {
+        self.remote_installed.fetch_add(1, Ordering::Relaxed);
+        self.bytes_read.fetch_add(bytes_read, Ordering::Relaxed);
+        self.bytes_written.fetch_add(bytes_written, Ordering::Relaxed);
+    }
+
+    pub fn verified(&self, micros: u64) {
+        self.verify_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            scheduled: self.scheduled.load(Ordering::Relaxed),
+            remote_installed: self.remote_installed.load(Ordering::Relaxed),
+            remote_bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            remote_bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            verify_micros: self.verify_micros.load(Ordering::Relaxed),
+            fallbacks: FallbackReason::ALL
+                .iter()
+                .map(|r| (r.name(), self.fallbacks[r.index()].load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The job JSON a hoster POSTs to `/dcompact`: ToplingDB's `DcompactMeta`
+//! fields plus RocksDB's serialized compaction input.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::attempt::AttemptKey;
+
+/// One attempt at one (sub)compaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// The hoster's name; one path component (it names mount points and
+    /// attempt directories).
+    pub instance_name: String,
+    /// The DB directory, in the hoster's path space, below `hoster_root`.
+    pub dbname: String,
+    /// The root of the hoster's shared storage, in the hoster's path space.
+    pub hoster_root: String,
+    /// When the hoster opened the DB, in seconds since the Unix epoch:
+    /// with `instance_name` it tells one run of a hoster from the next.
+    pub start_time: u64,
+    /// RocksDB's id: DB job << 32 | subcompaction.
+    pub job_id: u64,
+    /// The attempt number for this job, from 0.
+    pub attempt: u32,
+    /// The hoster's farm version, for logs.
+    #[serde(default)]
+    pub code_version: String,
+    pub cf_name: String,
+    pub output_level: i32,
+    /// The hoster's estimate of the compaction's duration, in microseconds
+    /// (0 when unknown).
+    #[serde(default)]
+    pub estimate_time_us: u64,
+    #[serde(default)]
+    pub nfs_type: String,
+    #[serde(default)]
+    pub nfs_mnt_src: String,
+    #[serde(default)]
+    pub nfs_mnt_opt: String,
+    /// Where the worker writes the output SSTs, in the hoster's path space.
+    pub output_dir: String,
+    /// RocksDB's serialized `CompactionServiceInput`, base64.
+    pub compaction_service_input: String,
+}
+
+impl Job {
+    pub fn key(&self) -> AttemptKey {
+        AttemptKey {
+            instance_name: self.instance_name.clone(),
+            start_time: self.start_time,
+            dbname: self.dbname.clone(),
+            job_id: self.job_id,
+            attempt: self.attempt,
+        }
+    }
+
+    pub fn encode_input(input: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(input)
+    }
+
+    pub fn decode_input(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        base64::engine::general_purpose::STANDARD.decode(&self.compaction_service_input)
+    }
+}

@@ -1,0 +1,143 @@
+//! RocksDB's serialized compaction input and result.
+//!
+//! Both are opaque to RocksDB's users (a little-endian u32 version, then
+//! options syntax); the shim reads them with RocksDB's own `Read`/`Write`, so
+//! the farm never re-implements the format.
+
+use super::error::RocksError;
+use super::ffi;
+use super::text::{c_str, take_c_string, with_errptr, Lines};
+use std::ffi::c_char;
+use std::path::PathBuf;
+
+/// What the farm needs to know of a `CompactionServiceInput`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputInfo {
+    pub cf_name: String,
+    /// The `OPTIONS-<n>` file the hoster's compaction was planned with.
+    pub options_file_number: u64,
+    pub output_level: i32,
+    pub db_id: String,
+    /// Input SST file names, as RocksDB lists them (`000123.sst`).
+    pub input_files: Vec<String>,
+    pub snapshots: u64,
+}
+
+impl InputInfo {
+    pub fn parse(input: &[u8]) -> Result<Self, RocksError> {
+        const OP: &str = "parse compaction input";
+        let text = with_errptr(OP, |err| {
+            // SAFETY: `input` is a live slice for the duration of the call; the
+            // shim copies it and returns a malloc'ed string or sets `err`.
+            unsafe { ffi::farm_input_describe(input.as_ptr().cast(), input.len(), err) }
+        })?;
+        // SAFETY: the returned pointer is NULL or malloc'ed and ours.
+        let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
+            operation: OP,
+            detail: "no answer".into(),
+        })?;
+        let lines = Lines::parse(OP, &text);
+        let input_files = lines
+            .all("input_file")
+            .map(|h| lines.hex(h).map(|b| String::from_utf8_lossy(&b).into_owned()))
+            .collect::<Result<_, _>>()?;
+        Ok(InputInfo {
+            cf_name: lines.hex_string("cf_name")?,
+            options_file_number: lines.number("options_file_number")?,
+            output_level: lines.number("output_level")? as i32,
+            db_id: lines.hex_string("db_id")?,
+            input_files,
+            snapshots: lines.number("snapshots")?,
+        })
+    }
+}
+
+/// One output file named by a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    pub name: String,
+    pub size: u64,
+}
+
+/// What the farm needs to know of a `CompactionServiceResult`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultInfo {
+    /// The remote status; `None` when OK.
+    pub error: Option<String>,
+    pub output_path: PathBuf,
+    pub output_level: i32,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub output_files: Vec<OutputFile>,
+}
+
+impl ResultInfo {
+    pub fn parse(result: &[u8]) -> Result<Self, RocksError> {
+        const OP: &str = "parse compaction result";
+        let text = with_errptr(OP, |err| {
+            // SAFETY: `result` is a live slice for the duration of the call.
+            unsafe { ffi::farm_result_describe(result.as_ptr().cast(), result.len(), err) }
+        })?;
+        // SAFETY: the returned pointer is NULL or malloc'ed and ours.
+        let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
+            operation: OP,
+            detail: "no answer".into(),
+        })?;
+        let lines = Lines::parse(OP, &text);
+        let output_files = lines
+            .all("output_file")
+            .map(|raw| {
+                let bad = || RocksError::Answer {
+                    operation: OP,
+                    detail: format!("bad output_file {raw:?}"),
+                };
+                let (name, size) = raw.split_once(':').ok_or_else(bad)?;
+                Ok(OutputFile {
+                    name: String::from_utf8_lossy(&lines.hex(name)?).into_owned(),
+                    size: size.parse().map_err(|_| bad())?,
+                })
+            })
+            .collect::<Result<_, RocksError>>()?;
+        let ok = lines.number("status_ok")? == 1;
+        Ok(ResultInfo {
+            error: (!ok).then(|| lines.hex_string("status")).transpose()?,
+            output_path: PathBuf::from(lines.hex_string("output_path")?),
+            output_level: lines.number("output_level")? as i32,
+            bytes_read: lines.number("bytes_read")?,
+            bytes_written: lines.number("bytes_written")?,
+            output_files,
+        })
+    }
+}
+
+/// Re-serializes `result` with its `output_path` replaced, for a hoster that
+/// sees the output directory under another path than the worker.
+pub fn rewrite_output_path(result: &[u8], output_path: &str) -> Result<Vec<u8>, RocksError> {
+    const OP: &str = "rewrite output_path";
+    let path = c_str(output_path, "output_path")?;
+    let mut len = 0usize;
+    let out: *mut c_char = with_errptr(OP, |err| {
+        // SAFETY: all pointers are live for the call; `len` receives the size
+        // of the returned buffer.
+        unsafe {
+            ffi::farm_result_set_output_path(
+                result.as_ptr().cast(),
+                result.len(),
+                path.as_ptr(),
+                &mut len,
+                err,
+            )
+        }
+    })?;
+    if out.is_null() {
+        return Err(RocksError::Answer {
+            operation: OP,
+            detail: "no answer".into(),
+        });
+    }
+    // SAFETY: the shim returned a malloc'ed buffer of `len` bytes (plus NUL).
+    let bytes = unsafe { std::slice::from_raw_parts(out.cast::<u8>(), len) }.to_vec();
+    // SAFETY: freed exactly once, after copying.
+    unsafe { ffi::farm_free(out.cast()) };
+    Ok(bytes)
+}

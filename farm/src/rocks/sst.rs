@@ -1,0 +1,75 @@
+//! An SST file's table properties, and verification of its block checksums.
+
+use super::error::RocksError;
+use super::ffi;
+use super::text::{c_path, take_c_string, with_errptr, Lines};
+use std::path::Path;
+
+/// The table properties the farm checks or reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SstProperties {
+    /// `rocksdb.creating.host.identity`: the `db_host_id` of the writer.
+    pub db_host_id: String,
+    pub filter_policy_name: String,
+    pub compression_name: String,
+    pub column_family_name: String,
+    pub format_version: u64,
+    pub data_size: u64,
+    pub num_data_blocks: u64,
+    pub num_entries: u64,
+    pub num_deletions: u64,
+    pub num_range_deletions: u64,
+    pub filter_size: u64,
+}
+
+impl SstProperties {
+    pub fn read(path: &Path) -> Result<Self, RocksError> {
+        const OP: &str = "read sst properties";
+        let c = c_path(path, "sst path")?;
+        let text = with_errptr(OP, |err| {
+            // SAFETY: `c` is a live NUL-terminated path for the call.
+            unsafe { ffi::farm_sst_properties(c.as_ptr(), err) }
+        })?;
+        // SAFETY: NULL or a malloc'ed string that is ours.
+        let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
+            operation: OP,
+            detail: "no answer".into(),
+        })?;
+        let l = Lines::parse(OP, &text);
+        Ok(SstProperties {
+            db_host_id: l.hex_string("db_host_id")?,
+            filter_policy_name: l.hex_string("filter_policy_name")?,
+            compression_name: l.hex_string("compression_name")?,
+            column_family_name: l.hex_string("column_family_name")?,
+            format_version: l.number("format_version")?,
+            data_size: l.number("data_size")?,
+            num_data_blocks: l.number("num_data_blocks")?,
+            num_entries: l.number("num_entries")?,
+            num_deletions: l.number("num_deletions")?,
+            num_range_deletions: l.number("num_range_deletions")?,
+            filter_size: l.number("filter_size")?,
+        })
+    }
+
+    /// The mean size of a data block: close to the table's `block_size`.
+    pub fn mean_block_size(&self) -> u64 {
+        self.data_size / self.num_data_blocks.max(1)
+    }
+}
+
+/// Reads every block of the SST at `path` and checks its checksum.
+pub fn verify_checksums(path: &Path) -> Result<(), RocksError> {
+    let c = c_path(path, "sst path")?;
+    let ok = with_errptr("verify sst checksums", |err| {
+        // SAFETY: `c` is a live NUL-terminated path for the call.
+        unsafe { ffi::farm_sst_verify(c.as_ptr(), err) }
+    })?;
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(RocksError::Answer {
+            operation: "verify sst checksums",
+            detail: "verification failed without a message".into(),
+        })
+    }
+}

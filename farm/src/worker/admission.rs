@@ -1,0 +1,66 @@
+//! Admission checks: from a request body to a job the worker will run.
+//!
+//! Malformed requests (not JSON, missing fields, an input that is not a
+//! RocksDB compaction input, a column family that disagrees with the input)
+//! are 400; well-formed jobs the worker will not run (names or paths that
+//! leave their roots, `output_dir` that is the DB itself, a DB the worker
+//! cannot see) are 412. Names and paths are checked first, before the input
+//! is read. Nothing is created on disk before a job passes.
+
+use crate::protocol::attempt::AttemptName;
+use crate::protocol::job::Job;
+use crate::rocks::serialized::InputInfo;
+use crate::worker::config::WorkerConfig;
+use crate::worker::paths::PathMap;
+use crate::worker::runner::PreparedJob;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// 400.
+    #[error("{0}")]
+    Malformed(String),
+    /// 412.
+    #[error("{0}")]
+    Refused(String),
+}
+
+pub fn admit(config: &WorkerConfig, body: &[u8]) -> Result<(Job, AttemptName, PreparedJob), AdmissionError> {
+    use AdmissionError::{Malformed, Refused};
+    let job: Job = serde_json::from_slice(body).map_err(|e| Malformed(format!("invalid job JSON: {e}")))?;
+    let name = AttemptName::new(&job.key(), &job.hoster_root).map_err(|e| Refused(e.to_string()))?;
+    let map = PathMap::new(config.nfs_mount_root.as_deref(), &job.instance_name, &job.hoster_root);
+    let db_path = map.map(&job.dbname, "dbname").map_err(|e| Refused(e.to_string()))?;
+    let output_dir = map.map(&job.output_dir, "output_dir").map_err(|e| Refused(e.to_string()))?;
+    if output_dir == db_path || job.output_dir == job.hoster_root {
+        return Err(Refused(format!(
+            "output_dir {} must be a directory of its own, not the DB or hoster_root",
+            job.output_dir
+        )));
+    }
+    if !db_path.join("CURRENT").is_file() {
+        return Err(Refused(format!(
+            "dbname {} is not a RocksDB directory on this worker ({} has no CURRENT)",
+            job.dbname,
+            db_path.display()
+        )));
+    }
+    let input = job
+        .decode_input()
+        .map_err(|e| Malformed(format!("compaction_service_input is not base64: {e}")))?;
+    let info = InputInfo::parse(&input)
+        .map_err(|e| Malformed(format!("compaction_service_input is not a RocksDB compaction input: {e}")))?;
+    if info.cf_name != job.cf_name {
+        return Err(Malformed(format!(
+            "cf_name {:?} differs from the input's column family {:?}",
+            job.cf_name, info.cf_name
+        )));
+    }
+    let prepared = PreparedJob {
+        db_path,
+        output_dir,
+        input,
+        cf_name: info.cf_name,
+        options_file_number: info.options_file_number,
+    };
+    Ok((job, name, prepared))
+}

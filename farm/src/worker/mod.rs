@@ -1,0 +1,31 @@
+//! The `dcompact-worker` daemon.
+//!
+//! Lifecycle: [`config::WorkerConfig::load`] validates the environment and
+//! the optional TOML file; [`server::run`] binds, serves until the shutdown
+//! future resolves, then stops accepting and lets the supervisor finish.
+//!
+//! - [`server`]: thin HTTP handlers; they validate and call the supervisor.
+//! - [`supervisor`]: owns every attempt's state: admission under
+//!   `MAX_PARALLEL_COMPACTIONS`, the bounded waiting queue, results kept for
+//!   probing, counters.
+//! - [`runner`]: runs one attempt in-process: attempt directory, override from
+//!   the job's OPTIONS file, `OpenAndCompact`, result files.
+//! - [`admission`]: turns a request body into a job the worker will run, or
+//!   a 400/412 answer that names the problem.
+//! - [`paths`]: maps hoster paths into the worker's path space and confines
+//!   them to the mount root.
+//! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with `job.json` and
+//!   `LOG`.
+//! - [`local`]: starts a worker binary as a child process (demo, tests).
+//! - [`outcome`]: the closed classification of how an attempt ended.
+
+pub mod admission;
+pub mod attempt_dir;
+pub mod config;
+pub mod local;
+pub mod outcome;
+pub mod paths;
+pub mod runner;
+pub mod server;
+pub mod stats;
+pub mod supervisor;

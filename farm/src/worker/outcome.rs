@@ -1,0 +1,53 @@
+//! How an attempt ended: one closed type that feeds `/probe`, the attempt's
+//! `LOG` and the counters.
+
+use std::fmt;
+
+/// The end of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `OpenAndCompact` returned a result; the output files are in place.
+    Succeeded,
+    /// The attempt could not be prepared: attempt directory, output directory,
+    /// input or OPTIONS file unreadable.
+    SetupFailed(String),
+    /// RocksDB reported an error while compacting.
+    CompactionFailed(String),
+    /// Cancelled through `/shutdown` or worker shutdown.
+    Cancelled,
+    /// The attempt's thread panicked.
+    Panicked(String),
+}
+
+impl Outcome {
+    /// The outcome's name in the API and the counters.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::SetupFailed(_) => "setup_failed",
+            Outcome::CompactionFailed(_) => "compaction_failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Panicked(_) => "panicked",
+        }
+    }
+
+    /// Every failure name, for counters that list zeroes too.
+    pub const FAILURE_NAMES: [&'static str; 4] =
+        ["setup_failed", "compaction_failed", "cancelled", "panicked"];
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Succeeded | Outcome::Cancelled => None,
+            Outcome::SetupFailed(e) | Outcome::CompactionFailed(e) | Outcome::Panicked(e) => Some(e),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.error() {
+            Some(e) => write!(f, "{}: {}", self.name(), e),
+            None => f.write_str(self.name()),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The worker's HTTP server: thin handlers over the [`Supervisor`].
+//!
+//! | endpoint | answers |
+//! | --- | --- |
+//! | `POST /dcompact` | 200 `{"status":"ok","addr"}`, 400, 401, 412, 503 |
+//! | `POST /probe` | 200 queued / running / done / failed, 404 `NotFound` |
+//! | `POST /shutdown` | 200 `{"status":"ok"}`, 401, 404 `NotFound` |
+//! | `GET /health` | 200 `{"status":"OK"}`, 412 while stopping |
+//! | `GET /stat` | HTML; `?html=0`: JSON counters and attempts |
+//!
+//! Every error answer is JSON with `status` and `error`.
+
+use crate::protocol::answers::{ErrorAnswer, SubmitAnswer, NOT_FOUND};
+use crate::protocol::attempt::AttemptKey;
+use crate::worker::admission::{admit, AdmissionError};
+use crate::worker::config::WorkerConfig;
+use crate::worker::stats::RejectReason;
+use crate::worker::supervisor::{SubmitError, Supervisor};
+use axum::body::{to_bytes, Body};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+type Shared = Arc<Supervisor>;
+
+fn error(code: StatusCode, status: &str, message: impl Into<String>) -> Response {
+    (
+        code,
+        Json(ErrorAnswer {
+            status: status.into(),
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+/// Serves until `shutdown` resolves, then stops admitting, cancels and awaits
+/// every attempt, and returns.
+pub async fn run(
+    config: WorkerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let bound = listener.local_addr()?;
+    let advertise = config.advertise_addr.clone().unwrap_or_else(|| bound.to_string());
+    std::fs::create_dir_all(&config.worker_db_root)?;
+    let sup = Supervisor::new(Arc::new(config), format!("dcompact-worker@{advertise}"));
+
+    let stop_sweeper = CancellationToken::new();
+    let sweeper = tokio::spawn({
+        let sup = sup.clone();
+        let stop = stop_sweeper.clone();
+        async move {
+            let mut tick = tokio::time::interval(sup.sweep_period());
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => sup.sweep(),
+                }
+            }
+        }
+    });
+
+    let app = Router::new()
+        .route("/dcompact", post(dcompact))
+        .route("/probe", post(probe))
+        .route("/shutdown", post(cancel))
+        .route("/health", get(health))
+        .route("/stat", get(stat))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, NOT_FOUND, "no such endpoint") })
+        .with_state(sup.clone());
+
+    let graceful = {
+        let sup = sup.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: refusing new attempts, cancelling running ones");
+            sup.shutdown().await;
+        }
+    };
+    let served = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+    stop_sweeper.cancel();
+    let _ = sweeper.await;
+    served
+}
+
+fn authorized(sup: &Supervisor, headers: &HeaderMap) -> bool {
+    let Some(token) = &sup.config().auth_token else { return true };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+/// Compares without an early exit, so timing tells nothing about the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() != b.len()) as u8;
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+async fn read_body(sup: &Supervisor, body: Body) -> Result<axum::body::Bytes, Response> {
+    let limit = sup.config().max_request_bytes;
+    to_bytes(body, limit).await.map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("failed to read request body (limit MAX_REQUEST_BYTES={limit} bytes): {e}"),
+        )
+    })
+}
+
+async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    if !authorized(&sup, &headers) {
+        sup.count_reject(RejectReason::Unauthorized);
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token");
+    }
+    let body = match read_body(&sup, body).await {
+        Ok(b) => b,
+        Err(r) => {
+            sup.count_reject(RejectReason::Malformed);
+            return r;
+        }
+    };
+    if sup.is_stopping() {
+        sup.count_reject(RejectReason::Refused);
+        return error(StatusCode::PRECONDITION_FAILED, "refused", "worker is stopping");
+    }
+    let config = sup.clone();
+    // Admission parses the input through RocksDB and touches the filesystem.
+    let admitted = tokio::task::spawn_blocking(move || admit(config.config(), &body)).await;
+    let (job, name, prepared) = match admitted {
+        Ok(Ok(a)) => a,
+        Ok(Err(AdmissionError::Malformed(e))) => {
+            sup.count_reject(RejectReason::Malformed);
+            return error(StatusCode::BAD_REQUEST, "malformed", e);
+        }
+        Ok(Err(AdmissionError::Refused(e))) => {
+            sup.count_reject(RejectReason::Refused);
+            return error(StatusCode::PRECONDITION_FAILED, "refused", e);
+        }
+        Err(join) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("admission failed: {join}")),
+    };
+    match sup.submit(job, name, prepared) {
+        Ok(()) => {
+            let addr = sup.identity().trim_start_matches("dcompact-worker@").to_owned();
+            Json(SubmitAnswer {
+                status: "ok".into(),
+                addr,
+            })
+            .into_response()
+        }
+        Err(e @ SubmitError::Busy { .. }) => error(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
+        Err(e @ SubmitError::Refused(_)) => error(StatusCode::PRECONDITION_FAILED, "refused", e.to_string()),
+    }
+}
+
+async fn attempt_key(sup: &Supervisor, body: Body) -> Result<AttemptKey, Response> {
+    let body = read_body(sup, body).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("expected instance_name, start_time, dbname, job_id, attempt: {e}"),
+        )
+    })
+}
+
+async fn probe(State(sup): State<Shared>, body: Body) -> Response {
+    let key = match attempt_key(&sup, body).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match sup.probe(&key) {
+        Some(answer) => Json(answer).into_response(),
+        None => error(StatusCode::NOT_FOUND, NOT_FOUND, "no such attempt"),
+    }
+}
+
+async fn cancel(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    if !authorized(&sup, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token");
+    }
+    let key = match attempt_key(&sup, body).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    if sup.cancel(&key) {
+        Json(serde_json::json!({"status": "ok"})).into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, NOT_FOUND, "no such attempt, or it already ended")
+    }
+}
+
+async fn health(State(sup): State<Shared>) -> Response {
+    if sup.is_stopping() {
+        error(StatusCode::PRECONDITION_FAILED, "stopping", "worker is stopping")
+    } else {
+        Json(serde_json::json!({"status": "OK"})).into_response()
+    }
+}
+
+async fn stat(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let snap = sup.stat();
+    if q.get("html").map(String::as_str) == Some("0") {
+        return Json(snap).into_response();
+    }
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut page = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>{id}</title></head><body>\
+         <h1>{id}</h1><p>running {r} of {p}, waiting {w} of {q}{stopping}</p>\
+         <h2>counters</h2><pre>{c}</pre><h2>attempts</h2><table border=1>\
+         <tr><th>attempt</th><th>state</th><th>outcome</th><th>ms</th></tr>",
+        id = esc(&snap.identity),
+        r = snap.running,
+        p = snap.max_parallel_compactions,
+        w = snap.waiting,
+        q = snap.max_waiting_compactions,
+        stopping = if snap.stopping { " (stopping)" } else { "" },
+        c = esc(&serde_json::to_string_pretty(&snap.counters).unwrap_or_default()),
+    );
+    for a in &snap.attempts {
+        page.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&a.name),
+            a.state,
+            esc(a.outcome.as_deref().unwrap_or("")),
+            a.elapsed_ms
+        ));
+    }
+    page.push_str("</table></body></html>");
+    Html(page).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

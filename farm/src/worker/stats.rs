@@ -1,0 +1,67 @@
+//! The worker's own counters, served by `/stat`.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Why a `/dcompact` request was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// 400: not a job.
+    Malformed,
+    /// 401: missing or wrong token.
+    Unauthorized,
+    /// 412: a job the worker will not run (paths, names, stopping, duplicate).
+    Refused,
+    /// 503: the queue is full.
+    Busy,
+}
+
+impl RejectReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectReason::Malformed => "malformed",
+            RejectReason::Unauthorized => "unauthorized",
+            RejectReason::Refused => "refused",
+            RejectReason::Busy => "busy",
+        }
+    }
+
+    const ALL: [RejectReason; 4] = [
+        RejectReason::Malformed,
+        RejectReason::Unauthorized,
+        RejectReason::Refused,
+        RejectReason::Busy,
+    ];
+}
+
+/// Counters since start; a snapshot is `/stat?html=0`'s `counters`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counters {
+    pub accepted: u64,
+    pub succeeded: u64,
+    /// By outcome name.
+    pub failed: BTreeMap<&'static str, u64>,
+    /// By reject reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            accepted: 0,
+            succeeded: 0,
+            failed: super::outcome::Outcome::FAILURE_NAMES.iter().map(|n| (*n, 0)).collect(),
+            rejected: RejectReason::ALL.iter().map(|r| (r.name(), 0)).collect(),
+            bytes_read: 0,
+            bytes_written: 0,
+        }
+    }
+}
+
+impl Counters {
+    pub fn reject(&mut self, reason: RejectReason) {
+        *self.rejected.entry(reason.name()).or_default() += 1;
+    }
+}

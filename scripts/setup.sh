@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing compaction-farm needs on a Debian
+# machine with a Rust toolchain. Idempotent: installs only what is missing,
+# and runs `apt-get update` only when something is.
+set -euo pipefail
+
+packages=(
+  build-essential   # cc/c++ for RocksDB, its codecs and the farm's C++ shim
+  libclang-dev      # bindgen in librocksdb-sys
+  protobuf-compiler # protoc, for the etcd client
+  etcd-server       # tests start a real etcd on 127.0.0.1
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: install a Rust toolchain (https://rustup.rs) first" >&2
+  exit 1
+fi

@@ -1,0 +1,143 @@
+//! What every end-to-end test needs: a worker process, a hoster database
+//! with the farm enabled, waiting for compactions, reading SST properties.
+
+use farm::hoster::FarmService;
+use farm::rocks::sst::SstProperties;
+use farm::worker::local::LocalWorker;
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn worker_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_dcompact-worker"))
+}
+
+/// Starts a worker with its own `WORKER_DB_ROOT` below `dir`.
+pub fn start_worker(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
+    let mut env = vec![
+        ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
+        ("RUST_LOG", "warn".to_string()),
+    ];
+    env.extend(extra.iter().cloned());
+    LocalWorker::start(worker_bin(), &env).expect("worker starts")
+}
+
+pub fn get_json(url: &str) -> Value {
+    ureq::get(url).call().expect("GET succeeds").into_json().expect("JSON answer")
+}
+
+pub fn worker_stat(worker: &LocalWorker) -> Value {
+    get_json(&format!("{}/stat?html=0", worker.base_url()))
+}
+
+/// Options that make a small workload compact often: small memtables and
+/// files, a low level-0 trigger.
+pub fn small_options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    o.set_write_buffer_size(1 << 20);
+    o.set_target_file_size_base(1 << 20);
+    o.set_max_bytes_for_level_base(4 << 20);
+    o.set_level_zero_file_num_compaction_trigger(2);
+    o.set_max_background_jobs(4);
+    o.enable_statistics();
+    o
+}
+
+/// Farm params for a hoster under `root` talking to `workers`.
+pub fn params(root: &Path, workers: &[String], extra: Value) -> String {
+    let mut p = serde_json::json!({
+        "http_workers": workers,
+        "hoster_root": root.display().to_string(),
+        "instance_name": "e2e",
+        "http_timeout": 5,
+    });
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            p.insert(k.clone(), v.clone());
+        }
+    }
+    p.to_string()
+}
+
+/// A hoster database with the farm enabled.
+pub struct Hoster {
+    pub db: DB,
+    pub farm: Arc<FarmService>,
+    pub opts: Options,
+    pub path: PathBuf,
+}
+
+impl Hoster {
+    pub fn open(path: &Path, mut opts: Options, cfs: Vec<ColumnFamilyDescriptor>, params: &str) -> Hoster {
+        let farm = farm::hoster::enable(&mut opts, &path.display().to_string(), params).expect("farm enabled");
+        let db = DB::open_cf_descriptors(&opts, path, cfs).expect("db opens");
+        Hoster {
+            db,
+            farm,
+            opts,
+            path: path.to_owned(),
+        }
+    }
+
+    /// Waits until no compaction is pending or running in any of `cfs`.
+    pub fn wait_for_compactions(&self, cfs: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let busy = cfs.iter().any(|name| {
+                let cf = self.db.cf_handle(name).expect("cf exists");
+                let p = |prop: &str| self.db.property_int_value_cf(cf, prop).ok().flatten().unwrap_or(0);
+                p("rocksdb.compaction-pending") > 0 || p("rocksdb.num-running-compactions") > 0
+            });
+            if !busy {
+                return;
+            }
+            assert!(Instant::now() < deadline, "compactions did not settle in 300 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One live SST with its properties.
+pub struct LiveSst {
+    pub cf: String,
+    pub level: i32,
+    pub size: u64,
+    pub props: SstProperties,
+}
+
+pub fn live_ssts(db: &DB, path: &Path) -> Vec<LiveSst> {
+    db.live_files()
+        .expect("live files")
+        .into_iter()
+        .map(|f| {
+            let file = path.join(f.name.trim_start_matches('/'));
+            LiveSst {
+                cf: f.column_family_name,
+                level: f.level,
+                size: f.size as u64,
+                props: SstProperties::read(&file).expect("sst properties readable"),
+            }
+        })
+        .collect()
+}
+
+/// Sends `body` to `url` and returns status and JSON answer.
+pub fn post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = ureq::post(url).set("Content-Type", "application/json");
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("POST {url} failed: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().expect("answer readable");
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer {text:?} is not JSON: {e}"));
+    (status, json)
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: real `dcompact-worker` processes on 127.0.0.1, real
+//! RocksDB databases in temporary directories, data checked against an
+//! in-memory model. One test binary (each binary links RocksDB), one module
+//! per capability.
+
+mod harness;
+
+mod fake_worker;
+mod malformed_requests;
+mod remote_compaction;
+mod table_shapes;
+mod worker_killed;
