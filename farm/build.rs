@@ -34,6 +34,19 @@ fn main() {
         .define("LZ4", Some("1"))
         .define("ZSTD", Some("1"))
         .define("ZLIB", Some("1"));
+    // compression.h includes the codecs' headers under these defines; the
+    // shim must see the same definitions as the library (one definition rule).
+    let snappy = rocksdb_root.parent().expect("rocksdb/ has a parent");
+    build.include(snappy).include(snappy.join("snappy"));
+    for var in ["DEP_ZSTD_INCLUDE", "DEP_LZ4_INCLUDE", "DEP_Z_INCLUDE"] {
+        match env::var_os(var) {
+            Some(dir) => {
+                build.include(dir);
+            }
+            None => println!("cargo:warning={var} is not set; relying on system headers"),
+        }
+        println!("cargo:rerun-if-env-changed={var}");
+    }
     build.compile("farm_shim");
 
     println!("cargo:rerun-if-changed=cpp/farm_shim.cc");

@@ -25,7 +25,9 @@
 #include "rocksdb/convenience.h"
 #include "rocksdb/env.h"
 #include "rocksdb/options.h"
+#include "rocksdb/filter_policy.h"
 #include "rocksdb/sst_file_reader.h"
+#include "rocksdb/table.h"
 #include "rocksdb/table_properties.h"
 #include "rocksdb/utilities/options_util.h"
 
@@ -113,11 +115,9 @@ void farm_free(void* p) { free(p); }
 // Builds the override for a compaction of column family `cf_name` from the
 // OPTIONS file at `options_file`: the family's own table factory, comparator,
 // merge operator, compaction filter (factory), prefix extractor, SST
-// partitioner and property collectors, the DB's checksum factory. When
-// `info_log_path` is not NULL, RocksDB's log for the job goes to that file.
+// partitioner and property collectors, the DB's checksum factory.
 rocksdb_compaction_service_options_override_t* farm_override_from_options_file(
-    const char* options_file, const char* cf_name, const char* info_log_path,
-    char** errptr) {
+    const char* options_file, const char* cf_name, char** errptr) {
   rocksdb_compaction_service_options_override_t* result = nullptr;
   guarded(errptr, [&] {
     ConfigOptions config;
@@ -157,19 +157,56 @@ rocksdb_compaction_service_options_override_t* farm_override_from_options_file(
     rep.sst_partitioner_factory = family->options.sst_partitioner_factory;
     rep.table_properties_collector_factories =
         family->options.table_properties_collector_factories;
-    if (info_log_path != nullptr) {
-      std::shared_ptr<Logger> logger;
-      s = Env::Default()->NewLogger(info_log_path, &logger);
-      if (!s.ok()) {
-        save_error(errptr, "failed to open info log: " + s.ToString());
-        return;
-      }
-      logger->SetInfoLogLevel(ROCKSDB_NAMESPACE::InfoLogLevel::INFO_LEVEL);
-      rep.info_log = logger;
-    }
     result = ov.release();
   });
   return result;
+}
+
+// Sends RocksDB's log of the job to the file at `path`. Returns 1 on success.
+int farm_override_set_info_log(rocksdb_compaction_service_options_override_t* ov,
+                               const char* path, char** errptr) {
+  int ok = 0;
+  guarded(errptr, [&] {
+    std::shared_ptr<Logger> logger;
+    Status s = Env::Default()->NewLogger(path, &logger);
+    if (!s.ok()) {
+      save_error(errptr, "failed to open info log: " + s.ToString());
+      return;
+    }
+    logger->SetInfoLogLevel(ROCKSDB_NAMESPACE::InfoLogLevel::INFO_LEVEL);
+    ov->rep.info_log = logger;
+    ok = 1;
+  });
+  return ok;
+}
+
+// Describes what an override will make RocksDB use, so the worker can
+// compare it with the OPTIONS file's text: table_factory (name),
+// filter_policy (hex of its id, empty when none), table_options (hex of the
+// factory's option string).
+char* farm_override_describe(
+    const rocksdb_compaction_service_options_override_t* ov, char** errptr) {
+  char* out = nullptr;
+  guarded(errptr, [&] {
+    const auto& rep = ov->rep;
+    std::string text;
+    line(&text, "table_factory", rep.table_factory ? rep.table_factory->Name() : "");
+    std::string filter;
+    std::string table_options;
+    if (rep.table_factory) {
+      const auto* bbt =
+          rep.table_factory->GetOptions<ROCKSDB_NAMESPACE::BlockBasedTableOptions>();
+      if (bbt != nullptr && bbt->filter_policy != nullptr) {
+        filter = bbt->filter_policy->GetId();
+      }
+      ConfigOptions config;
+      table_options = rep.table_factory->ToString(config);
+    }
+    line(&text, "filter_policy", hex(filter));
+    line(&text, "table_options", hex(table_options));
+    out = dup_bytes(text);
+  });
+  return out;
 }
 
 // Describes a serialized CompactionServiceInput as text lines:

@@ -6,7 +6,7 @@ use farm::rocks::sst::SstProperties;
 use farm::worker::local::LocalWorker;
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,19 +68,13 @@ pub struct Hoster {
     pub db: DB,
     pub farm: Arc<FarmService>,
     pub opts: Options,
-    pub path: PathBuf,
 }
 
 impl Hoster {
     pub fn open(path: &Path, mut opts: Options, cfs: Vec<ColumnFamilyDescriptor>, params: &str) -> Hoster {
         let farm = farm::hoster::enable(&mut opts, &path.display().to_string(), params).expect("farm enabled");
         let db = DB::open_cf_descriptors(&opts, path, cfs).expect("db opens");
-        Hoster {
-            db,
-            farm,
-            opts,
-            path: path.to_owned(),
-        }
+        Hoster { db, farm, opts }
     }
 
     /// Waits until no compaction is pending or running in any of `cfs`.
@@ -105,7 +99,6 @@ impl Hoster {
 pub struct LiveSst {
     pub cf: String,
     pub level: i32,
-    pub size: u64,
     pub props: SstProperties,
 }
 
@@ -118,7 +111,6 @@ pub fn live_ssts(db: &DB, path: &Path) -> Vec<LiveSst> {
             LiveSst {
                 cf: f.column_family_name,
                 level: f.level,
-                size: f.size as u64,
                 props: SstProperties::read(&file).expect("sst properties readable"),
             }
         })

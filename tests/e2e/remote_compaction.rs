@@ -3,7 +3,8 @@
 
 use crate::harness::*;
 use farm::workload::{Model, WorkloadSpec};
-use rocksdb::{ColumnFamilyDescriptor, Ticker, DB};
+use rocksdb::statistics::Ticker;
+use rocksdb::{ColumnFamilyDescriptor, DB};
 
 #[test]
 fn compactions_run_on_the_worker_and_data_equals_the_model() {

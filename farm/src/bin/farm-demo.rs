@@ -34,6 +34,9 @@ struct Args {
     /// The worker binary (default: dcompact-worker beside this program).
     #[arg(long)]
     worker_bin: Option<PathBuf>,
+    /// Check block checksums of every remote output before installing it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    verify_output: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         "http_workers": [worker.base_url()],
         "hoster_root": data.display().to_string(),
         "instance_name": "farm-demo",
+        "verify_output": args.verify_output,
     });
     let farm = farm::hoster::enable(&mut opts, &db_path.display().to_string(), &params.to_string())?;
     let db = DB::open_cf(&opts, &db_path, ["default"]).context("failed to open the database")?;
@@ -127,6 +131,11 @@ fn main() -> anyhow::Result<()> {
         stats.remote_bytes_written as f64 / (1 << 20) as f64
     );
     println!("compactions run locally:  {}", stats.local_total());
+    println!(
+        "hoster-side output verification: {:.1} ms in all ({:.1} MiB/s of output)",
+        stats.verify_micros as f64 / 1000.0,
+        stats.remote_bytes_written as f64 / (1 << 20) as f64 / (stats.verify_micros.max(1) as f64 / 1e6)
+    );
     for (reason, n) in stats.fallbacks.iter().filter(|(_, n)| **n > 0) {
         println!("  fallback {reason}: {n}");
     }

@@ -198,8 +198,8 @@ mod tests {
 
     #[test]
     fn bare_and_nested_params() {
-        let bare = r#"{"http_workers":["http://a:1/dcompact","#http://skip:2",{"url":"//x"},
-            {"base_url":"http://b:2/","weight":5}],"hoster_root":"/data","instance_name":"i"}"#;
+        let bare = r##"{"http_workers":["http://a:1/dcompact","#http://skip:2",{"url":"//x"},
+            {"base_url":"http://b:2/","weight":5}],"hoster_root":"/data","instance_name":"i"}"##;
         let c = HosterConfig::from_json(bare).unwrap();
         assert_eq!(c.http_workers.len(), 2);
         assert_eq!(c.http_workers[0].base_url, "http://a:1");

@@ -136,10 +136,15 @@ impl FarmService {
             Err(e) => return self.local(FallbackReason::Internal, &e),
         };
         let mut last: Option<RequestError> = None;
+        let mut refused_by = Vec::new();
         for try_no in 0..c.http_max_retry {
             let Some(worker) = self.workers.pick() else {
                 break;
             };
+            if refused_by.contains(&worker) {
+                // Every worker still in rotation refused this job already.
+                break;
+            }
             let key = AttemptKey {
                 instance_name: c.instance_name.clone(),
                 start_time: self.start_time,
@@ -187,8 +192,9 @@ impl FarmService {
                     tracing::info!(worker = base, try_no, error = %e, "submission failed");
                     match e.reason {
                         FallbackReason::Busy => std::thread::sleep(c.retry_sleep_time),
-                        // A refusal is about the job, not the worker.
-                        FallbackReason::Refused => {}
+                        // A refusal is about the job, not the worker: no
+                        // backoff, and no second try on the same worker.
+                        FallbackReason::Refused => refused_by.push(worker),
                         _ => self.workers.failed(worker),
                     }
                     last = Some(e);

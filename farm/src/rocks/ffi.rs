@@ -10,9 +10,17 @@ extern "C" {
     pub fn farm_override_from_options_file(
         options_file: *const c_char,
         cf_name: *const c_char,
-        info_log_path: *const c_char,
         errptr: *mut *mut c_char,
     ) -> *mut rocksdb_compaction_service_options_override_t;
+    pub fn farm_override_set_info_log(
+        ov: *mut rocksdb_compaction_service_options_override_t,
+        path: *const c_char,
+        errptr: *mut *mut c_char,
+    ) -> c_int;
+    pub fn farm_override_describe(
+        ov: *const rocksdb_compaction_service_options_override_t,
+        errptr: *mut *mut c_char,
+    ) -> *mut c_char;
     pub fn farm_input_describe(
         input: *const c_char,
         len: usize,

@@ -10,7 +10,7 @@
 
 use super::error::RocksError;
 use super::ffi;
-use super::text::{c_path, c_str, with_errptr};
+use super::text::{c_path, c_str, take_c_string, with_errptr, Lines};
 use librocksdb_sys as sys;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -27,32 +27,50 @@ unsafe impl Send for Override {}
 
 impl Override {
     /// Builds the override for column family `cf_name` from the OPTIONS file
-    /// at `options_file`; RocksDB's log of the job goes to `info_log`.
-    pub fn from_options_file(
-        options_file: &Path,
-        cf_name: &str,
-        info_log: Option<&Path>,
-    ) -> Result<Self, RocksError> {
+    /// at `options_file`.
+    pub fn from_options_file(options_file: &Path, cf_name: &str) -> Result<Self, RocksError> {
         let file = c_path(options_file, "options file path")?;
         let cf = c_str(cf_name, "column family name")?;
-        let log = info_log.map(|p| c_path(p, "info log path")).transpose()?;
         let raw = with_errptr("load options file", |err| {
-            // SAFETY: all strings are live NUL-terminated C strings for the
-            // call; `log` may be NULL, which the shim accepts.
-            unsafe {
-                ffi::farm_override_from_options_file(
-                    file.as_ptr(),
-                    cf.as_ptr(),
-                    log.as_ref().map_or(std::ptr::null(), |l| l.as_ptr()),
-                    err,
-                )
-            }
+            // SAFETY: both strings are live NUL-terminated C strings for the call.
+            unsafe { ffi::farm_override_from_options_file(file.as_ptr(), cf.as_ptr(), err) }
         })?;
         let raw = NonNull::new(raw).ok_or(RocksError::Answer {
             operation: "load options file",
             detail: "no override and no error".into(),
         })?;
         Ok(Override { raw })
+    }
+
+    /// Sends RocksDB's log of the job to the file at `path`.
+    pub fn set_info_log(&mut self, path: &Path) -> Result<(), RocksError> {
+        let p = c_path(path, "info log path")?;
+        with_errptr("open info log", |err| {
+            // SAFETY: `raw` is a live override; `p` is live for the call.
+            unsafe { ffi::farm_override_set_info_log(self.raw.as_ptr(), p.as_ptr(), err) }
+        })?;
+        Ok(())
+    }
+
+    /// What the override makes RocksDB use, for comparison with the
+    /// OPTIONS file's text.
+    pub fn describe(&self) -> Result<OverrideSummary, RocksError> {
+        const OP: &str = "describe override";
+        let text = with_errptr(OP, |err| {
+            // SAFETY: `raw` is a live override.
+            unsafe { ffi::farm_override_describe(self.raw.as_ptr(), err) }
+        })?;
+        // SAFETY: NULL or a malloc'ed string that is ours.
+        let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
+            operation: OP,
+            detail: "no answer".into(),
+        })?;
+        let l = Lines::parse(OP, &text);
+        Ok(OverrideSummary {
+            table_factory: l.raw("table_factory")?.to_owned(),
+            filter_policy: l.hex_string("filter_policy")?,
+            table_options: l.hex_string("table_options")?,
+        })
     }
 
     /// Sets one serializable option in the override's `options_map` (for
@@ -78,6 +96,18 @@ impl Drop for Override {
         // that RocksDB's destroy function deletes, and is destroyed once.
         unsafe { sys::rocksdb_compaction_service_options_override_destroy(self.raw.as_ptr()) }
     }
+}
+
+/// What an [`Override`] makes RocksDB use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideSummary {
+    /// The table factory's name, e.g. `BlockBasedTable`.
+    pub table_factory: String,
+    /// The filter policy's id with its parameters (`bloomfilter:10:false`),
+    /// empty when there is none.
+    pub filter_policy: String,
+    /// The table factory's options as RocksDB serializes them.
+    pub table_options: String,
 }
 
 /// The `OpenAndCompactOptions::canceled` flag: set it from any thread and the

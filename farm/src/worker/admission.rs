@@ -4,13 +4,15 @@
 //! RocksDB compaction input, a column family that disagrees with the input)
 //! are 400; well-formed jobs the worker will not run (names or paths that
 //! leave their roots, `output_dir` that is the DB itself, a DB the worker
-//! cannot see) are 412. Names and paths are checked first, before the input
+//! cannot see, options it cannot rebuild exactly) are 412. Names and paths are checked first, before the input
 //! is read. Nothing is created on disk before a job passes.
 
 use crate::protocol::attempt::AttemptName;
 use crate::protocol::job::Job;
+use crate::rocks::open_and_compact::Override;
 use crate::rocks::serialized::InputInfo;
 use crate::worker::config::WorkerConfig;
+use crate::worker::options_file::{check_override, OptionsText};
 use crate::worker::paths::PathMap;
 use crate::worker::runner::PreparedJob;
 
@@ -55,12 +57,24 @@ pub fn admit(config: &WorkerConfig, body: &[u8]) -> Result<(Job, AttemptName, Pr
             job.cf_name, info.cf_name
         )));
     }
+    // The override comes from the column family's options in the OPTIONS
+    // file the input names, and must carry everything that file says.
+    let options_file = db_path.join(format!("OPTIONS-{:06}", info.options_file_number));
+    let overrides = Override::from_options_file(&options_file, &info.cf_name)
+        .map_err(|e| Refused(format!("cannot use {}: {e}", options_file.display())))?;
+    let loaded = overrides
+        .describe()
+        .map_err(|e| Refused(format!("cannot inspect the options of {}: {e}", options_file.display())))?;
+    let text = OptionsText::read(&options_file)
+        .map_err(|e| Refused(format!("cannot read {}: {e}", options_file.display())))?;
+    check_override(&text, &info.cf_name, &loaded).map_err(Refused)?;
     let prepared = PreparedJob {
         db_path,
         output_dir,
         input,
         cf_name: info.cf_name,
-        options_file_number: info.options_file_number,
+        options_file,
+        overrides,
     };
     Ok((job, name, prepared))
 }

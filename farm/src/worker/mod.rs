@@ -17,12 +17,14 @@
 //! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with `job.json` and
 //!   `LOG`.
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
+//! - [`options_file`]: the OPTIONS file as text, to check the override.
 //! - [`outcome`]: the closed classification of how an attempt ended.
 
 pub mod admission;
 pub mod attempt_dir;
 pub mod config;
 pub mod local;
+pub mod options_file;
 pub mod outcome;
 pub mod paths;
 pub mod runner;

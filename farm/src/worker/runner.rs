@@ -13,9 +13,8 @@ use crate::worker::outcome::Outcome;
 use std::fs;
 use std::path::PathBuf;
 
-/// A job that passed admission: its paths are mapped into the worker's space
-/// and its input was read.
-#[derive(Debug)]
+/// A job that passed admission: its paths are mapped into the worker's space,
+/// its input was read and its override built and checked.
 pub struct PreparedJob {
     /// The DB directory in the worker's path space.
     pub db_path: PathBuf,
@@ -23,7 +22,10 @@ pub struct PreparedJob {
     pub output_dir: PathBuf,
     pub input: Vec<u8>,
     pub cf_name: String,
-    pub options_file_number: u64,
+    /// The OPTIONS file the input names, in the worker's path space.
+    pub options_file: PathBuf,
+    /// Built from the column family's options in `options_file`.
+    pub overrides: Override,
 }
 
 /// What a finished attempt hands back.
@@ -46,34 +48,31 @@ impl RunResult {
     }
 }
 
-pub fn run(job: &PreparedJob, dir: &AttemptDir, identity: &str, cancel: &CancelFlag) -> RunResult {
-    let options_file = job.db_path.join(format!("OPTIONS-{:06}", job.options_file_number));
+pub fn run(job: &mut PreparedJob, dir: &AttemptDir, identity: &str, cancel: &CancelFlag) -> RunResult {
     dir.log(&format!(
         "start db={} output_dir={} cf={} options={}",
         job.db_path.display(),
         job.output_dir.display(),
         job.cf_name,
-        options_file.display()
+        job.options_file.display()
     ));
 
-    let setup = || -> Result<Override, String> {
+    let mut setup = || -> Result<(), String> {
         if job.output_dir.exists() {
             fs::remove_dir_all(&job.output_dir)
                 .map_err(|e| format!("failed to clear output dir {}: {e}", job.output_dir.display()))?;
         }
         fs::create_dir_all(&job.output_dir)
             .map_err(|e| format!("failed to create output dir {}: {e}", job.output_dir.display()))?;
-        let mut ov = Override::from_options_file(&options_file, &job.cf_name, Some(&dir.rocksdb_log()))
-            .map_err(|e| e.to_string())?;
-        ov.set_option("db_host_id", identity).map_err(|e| e.to_string())?;
-        Ok(ov)
+        job.overrides.set_info_log(&dir.rocksdb_log()).map_err(|e| e.to_string())?;
+        job.overrides.set_option("db_host_id", identity).map_err(|e| e.to_string())?;
+        Ok(())
     };
-    let ov = match setup() {
-        Ok(ov) => ov,
-        Err(e) => return RunResult::failed(Outcome::SetupFailed(e)),
-    };
+    if let Err(e) = setup() {
+        return RunResult::failed(Outcome::SetupFailed(e));
+    }
 
-    let result = match open_and_compact(&job.db_path, &job.output_dir, &job.input, &ov, cancel, false) {
+    let result = match open_and_compact(&job.db_path, &job.output_dir, &job.input, &job.overrides, cancel, false) {
         Ok(r) => r,
         Err(e) => {
             let message = e.to_string();

@@ -170,7 +170,7 @@ impl Supervisor {
         while st.running < self.config.max_parallel_compactions {
             let Some(key) = st.queue.pop_front() else { break };
             let Some(entry) = st.attempts.get_mut(&key) else { continue };
-            let Some(prepared) = entry.prepared.take() else { continue };
+            let Some(mut prepared) = entry.prepared.take() else { continue };
             let cancel = Arc::new(CancelFlag::new());
             entry.phase = Phase::Running {
                 started: Instant::now(),
@@ -181,7 +181,7 @@ impl Supervisor {
             let job = entry.job.clone();
             let sup = self.clone();
             self.tasks.spawn_blocking(move || {
-                let run = catch_unwind(AssertUnwindSafe(|| sup.run_attempt(&name, &job, &prepared, &cancel)));
+                let run = catch_unwind(AssertUnwindSafe(|| sup.run_attempt(&name, &job, &mut prepared, &cancel)));
                 let (outcome, result, read, written) = match run {
                     Ok(r) => r,
                     Err(panic) => {
@@ -202,7 +202,7 @@ impl Supervisor {
         &self,
         name: &AttemptName,
         job: &Job,
-        prepared: &PreparedJob,
+        prepared: &mut PreparedJob,
         cancel: &CancelFlag,
     ) -> (Outcome, Option<String>, u64, u64) {
         let dir = match AttemptDir::create(&self.config.worker_db_root, name, job) {
