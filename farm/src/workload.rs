@@ -64,7 +64,12 @@ impl Model {
 
     /// Runs `spec` against `cf` of `db` and mirrors it in the model. A write
     /// error is returned at once: the farm must never make a write fail.
-    pub fn write(&mut self, db: &DB, cf: &ColumnFamily, spec: &WorkloadSpec) -> Result<Written, rocksdb::Error> {
+    pub fn write(
+        &mut self,
+        db: &DB,
+        cf: &ColumnFamily,
+        spec: &WorkloadSpec,
+    ) -> Result<Written, rocksdb::Error> {
         let mut rng = fastrand::Rng::with_seed(spec.seed);
         let mut w = Written::default();
         let mut value = vec![0u8; spec.value_size];
@@ -74,7 +79,8 @@ impl Model {
                 let end = (i + rng.u64(1..50)).min(spec.key_space);
                 let (from, to) = (key(i), key(end));
                 db.delete_range_cf(cf, &from, &to)?;
-                let doomed: Vec<Vec<u8>> = self.map.range(from..to).map(|(k, _)| k.clone()).collect();
+                let doomed: Vec<Vec<u8>> =
+                    self.map.range(from..to).map(|(k, _)| k.clone()).collect();
                 for k in doomed {
                     self.map.remove(&k);
                 }

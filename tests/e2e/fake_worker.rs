@@ -83,8 +83,12 @@ fn answer(mut conn: TcpStream, behaviour: Behaviour, requests: &AtomicU64) -> Op
     }
     requests.fetch_add(1, Ordering::SeqCst);
     let reply: &[u8] = match behaviour {
-        Behaviour::Garbage => b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<<not json>>!",
-        Behaviour::NotFound => b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot here\n",
+        Behaviour::Garbage => {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<<not json>>!"
+        }
+        Behaviour::NotFound => {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot here\n"
+        }
         Behaviour::Silent => return Some(conn),
     };
     let _ = conn.write_all(reply);
@@ -124,8 +128,14 @@ fn run_against(behaviour: Behaviour, reason: &str) {
     let fallbacks = stats.local_total();
     println!("{behaviour:?}: fake saw {seen} requests; hoster {stats:?}");
     assert!(fallbacks > 0, "compactions were attempted");
-    assert_eq!(stats.fallbacks[reason], fallbacks, "every fallback is for {reason}: {stats:?}");
-    assert!(seen >= fallbacks, "the fake saw {seen} requests for {fallbacks} fallbacks");
+    assert_eq!(
+        stats.fallbacks[reason], fallbacks,
+        "every fallback is for {reason}: {stats:?}"
+    );
+    assert!(
+        seen >= fallbacks,
+        "the fake saw {seen} requests for {fallbacks} fallbacks"
+    );
     assert_eq!(stats.remote_installed, 0);
 }
 

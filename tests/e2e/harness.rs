@@ -25,7 +25,11 @@ pub fn start_worker(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
 }
 
 pub fn get_json(url: &str) -> Value {
-    ureq::get(url).call().expect("GET succeeds").into_json().expect("JSON answer")
+    ureq::get(url)
+        .call()
+        .expect("GET succeeds")
+        .into_json()
+        .expect("JSON answer")
 }
 
 pub fn worker_stat(worker: &LocalWorker) -> Value {
@@ -71,8 +75,14 @@ pub struct Hoster {
 }
 
 impl Hoster {
-    pub fn open(path: &Path, mut opts: Options, cfs: Vec<ColumnFamilyDescriptor>, params: &str) -> Hoster {
-        let farm = farm::hoster::enable(&mut opts, &path.display().to_string(), params).expect("farm enabled");
+    pub fn open(
+        path: &Path,
+        mut opts: Options,
+        cfs: Vec<ColumnFamilyDescriptor>,
+        params: &str,
+    ) -> Hoster {
+        let farm = farm::hoster::enable(&mut opts, &path.display().to_string(), params)
+            .expect("farm enabled");
         let db = DB::open_cf_descriptors(&opts, path, cfs).expect("db opens");
         Hoster { db, farm, opts }
     }
@@ -83,13 +93,22 @@ impl Hoster {
         loop {
             let busy = cfs.iter().any(|name| {
                 let cf = self.db.cf_handle(name).expect("cf exists");
-                let p = |prop: &str| self.db.property_int_value_cf(cf, prop).ok().flatten().unwrap_or(0);
+                let p = |prop: &str| {
+                    self.db
+                        .property_int_value_cf(cf, prop)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                };
                 p("rocksdb.compaction-pending") > 0 || p("rocksdb.num-running-compactions") > 0
             });
             if !busy {
                 return;
             }
-            assert!(Instant::now() < deadline, "compactions did not settle in 300 s");
+            assert!(
+                Instant::now() < deadline,
+                "compactions did not settle in 300 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -130,6 +149,7 @@ pub fn post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
     };
     let status = resp.status();
     let text = resp.into_string().expect("answer readable");
-    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer {text:?} is not JSON: {e}"));
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer {text:?} is not JSON: {e}"));
     (status, json)
 }

@@ -29,7 +29,10 @@ fn malformed_and_hostile_requests_are_refused() {
     let outside = dir.path().join("outside");
     let worker = start_worker(
         dir.path(),
-        &[("MAX_REQUEST_BYTES", "65536".into()), ("WORKER_AUTH_TOKEN", "s3cret".into())],
+        &[
+            ("MAX_REQUEST_BYTES", "65536".into()),
+            ("WORKER_AUTH_TOKEN", "s3cret".into()),
+        ],
     );
     let url = format!("{}/dcompact", worker.base_url());
     let auth = [("Authorization", "Bearer s3cret")];
@@ -37,23 +40,39 @@ fn malformed_and_hostile_requests_are_refused() {
     let d = db.display().to_string();
 
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("broken JSON", b"{\"instance_name\": ".to_vec(), 400, "invalid job JSON"),
-        ("missing field", br#"{"instance_name":"x"}"#.to_vec(), 400, "missing field"),
+        (
+            "broken JSON",
+            b"{\"instance_name\": ".to_vec(),
+            400,
+            "invalid job JSON",
+        ),
+        (
+            "missing field",
+            br#"{"instance_name":"x"}"#.to_vec(),
+            400,
+            "missing field",
+        ),
         (
             "output_dir outside hoster_root",
-            job(&r, &d, &outside.display().to_string()).to_string().into_bytes(),
+            job(&r, &d, &outside.display().to_string())
+                .to_string()
+                .into_bytes(),
             412,
             "not below hoster_root",
         ),
         (
             "dot-dot in output_dir",
-            job(&r, &d, &format!("{r}/../outside")).to_string().into_bytes(),
+            job(&r, &d, &format!("{r}/../outside"))
+                .to_string()
+                .into_bytes(),
             412,
             "..",
         ),
         (
             "dot-dot in dbname",
-            job(&r, &format!("{r}/db/../../outside"), &format!("{d}/out")).to_string().into_bytes(),
+            job(&r, &format!("{r}/db/../../outside"), &format!("{d}/out"))
+                .to_string()
+                .into_bytes(),
             412,
             "dbname",
         ),
@@ -78,13 +97,22 @@ fn malformed_and_hostile_requests_are_refused() {
     for (what, body, status, needle) in &cases {
         let (code, answer) = post(&url, body, &auth);
         assert_eq!(code, *status, "{what}: {answer}");
-        let error = answer["error"].as_str().unwrap_or_else(|| panic!("{what}: no error in {answer}"));
-        assert!(error.contains(needle), "{what}: {error:?} should mention {needle:?}");
+        let error = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: no error in {answer}"));
+        assert!(
+            error.contains(needle),
+            "{what}: {error:?} should mention {needle:?}"
+        );
         assert!(answer["status"].is_string(), "{what}: {answer}");
     }
 
     // Credentials: no token or a wrong one is 401 and changes nothing.
-    let (code, answer) = post(&url, job(&r, &d, &format!("{d}/out")).to_string().as_bytes(), &[]);
+    let (code, answer) = post(
+        &url,
+        job(&r, &d, &format!("{d}/out")).to_string().as_bytes(),
+        &[],
+    );
     assert_eq!(code, 401, "{answer}");
     let (code, _) = post(&url, b"{}", &[("Authorization", "Bearer wrong")]);
     assert_eq!(code, 401);
@@ -95,13 +123,19 @@ fn malformed_and_hostile_requests_are_refused() {
     let (code, _) = post(&format!("{}/probe", worker.base_url()), b"nope", &[]);
     assert_eq!(code, 400);
     let key = json!({"instance_name":"bad","start_time":1,"dbname":d,"job_id":1,"attempt":0});
-    let (code, answer) = post(&format!("{}/probe", worker.base_url()), key.to_string().as_bytes(), &[]);
+    let (code, answer) = post(
+        &format!("{}/probe", worker.base_url()),
+        key.to_string().as_bytes(),
+        &[],
+    );
     assert_eq!((code, answer["status"].as_str()), (404, Some("NotFound")));
 
     // Nothing was created outside the roots, and no attempt was accepted.
     assert!(!outside.exists(), "nothing created outside hoster_root");
     assert!(!db.join("out").exists(), "no output dir for a refused job");
-    let attempts: Vec<_> = std::fs::read_dir(dir.path().join("worker")).unwrap().collect();
+    let attempts: Vec<_> = std::fs::read_dir(dir.path().join("worker"))
+        .unwrap()
+        .collect();
     assert!(attempts.is_empty(), "no attempt directories: {attempts:?}");
     let counters = &worker_stat(&worker)["counters"];
     assert_eq!(counters["accepted"], 0);

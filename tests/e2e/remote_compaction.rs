@@ -13,7 +13,10 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
     let db_path = root.join("db");
     std::fs::create_dir_all(&root).unwrap();
     let worker = start_worker(dir.path(), &[("MAX_PARALLEL_COMPACTIONS", "2".into())]);
-    let identity = worker_stat(&worker)["identity"].as_str().unwrap().to_owned();
+    let identity = worker_stat(&worker)["identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(identity, format!("dcompact-worker@{}", worker.addr));
 
     let params = params(&root, &[worker.base_url()], serde_json::json!({}));
@@ -35,7 +38,9 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
     let written = model.write(&hoster.db, cf, &spec).expect("no write fails");
     assert!(written.deletes > 0 && written.range_deletes > 0);
     hoster.wait_for_compactions(&["default"]);
-    let auto = worker_stat(&worker)["counters"]["succeeded"].as_u64().unwrap();
+    let auto = worker_stat(&worker)["counters"]["succeeded"]
+        .as_u64()
+        .unwrap();
     assert!(auto > 0, "automatic compactions reached the worker");
 
     // A manual full compaction on top.
@@ -47,12 +52,20 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
     let stat = worker_stat(&worker);
     let counters = &stat["counters"];
     let succeeded = counters["succeeded"].as_u64().unwrap();
-    assert!(succeeded > auto, "the manual compaction ran remotely too: {counters}");
+    assert!(
+        succeeded > auto,
+        "the manual compaction ran remotely too: {counters}"
+    );
     let hoster_stats = hoster.farm.stats();
-    assert_eq!(hoster_stats.remote_installed, succeeded, "both sides count the same remote compactions");
+    assert_eq!(
+        hoster_stats.remote_installed, succeeded,
+        "both sides count the same remote compactions"
+    );
     let remote_bytes = counters["bytes_written"].as_u64().unwrap();
     let local_bytes = hoster.opts.get_ticker_count(Ticker::CompactWriteBytes);
-    println!("worker counters {counters}; hoster {hoster_stats:?}; local compaction bytes {local_bytes}");
+    println!(
+        "worker counters {counters}; hoster {hoster_stats:?}; local compaction bytes {local_bytes}"
+    );
     assert!(
         remote_bytes >= local_bytes,
         "at least half of compaction output came from the worker: remote {remote_bytes}, local {local_bytes}"
@@ -67,13 +80,20 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
     let ssts = live_ssts(&db, &db_path);
     assert!(!ssts.is_empty());
     for sst in &ssts {
-        assert_eq!(sst.props.db_host_id, identity, "{} at L{} was written by the worker", sst.cf, sst.level);
+        assert_eq!(
+            sst.props.db_host_id, identity,
+            "{} at L{} was written by the worker",
+            sst.cf, sst.level
+        );
     }
     let cf = db.cf_handle("default").unwrap();
     assert_eq!(model.check(&db, cf), Ok(model.len() as u64));
     assert!(
         !db_path.join(farm::hoster::service::OUTPUT_SUBDIR).exists()
-            || std::fs::read_dir(db_path.join(farm::hoster::service::OUTPUT_SUBDIR)).unwrap().next().is_none(),
+            || std::fs::read_dir(db_path.join(farm::hoster::service::OUTPUT_SUBDIR))
+                .unwrap()
+                .next()
+                .is_none(),
         "installed attempts leave no output directories behind"
     );
 }

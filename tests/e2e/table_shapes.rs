@@ -9,12 +9,16 @@
 //! than write outputs without filters.
 
 use crate::harness::*;
+use farm::workload::Written;
 use farm::workload::{Model, WorkloadSpec};
 use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DBCompactionStyle, Options};
-use farm::workload::Written;
 
 fn family(block_size: usize, bloom: bool, format_version: i32) -> Options {
-    let filter = if bloom { "bloomfilter:10:false" } else { "nullptr" };
+    let filter = if bloom {
+        "bloomfilter:10:false"
+    } else {
+        "nullptr"
+    };
     small_options()
         .get_options_from_string(format!(
             "block_based_table_factory={{block_size={block_size};format_version={format_version};filter_policy={filter}}}"
@@ -29,7 +33,10 @@ fn remote_outputs_keep_each_familys_table_options() {
     let db_path = root.join("shapes");
     std::fs::create_dir_all(&root).unwrap();
     let worker = start_worker(dir.path(), &[]);
-    let identity = worker_stat(&worker)["identity"].as_str().unwrap().to_owned();
+    let identity = worker_stat(&worker)["identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let mut universal = small_options();
     universal.set_compaction_style(DBCompactionStyle::Universal);
@@ -61,7 +68,10 @@ fn remote_outputs_keep_each_familys_table_options() {
 
     let ssts = live_ssts(&hoster.db, &db_path);
     for name in names {
-        let remote: Vec<_> = ssts.iter().filter(|s| s.cf == name && s.props.db_host_id == identity).collect();
+        let remote: Vec<_> = ssts
+            .iter()
+            .filter(|s| s.cf == name && s.props.db_host_id == identity)
+            .collect();
         assert!(!remote.is_empty(), "{name} has remote output SSTs");
         for s in remote {
             let p = &s.props;
@@ -70,13 +80,21 @@ fn remote_outputs_keep_each_familys_table_options() {
                     assert_eq!(p.filter_policy_name, "bloomfilter", "{name}");
                     assert!(p.filter_size > 0);
                     assert_eq!(p.format_version, 5);
-                    assert!((12 << 10..=17 << 10).contains(&p.mean_block_size()), "{name}: mean block {}", p.mean_block_size());
+                    assert!(
+                        (12 << 10..=17 << 10).contains(&p.mean_block_size()),
+                        "{name}: mean block {}",
+                        p.mean_block_size()
+                    );
                 }
                 "plain4k" => {
                     assert_eq!(p.filter_policy_name, "", "{name} has no filter");
                     assert_eq!(p.filter_size, 0);
                     assert_eq!(p.format_version, 6);
-                    assert!((3 << 10..=5 << 10).contains(&p.mean_block_size()), "{name}: mean block {}", p.mean_block_size());
+                    assert!(
+                        (3 << 10..=5 << 10).contains(&p.mean_block_size()),
+                        "{name}: mean block {}",
+                        p.mean_block_size()
+                    );
                 }
                 _ => assert_eq!(p.column_family_name, "universal"),
             }
@@ -84,7 +102,11 @@ fn remote_outputs_keep_each_familys_table_options() {
     }
     for (name, model) in names.iter().zip(&models) {
         let cf = hoster.db.cf_handle(name).unwrap();
-        assert_eq!(model.check(&hoster.db, cf), Ok(model.len() as u64), "{name}");
+        assert_eq!(
+            model.check(&hoster.db, cf),
+            Ok(model.len() as u64),
+            "{name}"
+        );
     }
 }
 
@@ -119,7 +141,11 @@ fn a_filter_the_options_file_cannot_carry_is_refused_not_dropped() {
     assert!(stats.fallbacks["refused"] > 0, "{stats:?}");
     assert_eq!(stats.local_total(), stats.fallbacks["refused"], "{stats:?}");
     assert_eq!(counters["accepted"], 0, "{counters}");
-    assert_eq!(counters["rejected"]["refused"].as_u64(), Some(stats.fallbacks["refused"]), "{counters}");
+    assert_eq!(
+        counters["rejected"]["refused"].as_u64(),
+        Some(stats.fallbacks["refused"]),
+        "{counters}"
+    );
     // Local outputs keep their filters, and the data is intact.
     for sst in live_ssts(&hoster.db, &db_path) {
         assert!(sst.props.filter_size > 0, "L{} has a filter", sst.level);

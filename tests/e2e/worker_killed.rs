@@ -72,7 +72,9 @@ fn sigkill_while_running_falls_back_to_local() {
             seed: 12,
             ..WorkloadSpec::default()
         };
-        model.write(&hoster.db, cf, &more).expect("writes go on while the worker is gone");
+        model
+            .write(&hoster.db, cf, &more)
+            .expect("writes go on while the worker is gone");
         while compacting.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -80,8 +82,14 @@ fn sigkill_while_running_falls_back_to_local() {
 
     let stats = hoster.farm.stats();
     println!("hoster stats after the kill: {stats:?}");
-    assert!(stats.fallbacks["connection"] >= 1, "the attempt fell back for a lost connection: {stats:?}");
-    assert_eq!(stats.remote_installed, 0, "nothing from the dead worker was installed");
+    assert!(
+        stats.fallbacks["connection"] >= 1,
+        "the attempt fell back for a lost connection: {stats:?}"
+    );
+    assert_eq!(
+        stats.remote_installed, 0,
+        "nothing from the dead worker was installed"
+    );
     // The DB keeps taking writes after the loss.
     let after = WorkloadSpec {
         ops: 20_000,
@@ -89,7 +97,9 @@ fn sigkill_while_running_falls_back_to_local() {
         seed: 13,
         ..WorkloadSpec::default()
     };
-    model.write(&hoster.db, cf, &after).expect("writes go on after the worker died");
+    model
+        .write(&hoster.db, cf, &after)
+        .expect("writes go on after the worker died");
     hoster.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
     assert_eq!(model.check(&hoster.db, cf), Ok(model.len() as u64));
 }

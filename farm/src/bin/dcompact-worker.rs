@@ -46,14 +46,17 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if args.log_json {
         logs.json().init();
     } else {
         logs.init();
     }
 
-    let mut config = WorkerConfig::load(args.config.as_deref()).context("invalid worker configuration")?;
+    let mut config =
+        WorkerConfig::load(args.config.as_deref()).context("invalid worker configuration")?;
     if let Some(listen) = &args.listen {
         config.listen = listen
             .parse()
@@ -82,7 +85,10 @@ fn main() -> anyhow::Result<()> {
 /// Resolves on SIGTERM or SIGINT.
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("failed to install signal handlers; stop the worker with SIGKILL");
         return std::future::pending().await;
     };

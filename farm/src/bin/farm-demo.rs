@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use farm::worker::local::LocalWorker;
 use farm::workload::{Model, WorkloadSpec};
-use rocksdb::{Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -88,8 +88,15 @@ fn main() -> anyhow::Result<()> {
         "instance_name": "farm-demo",
         "verify_output": args.verify_output,
     });
-    let farm = farm::hoster::enable(&mut opts, &db_path.display().to_string(), &params.to_string())?;
-    let db = DB::open_cf(&opts, &db_path, ["default"]).context("failed to open the database")?;
+    let farm = farm::hoster::enable(
+        &mut opts,
+        &db_path.display().to_string(),
+        &params.to_string(),
+    )?;
+    // The family's options must be given explicitly: a bare name opens it
+    // with RocksDB's defaults (64 MiB memtables).
+    let families = [ColumnFamilyDescriptor::new("default", opts.clone())];
+    let db = DB::open_cf_descriptors(&opts, &db_path, families).context("failed to open the database")?;
     let cf = db.cf_handle("default").context("default column family")?;
 
     let spec = WorkloadSpec {
@@ -100,7 +107,10 @@ fn main() -> anyhow::Result<()> {
         range_delete_every: 10_000,
         seed: 42,
     };
-    println!("writing {} operations over {} keys ...", spec.ops, spec.key_space);
+    println!(
+        "writing {} operations over {} keys ...",
+        spec.ops, spec.key_space
+    );
     let started = Instant::now();
     let mut model = Model::default();
     let written = model.write(&db, cf, &spec)?;
@@ -134,7 +144,9 @@ fn main() -> anyhow::Result<()> {
     println!(
         "hoster-side output verification: {:.1} ms in all ({:.1} MiB/s of output)",
         stats.verify_micros as f64 / 1000.0,
-        stats.remote_bytes_written as f64 / (1 << 20) as f64 / (stats.verify_micros.max(1) as f64 / 1e6)
+        stats.remote_bytes_written as f64
+            / (1 << 20) as f64
+            / (stats.verify_micros.max(1) as f64 / 1e6)
     );
     for (reason, n) in stats.fallbacks.iter().filter(|(_, n)| **n > 0) {
         println!("  fallback {reason}: {n}");
@@ -160,8 +172,12 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 fn wait_for_compactions(db: &DB) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let pending = db.property_int_value("rocksdb.compaction-pending")?.unwrap_or(0);
-        let running = db.property_int_value("rocksdb.num-running-compactions")?.unwrap_or(0);
+        let pending = db
+            .property_int_value("rocksdb.compaction-pending")?
+            .unwrap_or(0);
+        let running = db
+            .property_int_value("rocksdb.num-running-compactions")?
+            .unwrap_or(0);
         if pending == 0 && running == 0 {
             return Ok(());
         }

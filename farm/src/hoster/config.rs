@@ -100,7 +100,9 @@ struct Raw {
 fn seconds(name: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
     let s = v.unwrap_or(default);
     if !(s.is_finite() && s >= 0.0) {
-        return Err(ConfigError::Invalid(format!("{name} must be a non-negative number of seconds")));
+        return Err(ConfigError::Invalid(format!(
+            "{name} must be a non-negative number of seconds"
+        )));
     }
     Ok(Duration::from_secs_f64(s))
 }
@@ -137,7 +139,9 @@ impl HosterConfig {
                     weight,
                 } => {
                     let Some(u) = base_url.or(url) else {
-                        return Err(ConfigError::Invalid("http_workers object needs url or base_url".into()));
+                        return Err(ConfigError::Invalid(
+                            "http_workers object needs url or base_url".into(),
+                        ));
                     };
                     (u, web_url, weight.unwrap_or(1))
                 }
@@ -205,7 +209,9 @@ mod tests {
         assert_eq!(c.http_workers[0].base_url, "http://a:1");
         assert_eq!(c.http_workers[1].base_url, "http://b:2");
         assert_eq!(c.http_workers[1].weight, 5);
-        let nested = format!(r#"{{"CompactionExecutorFactory":{{"dcompact":{{"class":"DcompactEtcd","params":{bare}}}}}}}"#);
+        let nested = format!(
+            r#"{{"CompactionExecutorFactory":{{"dcompact":{{"class":"DcompactEtcd","params":{bare}}}}}}}"#
+        );
         let n = HosterConfig::from_json(&nested).unwrap();
         assert_eq!(n.http_workers, c.http_workers);
         assert!(n.allow_fallback_to_local);
@@ -213,15 +219,21 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = HosterConfig::from_json(r#"{"instance_name":"i"}"#).unwrap_err().to_string();
+        let e = HosterConfig::from_json(r#"{"instance_name":"i"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("hoster_root"), "{e}");
-        let e = HosterConfig::from_json(r#"{"hoster_root":"/d","instance_name":"i","http_workers":["ftp://x"]}"#)
-            .unwrap_err()
-            .to_string();
+        let e = HosterConfig::from_json(
+            r#"{"hoster_root":"/d","instance_name":"i","http_workers":["ftp://x"]}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("http://"), "{e}");
-        let e = HosterConfig::from_json(r#"{"hoster_root":"/d","instance_name":"i","http_timeout":-1}"#)
-            .unwrap_err()
-            .to_string();
+        let e = HosterConfig::from_json(
+            r#"{"hoster_root":"/d","instance_name":"i","http_timeout":-1}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("http_timeout"), "{e}");
     }
 }

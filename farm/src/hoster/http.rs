@@ -56,7 +56,9 @@ impl Client {
                 resp.into_reader()
                     .take(MAX_ANSWER_BYTES)
                     .read_to_string(&mut text)
-                    .map_err(|e| fail(classify_io(&e), format!("failed to read answer: {e}"), None))?;
+                    .map_err(|e| {
+                        fail(classify_io(&e), format!("failed to read answer: {e}"), None)
+                    })?;
                 Ok(text)
             }
             Err(ureq::Error::Status(code, resp)) => {
@@ -67,7 +69,10 @@ impl Client {
                     404 => FallbackReason::NotFound,
                     _ => FallbackReason::HttpStatus,
                 };
-                let detail = format!("HTTP {code}: {}", text.chars().take(500).collect::<String>());
+                let detail = format!(
+                    "HTTP {code}: {}",
+                    text.chars().take(500).collect::<String>()
+                );
                 Err(fail(reason, detail, Some(code)))
             }
             Err(ureq::Error::Transport(t)) => {

@@ -10,7 +10,9 @@ use crate::protocol::answers;
 use crate::protocol::attempt::{relative_below, AttemptKey};
 use crate::protocol::job::Job;
 use crate::rocks::serialized::InputInfo;
-use crate::rocks::service::{self, CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer};
+use crate::rocks::service::{
+    self, CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer,
+};
 use base64::Engine;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +40,11 @@ pub enum HosterError {
 /// Turns the farm on for `options` of the DB at `dbname`, with ToplingDB's
 /// `DcompactEtcd` JSON params. Returns the service, whose
 /// [`FarmService::stats`] the application may read.
-pub fn enable(options: &mut rocksdb::Options, dbname: &str, params_json: &str) -> Result<Arc<FarmService>, HosterError> {
+pub fn enable(
+    options: &mut rocksdb::Options,
+    dbname: &str,
+    params_json: &str,
+) -> Result<Arc<FarmService>, HosterError> {
     let config = HosterConfig::from_json(params_json)?;
     let service = Arc::new(FarmService::new(config, dbname)?);
     service::install(options, service.clone());
@@ -74,18 +80,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl FarmService {
     pub fn new(config: HosterConfig, dbname: &str) -> Result<Self, HosterError> {
         let dbname = dbname.trim_end_matches('/').to_owned();
-        relative_below(&dbname, &config.hoster_root, "dbname").map_err(|e| HosterError::DbName {
-            dbname: dbname.clone(),
-            why: e.to_string(),
+        relative_below(&dbname, &config.hoster_root, "dbname").map_err(|e| {
+            HosterError::DbName {
+                dbname: dbname.clone(),
+                why: e.to_string(),
+            }
         })?;
         // Output directories orphaned by an earlier crash of this process.
         let outputs = Path::new(&dbname).join(OUTPUT_SUBDIR);
         match std::fs::remove_dir_all(&outputs) {
-            Ok(()) => tracing::info!(path = %outputs.display(), "removed orphaned farm output directories"),
+            Ok(()) => {
+                tracing::info!(path = %outputs.display(), "removed orphaned farm output directories")
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(HosterError::Sweep { path: outputs, source }),
+            Err(source) => {
+                return Err(HosterError::Sweep {
+                    path: outputs,
+                    source,
+                })
+            }
         }
-        let start_time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let start_time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         Ok(FarmService {
             client: Client::new(&config),
             workers: Workers::new(config.http_workers.clone(), config.worker_backoff),
@@ -129,7 +146,10 @@ impl FarmService {
     fn schedule_job(&self, info: &JobInfo, input: &[u8]) -> ScheduleAnswer {
         let c = &self.config;
         if info.output_level < c.dcompact_min_level || info.output_level > c.dcompact_max_level {
-            return self.local(FallbackReason::Level, &format!("output level {}", info.output_level));
+            return self.local(
+                FallbackReason::Level,
+                &format!("output level {}", info.output_level),
+            );
         }
         let input_info = match InputInfo::parse(input) {
             Ok(i) => i,
@@ -209,9 +229,16 @@ impl FarmService {
 
     /// Ends a pending attempt without installing it: cancel it on the worker
     /// (when it may still run) and remove its output directory.
-    fn abandon(&self, p: &Pending, reason: FallbackReason, why: &dyn std::fmt::Display, cancel_remote: bool) -> WaitAnswer {
+    fn abandon(
+        &self,
+        p: &Pending,
+        reason: FallbackReason,
+        why: &dyn std::fmt::Display,
+        cancel_remote: bool,
+    ) -> WaitAnswer {
         if cancel_remote {
-            self.client.cancel(&self.workers.endpoint(p.worker).base_url, &p.key);
+            self.client
+                .cancel(&self.workers.endpoint(p.worker).base_url, &p.key);
         }
         remove_output_dir(&p.output_dir);
         self.local(reason, why);
@@ -228,7 +255,12 @@ impl FarmService {
         let mut transient = 0u32;
         loop {
             if self.generation.load(Ordering::Acquire) != p.generation {
-                return self.abandon(&p, FallbackReason::Cancelled, &"RocksDB cancelled awaiting jobs", true);
+                return self.abandon(
+                    &p,
+                    FallbackReason::Cancelled,
+                    &"RocksDB cancelled awaiting jobs",
+                    true,
+                );
             }
             if Instant::now() >= deadline {
                 return self.abandon(&p, FallbackReason::Timeout, &"overall_timeout passed", true);
@@ -238,9 +270,17 @@ impl FarmService {
                     transient = 0;
                 }
                 Ok(a) if a.status == answers::DONE => {
-                    let Some(result) = a.result.as_deref().and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
+                    let Some(result) = a
+                        .result
+                        .as_deref()
+                        .and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
                     else {
-                        return self.abandon(&p, FallbackReason::Protocol, &"done without a base64 result", false);
+                        return self.abandon(
+                            &p,
+                            FallbackReason::Protocol,
+                            &"done without a base64 result",
+                            false,
+                        );
                     };
                     return self.install(p, &result);
                 }
@@ -249,9 +289,17 @@ impl FarmService {
                     return self.abandon(&p, FallbackReason::RemoteFailed, &why, false);
                 }
                 Ok(a) => {
-                    return self.abandon(&p, FallbackReason::Protocol, &format!("unknown probe status {:?}", a.status), true)
+                    return self.abandon(
+                        &p,
+                        FallbackReason::Protocol,
+                        &format!("unknown probe status {:?}", a.status),
+                        true,
+                    )
                 }
-                Err(e) if e.reason == FallbackReason::Timeout && transient + 1 < self.config.http_max_retry => {
+                Err(e)
+                    if e.reason == FallbackReason::Timeout
+                        && transient + 1 < self.config.http_max_retry =>
+                {
                     transient += 1;
                 }
                 Err(e) => {
@@ -271,7 +319,10 @@ impl FarmService {
     }
 
     fn abandon_unknown(&self, id: &str) -> WaitAnswer {
-        self.local(FallbackReason::Internal, &format!("wait for unknown job {id}"));
+        self.local(
+            FallbackReason::Internal,
+            &format!("wait for unknown job {id}"),
+        );
         WaitAnswer::UseLocal
     }
 
@@ -302,7 +353,9 @@ fn remove_output_dir(dir: &Path) {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "failed to remove output directory"),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "failed to remove output directory")
+        }
     }
 }
 
@@ -325,7 +378,11 @@ impl CompactionService for FarmService {
         match (status, p.verified) {
             (InstallStatus::Success, Some((read, written))) => self.stats.installed(read, written),
             _ => {
-                tracing::warn!(job = scheduled_job_id, ?status, "RocksDB did not install a verified remote result");
+                tracing::warn!(
+                    job = scheduled_job_id,
+                    ?status,
+                    "RocksDB did not install a verified remote result"
+                );
                 self.stats.fallback(FallbackReason::Internal);
             }
         }

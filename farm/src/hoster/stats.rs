@@ -72,7 +72,10 @@ impl FallbackReason {
     }
 
     fn index(self) -> usize {
-        Self::ALL.iter().position(|r| *r == self).expect("ALL lists every reason")
+        Self::ALL
+            .iter()
+            .position(|r| *r == self)
+            .expect("ALL lists every reason")
     }
 }
 
@@ -120,7 +123,8 @@ impl HosterStats {
     pub fn installed(&self, bytes_read: u64, bytes_written: u64) {
         self.remote_installed.fetch_add(1, Ordering::Relaxed);
         self.bytes_read.fetch_add(bytes_read, Ordering::Relaxed);
-        self.bytes_written.fetch_add(bytes_written, Ordering::Relaxed);
+        self.bytes_written
+            .fetch_add(bytes_written, Ordering::Relaxed);
     }
 
     pub fn verified(&self, micros: u64) {

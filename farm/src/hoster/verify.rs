@@ -27,7 +27,11 @@ pub enum VerifyError {
 /// Checks `result` against the files in `output_dir` (the hoster's path of
 /// the attempt's output directory) and returns the result to hand RocksDB,
 /// with `output_path` set to `output_dir`.
-pub fn verify_result(result: &[u8], output_dir: &Path, checksums: bool) -> Result<(Vec<u8>, ResultInfo), VerifyError> {
+pub fn verify_result(
+    result: &[u8],
+    output_dir: &Path,
+    checksums: bool,
+) -> Result<(Vec<u8>, ResultInfo), VerifyError> {
     let info = ResultInfo::parse(result).map_err(|e| VerifyError::Unreadable(e.to_string()))?;
     if let Some(e) = &info.error {
         return Err(VerifyError::RemoteStatus(e.clone()));
@@ -47,7 +51,11 @@ pub fn verify_result(result: &[u8], output_dir: &Path, checksums: bool) -> Resul
             return Err(file_err("not a regular file".into()));
         }
         if meta.len() != f.size {
-            return Err(file_err(format!("size {} but the result says {}", meta.len(), f.size)));
+            return Err(file_err(format!(
+                "size {} but the result says {}",
+                meta.len(),
+                f.size
+            )));
         }
         if checksums {
             verify_checksums(&path).map_err(|e| file_err(e.to_string()))?;

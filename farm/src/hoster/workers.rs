@@ -69,7 +69,10 @@ mod tests {
 
     #[test]
     fn round_robin_skips_failed_workers() {
-        let w = Workers::new(vec![ep("http://a:1"), ep("http://b:1"), ep("http://c:1")], Duration::from_secs(60));
+        let w = Workers::new(
+            vec![ep("http://a:1"), ep("http://b:1"), ep("http://c:1")],
+            Duration::from_secs(60),
+        );
         let mut seen: Vec<usize> = (0..3).filter_map(|_| w.pick()).collect();
         seen.sort();
         assert_eq!(seen, vec![0, 1, 2]);

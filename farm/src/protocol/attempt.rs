@@ -144,8 +144,12 @@ mod tests {
 
     #[test]
     fn names_follow_the_contract() {
-        let n = AttemptName::new(&key("app1", "/data/dbs/users/main", (7 << 32) | 2), "/data").unwrap();
-        assert_eq!(n.as_str(), "app1/1700000000/dbs_users_main/job-00007-02/att-01");
+        let n =
+            AttemptName::new(&key("app1", "/data/dbs/users/main", (7 << 32) | 2), "/data").unwrap();
+        assert_eq!(
+            n.as_str(),
+            "app1/1700000000/dbs_users_main/job-00007-02/att-01"
+        );
         let root = AttemptName::new(&key("app1", "/data", 0), "/data").unwrap();
         assert_eq!(root.as_str(), "app1/1700000000/_/job-00000-00/att-01");
     }

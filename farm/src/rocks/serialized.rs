@@ -39,7 +39,11 @@ impl InputInfo {
         let lines = Lines::parse(OP, &text);
         let input_files = lines
             .all("input_file")
-            .map(|h| lines.hex(h).map(|b| String::from_utf8_lossy(&b).into_owned()))
+            .map(|h| {
+                lines
+                    .hex(h)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            })
             .collect::<Result<_, _>>()?;
         Ok(InputInfo {
             cf_name: lines.hex_string("cf_name")?,

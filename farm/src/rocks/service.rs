@@ -144,7 +144,10 @@ fn use_local_response() -> *mut sys::rocksdb_compactionservice_scheduleresponse_
     // SAFETY: kUseLocal is a valid status, so no error is set; should one be,
     // it is freed below.
     let r = unsafe {
-        sys::rocksdb_compactionservice_scheduleresponse_create_with_status(STATUS_USE_LOCAL, &mut err)
+        sys::rocksdb_compactionservice_scheduleresponse_create_with_status(
+            STATUS_USE_LOCAL,
+            &mut err,
+        )
     };
     if !err.is_null() {
         // SAFETY: a malloc'ed message from RocksDB.
@@ -236,7 +239,11 @@ unsafe extern "C" fn cancel_awaiting(state: *mut c_void) {
     }));
 }
 
-unsafe extern "C" fn on_installation(state: *mut c_void, scheduled_job_id: *const c_char, status: c_int) {
+unsafe extern "C" fn on_installation(
+    state: *mut c_void,
+    scheduled_job_id: *const c_char,
+    status: c_int,
+) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: RocksDB passes a live NUL-terminated id for the call.
         let id = unsafe { CStr::from_ptr(scheduled_job_id) }.to_string_lossy();
@@ -259,7 +266,8 @@ unsafe fn job_info(info: *const sys::rocksdb_compactionservice_jobinfo_t) -> Job
             if p.is_null() {
                 String::new()
             } else {
-                String::from_utf8_lossy(std::slice::from_raw_parts(p.cast::<u8>(), len)).into_owned()
+                String::from_utf8_lossy(std::slice::from_raw_parts(p.cast::<u8>(), len))
+                    .into_owned()
             }
         }
     };
@@ -276,9 +284,13 @@ unsafe fn job_info(info: *const sys::rocksdb_compactionservice_jobinfo_t) -> Job
             compaction_reason: sys::rocksdb_compactionservice_jobinfo_t_get_compaction_reason(info),
             base_input_level: sys::rocksdb_compactionservice_jobinfo_t_get_base_input_level(info),
             output_level: sys::rocksdb_compactionservice_jobinfo_t_get_output_level(info),
-            is_full_compaction: sys::rocksdb_compactionservice_jobinfo_t_is_full_compaction(info) != 0,
-            is_manual_compaction: sys::rocksdb_compactionservice_jobinfo_t_is_manual_compaction(info) != 0,
-            is_bottommost_level: sys::rocksdb_compactionservice_jobinfo_t_is_bottommost_level(info) != 0,
+            is_full_compaction: sys::rocksdb_compactionservice_jobinfo_t_is_full_compaction(info)
+                != 0,
+            is_manual_compaction: sys::rocksdb_compactionservice_jobinfo_t_is_manual_compaction(
+                info,
+            ) != 0,
+            is_bottommost_level: sys::rocksdb_compactionservice_jobinfo_t_is_bottommost_level(info)
+                != 0,
         }
     }
 }

@@ -26,13 +26,26 @@ pub enum AdmissionError {
     Refused(String),
 }
 
-pub fn admit(config: &WorkerConfig, body: &[u8]) -> Result<(Job, AttemptName, PreparedJob), AdmissionError> {
+pub fn admit(
+    config: &WorkerConfig,
+    body: &[u8],
+) -> Result<(Job, AttemptName, PreparedJob), AdmissionError> {
     use AdmissionError::{Malformed, Refused};
-    let job: Job = serde_json::from_slice(body).map_err(|e| Malformed(format!("invalid job JSON: {e}")))?;
-    let name = AttemptName::new(&job.key(), &job.hoster_root).map_err(|e| Refused(e.to_string()))?;
-    let map = PathMap::new(config.nfs_mount_root.as_deref(), &job.instance_name, &job.hoster_root);
-    let db_path = map.map(&job.dbname, "dbname").map_err(|e| Refused(e.to_string()))?;
-    let output_dir = map.map(&job.output_dir, "output_dir").map_err(|e| Refused(e.to_string()))?;
+    let job: Job =
+        serde_json::from_slice(body).map_err(|e| Malformed(format!("invalid job JSON: {e}")))?;
+    let name =
+        AttemptName::new(&job.key(), &job.hoster_root).map_err(|e| Refused(e.to_string()))?;
+    let map = PathMap::new(
+        config.nfs_mount_root.as_deref(),
+        &job.instance_name,
+        &job.hoster_root,
+    );
+    let db_path = map
+        .map(&job.dbname, "dbname")
+        .map_err(|e| Refused(e.to_string()))?;
+    let output_dir = map
+        .map(&job.output_dir, "output_dir")
+        .map_err(|e| Refused(e.to_string()))?;
     if output_dir == db_path || job.output_dir == job.hoster_root {
         return Err(Refused(format!(
             "output_dir {} must be a directory of its own, not the DB or hoster_root",
@@ -49,8 +62,11 @@ pub fn admit(config: &WorkerConfig, body: &[u8]) -> Result<(Job, AttemptName, Pr
     let input = job
         .decode_input()
         .map_err(|e| Malformed(format!("compaction_service_input is not base64: {e}")))?;
-    let info = InputInfo::parse(&input)
-        .map_err(|e| Malformed(format!("compaction_service_input is not a RocksDB compaction input: {e}")))?;
+    let info = InputInfo::parse(&input).map_err(|e| {
+        Malformed(format!(
+            "compaction_service_input is not a RocksDB compaction input: {e}"
+        ))
+    })?;
     if info.cf_name != job.cf_name {
         return Err(Malformed(format!(
             "cf_name {:?} differs from the input's column family {:?}",
@@ -62,9 +78,12 @@ pub fn admit(config: &WorkerConfig, body: &[u8]) -> Result<(Job, AttemptName, Pr
     let options_file = db_path.join(format!("OPTIONS-{:06}", info.options_file_number));
     let overrides = Override::from_options_file(&options_file, &info.cf_name)
         .map_err(|e| Refused(format!("cannot use {}: {e}", options_file.display())))?;
-    let loaded = overrides
-        .describe()
-        .map_err(|e| Refused(format!("cannot inspect the options of {}: {e}", options_file.display())))?;
+    let loaded = overrides.describe().map_err(|e| {
+        Refused(format!(
+            "cannot inspect the options of {}: {e}",
+            options_file.display()
+        ))
+    })?;
     let text = OptionsText::read(&options_file)
         .map_err(|e| Refused(format!("cannot read {}: {e}", options_file.display())))?;
     check_override(&text, &info.cf_name, &loaded).map_err(Refused)?;

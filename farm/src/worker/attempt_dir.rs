@@ -29,7 +29,10 @@ impl AttemptDir {
         fs::create_dir_all(&path)?;
         let json = serde_json::to_vec_pretty(job).map_err(io::Error::other)?;
         fs::write(path.join("job.json"), json)?;
-        let log = OpenOptions::new().create(true).append(true).open(path.join("LOG"))?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.join("LOG"))?;
         Ok(AttemptDir {
             path,
             log: Mutex::new(log),
@@ -47,9 +50,17 @@ impl AttemptDir {
     /// Appends one line to `LOG`. A failed write is reported through tracing
     /// only: the log must never fail the attempt.
     pub fn log(&self, line: &str) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let mut file = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = writeln!(file, "{}.{:03} {}", now.as_secs(), now.subsec_millis(), line) {
+        if let Err(e) = writeln!(
+            file,
+            "{}.{:03} {}",
+            now.as_secs(),
+            now.subsec_millis(),
+            line
+        ) {
             tracing::warn!(dir = %self.path.display(), error = %e, "failed to write attempt LOG");
         }
     }

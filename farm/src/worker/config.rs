@@ -135,7 +135,11 @@ pub fn parse_bool(name: &'static str, v: &str) -> Result<bool, ConfigError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(invalid(name, v, "expected true/false (or 1/0, yes/no, on/off)")),
+        _ => Err(invalid(
+            name,
+            v,
+            "expected true/false (or 1/0, yes/no, on/off)",
+        )),
     }
 }
 
@@ -182,10 +186,11 @@ impl WorkerConfig {
         let file = match file {
             None => FileConfig::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-                    path: path.to_owned(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.to_owned(),
+                        source,
+                    })?;
                 toml::from_str(&text).map_err(|source| ConfigError::ParseFile {
                     path: path.to_owned(),
                     source: Box::new(source),
@@ -197,20 +202,34 @@ impl WorkerConfig {
         for name in ["MULTI_PROCESS", "NFS_DYNAMIC_MOUNT"] {
             if let Some(v) = src.get(name) {
                 if parse_bool(name, &v)? {
-                    return Err(invalid(name, &v, "not supported by this build yet; leave it unset or false"));
+                    return Err(invalid(
+                        name,
+                        &v,
+                        "not supported by this build yet; leave it unset or false",
+                    ));
                 }
             }
         }
         for name in ["PLUGINS", "ZIP_SERVER_OPTIONS", "ETCD_URL"] {
             if let Some(v) = src.get(name) {
-                return Err(invalid(name, &v, "not supported by this build yet; leave it unset"));
+                return Err(invalid(
+                    name,
+                    &v,
+                    "not supported by this build yet; leave it unset",
+                ));
             }
         }
 
-        let listen_raw = src.get("LISTEN_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
-        let listen = listen_raw
-            .parse()
-            .map_err(|_| invalid("LISTEN_ADDR", &listen_raw, "expected ip:port, e.g. 127.0.0.1:8080"))?;
+        let listen_raw = src
+            .get("LISTEN_ADDR")
+            .unwrap_or_else(|| "0.0.0.0:8080".into());
+        let listen = listen_raw.parse().map_err(|_| {
+            invalid(
+                "LISTEN_ADDR",
+                &listen_raw,
+                "expected ip:port, e.g. 127.0.0.1:8080",
+            )
+        })?;
 
         let advertise_addr = src.get("ADVERTISE_ADDR");
         if let Some(a) = &advertise_addr {
@@ -224,7 +243,11 @@ impl WorkerConfig {
             .unwrap_or_else(|| "/tmp/dcompact-worker".into());
         let worker_db_root = PathBuf::from(&root_raw);
         if !worker_db_root.is_absolute() {
-            return Err(invalid("WORKER_DB_ROOT", &root_raw, "must be an absolute path"));
+            return Err(invalid(
+                "WORKER_DB_ROOT",
+                &root_raw,
+                "must be an absolute path",
+            ));
         }
 
         let del_worker_temp_db = match src.get("DEL_WORKER_TEMP_DB") {
@@ -282,7 +305,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<WorkerConfig, ConfigError> {
-        let map: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let path = file.map(|text| {
             let p = dir.path().join("worker.toml");
@@ -315,23 +341,39 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting() {
-        let e = load(&[("MAX_PARALLEL_COMPACTIONS", "zero")], None).unwrap_err().to_string();
+        let e = load(&[("MAX_PARALLEL_COMPACTIONS", "zero")], None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("MAX_PARALLEL_COMPACTIONS"), "{e}");
-        let e = load(&[("WORKER_DB_ROOT", "relative/dir")], None).unwrap_err().to_string();
+        let e = load(&[("WORKER_DB_ROOT", "relative/dir")], None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("absolute"), "{e}");
-        let e = load(&[("MULTI_PROCESS", "true")], None).unwrap_err().to_string();
+        let e = load(&[("MULTI_PROCESS", "true")], None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("MULTI_PROCESS"), "{e}");
-        let e = load(&[("DEL_WORKER_TEMP_DB", "maybe")], None).unwrap_err().to_string();
+        let e = load(&[("DEL_WORKER_TEMP_DB", "maybe")], None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("DEL_WORKER_TEMP_DB"), "{e}");
-        let e = load(&[], Some("no_such_key = 1\n")).unwrap_err().to_string();
+        let e = load(&[], Some("no_such_key = 1\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no_such_key"), "{e}");
         assert!(load(&[("MULTI_PROCESS", "false")], None).is_ok());
     }
 
     #[test]
     fn durations_parse() {
-        assert_eq!(parse_duration("X", "250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("X", "10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(
+            parse_duration("X", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_duration("X", "10m").unwrap(),
+            Duration::from_secs(600)
+        );
         assert_eq!(parse_duration("X", "5").unwrap(), Duration::from_secs(5));
         assert!(parse_duration("X", "5d").is_err());
     }

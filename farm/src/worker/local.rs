@@ -51,7 +51,9 @@ impl LocalWorker {
             _ => {
                 let _ = child.kill();
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-                return Err(LocalWorkerError::NoAddress(format!("first line {line:?}, {status}")));
+                return Err(LocalWorkerError::NoAddress(format!(
+                    "first line {line:?}, {status}"
+                )));
             }
         };
         Ok(LocalWorker { child, addr })

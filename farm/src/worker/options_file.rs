@@ -54,7 +54,11 @@ impl OptionsText {
 }
 
 /// Checks the loaded override against the text for column family `cf`.
-pub fn check_override(text: &OptionsText, cf: &str, loaded: &OverrideSummary) -> Result<(), String> {
+pub fn check_override(
+    text: &OptionsText,
+    cf: &str,
+    loaded: &OverrideSummary,
+) -> Result<(), String> {
     let Some(filter) = text.block_based_table(cf, "filter_policy") else {
         return Ok(());
     };

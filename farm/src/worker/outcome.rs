@@ -38,7 +38,9 @@ impl Outcome {
     pub fn error(&self) -> Option<&str> {
         match self {
             Outcome::Succeeded | Outcome::Cancelled => None,
-            Outcome::SetupFailed(e) | Outcome::CompactionFailed(e) | Outcome::Panicked(e) => Some(e),
+            Outcome::SetupFailed(e) | Outcome::CompactionFailed(e) | Outcome::Panicked(e) => {
+                Some(e)
+            }
         }
     }
 }

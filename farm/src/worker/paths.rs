@@ -112,12 +112,18 @@ mod tests {
         let root = dir.path().to_str().unwrap();
         std::fs::create_dir_all(dir.path().join("db")).unwrap();
         let m = PathMap::new(None, "app", root);
-        assert_eq!(m.map(&format!("{root}/db"), "dbname").unwrap(), dir.path().join("db"));
+        assert_eq!(
+            m.map(&format!("{root}/db"), "dbname").unwrap(),
+            dir.path().join("db")
+        );
 
         let mnt = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(mnt.path().join("app/db")).unwrap();
         let m = PathMap::new(Some(mnt.path()), "app", "/hoster/data");
-        assert_eq!(m.map("/hoster/data/db", "dbname").unwrap(), mnt.path().join("app/db"));
+        assert_eq!(
+            m.map("/hoster/data/db", "dbname").unwrap(),
+            mnt.path().join("app/db")
+        );
         assert_eq!(
             m.map("/hoster/data/db/out/new", "output_dir").unwrap(),
             mnt.path().join("app/db/out/new")

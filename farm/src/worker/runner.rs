@@ -48,7 +48,12 @@ impl RunResult {
     }
 }
 
-pub fn run(job: &mut PreparedJob, dir: &AttemptDir, identity: &str, cancel: &CancelFlag) -> RunResult {
+pub fn run(
+    job: &mut PreparedJob,
+    dir: &AttemptDir,
+    identity: &str,
+    cancel: &CancelFlag,
+) -> RunResult {
     dir.log(&format!(
         "start db={} output_dir={} cf={} options={}",
         job.db_path.display(),
@@ -59,20 +64,39 @@ pub fn run(job: &mut PreparedJob, dir: &AttemptDir, identity: &str, cancel: &Can
 
     let mut setup = || -> Result<(), String> {
         if job.output_dir.exists() {
-            fs::remove_dir_all(&job.output_dir)
-                .map_err(|e| format!("failed to clear output dir {}: {e}", job.output_dir.display()))?;
+            fs::remove_dir_all(&job.output_dir).map_err(|e| {
+                format!(
+                    "failed to clear output dir {}: {e}",
+                    job.output_dir.display()
+                )
+            })?;
         }
-        fs::create_dir_all(&job.output_dir)
-            .map_err(|e| format!("failed to create output dir {}: {e}", job.output_dir.display()))?;
-        job.overrides.set_info_log(&dir.rocksdb_log()).map_err(|e| e.to_string())?;
-        job.overrides.set_option("db_host_id", identity).map_err(|e| e.to_string())?;
+        fs::create_dir_all(&job.output_dir).map_err(|e| {
+            format!(
+                "failed to create output dir {}: {e}",
+                job.output_dir.display()
+            )
+        })?;
+        job.overrides
+            .set_info_log(&dir.rocksdb_log())
+            .map_err(|e| e.to_string())?;
+        job.overrides
+            .set_option("db_host_id", identity)
+            .map_err(|e| e.to_string())?;
         Ok(())
     };
     if let Err(e) = setup() {
         return RunResult::failed(Outcome::SetupFailed(e));
     }
 
-    let result = match open_and_compact(&job.db_path, &job.output_dir, &job.input, &job.overrides, cancel, false) {
+    let result = match open_and_compact(
+        &job.db_path,
+        &job.output_dir,
+        &job.input,
+        &job.overrides,
+        cancel,
+        false,
+    ) {
         Ok(r) => r,
         Err(e) => {
             let message = e.to_string();
@@ -87,7 +111,9 @@ pub fn run(job: &mut PreparedJob, dir: &AttemptDir, identity: &str, cancel: &Can
     };
     let info = match ResultInfo::parse(&result) {
         Ok(info) => info,
-        Err(e) => return RunResult::failed(Outcome::CompactionFailed(format!("unreadable result: {e}"))),
+        Err(e) => {
+            return RunResult::failed(Outcome::CompactionFailed(format!("unreadable result: {e}")))
+        }
     };
     if let Some(e) = info.error {
         return RunResult::failed(Outcome::CompactionFailed(e));
@@ -95,7 +121,9 @@ pub fn run(job: &mut PreparedJob, dir: &AttemptDir, identity: &str, cancel: &Can
     let persist = fs::write(job.output_dir.join("rpc.results"), &result)
         .and_then(|()| fs::write(job.output_dir.join("compact.done"), b"done\n"));
     if let Err(e) = persist {
-        return RunResult::failed(Outcome::SetupFailed(format!("failed to write rpc.results: {e}")));
+        return RunResult::failed(Outcome::SetupFailed(format!(
+            "failed to write rpc.results: {e}"
+        )));
     }
     dir.log(&format!(
         "compacted files={} bytes_read={} bytes_written={}",

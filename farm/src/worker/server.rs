@@ -49,7 +49,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let bound = listener.local_addr()?;
-    let advertise = config.advertise_addr.clone().unwrap_or_else(|| bound.to_string());
+    let advertise = config
+        .advertise_addr
+        .clone()
+        .unwrap_or_else(|| bound.to_string());
     std::fs::create_dir_all(&config.worker_db_root)?;
     let sup = Supervisor::new(Arc::new(config), format!("dcompact-worker@{advertise}"));
 
@@ -85,14 +88,18 @@ pub async fn run(
             sup.shutdown().await;
         }
     };
-    let served = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(graceful)
+        .await;
     stop_sweeper.cancel();
     let _ = sweeper.await;
     served
 }
 
 fn authorized(sup: &Supervisor, headers: &HeaderMap) -> bool {
-    let Some(token) = &sup.config().auth_token else { return true };
+    let Some(token) = &sup.config().auth_token else {
+        return true;
+    };
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -124,7 +131,11 @@ async fn read_body(sup: &Supervisor, body: Body) -> Result<axum::body::Bytes, Re
 async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     if !authorized(&sup, &headers) {
         sup.count_reject(RejectReason::Unauthorized);
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        );
     }
     let body = match read_body(&sup, body).await {
         Ok(b) => b,
@@ -135,7 +146,11 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
     };
     if sup.is_stopping() {
         sup.count_reject(RejectReason::Refused);
-        return error(StatusCode::PRECONDITION_FAILED, "refused", "worker is stopping");
+        return error(
+            StatusCode::PRECONDITION_FAILED,
+            "refused",
+            "worker is stopping",
+        );
     }
     let config = sup.clone();
     // Admission parses the input through RocksDB and touches the filesystem.
@@ -150,19 +165,32 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
             sup.count_reject(RejectReason::Refused);
             return error(StatusCode::PRECONDITION_FAILED, "refused", e);
         }
-        Err(join) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("admission failed: {join}")),
+        Err(join) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("admission failed: {join}"),
+            )
+        }
     };
     match sup.submit(job, name, prepared) {
         Ok(()) => {
-            let addr = sup.identity().trim_start_matches("dcompact-worker@").to_owned();
+            let addr = sup
+                .identity()
+                .trim_start_matches("dcompact-worker@")
+                .to_owned();
             Json(SubmitAnswer {
                 status: "ok".into(),
                 addr,
             })
             .into_response()
         }
-        Err(e @ SubmitError::Busy { .. }) => error(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
-        Err(e @ SubmitError::Refused(_)) => error(StatusCode::PRECONDITION_FAILED, "refused", e.to_string()),
+        Err(e @ SubmitError::Busy { .. }) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
+        }
+        Err(e @ SubmitError::Refused(_)) => {
+            error(StatusCode::PRECONDITION_FAILED, "refused", e.to_string())
+        }
     }
 }
 
@@ -190,7 +218,11 @@ async fn probe(State(sup): State<Shared>, body: Body) -> Response {
 
 async fn cancel(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     if !authorized(&sup, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        );
     }
     let key = match attempt_key(&sup, body).await {
         Ok(k) => k,
@@ -199,13 +231,21 @@ async fn cancel(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Re
     if sup.cancel(&key) {
         Json(serde_json::json!({"status": "ok"})).into_response()
     } else {
-        error(StatusCode::NOT_FOUND, NOT_FOUND, "no such attempt, or it already ended")
+        error(
+            StatusCode::NOT_FOUND,
+            NOT_FOUND,
+            "no such attempt, or it already ended",
+        )
     }
 }
 
 async fn health(State(sup): State<Shared>) -> Response {
     if sup.is_stopping() {
-        error(StatusCode::PRECONDITION_FAILED, "stopping", "worker is stopping")
+        error(
+            StatusCode::PRECONDITION_FAILED,
+            "stopping",
+            "worker is stopping",
+        )
     } else {
         Json(serde_json::json!({"status": "OK"})).into_response()
     }

@@ -52,7 +52,10 @@ impl Default for Counters {
         Counters {
             accepted: 0,
             succeeded: 0,
-            failed: super::outcome::Outcome::FAILURE_NAMES.iter().map(|n| (*n, 0)).collect(),
+            failed: super::outcome::Outcome::FAILURE_NAMES
+                .iter()
+                .map(|n| (*n, 0))
+                .collect(),
             rejected: RejectReason::ALL.iter().map(|r| (r.name(), 0)).collect(),
             bytes_read: 0,
             bytes_written: 0,

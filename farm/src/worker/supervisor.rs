@@ -43,8 +43,15 @@ pub enum SubmitError {
 
 enum Phase {
     Queued,
-    Running { started: Instant, cancel: Arc<CancelFlag> },
-    Finished { outcome: Outcome, result: Option<String>, at: Instant },
+    Running {
+        started: Instant,
+        cancel: Arc<CancelFlag>,
+    },
+    Finished {
+        outcome: Outcome,
+        result: Option<String>,
+        at: Instant,
+    },
 }
 
 struct Entry {
@@ -124,7 +131,12 @@ impl Supervisor {
     }
 
     /// Admits a validated job, or says why not.
-    pub fn submit(self: &Arc<Self>, job: Job, name: AttemptName, prepared: PreparedJob) -> Result<(), SubmitError> {
+    pub fn submit(
+        self: &Arc<Self>,
+        job: Job,
+        name: AttemptName,
+        prepared: PreparedJob,
+    ) -> Result<(), SubmitError> {
         let mut st = self.lock();
         let key = job.key();
         let refuse = |st: &mut State, why: String| {
@@ -168,9 +180,15 @@ impl Supervisor {
     /// Starts queued attempts while there are free slots.
     fn dispatch(self: &Arc<Self>, st: &mut State) {
         while st.running < self.config.max_parallel_compactions {
-            let Some(key) = st.queue.pop_front() else { break };
-            let Some(entry) = st.attempts.get_mut(&key) else { continue };
-            let Some(mut prepared) = entry.prepared.take() else { continue };
+            let Some(key) = st.queue.pop_front() else {
+                break;
+            };
+            let Some(entry) = st.attempts.get_mut(&key) else {
+                continue;
+            };
+            let Some(mut prepared) = entry.prepared.take() else {
+                continue;
+            };
             let cancel = Arc::new(CancelFlag::new());
             entry.phase = Phase::Running {
                 started: Instant::now(),
@@ -181,7 +199,9 @@ impl Supervisor {
             let job = entry.job.clone();
             let sup = self.clone();
             self.tasks.spawn_blocking(move || {
-                let run = catch_unwind(AssertUnwindSafe(|| sup.run_attempt(&name, &job, &mut prepared, &cancel)));
+                let run = catch_unwind(AssertUnwindSafe(|| {
+                    sup.run_attempt(&name, &job, &mut prepared, &cancel)
+                }));
                 let (outcome, result, read, written) = match run {
                     Ok(r) => r,
                     Err(panic) => {
@@ -219,18 +239,31 @@ impl Supervisor {
         dir.log(&format!("attempt {name} running on {}", self.identity));
         let started = Instant::now();
         let r = runner::run(prepared, &dir, &self.identity, cancel);
-        dir.log(&format!("end outcome={} elapsed_ms={}", r.outcome, started.elapsed().as_millis()));
+        dir.log(&format!(
+            "end outcome={} elapsed_ms={}",
+            r.outcome,
+            started.elapsed().as_millis()
+        ));
         tracing::info!(attempt = %name, outcome = %r.outcome, elapsed_ms = started.elapsed().as_millis() as u64, "finished");
         if self.config.del_worker_temp_db {
             if let Err(e) = dir.remove(&self.config.worker_db_root) {
                 tracing::warn!(attempt = %name, error = %e, "failed to remove attempt dir");
             }
         }
-        let result = r.result.map(|b| base64::engine::general_purpose::STANDARD.encode(b));
+        let result = r
+            .result
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
         (r.outcome, result, r.bytes_read, r.bytes_written)
     }
 
-    fn finish(self: &Arc<Self>, key: &AttemptKey, outcome: Outcome, result: Option<String>, read: u64, written: u64) {
+    fn finish(
+        self: &Arc<Self>,
+        key: &AttemptKey,
+        outcome: Outcome,
+        result: Option<String>,
+        read: u64,
+        written: u64,
+    ) {
         let mut st = self.lock();
         st.running -= 1;
         match &outcome {
@@ -291,7 +324,9 @@ impl Supervisor {
     pub fn cancel(&self, key: &AttemptKey) -> bool {
         let mut st = self.lock();
         let st = &mut *st;
-        let Some(entry) = st.attempts.get_mut(key) else { return false };
+        let Some(entry) = st.attempts.get_mut(key) else {
+            return false;
+        };
         match &entry.phase {
             Phase::Queued => {
                 st.queue.retain(|k| k != key);
@@ -323,7 +358,9 @@ impl Supervisor {
                 let (state, outcome, since) = match &e.phase {
                     Phase::Queued => ("queued", None, e.accepted),
                     Phase::Running { started, .. } => ("running", None, *started),
-                    Phase::Finished { outcome, at, .. } => ("finished", Some(outcome.to_string()), *at),
+                    Phase::Finished { outcome, at, .. } => {
+                        ("finished", Some(outcome.to_string()), *at)
+                    }
                 };
                 AttemptRow {
                     name: e.name.to_string(),
@@ -379,6 +416,7 @@ impl Supervisor {
     /// The sweeper's period: often enough that retention is honoured within
     /// a tenth of itself.
     pub fn sweep_period(&self) -> Duration {
-        (self.config.result_retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(30))
+        (self.config.result_retention / 10)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30))
     }
 }
