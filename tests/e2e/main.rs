@@ -7,6 +7,8 @@ mod harness;
 
 mod fake_worker;
 mod malformed_requests;
+mod output_check;
+mod path_mapping;
 mod remote_compaction;
 mod table_shapes;
 mod worker_killed;

@@ -1,0 +1,77 @@
+//! The worker sees the hoster's files under another path
+//! (`NFS_MOUNT_ROOT/<instance_name>/...`, here a symlink standing in for the
+//! mount): jobs read through the mapped path, and the result's `output_path`
+//! is rewritten back into the hoster's path space before RocksDB sees it.
+
+use crate::harness::*;
+use farm::workload::{Model, WorkloadSpec};
+use rocksdb::ColumnFamilyDescriptor;
+
+#[test]
+fn output_path_is_rewritten_into_the_hosters_path_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let db_path = root.join("db");
+    std::fs::create_dir_all(&root).unwrap();
+    let mount_root = dir.path().join("mnt");
+    std::fs::create_dir_all(&mount_root).unwrap();
+    // instance_name is "e2e": the worker reads <mnt>/e2e/db for <root>/db.
+    std::os::unix::fs::symlink(&root, mount_root.join("e2e")).unwrap();
+    let worker = start_worker(dir.path(), &[("NFS_MOUNT_ROOT", mount_root.display().to_string())]);
+
+    let params = params(&root, &[worker.base_url()], serde_json::json!({}));
+    let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
+    let hoster = Hoster::open(&db_path, small_options(), cfs, &params);
+    let cf = hoster.db.cf_handle("default").unwrap();
+    let mut model = Model::default();
+    let spec = WorkloadSpec {
+        ops: 60_000,
+        key_space: 20_000,
+        seed: 21,
+        ..WorkloadSpec::default()
+    };
+    model.write(&hoster.db, cf, &spec).expect("no write fails");
+    hoster.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    hoster.wait_for_compactions(&["default"]);
+    assert_eq!(model.check(&hoster.db, cf), Ok(model.len() as u64));
+
+    let succeeded = worker_stat(&worker)["counters"]["succeeded"].as_u64().unwrap();
+    assert!(succeeded > 0);
+    assert_eq!(hoster.farm.stats().remote_installed, succeeded);
+
+    // The worker worked on the mapped paths...
+    let worker_logs: Vec<String> = walk(&dir.path().join("worker"))
+        .into_iter()
+        .filter(|p| p.ends_with("LOG"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(worker_logs.len() as u64, succeeded);
+    let mapped_db = mount_root.join("e2e/db").display().to_string();
+    for log in &worker_logs {
+        assert!(log.contains(&format!("start db={mapped_db} ")), "{log}");
+    }
+    // ...and RocksDB on the hoster received output paths in its own space.
+    let hoster_log = std::fs::read_to_string(db_path.join("LOG")).unwrap();
+    let received: Vec<&str> = hoster_log
+        .lines()
+        .filter_map(|l| l.split("Received remote compaction result, output path: ").nth(1))
+        .collect();
+    assert_eq!(received.len() as u64, succeeded, "one received result per remote compaction");
+    let hoster_outputs = db_path.join(farm::hoster::service::OUTPUT_SUBDIR).display().to_string();
+    for r in received {
+        assert!(r.starts_with(&hoster_outputs), "output path {r} is in the hoster's space");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
