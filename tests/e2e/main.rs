@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod admission;
 mod fake_worker;
 mod malformed_requests;
 mod output_check;

@@ -24,7 +24,9 @@ enum Damage {
 }
 
 fn damage_one_sst(dir: &Path, damage: Damage) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
     let Some(sst) = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "sst"))
@@ -42,7 +44,12 @@ fn damage_one_sst(dir: &Path, damage: Damage) -> bool {
         }
         Damage::Truncate => {
             let len = std::fs::metadata(&sst).unwrap().len();
-            std::fs::OpenOptions::new().write(true).open(&sst).unwrap().set_len(len - 100).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&sst)
+                .unwrap()
+                .set_len(len - 100)
+                .unwrap();
         }
         Damage::Remove => std::fs::remove_file(&sst).unwrap(),
     }
@@ -111,7 +118,11 @@ fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     let path = head.split_whitespace().nth(1)?.to_owned();
     let len: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().ok()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().ok())
+        })
         .flatten()
         .unwrap_or(0);
     while data.len() < head_end + len {
@@ -125,7 +136,9 @@ fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 }
 
 fn forward(mut conn: TcpStream, worker: &str, outputs: &Path, damage: Damage, damaged: &AtomicU64) {
-    let Some((path, body)) = read_request(&mut conn) else { return };
+    let Some((path, body)) = read_request(&mut conn) else {
+        return;
+    };
     let (status, answer) = match ureq::post(&format!("{worker}{path}")).send_bytes(&body) {
         Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
         Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
@@ -162,7 +175,11 @@ fn damaged_outputs_are_never_installed(damage: Damage) {
         db_path.join(farm::hoster::service::OUTPUT_SUBDIR),
         damage,
     );
-    let params = params(&root, &[format!("http://{}", proxy.addr)], serde_json::json!({}));
+    let params = params(
+        &root,
+        &[format!("http://{}", proxy.addr)],
+        serde_json::json!({}),
+    );
     let cfs = || vec![ColumnFamilyDescriptor::new("default", small_options())];
     let hoster = Hoster::open(&db_path, small_options(), cfs(), &params);
     let cf = hoster.db.cf_handle("default").unwrap();
@@ -176,16 +193,26 @@ fn damaged_outputs_are_never_installed(damage: Damage) {
     model.write(&hoster.db, cf, &spec).expect("no write fails");
     hoster.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
     hoster.wait_for_compactions(&["default"]);
-    model.write(&hoster.db, cf, &WorkloadSpec { seed: 32, ..spec }).expect("writes go on");
+    model
+        .write(&hoster.db, cf, &WorkloadSpec { seed: 32, ..spec })
+        .expect("writes go on");
     assert_eq!(model.check(&hoster.db, cf), Ok(model.len() as u64));
 
     let stats = hoster.farm.stats();
     let damaged = proxy.damaged.load(Ordering::SeqCst);
-    let succeeded = worker_stat(&worker)["counters"]["succeeded"].as_u64().unwrap();
+    let succeeded = worker_stat(&worker)["counters"]["succeeded"]
+        .as_u64()
+        .unwrap();
     println!("{damage:?}: damaged {damaged}, worker succeeded {succeeded}, hoster {stats:?}");
     assert!(damaged > 0, "outputs were damaged");
-    assert_eq!(damaged, succeeded, "every remote result was damaged before the hoster saw it");
-    assert_eq!(stats.fallbacks["verify_failed"], damaged, "each damaged result fell back");
+    assert_eq!(
+        damaged, succeeded,
+        "every remote result was damaged before the hoster saw it"
+    );
+    assert_eq!(
+        stats.fallbacks["verify_failed"], damaged,
+        "each damaged result fell back"
+    );
     assert_eq!(stats.remote_installed, 0, "nothing damaged was installed");
 
     // Reopened, every SST is sound and the data is the model's.

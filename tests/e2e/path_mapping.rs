@@ -17,7 +17,10 @@ fn output_path_is_rewritten_into_the_hosters_path_space() {
     std::fs::create_dir_all(&mount_root).unwrap();
     // instance_name is "e2e": the worker reads <mnt>/e2e/db for <root>/db.
     std::os::unix::fs::symlink(&root, mount_root.join("e2e")).unwrap();
-    let worker = start_worker(dir.path(), &[("NFS_MOUNT_ROOT", mount_root.display().to_string())]);
+    let worker = start_worker(
+        dir.path(),
+        &[("NFS_MOUNT_ROOT", mount_root.display().to_string())],
+    );
 
     let params = params(&root, &[worker.base_url()], serde_json::json!({}));
     let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
@@ -35,7 +38,9 @@ fn output_path_is_rewritten_into_the_hosters_path_space() {
     hoster.wait_for_compactions(&["default"]);
     assert_eq!(model.check(&hoster.db, cf), Ok(model.len() as u64));
 
-    let succeeded = worker_stat(&worker)["counters"]["succeeded"].as_u64().unwrap();
+    let succeeded = worker_stat(&worker)["counters"]["succeeded"]
+        .as_u64()
+        .unwrap();
     assert!(succeeded > 0);
     assert_eq!(hoster.farm.stats().remote_installed, succeeded);
 
@@ -54,12 +59,25 @@ fn output_path_is_rewritten_into_the_hosters_path_space() {
     let hoster_log = std::fs::read_to_string(db_path.join("LOG")).unwrap();
     let received: Vec<&str> = hoster_log
         .lines()
-        .filter_map(|l| l.split("Received remote compaction result, output path: ").nth(1))
+        .filter_map(|l| {
+            l.split("Received remote compaction result, output path: ")
+                .nth(1)
+        })
         .collect();
-    assert_eq!(received.len() as u64, succeeded, "one received result per remote compaction");
-    let hoster_outputs = db_path.join(farm::hoster::service::OUTPUT_SUBDIR).display().to_string();
+    assert_eq!(
+        received.len() as u64,
+        succeeded,
+        "one received result per remote compaction"
+    );
+    let hoster_outputs = db_path
+        .join(farm::hoster::service::OUTPUT_SUBDIR)
+        .display()
+        .to_string();
     for r in received {
-        assert!(r.starts_with(&hoster_outputs), "output path {r} is in the hoster's space");
+        assert!(
+            r.starts_with(&hoster_outputs),
+            "output path {r} is in the hoster's space"
+        );
     }
 }
 

@@ -96,7 +96,8 @@ fn main() -> anyhow::Result<()> {
     // The family's options must be given explicitly: a bare name opens it
     // with RocksDB's defaults (64 MiB memtables).
     let families = [ColumnFamilyDescriptor::new("default", opts.clone())];
-    let db = DB::open_cf_descriptors(&opts, &db_path, families).context("failed to open the database")?;
+    let db = DB::open_cf_descriptors(&opts, &db_path, families)
+        .context("failed to open the database")?;
     let cf = db.cf_handle("default").context("default column family")?;
 
     let spec = WorkloadSpec {
