@@ -26,6 +26,8 @@ fn malformed_and_hostile_requests_are_refused() {
     let db = root.join("db");
     std::fs::create_dir_all(&db).unwrap();
     std::fs::write(db.join("CURRENT"), "MANIFEST-000001\n").unwrap();
+    std::fs::create_dir_all(root.join("other")).unwrap();
+    std::fs::write(root.join("other/keep.sst"), "precious").unwrap();
     let outside = dir.path().join("outside");
     let worker = start_worker(
         dir.path(),
@@ -86,6 +88,12 @@ fn malformed_and_hostile_requests_are_refused() {
             412,
             "instance_name",
         ),
+        (
+            "output_dir holding someone else's files",
+            job(&r, &d, &format!("{r}/other")).to_string().into_bytes(),
+            412,
+            "not empty",
+        ),
         ("huge body", vec![b' '; 200_000], 400, "MAX_REQUEST_BYTES"),
         (
             "input that is not a compaction input",
@@ -140,6 +148,10 @@ fn malformed_and_hostile_requests_are_refused() {
     let counters = &worker_stat(&worker)["counters"];
     assert_eq!(counters["accepted"], 0);
     assert_eq!(counters["rejected"]["malformed"], 4, "{counters}");
-    assert_eq!(counters["rejected"]["refused"], 4, "{counters}");
+    assert_eq!(counters["rejected"]["refused"], 5, "{counters}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("other/keep.sst")).unwrap(),
+        "precious"
+    );
     assert_eq!(counters["rejected"]["unauthorized"], 2, "{counters}");
 }

@@ -134,6 +134,12 @@ impl FarmService {
         this
     }
 
+    /// A job's attempts are numbered while it lives; RocksDB never reuses a
+    /// job id within one open DB.
+    fn forget_job(&self, job_id: u64) {
+        lock(&self.attempts).remove(&job_id);
+    }
+
     fn output_dir(&self, key: &AttemptKey) -> PathBuf {
         Path::new(&self.dbname).join(OUTPUT_SUBDIR).join(format!(
             "job-{:05}-{:02}-att-{:02}",
@@ -221,6 +227,7 @@ impl FarmService {
                 }
             }
         }
+        self.forget_job(info.job_id);
         match last {
             Some(e) => self.local(e.reason, &e),
             None => self.local(FallbackReason::NoWorker, &"no worker available"),
@@ -375,6 +382,7 @@ impl CompactionService for FarmService {
     fn on_installation(&self, scheduled_job_id: &str, status: InstallStatus) {
         let p = lock(&self.pending).remove(scheduled_job_id);
         let Some(p) = p else { return };
+        self.forget_job(p.key.job_id);
         match (status, p.verified) {
             (InstallStatus::Success, Some((read, written))) => self.stats.installed(read, written),
             _ => {

@@ -52,6 +52,14 @@ pub fn admit(
             job.output_dir
         )));
     }
+    // The worker deletes only what it created: an output directory that
+    // already holds files is someone else's.
+    if std::fs::read_dir(&output_dir).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Refused(format!(
+            "output_dir {} already exists and is not empty",
+            job.output_dir
+        )));
+    }
     if !db_path.join("CURRENT").is_file() {
         return Err(Refused(format!(
             "dbname {} is not a RocksDB directory on this worker ({} has no CURRENT)",

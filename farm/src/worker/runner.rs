@@ -1,8 +1,8 @@
 //! Runs one attempt in-process, on a blocking thread.
 //!
-//! Steps: build the override from the column family's options in the OPTIONS
-//! file the input names, stamp the worker's identity (`db_host_id`) into it,
-//! run `OpenAndCompact` into a fresh output directory, then write
+//! Steps: create the output directory (admission made sure it is new or
+//! empty), send RocksDB's log to the attempt directory, stamp the worker's
+//! identity (`db_host_id`) into the override, run `OpenAndCompact`, then write
 //! `rpc.results` and `compact.done` beside the outputs so that a hoster can
 //! still collect the result should the worker die right after.
 

@@ -152,9 +152,9 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
             "worker is stopping",
         );
     }
-    let config = sup.clone();
     // Admission parses the input through RocksDB and touches the filesystem.
-    let admitted = tokio::task::spawn_blocking(move || admit(config.config(), &body)).await;
+    let admitting = sup.clone();
+    let admitted = tokio::task::spawn_blocking(move || admit(admitting.config(), &body)).await;
     let (job, name, prepared) = match admitted {
         Ok(Ok(a)) => a,
         Ok(Err(AdmissionError::Malformed(e))) => {
