@@ -96,32 +96,24 @@ fn answer(mut conn: TcpStream, behaviour: Behaviour, requests: &AtomicU64) -> Op
 }
 
 fn run_against(behaviour: Behaviour, reason: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    let db_path = root.join("db");
-    std::fs::create_dir_all(&root).unwrap();
+    let d = dirs("db");
     let fake = FakeWorker::start(behaviour);
     // One try per compaction and no backoff: every compaction sends exactly
     // one request, so the fake's count and the fallbacks can be compared.
     let params = params(
-        &root,
+        &d.root,
         &[format!("http://{}", fake.addr)],
         serde_json::json!({"http_max_retry": 1, "worker_backoff": 0, "http_timeout": 0.3}),
     );
     let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
-    let hoster = Hoster::open(&db_path, small_options(), cfs, &params);
-    let cf = hoster.db.cf_handle("default").unwrap();
-    let mut model = Model::default();
+    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
     let spec = WorkloadSpec {
         ops: 60_000,
         key_space: 20_000,
         seed: 3,
         ..WorkloadSpec::default()
     };
-    model.write(&hoster.db, cf, &spec).expect("no write fails");
-    hoster.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
-    hoster.wait_for_compactions(&["default"]);
-    assert_eq!(model.check(&hoster.db, cf), Ok(model.len() as u64));
+    hoster.churn(&mut Model::default(), &spec);
 
     let stats = hoster.farm.stats();
     let seen = fake.requests.load(Ordering::SeqCst);

@@ -4,11 +4,28 @@
 use farm::hoster::FarmService;
 use farm::rocks::sst::SstProperties;
 use farm::worker::local::LocalWorker;
+use farm::workload::{Model, WorkloadSpec};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A temporary directory holding the hoster root `data/` with the DB
+/// `data/<db>` below it; workers keep their attempts in `worker/`.
+pub struct Dirs {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub db: PathBuf,
+}
+
+pub fn dirs(db: &str) -> Dirs {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("data");
+    std::fs::create_dir_all(&root).expect("hoster root");
+    let db = root.join(db);
+    Dirs { tmp, root, db }
+}
 
 pub fn worker_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_dcompact-worker"))
@@ -85,6 +102,16 @@ impl Hoster {
             .expect("farm enabled");
         let db = DB::open_cf_descriptors(&opts, path, cfs).expect("db opens");
         Hoster { db, farm, opts }
+    }
+
+    /// Writes `spec` into the default column family, compacts it fully, waits,
+    /// and checks a full scan against the model.
+    pub fn churn(&self, model: &mut Model, spec: &WorkloadSpec) {
+        let cf = self.db.cf_handle("default").expect("default cf");
+        model.write(&self.db, cf, spec).expect("no write fails");
+        self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        self.wait_for_compactions(&["default"]);
+        assert_eq!(model.check(&self.db, cf), Ok(model.len() as u64));
     }
 
     /// Waits until no compaction is pending or running in any of `cfs`.

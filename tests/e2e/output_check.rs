@@ -165,11 +165,9 @@ fn forward(mut conn: TcpStream, worker: &str, outputs: &Path, damage: Damage, da
 }
 
 fn damaged_outputs_are_never_installed(damage: Damage) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    let db_path = root.join("db");
-    std::fs::create_dir_all(&root).unwrap();
-    let worker = start_worker(dir.path(), &[]);
+    let d = dirs("db");
+    let (root, db_path) = (&d.root, &d.db);
+    let worker = start_worker(d.tmp.path(), &[]);
     let proxy = DamagingProxy::start(
         worker.base_url(),
         db_path.join(farm::hoster::service::OUTPUT_SUBDIR),
@@ -218,7 +216,7 @@ fn damaged_outputs_are_never_installed(damage: Damage) {
     // Reopened, every SST is sound and the data is the model's.
     let Hoster { db, opts, farm, .. } = hoster;
     drop((db, farm));
-    let db = DB::open_cf_descriptors(&opts, &db_path, cfs()).unwrap();
+    let db = DB::open_cf_descriptors(&opts, db_path, cfs()).unwrap();
     for f in db.live_files().unwrap() {
         let path = db_path.join(f.name.trim_start_matches('/'));
         farm::rocks::sst::verify_checksums(&path).expect("installed SSTs are sound");

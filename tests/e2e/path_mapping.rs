@@ -9,34 +9,24 @@ use rocksdb::ColumnFamilyDescriptor;
 
 #[test]
 fn output_path_is_rewritten_into_the_hosters_path_space() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    let db_path = root.join("db");
-    std::fs::create_dir_all(&root).unwrap();
-    let mount_root = dir.path().join("mnt");
+    let d = dirs("db");
+    let (dir, root, db_path) = (d.tmp.path(), &d.root, &d.db);
+    let mount_root = dir.join("mnt");
     std::fs::create_dir_all(&mount_root).unwrap();
     // instance_name is "e2e": the worker reads <mnt>/e2e/db for <root>/db.
-    std::os::unix::fs::symlink(&root, mount_root.join("e2e")).unwrap();
-    let worker = start_worker(
-        dir.path(),
-        &[("NFS_MOUNT_ROOT", mount_root.display().to_string())],
-    );
+    std::os::unix::fs::symlink(root, mount_root.join("e2e")).unwrap();
+    let worker = start_worker(dir, &[("NFS_MOUNT_ROOT", mount_root.display().to_string())]);
 
-    let params = params(&root, &[worker.base_url()], serde_json::json!({}));
+    let params = params(root, &[worker.base_url()], serde_json::json!({}));
     let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
-    let hoster = Hoster::open(&db_path, small_options(), cfs, &params);
-    let cf = hoster.db.cf_handle("default").unwrap();
-    let mut model = Model::default();
+    let hoster = Hoster::open(db_path, small_options(), cfs, &params);
     let spec = WorkloadSpec {
         ops: 60_000,
         key_space: 20_000,
         seed: 21,
         ..WorkloadSpec::default()
     };
-    model.write(&hoster.db, cf, &spec).expect("no write fails");
-    hoster.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
-    hoster.wait_for_compactions(&["default"]);
-    assert_eq!(model.check(&hoster.db, cf), Ok(model.len() as u64));
+    hoster.churn(&mut Model::default(), &spec);
 
     let succeeded = worker_stat(&worker)["counters"]["succeeded"]
         .as_u64()
@@ -45,7 +35,7 @@ fn output_path_is_rewritten_into_the_hosters_path_space() {
     assert_eq!(hoster.farm.stats().remote_installed, succeeded);
 
     // The worker worked on the mapped paths...
-    let worker_logs: Vec<String> = walk(&dir.path().join("worker"))
+    let worker_logs: Vec<String> = walk(&dir.join("worker"))
         .into_iter()
         .filter(|p| p.ends_with("LOG"))
         .map(|p| std::fs::read_to_string(p).unwrap())

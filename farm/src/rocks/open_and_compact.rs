@@ -10,7 +10,7 @@
 
 use super::error::RocksError;
 use super::ffi;
-use super::text::{c_path, c_str, take_c_string, with_errptr, Lines};
+use super::text::{c_path, c_str, call_lines, with_errptr};
 use librocksdb_sys as sys;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -56,16 +56,10 @@ impl Override {
     /// OPTIONS file's text.
     pub fn describe(&self) -> Result<OverrideSummary, RocksError> {
         const OP: &str = "describe override";
-        let text = with_errptr(OP, |err| {
+        let l = call_lines(OP, |err| {
             // SAFETY: `raw` is a live override.
             unsafe { ffi::farm_override_describe(self.raw.as_ptr(), err) }
         })?;
-        // SAFETY: NULL or a malloc'ed string that is ours.
-        let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
-            operation: OP,
-            detail: "no answer".into(),
-        })?;
-        let l = Lines::parse(OP, &text);
         Ok(OverrideSummary {
             table_factory: l.raw("table_factory")?.to_owned(),
             filter_policy: l.hex_string("filter_policy")?,

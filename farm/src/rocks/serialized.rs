@@ -6,7 +6,7 @@
 
 use super::error::RocksError;
 use super::ffi;
-use super::text::{c_str, take_c_string, with_errptr, Lines};
+use super::text::{c_str, call_lines, with_errptr};
 use std::ffi::c_char;
 use std::path::PathBuf;
 
@@ -26,17 +26,11 @@ pub struct InputInfo {
 impl InputInfo {
     pub fn parse(input: &[u8]) -> Result<Self, RocksError> {
         const OP: &str = "parse compaction input";
-        let text = with_errptr(OP, |err| {
+        let lines = call_lines(OP, |err| {
             // SAFETY: `input` is a live slice for the duration of the call; the
             // shim copies it and returns a malloc'ed string or sets `err`.
             unsafe { ffi::farm_input_describe(input.as_ptr().cast(), input.len(), err) }
         })?;
-        // SAFETY: the returned pointer is NULL or malloc'ed and ours.
-        let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
-            operation: OP,
-            detail: "no answer".into(),
-        })?;
-        let lines = Lines::parse(OP, &text);
         let input_files = lines
             .all("input_file")
             .map(|h| {
@@ -78,16 +72,10 @@ pub struct ResultInfo {
 impl ResultInfo {
     pub fn parse(result: &[u8]) -> Result<Self, RocksError> {
         const OP: &str = "parse compaction result";
-        let text = with_errptr(OP, |err| {
+        let lines = call_lines(OP, |err| {
             // SAFETY: `result` is a live slice for the duration of the call.
             unsafe { ffi::farm_result_describe(result.as_ptr().cast(), result.len(), err) }
         })?;
-        // SAFETY: the returned pointer is NULL or malloc'ed and ours.
-        let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
-            operation: OP,
-            detail: "no answer".into(),
-        })?;
-        let lines = Lines::parse(OP, &text);
         let output_files = lines
             .all("output_file")
             .map(|raw| {

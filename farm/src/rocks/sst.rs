@@ -2,7 +2,7 @@
 
 use super::error::RocksError;
 use super::ffi;
-use super::text::{c_path, take_c_string, with_errptr, Lines};
+use super::text::{c_path, call_lines, with_errptr};
 use std::path::Path;
 
 /// The table properties the farm checks or reports.
@@ -26,16 +26,10 @@ impl SstProperties {
     pub fn read(path: &Path) -> Result<Self, RocksError> {
         const OP: &str = "read sst properties";
         let c = c_path(path, "sst path")?;
-        let text = with_errptr(OP, |err| {
+        let l = call_lines(OP, |err| {
             // SAFETY: `c` is a live NUL-terminated path for the call.
             unsafe { ffi::farm_sst_properties(c.as_ptr(), err) }
         })?;
-        // SAFETY: NULL or a malloc'ed string that is ours.
-        let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
-            operation: OP,
-            detail: "no answer".into(),
-        })?;
-        let l = Lines::parse(OP, &text);
         Ok(SstProperties {
             db_host_id: l.hex_string("db_host_id")?,
             filter_policy_name: l.hex_string("filter_policy_name")?,

@@ -37,6 +37,20 @@ pub(super) fn with_errptr<T>(
     }
 }
 
+/// Calls a shim function that answers "key=value" lines (or sets `errptr`).
+pub(super) fn call_lines(
+    operation: &'static str,
+    call: impl FnOnce(*mut *mut c_char) -> *mut c_char,
+) -> Result<Lines, RocksError> {
+    let text = with_errptr(operation, call)?;
+    // SAFETY: the shim returns NULL or a malloc'ed string owned by the caller.
+    let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
+        operation,
+        detail: "no answer".into(),
+    })?;
+    Ok(Lines::parse(operation, &text))
+}
+
 pub(super) fn c_path(path: &Path, what: &'static str) -> Result<CString, RocksError> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(path.as_os_str().as_bytes()).map_err(|_| RocksError::Nul { what })
