@@ -31,11 +31,18 @@ pub fn worker_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_dcompact-worker"))
 }
 
+/// Whether this run of the suite puts every attempt in a child process
+/// (`FARM_E2E_MULTI_PROCESS=1`): the suite runs once in each mode.
+pub fn multi_process() -> bool {
+    std::env::var("FARM_E2E_MULTI_PROCESS").is_ok_and(|v| v == "1")
+}
+
 /// Starts a worker with its own `WORKER_DB_ROOT` below `dir`.
 pub fn start_worker(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
     let mut env = vec![
         ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
         ("RUST_LOG", "warn".to_string()),
+        ("MULTI_PROCESS", multi_process().to_string()),
     ];
     env.extend(extra.iter().cloned());
     LocalWorker::start(worker_bin(), &env).expect("worker starts")
@@ -138,6 +145,16 @@ impl Hoster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Polls `done` until it holds (a counter on the other side of a process
+/// boundary catching up), for at most 30 s.
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

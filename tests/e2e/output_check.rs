@@ -196,11 +196,19 @@ fn damaged_outputs_are_never_installed(damage: Damage) {
         .expect("writes go on");
     assert_eq!(model.check(&hoster.db, cf), Ok(model.len() as u64));
 
+    // Every attempt the worker finished has been judged by the hoster.
+    let succeeded = || {
+        worker_stat(&worker)["counters"]["succeeded"]
+            .as_u64()
+            .unwrap()
+    };
+    eventually("the hoster judged every finished attempt", || {
+        let s = hoster.farm.stats();
+        s.fallbacks["verify_failed"] + s.remote_installed == succeeded()
+    });
     let stats = hoster.farm.stats();
     let damaged = proxy.damaged.load(Ordering::SeqCst);
-    let succeeded = worker_stat(&worker)["counters"]["succeeded"]
-        .as_u64()
-        .unwrap();
+    let succeeded = succeeded();
     println!("{damage:?}: damaged {damaged}, worker succeeded {succeeded}, hoster {stats:?}");
     assert!(damaged > 0, "outputs were damaged");
     assert_eq!(

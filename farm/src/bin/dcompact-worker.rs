@@ -27,6 +27,16 @@ use std::path::PathBuf;
 ///   RESULT_RETENTION          how long /probe still answers for a finished attempt (default 10m)
 ///   MAX_REQUEST_BYTES         largest request body (default 67108864)
 ///   WORKER_AUTH_TOKEN         require "Authorization: Bearer <token>" on /dcompact and /shutdown
+///   MULTI_PROCESS             run each attempt in its own child process (default false)
+///   PLUGINS                   .so files preloaded into children, ':'-separated (needs MULTI_PROCESS)
+///   CHILD_MEMORY_LIMIT        a child's RLIMIT_AS, e.g. 4G (default unlimited)
+///   CHILD_FILE_SIZE_LIMIT     a child's RLIMIT_FSIZE, e.g. 1G (default unlimited)
+///   CHILD_OPEN_FILES          a child's RLIMIT_NOFILE (default inherited)
+///   CHILD_NICE                added to a child's nice value, 0-19 (default 0)
+///   ATTEMPT_TIMEOUT_MULTIPLIER, ATTEMPT_TIMEOUT_MIN, ATTEMPT_TIMEOUT_MAX
+///                             timeout = multiplier x hoster's estimate, within min..max (10, 60s, 2h)
+///   CANCEL_GRACE              SIGTERM-to-SIGKILL grace for a child (default 5s)
+///   SHUTDOWN_GRACE            how long running attempts may finish on shutdown (default 30s)
 ///   RUST_LOG                  log filter (default info)
 #[derive(Debug, Parser)]
 #[command(name = "dcompact-worker", version, verbatim_doc_comment)]
@@ -40,10 +50,16 @@ struct Args {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Internal: run the attempt in this directory as a MULTI_PROCESS child.
+    #[arg(long, hide = true, value_name = "ATTEMPT_DIR")]
+    child: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.child {
+        std::process::exit(farm::worker::child::entry::run(dir));
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
@@ -61,6 +77,18 @@ fn main() -> anyhow::Result<()> {
         config.listen = listen
             .parse()
             .with_context(|| format!("--listen {listen:?}: expected ip:port"))?;
+    }
+
+    if config.multi_process {
+        // Descendants of an attempt that escape its process group with
+        // setsid come back to the worker, which ends them with the attempt.
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            anyhow::bail!(
+                "failed to become a child subreaper: {}",
+                std::io::Error::last_os_error()
+            );
+        }
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

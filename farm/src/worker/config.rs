@@ -15,8 +15,19 @@
 //! | `RESULT_RETENTION` | `10m` | how long a finished attempt stays answerable by `/probe` |
 //! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 413 |
 //! | `WORKER_AUTH_TOKEN` | unset | when set, `/dcompact` and `/shutdown` need `Authorization: Bearer <token>` |
-//! | `MULTI_PROCESS`, `NFS_DYNAMIC_MOUNT`, `PLUGINS`, `ZIP_SERVER_OPTIONS`, `ETCD_URL` | off | not yet in this build: setting them is refused at start-up |
+//! | `MULTI_PROCESS` | `false` | run each attempt in its own child process |
+//! | `PLUGINS` | unset | `:`-separated `.so` files preloaded into children (with the worker's own `LD_PRELOAD`); needs `MULTI_PROCESS` |
+//! | `CHILD_MEMORY_LIMIT` | unlimited | a child's `RLIMIT_AS`, bytes (suffixes K, M, G) |
+//! | `CHILD_FILE_SIZE_LIMIT` | unlimited | a child's `RLIMIT_FSIZE`: a larger write kills it with SIGXFSZ |
+//! | `CHILD_OPEN_FILES` | inherited | a child's `RLIMIT_NOFILE` |
+//! | `CHILD_NICE` | 0 | added to a child's nice value (0 to 19) |
+//! | `ATTEMPT_TIMEOUT_MULTIPLIER` | 10 | an attempt's timeout is this times the hoster's estimate ... |
+//! | `ATTEMPT_TIMEOUT_MIN`, `ATTEMPT_TIMEOUT_MAX` | `60s`, `2h` | ... kept between these; with no estimate, the maximum |
+//! | `CANCEL_GRACE` | `5s` | after SIGTERM, how long a child has before SIGKILL |
+//! | `SHUTDOWN_GRACE` | `30s` | on SIGTERM/SIGINT, how long running attempts may finish before they are cancelled |
+//! | `NFS_DYNAMIC_MOUNT`, `ZIP_SERVER_OPTIONS`, `ETCD_URL` | off | not yet in this build: setting them is refused at start-up |
 
+use crate::worker::child::spawner::ChildLimits;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +70,31 @@ pub struct WorkerConfig {
     pub result_retention: Duration,
     pub max_request_bytes: usize,
     pub auth_token: Option<String>,
+    pub multi_process: bool,
+    /// Preloaded into children: `PLUGINS`, then the worker's own `LD_PRELOAD`.
+    pub plugins: Vec<PathBuf>,
+    pub child_limits: ChildLimits,
+    pub attempt_timeout_multiplier: u32,
+    pub attempt_timeout_min: Duration,
+    pub attempt_timeout_max: Duration,
+    pub cancel_grace: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    /// The timeout of an attempt whose hoster estimated `estimate_us`.
+    pub fn attempt_timeout(&self, estimate_us: u64) -> Duration {
+        if estimate_us == 0 {
+            return self.attempt_timeout_max;
+        }
+        let t = Duration::from_micros(
+            estimate_us.saturating_mul(self.attempt_timeout_multiplier as u64),
+        );
+        t.clamp(
+            self.attempt_timeout_min,
+            self.attempt_timeout_max.max(self.attempt_timeout_min),
+        )
+    }
 }
 
 /// The TOML file: every key optional, same names as the environment in
@@ -79,6 +115,15 @@ struct FileConfig {
     multi_process: Option<toml::Value>,
     nfs_dynamic_mount: Option<toml::Value>,
     plugins: Option<String>,
+    child_memory_limit: Option<toml::Value>,
+    child_file_size_limit: Option<toml::Value>,
+    child_open_files: Option<toml::Value>,
+    child_nice: Option<toml::Value>,
+    attempt_timeout_multiplier: Option<toml::Value>,
+    attempt_timeout_min: Option<String>,
+    attempt_timeout_max: Option<String>,
+    cancel_grace: Option<String>,
+    shutdown_grace: Option<String>,
     zip_server_options: Option<String>,
     etcd_url: Option<String>,
 }
@@ -115,6 +160,15 @@ impl Sources<'_> {
             "MULTI_PROCESS" => value(&f.multi_process),
             "NFS_DYNAMIC_MOUNT" => value(&f.nfs_dynamic_mount),
             "PLUGINS" => f.plugins.clone(),
+            "CHILD_MEMORY_LIMIT" => value(&f.child_memory_limit),
+            "CHILD_FILE_SIZE_LIMIT" => value(&f.child_file_size_limit),
+            "CHILD_OPEN_FILES" => value(&f.child_open_files),
+            "CHILD_NICE" => value(&f.child_nice),
+            "ATTEMPT_TIMEOUT_MULTIPLIER" => value(&f.attempt_timeout_multiplier),
+            "ATTEMPT_TIMEOUT_MIN" => f.attempt_timeout_min.clone(),
+            "ATTEMPT_TIMEOUT_MAX" => f.attempt_timeout_max.clone(),
+            "CANCEL_GRACE" => f.cancel_grace.clone(),
+            "SHUTDOWN_GRACE" => f.shutdown_grace.clone(),
             "ZIP_SERVER_OPTIONS" => f.zip_server_options.clone(),
             "ETCD_URL" => f.etcd_url.clone(),
             _ => None,
@@ -152,6 +206,27 @@ fn parse_count(name: &'static str, v: &str, min: usize) -> Result<usize, ConfigE
         return Err(invalid(name, v, format!("must be at least {min}")));
     }
     Ok(n)
+}
+
+/// Parses a byte count: "1048576", "512K", "64M", "2G" (binary units).
+pub fn parse_bytes(name: &'static str, v: &str) -> Result<u64, ConfigError> {
+    let t = v.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| {
+        invalid(
+            name,
+            v,
+            "expected a byte count such as 1048576, 512K, 64M or 2G",
+        )
+    })?;
+    n.checked_mul(mult)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| invalid(name, v, "must be positive and fit in 64 bits"))
 }
 
 /// Parses "250ms", "30s", "10m", "2h" (a bare number is seconds).
@@ -199,18 +274,16 @@ impl WorkerConfig {
         };
         let src = Sources { env, file };
 
-        for name in ["MULTI_PROCESS", "NFS_DYNAMIC_MOUNT"] {
-            if let Some(v) = src.get(name) {
-                if parse_bool(name, &v)? {
-                    return Err(invalid(
-                        name,
-                        &v,
-                        "not supported by this build yet; leave it unset or false",
-                    ));
-                }
+        if let Some(v) = src.get("NFS_DYNAMIC_MOUNT") {
+            if parse_bool("NFS_DYNAMIC_MOUNT", &v)? {
+                return Err(invalid(
+                    "NFS_DYNAMIC_MOUNT",
+                    &v,
+                    "not supported by this build yet; leave it unset or false",
+                ));
             }
         }
-        for name in ["PLUGINS", "ZIP_SERVER_OPTIONS", "ETCD_URL"] {
+        for name in ["ZIP_SERVER_OPTIONS", "ETCD_URL"] {
             if let Some(v) = src.get(name) {
                 return Err(invalid(
                     name,
@@ -284,6 +357,62 @@ impl WorkerConfig {
         };
         let auth_token = src.get("WORKER_AUTH_TOKEN");
 
+        let multi_process = match src.get("MULTI_PROCESS") {
+            Some(v) => parse_bool("MULTI_PROCESS", &v)?,
+            None => false,
+        };
+        let mut plugins = Vec::new();
+        let listed = src.get("PLUGINS");
+        let preloaded = (env)("LD_PRELOAD").filter(|v| !v.is_empty());
+        for (name, list) in [("PLUGINS", &listed), ("LD_PRELOAD", &preloaded)] {
+            let Some(list) = list else { continue };
+            for item in list.split([':', ' ']).filter(|s| !s.is_empty()) {
+                let p = PathBuf::from(item);
+                if !p.is_file() {
+                    return Err(invalid(name, list, format!("{item} is not a file")));
+                }
+                plugins.push(p);
+            }
+        }
+        if listed.is_some() && !multi_process {
+            return Err(invalid(
+                "PLUGINS",
+                listed.as_deref().unwrap_or(""),
+                "plugins are preloaded into attempt children: set MULTI_PROCESS=true",
+            ));
+        }
+        let bytes = |name: &'static str| src.get(name).map(|v| parse_bytes(name, &v)).transpose();
+        let child_limits = ChildLimits {
+            address_space: bytes("CHILD_MEMORY_LIMIT")?,
+            file_size: bytes("CHILD_FILE_SIZE_LIMIT")?,
+            open_files: match src.get("CHILD_OPEN_FILES") {
+                Some(v) => Some(parse_count("CHILD_OPEN_FILES", &v, 16)? as u64),
+                None => None,
+            },
+            nice: match src.get("CHILD_NICE") {
+                Some(v) => {
+                    let n = parse_count("CHILD_NICE", &v, 0)?;
+                    if n > 19 {
+                        return Err(invalid("CHILD_NICE", &v, "must be 0 to 19"));
+                    }
+                    Some(n as i32)
+                }
+                None => None,
+            },
+        };
+        let duration = |name: &'static str, default: Duration| {
+            src.get(name)
+                .map_or(Ok(default), |v| parse_duration(name, &v))
+        };
+        let attempt_timeout_multiplier = match src.get("ATTEMPT_TIMEOUT_MULTIPLIER") {
+            Some(v) => parse_count("ATTEMPT_TIMEOUT_MULTIPLIER", &v, 1)? as u32,
+            None => 10,
+        };
+        let attempt_timeout_min = duration("ATTEMPT_TIMEOUT_MIN", Duration::from_secs(60))?;
+        let attempt_timeout_max = duration("ATTEMPT_TIMEOUT_MAX", Duration::from_secs(7200))?;
+        let cancel_grace = duration("CANCEL_GRACE", Duration::from_secs(5))?;
+        let shutdown_grace = duration("SHUTDOWN_GRACE", Duration::from_secs(30))?;
+
         Ok(WorkerConfig {
             listen,
             advertise_addr,
@@ -295,6 +424,14 @@ impl WorkerConfig {
             result_retention,
             max_request_bytes,
             auth_token,
+            multi_process,
+            plugins,
+            child_limits,
+            attempt_timeout_multiplier,
+            attempt_timeout_min,
+            attempt_timeout_max,
+            cancel_grace,
+            shutdown_grace,
         })
     }
 }
@@ -349,10 +486,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("absolute"), "{e}");
-        let e = load(&[("MULTI_PROCESS", "true")], None)
+        let e = load(&[("PLUGINS", "/nonexistent.so")], None)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("MULTI_PROCESS"), "{e}");
+        assert!(e.contains("PLUGINS") && e.contains("not a file"), "{e}");
+        let e = load(&[("CHILD_MEMORY_LIMIT", "lots")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CHILD_MEMORY_LIMIT"), "{e}");
+        let e = load(&[("CHILD_NICE", "40")], None).unwrap_err().to_string();
+        assert!(e.contains("CHILD_NICE"), "{e}");
         let e = load(&[("DEL_WORKER_TEMP_DB", "maybe")], None)
             .unwrap_err()
             .to_string();
@@ -362,6 +505,26 @@ mod tests {
             .to_string();
         assert!(e.contains("no_such_key"), "{e}");
         assert!(load(&[("MULTI_PROCESS", "false")], None).is_ok());
+    }
+
+    #[test]
+    fn child_settings() {
+        let c = load(
+            &[
+                ("MULTI_PROCESS", "true"),
+                ("CHILD_MEMORY_LIMIT", "2G"),
+                ("CHILD_FILE_SIZE_LIMIT", "64M"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert!(c.multi_process);
+        assert_eq!(c.child_limits.address_space, Some(2 << 30));
+        assert_eq!(c.child_limits.file_size, Some(64 << 20));
+        assert_eq!(c.attempt_timeout(0), Duration::from_secs(7200));
+        assert_eq!(c.attempt_timeout(1_000_000), Duration::from_secs(60));
+        assert_eq!(c.attempt_timeout(60_000_000), Duration::from_secs(600));
+        assert_eq!(c.attempt_timeout(u64::MAX), Duration::from_secs(7200));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 
 pub mod admission;
 pub mod attempt_dir;
+pub mod child;
 pub mod config;
 pub mod local;
 pub mod options_file;

@@ -17,6 +17,14 @@ pub enum Outcome {
     Cancelled,
     /// The attempt's thread panicked.
     Panicked(String),
+    /// The child exited with a code the contract does not give a meaning.
+    Exited(i32),
+    /// The child was killed by a signal (its name, e.g. `SIGSEGV`).
+    Killed(String),
+    /// The attempt ran past its timeout and was stopped.
+    TimedOut,
+    /// The child could not be started.
+    SpawnFailed(String),
 }
 
 impl Outcome {
@@ -28,19 +36,35 @@ impl Outcome {
             Outcome::CompactionFailed(_) => "compaction_failed",
             Outcome::Cancelled => "cancelled",
             Outcome::Panicked(_) => "panicked",
+            Outcome::Exited(_) => "exited",
+            Outcome::Killed(_) => "killed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::SpawnFailed(_) => "spawn_failed",
         }
     }
 
     /// Every failure name, for counters that list zeroes too.
-    pub const FAILURE_NAMES: [&'static str; 4] =
-        ["setup_failed", "compaction_failed", "cancelled", "panicked"];
+    pub const FAILURE_NAMES: [&'static str; 8] = [
+        "setup_failed",
+        "compaction_failed",
+        "cancelled",
+        "panicked",
+        "exited",
+        "killed",
+        "timed_out",
+        "spawn_failed",
+    ];
 
-    pub fn error(&self) -> Option<&str> {
+    /// What went wrong, in words.
+    pub fn error(&self) -> Option<String> {
         match self {
-            Outcome::Succeeded | Outcome::Cancelled => None,
-            Outcome::SetupFailed(e) | Outcome::CompactionFailed(e) | Outcome::Panicked(e) => {
-                Some(e)
-            }
+            Outcome::Succeeded | Outcome::Cancelled | Outcome::TimedOut => None,
+            Outcome::SetupFailed(e)
+            | Outcome::CompactionFailed(e)
+            | Outcome::Panicked(e)
+            | Outcome::SpawnFailed(e) => Some(e.clone()),
+            Outcome::Exited(code) => Some(format!("child exited with code {code}")),
+            Outcome::Killed(sig) => Some(format!("child killed by {sig}")),
         }
     }
 }

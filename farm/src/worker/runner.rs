@@ -11,7 +11,7 @@ use crate::rocks::serialized::ResultInfo;
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::outcome::Outcome;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A job that passed admission: its paths are mapped into the worker's space,
 /// its input was read and its override built and checked.
@@ -38,7 +38,7 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    fn failed(outcome: Outcome) -> Self {
+    pub fn failed(outcome: Outcome) -> Self {
         RunResult {
             outcome,
             result: None,
@@ -54,14 +54,6 @@ pub fn run(
     identity: &str,
     cancel: &CancelFlag,
 ) -> RunResult {
-    dir.log(&format!(
-        "start db={} output_dir={} cf={} options={}",
-        job.db_path.display(),
-        job.output_dir.display(),
-        job.cf_name,
-        job.options_file.display()
-    ));
-
     let mut setup = || -> Result<(), String> {
         if job.output_dir.exists() {
             fs::remove_dir_all(&job.output_dir).map_err(|e| {
@@ -109,32 +101,37 @@ pub fn run(
             return RunResult::failed(outcome);
         }
     };
-    let info = match ResultInfo::parse(&result) {
-        Ok(info) => info,
-        Err(e) => {
-            return RunResult::failed(Outcome::CompactionFailed(format!("unreadable result: {e}")))
+    let r = accept_result(result);
+    if let Some(result) = &r.result {
+        if let Err(e) = persist_result(&job.output_dir, result) {
+            return RunResult::failed(Outcome::SetupFailed(e));
         }
-    };
-    if let Some(e) = info.error {
-        return RunResult::failed(Outcome::CompactionFailed(e));
+        dir.log(&format!(
+            "compacted bytes_read={} bytes_written={}",
+            r.bytes_read, r.bytes_written
+        ));
     }
-    let persist = fs::write(job.output_dir.join("rpc.results"), &result)
-        .and_then(|()| fs::write(job.output_dir.join("compact.done"), b"done\n"));
-    if let Err(e) = persist {
-        return RunResult::failed(Outcome::SetupFailed(format!(
-            "failed to write rpc.results: {e}"
-        )));
-    }
-    dir.log(&format!(
-        "compacted files={} bytes_read={} bytes_written={}",
-        info.output_files.len(),
-        info.bytes_read,
-        info.bytes_written
-    ));
-    RunResult {
-        outcome: Outcome::Succeeded,
-        result: Some(result),
-        bytes_read: info.bytes_read,
-        bytes_written: info.bytes_written,
+    r
+}
+
+/// Writes `rpc.results` and then `compact.done` beside the outputs, so a
+/// hoster can collect the result even if the worker dies right after.
+pub fn persist_result(output_dir: &Path, result: &[u8]) -> Result<(), String> {
+    fs::write(output_dir.join("rpc.results"), result)
+        .and_then(|()| fs::write(output_dir.join("compact.done"), b"done\n"))
+        .map_err(|e| format!("failed to write rpc.results: {e}"))
+}
+
+/// Describes a successful result for the counters, or says why it is not.
+pub fn accept_result(result: Vec<u8>) -> RunResult {
+    match ResultInfo::parse(&result) {
+        Ok(ResultInfo { error: Some(e), .. }) => RunResult::failed(Outcome::CompactionFailed(e)),
+        Ok(info) => RunResult {
+            outcome: Outcome::Succeeded,
+            bytes_read: info.bytes_read,
+            bytes_written: info.bytes_written,
+            result: Some(result),
+        },
+        Err(e) => RunResult::failed(Outcome::CompactionFailed(format!("unreadable result: {e}"))),
     }
 }

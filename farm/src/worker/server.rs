@@ -54,7 +54,12 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| bound.to_string());
     std::fs::create_dir_all(&config.worker_db_root)?;
-    let sup = Supervisor::new(Arc::new(config), format!("dcompact-worker@{advertise}"));
+    let exe = std::env::current_exe()?;
+    let sup = Supervisor::new(
+        Arc::new(config),
+        format!("dcompact-worker@{advertise}"),
+        &exe,
+    )?;
 
     let stop_sweeper = CancellationToken::new();
     let sweeper = tokio::spawn({

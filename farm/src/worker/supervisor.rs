@@ -15,14 +15,18 @@ use crate::protocol::attempt::{AttemptKey, AttemptName};
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::CancelFlag;
 use crate::worker::attempt_dir::AttemptDir;
+use crate::worker::child::spawner::Spawner;
+use crate::worker::child::spec::{self as child_spec, ChildSpec};
+use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
 use crate::worker::outcome::Outcome;
-use crate::worker::runner::{self, PreparedJob};
+use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use base64::Engine;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio_util::task::TaskTracker;
@@ -100,16 +104,34 @@ pub struct Supervisor {
     identity: String,
     state: Mutex<State>,
     tasks: TaskTracker,
+    /// With MULTI_PROCESS, the thread that forks attempt children.
+    spawner: Option<Spawner>,
 }
 
 impl Supervisor {
-    pub fn new(config: Arc<WorkerConfig>, identity: String) -> Arc<Self> {
-        Arc::new(Supervisor {
+    /// With MULTI_PROCESS, starts the spawner thread for children running
+    /// `worker_exe`.
+    pub fn new(
+        config: Arc<WorkerConfig>,
+        identity: String,
+        worker_exe: &Path,
+    ) -> std::io::Result<Arc<Self>> {
+        let spawner = if config.multi_process {
+            Some(Spawner::start(
+                worker_exe.to_owned(),
+                config.plugins.clone(),
+                config.child_limits.clone(),
+            )?)
+        } else {
+            None
+        };
+        Ok(Arc::new(Supervisor {
             config,
             identity,
             state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
-        })
+            spawner,
+        }))
     }
 
     pub fn identity(&self) -> &str {
@@ -237,8 +259,18 @@ impl Supervisor {
             }
         };
         dir.log(&format!("attempt {name} running on {}", self.identity));
+        dir.log(&format!(
+            "start db={} output_dir={} cf={} options={}",
+            prepared.db_path.display(),
+            prepared.output_dir.display(),
+            prepared.cf_name,
+            prepared.options_file.display()
+        ));
         let started = Instant::now();
-        let r = runner::run(prepared, &dir, &self.identity, cancel);
+        let r = match &self.spawner {
+            None => runner::run(prepared, &dir, &self.identity, cancel),
+            Some(spawner) => self.run_child(spawner, name, job, prepared, &dir, cancel),
+        };
         dir.log(&format!(
             "end outcome={} elapsed_ms={}",
             r.outcome,
@@ -254,6 +286,48 @@ impl Supervisor {
             .result
             .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
         (r.outcome, result, r.bytes_read, r.bytes_written)
+    }
+
+    /// MULTI_PROCESS: the attempt in a child, supervised.
+    fn run_child(
+        &self,
+        spawner: &Spawner,
+        name: &AttemptName,
+        job: &Job,
+        prepared: &PreparedJob,
+        dir: &AttemptDir,
+        cancel: &CancelFlag,
+    ) -> RunResult {
+        let spec = ChildSpec {
+            db_path: prepared.db_path.clone(),
+            output_dir: prepared.output_dir.clone(),
+            options_file: prepared.options_file.clone(),
+            cf_name: prepared.cf_name.clone(),
+            identity: self.identity.clone(),
+        };
+        let written = serde_json::to_vec_pretty(&spec)
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(dir.path().join(child_spec::CHILD_SPEC), json));
+        if let Err(e) = written {
+            return RunResult::failed(Outcome::SetupFailed(format!(
+                "failed to write child spec: {e}"
+            )));
+        }
+        let spawned = match spawner.spawn(dir.path(), name.as_str()) {
+            Ok(s) => s,
+            Err(e) => return RunResult::failed(Outcome::SpawnFailed(e.to_string())),
+        };
+        let limits = Limits {
+            timeout: self.config.attempt_timeout(job.estimate_time_us),
+            grace: self.config.cancel_grace,
+        };
+        dir.log(&format!(
+            "child pid={} spawned in {} us; timeout {:?}",
+            spawned.child.id(),
+            spawned.latency.as_micros(),
+            limits.timeout
+        ));
+        supervise(spawned.child, cancel, limits, dir.path(), name.as_str())
     }
 
     fn finish(
@@ -398,19 +472,33 @@ impl Supervisor {
         });
     }
 
-    /// Stops admitting, cancels every queued and running attempt, and waits
-    /// until every attempt's task has ended.
+    /// Stops admitting (new jobs get 412, `/health` 412), cancels queued
+    /// attempts, lets running ones finish until `SHUTDOWN_GRACE` has passed,
+    /// then cancels them, and waits until every attempt's task has ended.
     pub async fn shutdown(&self) {
-        let keys: Vec<AttemptKey> = {
+        let queued: Vec<AttemptKey> = {
             let mut st = self.lock();
             st.stopping = true;
-            st.attempts.keys().cloned().collect()
+            st.queue.iter().cloned().collect()
         };
-        for key in &keys {
+        for key in &queued {
             self.cancel(key);
         }
         self.tasks.close();
-        self.tasks.wait().await;
+        if tokio::time::timeout(self.config.shutdown_grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            let running: Vec<AttemptKey> = self.lock().attempts.keys().cloned().collect();
+            tracing::warn!(
+                running = running.len(),
+                "shutdown grace passed: cancelling running attempts"
+            );
+            for key in &running {
+                self.cancel(key);
+            }
+            self.tasks.wait().await;
+        }
     }
 
     /// The sweeper's period: often enough that retention is honoured within

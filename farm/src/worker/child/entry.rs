@@ -1,0 +1,131 @@
+//! The child's side of MULTI_PROCESS: `dcompact-worker --child <attempt dir>`.
+
+use super::spec::{self, ChildSpec};
+use crate::protocol::job::Job;
+use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
+use crate::worker::runner::persist_result;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Runs the attempt in `dir` and returns the process exit code.
+pub fn run(dir: &Path) -> i32 {
+    let cancel = Arc::new(CancelFlag::new());
+    if let Err(e) = cancel_on_sigterm(cancel.clone()) {
+        eprintln!("failed to install the SIGTERM handler: {e}");
+        return fail(
+            dir,
+            spec::EXIT_SETUP_FAILED,
+            &format!("failed to install the SIGTERM handler: {e}"),
+        );
+    }
+    let prepared = match prepare(dir) {
+        Ok(p) => p,
+        Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
+    };
+    let (child, input, overrides) = prepared;
+    eprintln!(
+        "child {} compacting {} cf={} into {}",
+        std::process::id(),
+        child.db_path.display(),
+        child.cf_name,
+        child.output_dir.display()
+    );
+    match open_and_compact(
+        &child.db_path,
+        &child.output_dir,
+        &input,
+        &overrides,
+        &cancel,
+        false,
+    ) {
+        Ok(result) => {
+            if let Err(e) = persist_result(&child.output_dir, &result) {
+                return fail(dir, spec::EXIT_SETUP_FAILED, &e);
+            }
+            let tmp = dir.join(spec::RESULT_TMP);
+            let written = std::fs::write(&tmp, &result)
+                .and_then(|()| std::fs::rename(&tmp, dir.join(spec::RESULT)));
+            match written {
+                Ok(()) => {
+                    eprintln!("child done: {} result bytes", result.len());
+                    spec::EXIT_OK
+                }
+                Err(e) => fail(
+                    dir,
+                    spec::EXIT_SETUP_FAILED,
+                    &format!("failed to write the result: {e}"),
+                ),
+            }
+        }
+        Err(_) if cancel.is_set() => {
+            eprintln!("child cancelled");
+            spec::EXIT_CANCELLED
+        }
+        Err(e) => fail(dir, spec::EXIT_COMPACTION_FAILED, &e.to_string()),
+    }
+}
+
+type Prepared = (ChildSpec, Vec<u8>, Override);
+
+fn prepare(dir: &Path) -> Result<Prepared, String> {
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).map_err(|e| format!("failed to read {name}: {e}"))
+    };
+    let child: ChildSpec = serde_json::from_slice(&read(spec::CHILD_SPEC)?)
+        .map_err(|e| format!("invalid {}: {e}", spec::CHILD_SPEC))?;
+    let job: Job =
+        serde_json::from_slice(&read("job.json")?).map_err(|e| format!("invalid job.json: {e}"))?;
+    let input = job
+        .decode_input()
+        .map_err(|e| format!("invalid input: {e}"))?;
+    std::fs::create_dir_all(&child.output_dir).map_err(|e| {
+        format!(
+            "failed to create output dir {}: {e}",
+            child.output_dir.display()
+        )
+    })?;
+    let mut overrides = Override::from_options_file(&child.options_file, &child.cf_name)
+        .map_err(|e| e.to_string())?;
+    overrides
+        .set_info_log(&dir.join("LOG.rocksdb"))
+        .map_err(|e| e.to_string())?;
+    overrides
+        .set_option("db_host_id", &child.identity)
+        .map_err(|e| e.to_string())?;
+    Ok((child, input, overrides))
+}
+
+fn fail(dir: &Path, code: i32, message: &str) -> i32 {
+    eprintln!("child failed: {message}");
+    if let Err(e) = std::fs::write(dir.join(spec::ERROR), message) {
+        eprintln!("failed to write {}: {e}", spec::ERROR);
+    }
+    code
+}
+
+/// Blocks SIGTERM in every thread and waits for it on one of its own, which
+/// sets the canceled flag: no work happens in a signal handler.
+fn cancel_on_sigterm(cancel: Arc<CancelFlag>) -> std::io::Result<()> {
+    // SAFETY: plain signal-mask calls on a sigset_t we own; done before any
+    // other thread exists, so every later thread inherits the mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        set
+    };
+    std::thread::Builder::new()
+        .name("sigterm".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is a valid signal set; sigwait only writes `sig`.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                eprintln!("child got SIGTERM: cancelling");
+                cancel.cancel();
+            }
+        })?;
+    Ok(())
+}

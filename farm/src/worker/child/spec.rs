@@ -1,0 +1,47 @@
+//! The contract between the supervisor and a child: the files in the attempt
+//! directory and the child's exit codes.
+//!
+//! | file | written by | what |
+//! | --- | --- | --- |
+//! | `job.json` | supervisor | the job as received (input in base64) |
+//! | `child.json` | supervisor | [`ChildSpec`]: mapped paths, identity |
+//! | `LOG.child` | child (stdout and stderr) | what the child said |
+//! | `LOG.rocksdb` | child | RocksDB's info log |
+//! | `result.bin` | child, written to `result.bin.tmp` then renamed | RocksDB's serialized result |
+//! | `error.txt` | child | RocksDB's message when the compaction failed |
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub const CHILD_SPEC: &str = "child.json";
+pub const RESULT: &str = "result.bin";
+pub const RESULT_TMP: &str = "result.bin.tmp";
+pub const ERROR: &str = "error.txt";
+pub const LOG_CHILD: &str = "LOG.child";
+
+/// The environment variable every process of an attempt inherits: its value
+/// is the attempt's name, so the supervisor can find descendants that left
+/// the process group.
+pub const ATTEMPT_MARKER: &str = "DCOMPACT_ATTEMPT";
+
+/// Exit codes of the child. Any other code, or a signal, is classified as
+/// such by the supervisor.
+pub const EXIT_OK: i32 = 0;
+/// RocksDB reported an error; `error.txt` holds its message.
+pub const EXIT_COMPACTION_FAILED: i32 = 10;
+/// The canceled flag was set (SIGTERM) and RocksDB stopped.
+pub const EXIT_CANCELLED: i32 = 11;
+/// The attempt could not be prepared; `error.txt` says why.
+pub const EXIT_SETUP_FAILED: i32 = 12;
+
+/// `child.json`: what the child needs beyond `job.json`, all in the worker's
+/// path space and already checked by admission.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildSpec {
+    pub db_path: PathBuf,
+    pub output_dir: PathBuf,
+    pub options_file: PathBuf,
+    pub cf_name: String,
+    /// Stamped into output SSTs as `db_host_id`.
+    pub identity: String,
+}
