@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests and the end-to-end tests, which start real
-# worker processes on 127.0.0.1. Tests and binaries share one profile, so
-# RocksDB compiles once.
+# worker processes on 127.0.0.1. The end-to-end suite runs twice: attempts
+# in-process, then every attempt in a child process (MULTI_PROCESS). Tests
+# and binaries share one profile, so RocksDB compiles once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --bins
 cargo test --workspace -- --test-threads=2 "$@"
+echo "== end-to-end suite again with MULTI_PROCESS=true =="
+FARM_E2E_MULTI_PROCESS=1 cargo test --test e2e -- --test-threads=2 --skip child_faults "$@"

@@ -6,6 +6,7 @@
 mod harness;
 
 mod admission;
+mod child_faults;
 mod fake_worker;
 mod malformed_requests;
 mod output_check;

@@ -1,0 +1,182 @@
+//! MULTI_PROCESS fault isolation: a plugin that crashes, exits, hangs,
+//! ignores SIGTERM, leaves a `setsid` grandchild behind or allocates past the
+//! memory limit costs one attempt each, never the worker or the data.
+//!
+//! The faults come from a real preloaded plugin (`fixtures/misbehave.c`,
+//! compiled here), whose constructor misbehaves as `FIXTURE_BEHAVIOUR` says.
+
+use crate::harness::*;
+use farm::workload::{Model, WorkloadSpec};
+use rocksdb::ColumnFamilyDescriptor;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+fn fixture_plugin() -> &'static PathBuf {
+    static SO: OnceLock<PathBuf> = OnceLock::new();
+    SO.get_or_init(|| {
+        let src =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/fixtures/misbehave.c");
+        let out = std::env::temp_dir().join(format!("farm-misbehave-{}.so", std::process::id()));
+        let status = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("cc runs");
+        assert!(status.success(), "fixture plugin compiles");
+        out
+    })
+}
+
+/// Processes whose environment carries an attempt marker of `instance`.
+fn attempt_processes(instance: &str) -> Vec<i32> {
+    let needle = format!("DCOMPACT_ATTEMPT={instance}/");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|kv| kv.starts_with(needle.as_bytes()))
+            })
+        })
+        .collect()
+}
+
+fn misbehaving_child(
+    behaviour: &str,
+    outcome: &str,
+    error_mentions: &str,
+    extra: &[(&str, String)],
+) {
+    let d = dirs("db");
+    let instance = format!("fault-{behaviour}");
+    let mut env = vec![
+        ("MULTI_PROCESS", "true".to_string()),
+        ("PLUGINS", fixture_plugin().display().to_string()),
+        ("FIXTURE_BEHAVIOUR", behaviour.to_string()),
+        ("ATTEMPT_TIMEOUT_MIN", "1s".to_string()),
+        ("ATTEMPT_TIMEOUT_MAX", "2s".to_string()),
+        ("CANCEL_GRACE", "500ms".to_string()),
+    ];
+    env.extend(extra.iter().cloned());
+    let worker = start_worker(d.tmp.path(), &env);
+    let params = params(
+        &d.root,
+        &[worker.base_url()],
+        serde_json::json!({"instance_name": instance}),
+    );
+    let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
+    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
+    let spec = WorkloadSpec {
+        ops: 30_000,
+        key_space: 10_000,
+        seed: 41,
+        ..WorkloadSpec::default()
+    };
+    hoster.churn(&mut Model::default(), &spec);
+
+    // Every attempt ended the way the fixture made it, and was compacted
+    // locally by the hoster.
+    let counters = worker_stat(&worker)["counters"].clone();
+    let failed = counters["failed"][outcome].as_u64().unwrap();
+    assert!(
+        failed > 0,
+        "{behaviour}: attempts ended {outcome}: {counters}"
+    );
+    assert_eq!(counters["succeeded"], 0, "{behaviour}: {counters}");
+    assert_eq!(
+        counters["accepted"].as_u64(),
+        Some(failed),
+        "{behaviour}: every attempt ended {outcome}: {counters}"
+    );
+    let stats = hoster.farm.stats();
+    assert_eq!(
+        stats.fallbacks["remote_failed"], failed,
+        "{behaviour}: {stats:?}"
+    );
+    assert_eq!(stats.remote_installed, 0);
+
+    // The attempt's LOG names what happened.
+    let logs: Vec<String> = std::fs::read_dir(d.tmp.path().join("worker").join(&instance))
+        .unwrap()
+        .flat_map(|start| walk_files(&start.unwrap().path()))
+        .filter(|p| p.file_name().is_some_and(|n| n == "LOG"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(logs.len() as u64, failed);
+    for log in &logs {
+        assert!(
+            log.contains(&format!("end outcome={outcome}")),
+            "{behaviour}: {log}"
+        );
+        assert!(
+            log.contains(error_mentions),
+            "{behaviour}: LOG should mention {error_mentions:?}: {log}"
+        );
+    }
+
+    // The worker is still up, and nothing of any attempt is left running.
+    assert_eq!(
+        get_json(&format!("{}/health", worker.base_url()))["status"],
+        "OK"
+    );
+    eventually("no process of the attempts survives", || {
+        attempt_processes(&instance).is_empty()
+    });
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn plugin_segfault() {
+    misbehaving_child("segfault", "killed", "SIGSEGV", &[]);
+}
+
+#[test]
+fn plugin_abort() {
+    misbehaving_child("abort", "killed", "SIGABRT", &[]);
+}
+
+#[test]
+fn plugin_exit_code() {
+    misbehaving_child("exit3", "exited", "code 3", &[]);
+}
+
+#[test]
+fn plugin_hangs_until_the_timeout() {
+    misbehaving_child("hang", "timed_out", "end outcome=timed_out", &[]);
+}
+
+#[test]
+fn plugin_ignores_sigterm_and_is_killed_after_the_grace() {
+    misbehaving_child("ignore_sigterm", "timed_out", "end outcome=timed_out", &[]);
+}
+
+#[test]
+fn plugin_leaves_a_setsid_grandchild() {
+    misbehaving_child("setsid_grandchild", "exited", "code 4", &[]);
+}
+
+#[test]
+fn plugin_allocates_past_the_memory_limit() {
+    misbehaving_child(
+        "memory",
+        "killed",
+        "SIGABRT",
+        &[("CHILD_MEMORY_LIMIT", "1G".to_string())],
+    );
+}
