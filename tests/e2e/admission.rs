@@ -50,7 +50,9 @@ impl CompactionService for Capture {
     fn on_installation(&self, _: &str, _: InstallStatus) {}
 }
 
-fn capture_input(dir: &Path) -> (PathBuf, JobInfo, Vec<u8>) {
+/// Captures one real compaction input; returns the root of a copy of the DB
+/// in which the input's files live, the job info and the input.
+pub fn capture_input(dir: &Path) -> (PathBuf, JobInfo, Vec<u8>) {
     let db_path = dir.join("hoster/db");
     let copy_root = dir.join("copy");
     std::fs::create_dir_all(db_path.parent().unwrap()).unwrap();
@@ -88,21 +90,18 @@ fn capture_input(dir: &Path) -> (PathBuf, JobInfo, Vec<u8>) {
     (copy_root, info, input)
 }
 
-#[test]
-fn parallel_limit_queue_and_503() {
-    let dir = tempfile::tempdir().unwrap();
-    let (root, info, input) = capture_input(dir.path());
-    let worker = start_worker(
-        dir.path(),
-        &[
-            ("MAX_PARALLEL_COMPACTIONS", "1".into()),
-            ("MAX_WAITING_COMPACTIONS", "1".into()),
-        ],
-    );
-    let base = worker.base_url();
+/// A job for attempt `attempt` of the captured input, with its own output
+/// directory in the copy.
+pub fn captured_job(
+    root: &Path,
+    info: &JobInfo,
+    input: &[u8],
+    instance: &str,
+    attempt: u32,
+) -> Job {
     let db = root.join("db");
-    let job = |attempt: u32| Job {
-        instance_name: "adm".into(),
+    Job {
+        instance_name: instance.into(),
         dbname: db.display().to_string(),
         hoster_root: root.display().to_string(),
         start_time: 7,
@@ -115,9 +114,27 @@ fn parallel_limit_queue_and_503() {
         nfs_type: String::new(),
         nfs_mnt_src: String::new(),
         nfs_mnt_opt: String::new(),
-        output_dir: db.join(format!("out/att-{attempt}")).display().to_string(),
-        compaction_service_input: Job::encode_input(&input),
-    };
+        output_dir: db
+            .join(format!("out/{instance}-{attempt}"))
+            .display()
+            .to_string(),
+        compaction_service_input: Job::encode_input(input),
+    }
+}
+
+#[test]
+fn parallel_limit_queue_and_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, info, input) = capture_input(dir.path());
+    let worker = start_worker(
+        dir.path(),
+        &[
+            ("MAX_PARALLEL_COMPACTIONS", "1".into()),
+            ("MAX_WAITING_COMPACTIONS", "1".into()),
+        ],
+    );
+    let base = worker.base_url();
+    let job = |attempt: u32| captured_job(&root, &info, &input, "adm", attempt);
 
     const N: u32 = 8;
     let barrier = Arc::new(Barrier::new(N as usize));

@@ -11,7 +11,7 @@ use rocksdb::ColumnFamilyDescriptor;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-fn fixture_plugin() -> &'static PathBuf {
+pub fn fixture_plugin() -> &'static PathBuf {
     static SO: OnceLock<PathBuf> = OnceLock::new();
     SO.get_or_init(|| {
         let src =
@@ -29,7 +29,7 @@ fn fixture_plugin() -> &'static PathBuf {
 }
 
 /// Processes whose environment carries an attempt marker of `instance`.
-fn attempt_processes(instance: &str) -> Vec<i32> {
+pub fn attempt_processes(instance: &str) -> Vec<i32> {
     let needle = format!("DCOMPACT_ATTEMPT={instance}/");
     std::fs::read_dir("/proc")
         .unwrap()
@@ -179,4 +179,82 @@ fn plugin_allocates_past_the_memory_limit() {
         "SIGABRT",
         &[("CHILD_MEMORY_LIMIT", "1G".to_string())],
     );
+}
+
+/// 20 attempts of children that each take a second, with
+/// MAX_PARALLEL_COMPACTIONS=2: never more than two children alive, the
+/// supervisor's high-water mark is 2, and completions plus 503s are 20.
+#[test]
+fn twenty_attempts_two_children_at_a_time() {
+    use crate::admission::{capture_input, captured_job};
+    let dir = tempfile::tempdir().unwrap();
+    let (root, info, input) = capture_input(dir.path());
+    let worker = start_worker(
+        dir.path(),
+        &[
+            ("MULTI_PROCESS", "true".into()),
+            ("PLUGINS", fixture_plugin().display().to_string()),
+            ("FIXTURE_BEHAVIOUR", "sleep1".into()),
+            ("MAX_PARALLEL_COMPACTIONS", "2".into()),
+            ("MAX_WAITING_COMPACTIONS", "6".into()),
+        ],
+    );
+    let base = worker.base_url();
+    const N: u32 = 20;
+    let barrier = std::sync::Barrier::new(N as usize);
+    let codes: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..N)
+            .map(|a| {
+                let body =
+                    serde_json::to_vec(&captured_job(&root, &info, &input, "adm20", a)).unwrap();
+                let (barrier, url) = (&barrier, format!("{base}/dcompact"));
+                s.spawn(move || {
+                    barrier.wait();
+                    post(&url, &body, &[]).0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted = codes.iter().filter(|c| **c == 200).count() as u64;
+    let busy = codes.iter().filter(|c| **c == 503).count() as u64;
+    assert_eq!(accepted + busy, N as u64, "{codes:?}");
+
+    // Watch the children until every accepted attempt has ended.
+    let mut most_alive = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        most_alive = most_alive.max(attempt_processes("adm20").len());
+        let c = &worker_stat(&worker)["counters"];
+        let ended = c["succeeded"].as_u64().unwrap()
+            + c["failed"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum::<u64>();
+        if ended == accepted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempts did not end: {c}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let stat = worker_stat(&worker);
+    println!(
+        "accepted {accepted}, busy {busy}, most children alive {most_alive}, stat {}",
+        stat["counters"]
+    );
+    assert_eq!(
+        most_alive, 2,
+        "exactly two children alive at once at the most"
+    );
+    assert_eq!(stat["running_high_water"], 2);
+    assert_eq!(
+        stat["counters"]["succeeded"].as_u64().unwrap() + busy,
+        N as u64
+    );
+    assert_eq!(stat["counters"]["rejected"]["busy"].as_u64(), Some(busy));
 }

@@ -14,6 +14,7 @@
 //!   a 400/412 answer that names the problem.
 //! - [`paths`]: maps hoster paths into the worker's path space and confines
 //!   them to the mount root.
+//! - [`queue_order`]: which waiting attempt runs next.
 //! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with `job.json` and
 //!   `LOG`.
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
@@ -28,6 +29,7 @@ pub mod local;
 pub mod options_file;
 pub mod outcome;
 pub mod paths;
+pub mod queue_order;
 pub mod runner;
 pub mod server;
 pub mod stats;

@@ -1,7 +1,8 @@
 //! The supervisor: owns the state of every attempt.
 //!
 //! Admission: at most `MAX_PARALLEL_COMPACTIONS` attempts run at once, at
-//! most `MAX_WAITING_COMPACTIONS` wait in a FIFO queue, and beyond that a
+//! most `MAX_WAITING_COMPACTIONS` wait (the next to run is chosen by
+//! [`priority`]), and beyond that a
 //! submission is answered 503. Each running attempt is a tracked blocking
 //! task with its own cancel flag. A finished attempt stays answerable by
 //! `/probe` for `RESULT_RETENTION`.
@@ -20,6 +21,7 @@ use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
 use crate::worker::outcome::Outcome;
+use crate::worker::queue_order::priority;
 use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use base64::Engine;
@@ -71,6 +73,8 @@ struct State {
     attempts: HashMap<AttemptKey, Entry>,
     queue: VecDeque<AttemptKey>,
     running: usize,
+    /// The most attempts ever running at once.
+    running_high_water: usize,
     stopping: bool,
     counters: Counters,
 }
@@ -91,6 +95,8 @@ pub struct AttemptRow {
 pub struct StatSnapshot {
     pub identity: String,
     pub running: usize,
+    /// The most attempts ever running at once.
+    pub running_high_water: usize,
     pub waiting: usize,
     pub max_parallel_compactions: usize,
     pub max_waiting_compactions: usize,
@@ -202,7 +208,7 @@ impl Supervisor {
     /// Starts queued attempts while there are free slots.
     fn dispatch(self: &Arc<Self>, st: &mut State) {
         while st.running < self.config.max_parallel_compactions {
-            let Some(key) = st.queue.pop_front() else {
+            let Some(key) = next_in_queue(st) else {
                 break;
             };
             let Some(entry) = st.attempts.get_mut(&key) else {
@@ -217,6 +223,7 @@ impl Supervisor {
                 cancel: cancel.clone(),
             };
             st.running += 1;
+            st.running_high_water = st.running_high_water.max(st.running);
             let name = entry.name.clone();
             let job = entry.job.clone();
             let sup = self.clone();
@@ -449,6 +456,7 @@ impl Supervisor {
         StatSnapshot {
             identity: self.identity.clone(),
             running: st.running,
+            running_high_water: st.running_high_water,
             waiting: st.queue.len(),
             max_parallel_compactions: self.config.max_parallel_compactions,
             max_waiting_compactions: self.config.max_waiting_compactions,
@@ -507,4 +515,27 @@ impl Supervisor {
         (self.config.result_retention / 10)
             .clamp(Duration::from_millis(100), Duration::from_secs(30))
     }
+}
+
+/// Removes and returns the waiting attempt with the highest priority.
+fn next_in_queue(st: &mut State) -> Option<AttemptKey> {
+    let now = Instant::now();
+    let best = st
+        .queue
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let p = st.attempts.get(key).map_or(f64::MAX, |e| {
+                priority(
+                    now.saturating_duration_since(e.accepted),
+                    e.job.estimate_time_us,
+                    e.job.output_level,
+                    e.job.attempt,
+                )
+            });
+            (i, p)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)?;
+    st.queue.remove(best)
 }
