@@ -258,3 +258,59 @@ fn twenty_attempts_two_children_at_a_time() {
     );
     assert_eq!(stat["counters"]["rejected"]["busy"].as_u64(), Some(busy));
 }
+
+/// SIGTERM: the worker stops accepting (412 on `/dcompact` and `/health`),
+/// lets running attempts go on until `SHUTDOWN_GRACE`, then cancels them and
+/// exits; no child outlives it.
+#[test]
+fn sigterm_refuses_new_work_then_cancels_children_and_exits() {
+    use crate::admission::{capture_input, captured_job};
+    let dir = tempfile::tempdir().unwrap();
+    let (root, info, input) = capture_input(dir.path());
+    let mut worker = start_worker(
+        dir.path(),
+        &[
+            ("MULTI_PROCESS", "true".into()),
+            ("PLUGINS", fixture_plugin().display().to_string()),
+            ("FIXTURE_BEHAVIOUR", "hang".into()),
+            ("SHUTDOWN_GRACE", "1s".into()),
+            ("CANCEL_GRACE", "300ms".into()),
+        ],
+    );
+    let base = worker.base_url();
+    for a in 0..2 {
+        let body = serde_json::to_vec(&captured_job(&root, &info, &input, "stop", a)).unwrap();
+        assert_eq!(post(&format!("{base}/dcompact"), &body, &[]).0, 200);
+    }
+    eventually("both children run", || attempt_processes("stop").len() == 2);
+
+    // SAFETY: signalling the worker child this test started.
+    unsafe { libc::kill(worker.pid() as i32, libc::SIGTERM) };
+    eventually("health says stopping", || {
+        ureq::get(&format!("{base}/health"))
+            .call()
+            .is_err_and(|e| matches!(e, ureq::Error::Status(412, _)))
+    });
+    let body = serde_json::to_vec(&captured_job(&root, &info, &input, "stop", 9)).unwrap();
+    let (code, answer) = post(&format!("{base}/dcompact"), &body, &[]);
+    assert_eq!(code, 412, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("stopping"));
+
+    assert!(
+        worker.stop(std::time::Duration::from_secs(20)),
+        "the worker exited by itself"
+    );
+    assert!(
+        attempt_processes("stop").is_empty(),
+        "no child outlived the worker"
+    );
+    let logs: Vec<String> = walk_files(&dir.path().join("worker/stop"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "LOG"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(logs.len(), 2);
+    for log in logs {
+        assert!(log.contains("end outcome=cancelled"), "{log}");
+    }
+}

@@ -97,3 +97,62 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
         "installed attempts leave no output directories behind"
     );
 }
+
+/// `DEL_WORKER_TEMP_DB=true`: an attempt's directory goes with the attempt.
+#[test]
+fn attempt_directories_are_removed_when_asked() {
+    let d = dirs("db");
+    let worker = start_worker(d.tmp.path(), &[("DEL_WORKER_TEMP_DB", "true".into())]);
+    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
+    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
+    let spec = WorkloadSpec {
+        ops: 30_000,
+        key_space: 10_000,
+        ..WorkloadSpec::default()
+    };
+    hoster.churn(&mut Model::default(), &spec);
+    assert!(
+        worker_stat(&worker)["counters"]["succeeded"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let left: Vec<_> = std::fs::read_dir(d.tmp.path().join("worker"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "no attempt directory is left: {left:?}");
+}
+
+/// Kept attempt directories are swept by size: with a budget of one byte,
+/// every finished attempt's directory goes at the next sweep.
+#[test]
+fn retained_attempt_directories_are_swept_by_size() {
+    let d = dirs("db");
+    let worker = start_worker(
+        d.tmp.path(),
+        &[
+            ("ATTEMPT_RETENTION_BYTES", "1".into()),
+            ("RESULT_RETENTION", "1s".into()),
+        ],
+    );
+    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
+    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
+    let spec = WorkloadSpec {
+        ops: 30_000,
+        key_space: 10_000,
+        ..WorkloadSpec::default()
+    };
+    hoster.churn(&mut Model::default(), &spec);
+    assert!(
+        worker_stat(&worker)["counters"]["succeeded"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let root = d.tmp.path().join("worker");
+    eventually("the sweeper removed the retained attempts", || {
+        std::fs::read_dir(&root).unwrap().next().is_none()
+    });
+}

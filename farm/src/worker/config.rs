@@ -24,6 +24,8 @@
 //! | `ATTEMPT_TIMEOUT_MULTIPLIER` | 10 | an attempt's timeout is this times the hoster's estimate ... |
 //! | `ATTEMPT_TIMEOUT_MIN`, `ATTEMPT_TIMEOUT_MAX` | `60s`, `2h` | ... kept between these; with no estimate, the maximum |
 //! | `CANCEL_GRACE` | `5s` | after SIGTERM, how long a child has before SIGKILL |
+//! | `ATTEMPT_RETENTION_AGE` | `168h` | retained attempt directories older than this are removed |
+//! | `ATTEMPT_RETENTION_BYTES` | `10G` | ... and the oldest, until the rest fit in this |
 //! | `SHUTDOWN_GRACE` | `30s` | on SIGTERM/SIGINT, how long running attempts may finish before they are cancelled |
 //! | `NFS_DYNAMIC_MOUNT`, `ZIP_SERVER_OPTIONS`, `ETCD_URL` | off | not yet in this build: setting them is refused at start-up |
 
@@ -79,6 +81,8 @@ pub struct WorkerConfig {
     pub attempt_timeout_max: Duration,
     pub cancel_grace: Duration,
     pub shutdown_grace: Duration,
+    pub attempt_retention_age: Duration,
+    pub attempt_retention_bytes: u64,
 }
 
 impl WorkerConfig {
@@ -124,6 +128,8 @@ struct FileConfig {
     attempt_timeout_max: Option<String>,
     cancel_grace: Option<String>,
     shutdown_grace: Option<String>,
+    attempt_retention_age: Option<String>,
+    attempt_retention_bytes: Option<toml::Value>,
     zip_server_options: Option<String>,
     etcd_url: Option<String>,
 }
@@ -169,6 +175,8 @@ impl Sources<'_> {
             "ATTEMPT_TIMEOUT_MAX" => f.attempt_timeout_max.clone(),
             "CANCEL_GRACE" => f.cancel_grace.clone(),
             "SHUTDOWN_GRACE" => f.shutdown_grace.clone(),
+            "ATTEMPT_RETENTION_AGE" => f.attempt_retention_age.clone(),
+            "ATTEMPT_RETENTION_BYTES" => value(&f.attempt_retention_bytes),
             "ZIP_SERVER_OPTIONS" => f.zip_server_options.clone(),
             "ETCD_URL" => f.etcd_url.clone(),
             _ => None,
@@ -412,6 +420,9 @@ impl WorkerConfig {
         let attempt_timeout_max = duration("ATTEMPT_TIMEOUT_MAX", Duration::from_secs(7200))?;
         let cancel_grace = duration("CANCEL_GRACE", Duration::from_secs(5))?;
         let shutdown_grace = duration("SHUTDOWN_GRACE", Duration::from_secs(30))?;
+        let attempt_retention_age =
+            duration("ATTEMPT_RETENTION_AGE", Duration::from_secs(7 * 24 * 3600))?;
+        let attempt_retention_bytes = bytes("ATTEMPT_RETENTION_BYTES")?.unwrap_or(10 << 30);
 
         Ok(WorkerConfig {
             listen,
@@ -432,6 +443,8 @@ impl WorkerConfig {
             attempt_timeout_max,
             cancel_grace,
             shutdown_grace,
+            attempt_retention_age,
+            attempt_retention_bytes,
         })
     }
 }

@@ -19,6 +19,7 @@
 //!   `LOG`.
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
 //! - [`options_file`]: the OPTIONS file as text, to check the override.
+//! - [`retention`]: removes retained attempt directories by age and size.
 //! - [`outcome`]: the closed classification of how an attempt ended.
 
 pub mod admission;
@@ -30,6 +31,7 @@ pub mod options_file;
 pub mod outcome;
 pub mod paths;
 pub mod queue_order;
+pub mod retention;
 pub mod runner;
 pub mod server;
 pub mod stats;

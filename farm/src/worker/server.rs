@@ -14,6 +14,7 @@ use crate::protocol::answers::{ErrorAnswer, SubmitAnswer, NOT_FOUND};
 use crate::protocol::attempt::AttemptKey;
 use crate::worker::admission::{admit, AdmissionError};
 use crate::worker::config::WorkerConfig;
+use crate::worker::retention;
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
 use axum::body::{to_bytes, Body};
@@ -70,7 +71,10 @@ pub async fn run(
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tick.tick() => sup.sweep(),
+                    _ = tick.tick() => {
+                        sup.sweep();
+                        sweep_attempt_dirs(&sup).await;
+                    }
                 }
             }
         }
@@ -99,6 +103,33 @@ pub async fn run(
     stop_sweeper.cancel();
     let _ = sweeper.await;
     served
+}
+
+/// Applies the retention policy to kept attempt directories.
+async fn sweep_attempt_dirs(sup: &Arc<Supervisor>) {
+    let c = sup.config();
+    if c.del_worker_temp_db {
+        return;
+    }
+    let (root, age, bytes) = (
+        c.worker_db_root.clone(),
+        c.attempt_retention_age,
+        c.attempt_retention_bytes,
+    );
+    let in_use = sup.active_dirs();
+    let swept =
+        tokio::task::spawn_blocking(move || retention::sweep(&root, age, bytes, &in_use)).await;
+    if let Ok(report) = swept {
+        if report.removed > 0 {
+            tracing::info!(
+                removed = report.removed,
+                removed_bytes = report.removed_bytes,
+                kept = report.kept,
+                kept_bytes = report.kept_bytes,
+                "removed retained attempt directories"
+            );
+        }
+    }
 }
 
 fn authorized(sup: &Supervisor, headers: &HeaderMap) -> bool {

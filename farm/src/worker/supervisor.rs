@@ -26,9 +26,9 @@ use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use base64::Engine;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio_util::task::TaskTracker;
@@ -464,6 +464,16 @@ impl Supervisor {
             counters: st.counters.clone(),
             attempts,
         }
+    }
+
+    /// Directories of attempts that are queued or running.
+    pub fn active_dirs(&self) -> HashSet<PathBuf> {
+        let st = self.lock();
+        st.attempts
+            .values()
+            .filter(|e| !matches!(e.phase, Phase::Finished { .. }))
+            .map(|e| self.config.worker_db_root.join(e.name.as_str()))
+            .collect()
     }
 
     pub fn is_stopping(&self) -> bool {
