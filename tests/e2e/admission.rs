@@ -9,123 +9,30 @@
 
 use crate::harness::*;
 use base64::Engine;
-use farm::protocol::job::Job;
 use farm::rocks::serialized::ResultInfo;
-use farm::rocks::service::{
-    self, CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer,
-};
 use farm::rocks::sst::SstProperties;
-use farm::workload::{Model, WorkloadSpec};
-use rocksdb::{ColumnFamilyDescriptor, DB};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier, Mutex};
+use farm::workload::capture::{capture_input, Captured};
+use farm::workload::WorkloadSpec;
+use std::path::Path;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-/// Copies the DB at the first `schedule` and keeps the input.
-struct Capture {
-    db: PathBuf,
-    copy: PathBuf,
-    captured: Mutex<Option<(JobInfo, Vec<u8>)>>,
-}
-
-impl CompactionService for Capture {
-    fn schedule(&self, info: &JobInfo, input: &[u8]) -> ScheduleAnswer {
-        let mut c = self.captured.lock().unwrap();
-        if c.is_none() {
-            let status = std::process::Command::new("cp")
-                .arg("-a")
-                .arg(&self.db)
-                .arg(&self.copy)
-                .status()
-                .unwrap();
-            assert!(status.success());
-            *c = Some((info.clone(), input.to_vec()));
-        }
-        ScheduleAnswer::UseLocal
-    }
-    fn wait(&self, _: &str) -> WaitAnswer {
-        WaitAnswer::UseLocal
-    }
-    fn cancel_awaiting(&self) {}
-    fn on_installation(&self, _: &str, _: InstallStatus) {}
-}
-
-/// Captures one real compaction input; returns the root of a copy of the DB
-/// in which the input's files live, the job info and the input.
-pub fn capture_input(dir: &Path) -> (PathBuf, JobInfo, Vec<u8>) {
-    let db_path = dir.join("hoster/db");
-    let copy_root = dir.join("copy");
-    std::fs::create_dir_all(db_path.parent().unwrap()).unwrap();
-    std::fs::create_dir_all(&copy_root).unwrap();
-    let capture = Arc::new(Capture {
-        db: db_path.clone(),
-        copy: copy_root.join("db"),
-        captured: Mutex::new(None),
-    });
-    let mut opts = small_options();
-    opts.set_disable_auto_compactions(true);
-    service::install(&mut opts, capture.clone());
-    let db = DB::open_cf_descriptors(
-        &opts,
-        &db_path,
-        vec![ColumnFamilyDescriptor::new("default", opts.clone())],
-    )
-    .unwrap();
-    let cf = db.cf_handle("default").unwrap();
+/// Captures one real compaction input (see `farm::workload::capture`).
+pub fn capture(dir: &Path) -> Captured {
     let spec = WorkloadSpec {
         ops: 150_000,
         key_space: 100_000,
         value_size: 200,
         ..WorkloadSpec::default()
     };
-    Model::default().write(&db, cf, &spec).unwrap();
-    db.flush_cf(cf).unwrap();
-    db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
-    let (info, input) = capture
-        .captured
-        .lock()
-        .unwrap()
-        .take()
-        .expect("a compaction was scheduled");
-    (copy_root, info, input)
-}
-
-/// A job for attempt `attempt` of the captured input, with its own output
-/// directory in the copy.
-pub fn captured_job(
-    root: &Path,
-    info: &JobInfo,
-    input: &[u8],
-    instance: &str,
-    attempt: u32,
-) -> Job {
-    let db = root.join("db");
-    Job {
-        instance_name: instance.into(),
-        dbname: db.display().to_string(),
-        hoster_root: root.display().to_string(),
-        start_time: 7,
-        job_id: info.job_id,
-        attempt,
-        code_version: String::new(),
-        cf_name: info.cf_name.clone(),
-        output_level: info.output_level,
-        estimate_time_us: 0,
-        nfs_type: String::new(),
-        nfs_mnt_src: String::new(),
-        nfs_mnt_opt: String::new(),
-        output_dir: db
-            .join(format!("out/{instance}-{attempt}"))
-            .display()
-            .to_string(),
-        compaction_service_input: Job::encode_input(input),
-    }
+    capture_input(dir, small_options(), &spec).expect("input captured")
 }
 
 #[test]
 fn parallel_limit_queue_and_503() {
     let dir = tempfile::tempdir().unwrap();
-    let (root, info, input) = capture_input(dir.path());
+    let c = capture(dir.path());
+    let info = &c.info;
     let worker = start_worker(
         dir.path(),
         &[
@@ -134,7 +41,7 @@ fn parallel_limit_queue_and_503() {
         ],
     );
     let base = worker.base_url();
-    let job = |attempt: u32| captured_job(&root, &info, &input, "adm", attempt);
+    let job = |attempt: u32| c.job("adm", attempt);
 
     const N: u32 = 8;
     let barrier = Arc::new(Barrier::new(N as usize));

@@ -186,9 +186,8 @@ fn plugin_allocates_past_the_memory_limit() {
 /// supervisor's high-water mark is 2, and completions plus 503s are 20.
 #[test]
 fn twenty_attempts_two_children_at_a_time() {
-    use crate::admission::{capture_input, captured_job};
     let dir = tempfile::tempdir().unwrap();
-    let (root, info, input) = capture_input(dir.path());
+    let c = crate::admission::capture(dir.path());
     let worker = start_worker(
         dir.path(),
         &[
@@ -205,8 +204,7 @@ fn twenty_attempts_two_children_at_a_time() {
     let codes: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..N)
             .map(|a| {
-                let body =
-                    serde_json::to_vec(&captured_job(&root, &info, &input, "adm20", a)).unwrap();
+                let body = serde_json::to_vec(&c.job("adm20", a)).unwrap();
                 let (barrier, url) = (&barrier, format!("{base}/dcompact"));
                 s.spawn(move || {
                     barrier.wait();
@@ -264,9 +262,8 @@ fn twenty_attempts_two_children_at_a_time() {
 /// exits; no child outlives it.
 #[test]
 fn sigterm_refuses_new_work_then_cancels_children_and_exits() {
-    use crate::admission::{capture_input, captured_job};
     let dir = tempfile::tempdir().unwrap();
-    let (root, info, input) = capture_input(dir.path());
+    let c = crate::admission::capture(dir.path());
     let mut worker = start_worker(
         dir.path(),
         &[
@@ -279,7 +276,7 @@ fn sigterm_refuses_new_work_then_cancels_children_and_exits() {
     );
     let base = worker.base_url();
     for a in 0..2 {
-        let body = serde_json::to_vec(&captured_job(&root, &info, &input, "stop", a)).unwrap();
+        let body = serde_json::to_vec(&c.job("stop", a)).unwrap();
         assert_eq!(post(&format!("{base}/dcompact"), &body, &[]).0, 200);
     }
     eventually("both children run", || attempt_processes("stop").len() == 2);
@@ -291,7 +288,7 @@ fn sigterm_refuses_new_work_then_cancels_children_and_exits() {
             .call()
             .is_err_and(|e| matches!(e, ureq::Error::Status(412, _)))
     });
-    let body = serde_json::to_vec(&captured_job(&root, &info, &input, "stop", 9)).unwrap();
+    let body = serde_json::to_vec(&c.job("stop", 9)).unwrap();
     let (code, answer) = post(&format!("{base}/dcompact"), &body, &[]);
     assert_eq!(code, 412, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("stopping"));

@@ -1,0 +1,11 @@
+//! Workloads for the demo, the end-to-end tests and the benchmarks.
+//!
+//! - [`model`]: a reproducible write workload with an in-memory model of
+//!   what the DB must hold.
+//! - [`capture`]: a real compaction input, captured from a hoster together
+//!   with a copy of the DB files it reads, to submit to workers directly.
+
+pub mod capture;
+pub mod model;
+
+pub use model::{key, Model, WorkloadSpec, Written};
