@@ -63,7 +63,8 @@ impl CompactionService for Capture {
     fn on_installation(&self, _: &str, _: InstallStatus) {}
 }
 
-/// Fills a DB below `dir` with `spec` (auto compactions off, one flush) and
+/// Fills a DB below `dir` with `spec` twice (auto compactions off, a flush
+/// after each) and
 /// captures the input of its full compaction.
 pub fn capture_input(
     dir: &Path,
@@ -88,8 +89,20 @@ pub fn capture_input(
         let cf = db
             .cf_handle("default")
             .ok_or(CaptureError::NothingScheduled)?;
-        Model::default().write(&db, cf, spec)?;
-        db.flush_cf(cf)?;
+        // Two overlapping flushes, so the full compaction has work to do
+        // rather than a trivial move.
+        let mut model = Model::default();
+        for seed in [spec.seed, spec.seed + 1] {
+            model.write(
+                &db,
+                cf,
+                &WorkloadSpec {
+                    seed,
+                    ..spec.clone()
+                },
+            )?;
+            db.flush_cf(cf)?;
+        }
         db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
     }
     let taken = capture
