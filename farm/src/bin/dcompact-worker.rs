@@ -89,6 +89,9 @@ fn main() -> anyhow::Result<()> {
                 std::io::Error::last_os_error()
             );
         }
+        if config.child_limits.address_space.is_some() && !cgroup_v2_memory_available() {
+            tracing::info!("no writable cgroup v2 memory controller on this host: children are capped by RLIMIT_AS (CHILD_MEMORY_LIMIT) only");
+        }
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,6 +111,23 @@ fn main() -> anyhow::Result<()> {
         tracing::info!("worker stopped");
         Ok(())
     })
+}
+
+/// Whether a cgroup v2 hierarchy with the memory controller is mounted.
+/// The worker does not manage cgroups yet; this only tells the operator
+/// which memory cap is in force.
+fn cgroup_v2_memory_available() -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    mounts
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .any(|mnt| {
+            std::fs::read_to_string(format!("{mnt}/cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
+        })
 }
 
 /// Resolves on SIGTERM or SIGINT.
