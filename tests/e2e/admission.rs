@@ -155,3 +155,26 @@ fn parallel_limit_queue_and_503() {
         att.display()
     );
 }
+
+/// With `WORKER_AUTH_TOKEN`, a job without the token is refused with 401 and
+/// leaves no attempt directory; the same job with it is accepted.
+#[test]
+fn the_token_guards_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = capture(dir.path());
+    let worker = start_worker(dir.path(), &[("WORKER_AUTH_TOKEN", "t0ken".into())]);
+    let url = format!("{}/dcompact", worker.base_url());
+    let body = serde_json::to_vec(&c.job("auth", 0)).unwrap();
+    let (code, answer) = post(&url, &body, &[]);
+    assert_eq!(code, 401, "{answer}");
+    assert!(
+        !dir.path().join("worker/auth").exists(),
+        "no attempt directory"
+    );
+    assert_eq!(worker_stat(&worker)["counters"]["accepted"], 0);
+    let (code, answer) = post(&url, &body, &[("Authorization", "Bearer t0ken")]);
+    assert_eq!(code, 200, "{answer}");
+    eventually("the attempt ran", || {
+        worker_stat(&worker)["counters"]["succeeded"] == 1
+    });
+}

@@ -8,6 +8,7 @@ mod harness;
 mod admission;
 mod child_faults;
 mod fake_worker;
+mod load_balance;
 mod malformed_requests;
 mod output_check;
 mod path_mapping;

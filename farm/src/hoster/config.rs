@@ -12,6 +12,9 @@
 //! | `retry_sleep_time` | 0.1 | seconds to wait after a 503 before the next try |
 //! | `overall_timeout` | 3600 | seconds a remote attempt may take before it is cancelled |
 //! | `worker_backoff` | 10 | seconds a worker that failed is skipped |
+//! | `load_balance` | `kRoundRobin` | `kRoundRobin` (from a random start) or `kWeight` (smooth weighted round robin over `weight`) |
+//! | `estimate_speed` | 0 | bytes/s a compaction is assumed to read before one was measured (0: unknown) |
+//! | `timeout_multiplier` | 10 | an attempt may take this times its estimate (at least 30 s, at most `overall_timeout`) |
 //! | `dcompact_min_level`, `dcompact_max_level` | 0, unlimited | output levels sent to the farm; others compact locally |
 //! | `allow_fallback_to_local` | true | the farm always falls back (see below) |
 //! | `dcompact_http_headers` | {} | headers sent on every request (e.g. `Authorization`) |
@@ -22,6 +25,7 @@
 //! answers RocksDB accepts stop the database's writes. It is accepted for
 //! compatibility and logged as a warning.
 
+use super::workers::LoadBalance;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -53,6 +57,9 @@ pub struct HosterConfig {
     pub retry_sleep_time: Duration,
     pub overall_timeout: Duration,
     pub worker_backoff: Duration,
+    pub load_balance: LoadBalance,
+    pub estimate_speed: f64,
+    pub timeout_multiplier: f64,
     pub dcompact_min_level: i32,
     pub dcompact_max_level: i32,
     pub allow_fallback_to_local: bool,
@@ -86,6 +93,9 @@ struct Raw {
     retry_sleep_time: Option<f64>,
     overall_timeout: Option<f64>,
     worker_backoff: Option<f64>,
+    load_balance: Option<String>,
+    estimate_speed: Option<f64>,
+    timeout_multiplier: Option<f64>,
     dcompact_min_level: Option<i32>,
     dcompact_max_level: Option<i32>,
     allow_fallback_to_local: Option<bool>,
@@ -175,6 +185,24 @@ impl HosterConfig {
         if !allow_fallback_to_local {
             tracing::warn!("allow_fallback_to_local=false is not honoured: a failed remote compaction always runs locally, because the alternative stops the database's writes");
         }
+        let load_balance = match raw.load_balance.as_deref() {
+            None => LoadBalance::RoundRobin,
+            Some(name) => LoadBalance::parse(name).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "load_balance {name:?}: expected kRoundRobin or kWeight"
+                ))
+            })?,
+        };
+        let positive = |name: &str, v: Option<f64>, default: f64| match v {
+            None => Ok(default),
+            Some(x) if x.is_finite() && x >= 0.0 => Ok(x),
+            Some(_) => Err(ConfigError::Invalid(format!(
+                "{name} must be a non-negative number"
+            ))),
+        };
+        let estimate_speed = positive("estimate_speed", raw.estimate_speed, 0.0)?;
+        let timeout_multiplier =
+            positive("timeout_multiplier", raw.timeout_multiplier, 10.0)?.max(1.0);
         Ok(HosterConfig {
             http_workers,
             hoster_root,
@@ -184,6 +212,9 @@ impl HosterConfig {
             retry_sleep_time: seconds("retry_sleep_time", raw.retry_sleep_time, 0.1)?,
             overall_timeout: seconds("overall_timeout", raw.overall_timeout, 3600.0)?,
             worker_backoff: seconds("worker_backoff", raw.worker_backoff, 10.0)?,
+            load_balance,
+            estimate_speed,
+            timeout_multiplier,
             dcompact_min_level: min,
             dcompact_max_level: max,
             allow_fallback_to_local,

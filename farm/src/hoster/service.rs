@@ -3,6 +3,7 @@
 
 use super::config::{ConfigError, HosterConfig};
 use super::http::{Client, RequestError};
+use super::speed::{wait_limit, SpeedModel};
 use super::stats::{FallbackReason, HosterStats, StatsSnapshot};
 use super::verify::verify_result;
 use super::workers::Workers;
@@ -58,6 +59,11 @@ struct Pending {
     generation: u64,
     /// Bytes read and written, once the result was verified.
     verified: Option<(u64, u64)>,
+    cf_name: String,
+    input_bytes: u64,
+    submitted: Instant,
+    /// How long the hoster waits for this attempt.
+    wait_limit: Duration,
 }
 
 pub struct FarmService {
@@ -71,6 +77,7 @@ pub struct FarmService {
     /// Bumped by `cancel_awaiting`: waits that began before give up.
     generation: AtomicU64,
     stats: HosterStats,
+    speed: SpeedModel,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,7 +112,12 @@ impl FarmService {
             .map_or(0, |d| d.as_secs());
         Ok(FarmService {
             client: Client::new(&config),
-            workers: Workers::new(config.http_workers.clone(), config.worker_backoff),
+            speed: SpeedModel::new(config.estimate_speed),
+            workers: Workers::new(
+                config.http_workers.clone(),
+                config.load_balance,
+                config.worker_backoff,
+            ),
             config,
             dbname,
             start_time,
@@ -132,6 +144,17 @@ impl FarmService {
         let this = *n;
         *n += 1;
         this
+    }
+
+    /// The size of a job's input files in the hoster's DB directory.
+    fn input_bytes(&self, files: &[String]) -> u64 {
+        files
+            .iter()
+            .map(|f| {
+                let path = Path::new(&self.dbname).join(f.trim_start_matches('/'));
+                std::fs::metadata(path).map_or(0, |m| m.len())
+            })
+            .sum()
     }
 
     /// A job's attempts are numbered while it lives; RocksDB never reuses a
@@ -161,6 +184,9 @@ impl FarmService {
             Ok(i) => i,
             Err(e) => return self.local(FallbackReason::Internal, &e),
         };
+        let input_bytes = self.input_bytes(&input_info.input_files);
+        let estimate = self.speed.estimate(&input_info.cf_name, input_bytes);
+        let wait_limit = wait_limit(estimate, c.timeout_multiplier, c.overall_timeout);
         let mut last: Option<RequestError> = None;
         let mut refused_by = Vec::new();
         for try_no in 0..c.http_max_retry {
@@ -189,7 +215,7 @@ impl FarmService {
                 code_version: env!("CARGO_PKG_VERSION").into(),
                 cf_name: input_info.cf_name.clone(),
                 output_level: info.output_level,
-                estimate_time_us: 0,
+                estimate_time_us: estimate.map_or(0, |e| e.as_micros() as u64),
                 nfs_type: c.nfs_type.clone(),
                 nfs_mnt_src: c.nfs_mnt_src.clone(),
                 nfs_mnt_opt: c.nfs_mnt_opt.clone(),
@@ -210,6 +236,10 @@ impl FarmService {
                             output_dir,
                             generation: self.generation.load(Ordering::Acquire),
                             verified: None,
+                            cf_name: input_info.cf_name.clone(),
+                            input_bytes,
+                            submitted: Instant::now(),
+                            wait_limit,
                         },
                     );
                     return ScheduleAnswer::Scheduled(id);
@@ -257,7 +287,7 @@ impl FarmService {
             return self.abandon_unknown(id);
         };
         let base = self.workers.endpoint(p.worker).base_url.clone();
-        let deadline = Instant::now() + self.config.overall_timeout;
+        let deadline = p.submitted + p.wait_limit;
         let mut pause = Duration::from_millis(5);
         let mut transient = 0u32;
         loop {
@@ -270,7 +300,11 @@ impl FarmService {
                 );
             }
             if Instant::now() >= deadline {
-                return self.abandon(&p, FallbackReason::Timeout, &"overall_timeout passed", true);
+                let why = format!(
+                    "no result after {:?} (timeout_multiplier x estimate, or overall_timeout)",
+                    p.wait_limit
+                );
+                return self.abandon(&p, FallbackReason::Timeout, &why, true);
             }
             match self.client.probe(&base, &p.key) {
                 Ok(a) if a.status == answers::QUEUED || a.status == answers::RUNNING => {
@@ -384,7 +418,11 @@ impl CompactionService for FarmService {
         let Some(p) = p else { return };
         self.forget_job(p.key.job_id);
         match (status, p.verified) {
-            (InstallStatus::Success, Some((read, written))) => self.stats.installed(read, written),
+            (InstallStatus::Success, Some((read, written))) => {
+                self.stats.installed(read, written);
+                self.speed
+                    .observe(&p.cf_name, p.input_bytes, p.submitted.elapsed());
+            }
             _ => {
                 tracing::warn!(
                     job = scheduled_job_id,
