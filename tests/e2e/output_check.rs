@@ -174,12 +174,12 @@ fn damaged_outputs_are_never_installed(damage: Damage) {
         damage,
     );
     let params = params(
-        &root,
+        root,
         &[format!("http://{}", proxy.addr)],
         serde_json::json!({}),
     );
     let cfs = || vec![ColumnFamilyDescriptor::new("default", small_options())];
-    let hoster = Hoster::open(&db_path, small_options(), cfs(), &params);
+    let hoster = Hoster::open(db_path, small_options(), cfs(), &params);
     let cf = hoster.db.cf_handle("default").unwrap();
     let mut model = Model::default();
     let spec = WorkloadSpec {

@@ -22,7 +22,7 @@ fn sigkill_while_running_falls_back_to_local() {
     opts.set_disable_auto_compactions(true);
     opts.set_write_buffer_size(8 << 20);
     let cfs = vec![ColumnFamilyDescriptor::new("default", opts.clone())];
-    let params = params(&root, &[base.clone()], serde_json::json!({}));
+    let params = params(&root, std::slice::from_ref(&base), serde_json::json!({}));
     let hoster = Hoster::open(&db_path, opts, cfs, &params);
     let cf = hoster.db.cf_handle("default").unwrap();
     let mut model = Model::default();

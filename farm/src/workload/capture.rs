@@ -33,10 +33,13 @@ pub enum CaptureError {
     NothingScheduled,
 }
 
+/// The first scheduled job's info and input, or why the copy failed.
+type FirstJob = Result<(JobInfo, Vec<u8>), String>;
+
 struct Capture {
     db: PathBuf,
     copy: PathBuf,
-    captured: Mutex<Option<Result<(JobInfo, Vec<u8>), String>>>,
+    captured: Mutex<Option<FirstJob>>,
 }
 
 impl CompactionService for Capture {
