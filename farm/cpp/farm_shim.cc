@@ -183,7 +183,9 @@ int farm_override_set_info_log(rocksdb_compaction_service_options_override_t* ov
 // Describes what an override will make RocksDB use, so the worker can
 // compare it with the OPTIONS file's text: table_factory (name),
 // filter_policy (hex of its id, empty when none), table_options (hex of the
-// factory's option string).
+// factory's option string), and the name (hex, empty when none) of each
+// user class: comparator, merge_operator, compaction_filter,
+// compaction_filter_factory, prefix_extractor, sst_partitioner_factory.
 char* farm_override_describe(
     const rocksdb_compaction_service_options_override_t* ov, char** errptr) {
   char* out = nullptr;
@@ -204,6 +206,16 @@ char* farm_override_describe(
     }
     line(&text, "filter_policy", hex(filter));
     line(&text, "table_options", hex(table_options));
+    line(&text, "comparator", hex(rep.comparator ? rep.comparator->Name() : ""));
+    line(&text, "merge_operator", hex(rep.merge_operator ? rep.merge_operator->Name() : ""));
+    line(&text, "compaction_filter",
+         hex(rep.compaction_filter ? rep.compaction_filter->Name() : ""));
+    line(&text, "compaction_filter_factory",
+         hex(rep.compaction_filter_factory ? rep.compaction_filter_factory->Name() : ""));
+    line(&text, "prefix_extractor",
+         hex(rep.prefix_extractor ? rep.prefix_extractor->Name() : ""));
+    line(&text, "sst_partitioner_factory",
+         hex(rep.sst_partitioner_factory ? rep.sst_partitioner_factory->Name() : ""));
     out = dup_bytes(text);
   });
   return out;

@@ -14,4 +14,5 @@ mod output_check;
 mod path_mapping;
 mod remote_compaction;
 mod table_shapes;
+mod user_classes;
 mod worker_killed;

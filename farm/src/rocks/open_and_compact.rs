@@ -64,6 +64,10 @@ impl Override {
             table_factory: l.raw("table_factory")?.to_owned(),
             filter_policy: l.hex_string("filter_policy")?,
             table_options: l.hex_string("table_options")?,
+            classes: CLASS_OPTIONS
+                .iter()
+                .map(|k| Ok((*k, l.hex_string(k)?)))
+                .collect::<Result<_, RocksError>>()?,
         })
     }
 
@@ -102,7 +106,20 @@ pub struct OverrideSummary {
     pub filter_policy: String,
     /// The table factory's options as RocksDB serializes them.
     pub table_options: String,
+    /// The name of each user class, by its option name (`merge_operator`,
+    /// `compaction_filter`, ...); empty when there is none.
+    pub classes: Vec<(&'static str, String)>,
 }
+
+/// The column family options that name a user class.
+pub const CLASS_OPTIONS: [&str; 6] = [
+    "comparator",
+    "merge_operator",
+    "compaction_filter",
+    "compaction_filter_factory",
+    "prefix_extractor",
+    "sst_partitioner_factory",
+];
 
 /// The `OpenAndCompactOptions::canceled` flag: set it from any thread and the
 /// running compaction stops at its next check.

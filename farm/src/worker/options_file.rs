@@ -1,5 +1,6 @@
 //! Reading a RocksDB OPTIONS file as text, to check that the override the
-//! worker built from it carries everything the hoster configured.
+//! worker built from it carries everything the hoster configured: every
+//! user class it names, and its filter policy.
 //!
 //! RocksDB's loader silently drops what it cannot rebuild: a filter policy
 //! recorded without its parameters (the C API's bloom constructor records
@@ -53,12 +54,45 @@ impl OptionsText {
     }
 }
 
-/// Checks the loaded override against the text for column family `cf`.
+/// Checks the loaded override against the text for column family `cf`:
+/// every user class the text names must have been created (a compaction
+/// that silently runs without the hoster's compaction filter, or with
+/// another comparator, changes or corrupts the data), and the filter policy
+/// must have survived.
 pub fn check_override(
     text: &OptionsText,
     cf: &str,
     loaded: &OverrideSummary,
 ) -> Result<(), String> {
+    check_classes(text, cf, loaded)?;
+    check_filter(text, cf, loaded)
+}
+
+fn check_classes(text: &OptionsText, cf: &str, loaded: &OverrideSummary) -> Result<(), String> {
+    let section = format!("CFOptions \"{cf}\"");
+    for (option, name) in &loaded.classes {
+        let Some(named) = text.get(&section, option) else {
+            continue;
+        };
+        if named == "nullptr" || named.is_empty() {
+            continue;
+        }
+        if name.is_empty() {
+            return Err(format!(
+                "column family {cf:?} uses {option}={named}, which this worker cannot create \
+                 (no built-in class or loaded plugin has that name)"
+            ));
+        }
+        if *option == "comparator" && name != named {
+            return Err(format!(
+                "column family {cf:?} uses comparator {named}, but this worker would use {name}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_filter(text: &OptionsText, cf: &str, loaded: &OverrideSummary) -> Result<(), String> {
     let Some(filter) = text.block_based_table(cf, "filter_policy") else {
         return Ok(());
     };
@@ -91,7 +125,21 @@ mod tests {
             table_factory: "BlockBasedTable".into(),
             filter_policy: filter.into(),
             table_options: String::new(),
+            classes: vec![
+                ("comparator", "leveldb.BytewiseComparator".into()),
+                ("merge_operator", String::new()),
+            ],
         }
+    }
+
+    #[test]
+    fn an_unresolved_class_is_refused() {
+        let text = "[CFOptions \"a\"]\n  merge_operator=counter\n  comparator=leveldb.BytewiseComparator\n[CFOptions \"b\"]\n  merge_operator=nullptr\n  comparator=my.reverse\n";
+        let t = OptionsText::parse(text);
+        let e = check_override(&t, "a", &summary("")).unwrap_err();
+        assert!(e.contains("merge_operator=counter"), "{e}");
+        let e = check_override(&t, "b", &summary("")).unwrap_err();
+        assert!(e.contains("my.reverse"), "{e}");
     }
 
     #[test]

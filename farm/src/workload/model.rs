@@ -62,6 +62,14 @@ impl Model {
         self.map.is_empty()
     }
 
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.map.get(key).map(Vec::as_slice)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.map.keys().map(Vec::as_slice)
+    }
+
     /// Runs `spec` against `cf` of `db` and mirrors it in the model. A write
     /// error is returned at once: the farm must never make a write fail.
     pub fn write(
