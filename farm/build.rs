@@ -1,4 +1,5 @@
-//! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc`) against the
+//! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc`, and the
+//! plugin registry `cpp/farm_plugins.cc`) against the
 //! RocksDB source that `librocksdb-sys` built, with the same defines, so the
 //! internal structs the shim reads have the layout the library was built with.
 
@@ -14,6 +15,8 @@ fn main() {
     build
         .cpp(true)
         .file("cpp/farm_shim.cc")
+        .file("cpp/farm_plugins.cc")
+        .include("../plugins/include")
         .include(rocksdb_root.join("include"))
         .include(&rocksdb_root)
         .flag("-std=c++20")
@@ -50,5 +53,7 @@ fn main() {
     build.compile("farm_shim");
 
     println!("cargo:rerun-if-changed=cpp/farm_shim.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_plugins.cc");
+    println!("cargo:rerun-if-changed=../plugins/include/farm_plugin.h");
     println!("cargo:rerun-if-env-changed=DEP_ROCKSDB_CARGO_MANIFEST_DIR");
 }

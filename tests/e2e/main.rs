@@ -12,6 +12,7 @@ mod load_balance;
 mod malformed_requests;
 mod output_check;
 mod path_mapping;
+mod plugins;
 mod remote_compaction;
 mod table_shapes;
 mod user_classes;

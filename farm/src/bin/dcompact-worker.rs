@@ -53,12 +53,18 @@ struct Args {
     /// Internal: run the attempt in this directory as a MULTI_PROCESS child.
     #[arg(long, hide = true, value_name = "ATTEMPT_DIR")]
     child: Option<PathBuf>,
+    /// Internal: load these plugins and print their classes as JSON.
+    #[arg(long, hide = true, num_args = 1.., value_name = "PLUGIN")]
+    describe_plugins: Option<Vec<PathBuf>>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(dir) = &args.child {
         std::process::exit(farm::worker::child::entry::run(dir));
+    }
+    if let Some(paths) = &args.describe_plugins {
+        std::process::exit(farm::worker::plugin_catalog::describe_main(paths));
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -18,6 +18,7 @@
 //! | `dcompact_min_level`, `dcompact_max_level` | 0, unlimited | output levels sent to the farm; others compact locally |
 //! | `allow_fallback_to_local` | true | the farm always falls back (see below) |
 //! | `dcompact_http_headers` | {} | headers sent on every request (e.g. `Authorization`) |
+//! | `plugin_versions` | {} | the version of each plugin class the hoster uses, e.g. `{"counter": 1}`: sent with every job, and a worker with another version refuses it |
 //! | `verify_output` | true | check block checksums of every output before installing |
 //! | `nfs_type`, `nfs_mnt_src`, `nfs_mnt_opt` | "" | passed to workers for dynamic mounts |
 //!
@@ -26,6 +27,7 @@
 //! compatibility and logged as a warning.
 
 use super::workers::LoadBalance;
+use crate::protocol::job::PluginVersion;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -65,6 +67,7 @@ pub struct HosterConfig {
     pub allow_fallback_to_local: bool,
     pub dcompact_http_headers: Vec<(String, String)>,
     pub verify_output: bool,
+    pub plugin_versions: Vec<PluginVersion>,
     pub nfs_type: String,
     pub nfs_mnt_src: String,
     pub nfs_mnt_opt: String,
@@ -102,6 +105,8 @@ struct Raw {
     #[serde(default)]
     dcompact_http_headers: BTreeMap<String, String>,
     verify_output: Option<bool>,
+    #[serde(default)]
+    plugin_versions: BTreeMap<String, u32>,
     nfs_type: Option<String>,
     nfs_mnt_src: Option<String>,
     nfs_mnt_opt: Option<String>,
@@ -220,6 +225,11 @@ impl HosterConfig {
             allow_fallback_to_local,
             dcompact_http_headers: raw.dcompact_http_headers.into_iter().collect(),
             verify_output: raw.verify_output.unwrap_or(true),
+            plugin_versions: raw
+                .plugin_versions
+                .into_iter()
+                .map(|(name, version)| PluginVersion { name, version })
+                .collect(),
             nfs_type: raw.nfs_type.unwrap_or_default(),
             nfs_mnt_src: raw.nfs_mnt_src.unwrap_or_default(),
             nfs_mnt_opt: raw.nfs_mnt_opt.unwrap_or_default(),

@@ -221,6 +221,7 @@ impl FarmService {
                 nfs_mnt_opt: c.nfs_mnt_opt.clone(),
                 output_dir: output_dir.to_string_lossy().into_owned(),
                 compaction_service_input: Job::encode_input(input),
+                plugins: c.plugin_versions.clone(),
             };
             let base = &self.workers.endpoint(worker).base_url;
             match self.client.submit(base, &job) {

@@ -42,6 +42,18 @@ pub struct Job {
     pub output_dir: String,
     /// RocksDB's serialized `CompactionServiceInput`, base64.
     pub compaction_service_input: String,
+    /// The plugin classes the hoster uses, with their versions: the worker
+    /// refuses a job whose OPTIONS name a plugin class it has in another
+    /// version, or one the hoster did not list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginVersion>,
+}
+
+/// A plugin class and its version, as the hoster uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginVersion {
+    pub name: String,
+    pub version: u32,
 }
 
 impl Job {

@@ -5,6 +5,7 @@
 //!   installed onto `rocksdb::Options` through RocksDB's C API.
 //! - [`open_and_compact`]: the worker side, `DB::OpenAndCompact` with an
 //!   override built from the job's own OPTIONS file.
+//! - [`plugins`]: loading plugin objects and reading what they registered.
 //! - [`serialized`]: reading RocksDB's serialized compaction input and result,
 //!   and rewriting the result's `output_path`.
 //! - [`sst`]: an SST file's table properties and its checksum verification.
@@ -13,6 +14,7 @@
 pub mod error;
 mod ffi;
 pub mod open_and_compact;
+pub mod plugins;
 pub mod serialized;
 pub mod service;
 pub mod sst;

@@ -12,8 +12,9 @@ use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::Override;
 use crate::rocks::serialized::InputInfo;
 use crate::worker::config::WorkerConfig;
-use crate::worker::options_file::{check_override, OptionsText};
+use crate::worker::options_file::{check_override, plugin_class_names, OptionsText};
 use crate::worker::paths::PathMap;
+use crate::worker::plugin_catalog::{check_version, Catalog};
 use crate::worker::runner::PreparedJob;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,7 @@ pub enum AdmissionError {
 
 pub fn admit(
     config: &WorkerConfig,
+    catalog: &Catalog,
     body: &[u8],
 ) -> Result<(Job, AttemptName, PreparedJob), AdmissionError> {
     use AdmissionError::{Malformed, Refused};
@@ -94,7 +96,37 @@ pub fn admit(
     })?;
     let text = OptionsText::read(&options_file)
         .map_err(|e| Refused(format!("cannot read {}: {e}", options_file.display())))?;
-    check_override(&text, &info.cf_name, &loaded).map_err(Refused)?;
+    // Plugin classes must be ones this worker has, in the hoster's version.
+    let plugin_kind = |option: &str| match option {
+        "merge_operator" => Some("merge_operator"),
+        "compaction_filter" => Some("compaction_filter"),
+        _ => None,
+    };
+    for (option, name) in plugin_class_names(&text, &info.cf_name) {
+        let Some(kind) = plugin_kind(option) else {
+            continue;
+        };
+        match catalog.version(kind, name) {
+            Ok(Some(version)) => {
+                check_version(kind, name, version, &job.plugins).map_err(Refused)?
+            }
+            Ok(None) => {}
+            // Built-in classes load in this process; others wait for the catalog.
+            Err(why)
+                if loaded
+                    .classes
+                    .iter()
+                    .any(|(o, n)| *o == option && n.is_empty()) =>
+            {
+                return Err(Refused(format!("{option}={name}: {why}")));
+            }
+            Err(_) => {}
+        }
+    }
+    let known = |option: &str, name: &str| {
+        plugin_kind(option).is_some_and(|kind| matches!(catalog.version(kind, name), Ok(Some(_))))
+    };
+    check_override(&text, &info.cf_name, &loaded, &known).map_err(Refused)?;
     let prepared = PreparedJob {
         db_path,
         output_dir,

@@ -16,7 +16,7 @@
 //! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 413 |
 //! | `WORKER_AUTH_TOKEN` | unset | when set, `/dcompact` and `/shutdown` need `Authorization: Bearer <token>` |
 //! | `MULTI_PROCESS` | `false` | run each attempt in its own child process |
-//! | `PLUGINS` | unset | `:`-separated `.so` files preloaded into children (with the worker's own `LD_PRELOAD`); needs `MULTI_PROCESS` |
+//! | `PLUGINS` | unset | `:`-separated plugin `.so` files (with the worker's own `LD_PRELOAD`): loaded into the worker, or with `MULTI_PROCESS` preloaded into each child |
 //! | `CHILD_MEMORY_LIMIT` | unlimited | a child's `RLIMIT_AS`, bytes (suffixes K, M, G) |
 //! | `CHILD_FILE_SIZE_LIMIT` | unlimited | a child's `RLIMIT_FSIZE`: a larger write kills it with SIGXFSZ |
 //! | `CHILD_OPEN_FILES` | inherited | a child's `RLIMIT_NOFILE` |
@@ -381,13 +381,6 @@ impl WorkerConfig {
                 }
                 plugins.push(p);
             }
-        }
-        if listed.is_some() && !multi_process {
-            return Err(invalid(
-                "PLUGINS",
-                listed.as_deref().unwrap_or(""),
-                "plugins are preloaded into attempt children: set MULTI_PROCESS=true",
-            ));
         }
         let bytes = |name: &'static str| src.get(name).map(|v| parse_bytes(name, &v)).transpose();
         let child_limits = ChildLimits {

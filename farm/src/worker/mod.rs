@@ -14,6 +14,7 @@
 //!   a 400/412 answer that names the problem.
 //! - [`paths`]: maps hoster paths into the worker's path space and confines
 //!   them to the mount root.
+//! - [`plugin_catalog`]: which plugin classes the worker runs, in which versions.
 //! - [`queue_order`]: which waiting attempt runs next.
 //! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with `job.json` and
 //!   `LOG`.
@@ -30,6 +31,7 @@ pub mod local;
 pub mod options_file;
 pub mod outcome;
 pub mod paths;
+pub mod plugin_catalog;
 pub mod queue_order;
 pub mod retention;
 pub mod runner;

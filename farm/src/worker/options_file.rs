@@ -59,16 +59,25 @@ impl OptionsText {
 /// that silently runs without the hoster's compaction filter, or with
 /// another comparator, changes or corrupts the data), and the filter policy
 /// must have survived.
+///
+/// `plugin_known(option, name)` says whether a plugin that is not loaded in
+/// this process provides the class (MULTI_PROCESS supervisors).
 pub fn check_override(
     text: &OptionsText,
     cf: &str,
     loaded: &OverrideSummary,
+    plugin_known: &dyn Fn(&str, &str) -> bool,
 ) -> Result<(), String> {
-    check_classes(text, cf, loaded)?;
+    check_classes(text, cf, loaded, plugin_known)?;
     check_filter(text, cf, loaded)
 }
 
-fn check_classes(text: &OptionsText, cf: &str, loaded: &OverrideSummary) -> Result<(), String> {
+fn check_classes(
+    text: &OptionsText,
+    cf: &str,
+    loaded: &OverrideSummary,
+    plugin_known: &dyn Fn(&str, &str) -> bool,
+) -> Result<(), String> {
     let section = format!("CFOptions \"{cf}\"");
     for (option, name) in &loaded.classes {
         let Some(named) = text.get(&section, option) else {
@@ -77,7 +86,7 @@ fn check_classes(text: &OptionsText, cf: &str, loaded: &OverrideSummary) -> Resu
         if named == "nullptr" || named.is_empty() {
             continue;
         }
-        if name.is_empty() {
+        if name.is_empty() && !plugin_known(option, named) {
             return Err(format!(
                 "column family {cf:?} uses {option}={named}, which this worker cannot create \
                  (no built-in class or loaded plugin has that name)"
@@ -136,9 +145,9 @@ mod tests {
     fn an_unresolved_class_is_refused() {
         let text = "[CFOptions \"a\"]\n  merge_operator=counter\n  comparator=leveldb.BytewiseComparator\n[CFOptions \"b\"]\n  merge_operator=nullptr\n  comparator=my.reverse\n";
         let t = OptionsText::parse(text);
-        let e = check_override(&t, "a", &summary("")).unwrap_err();
+        let e = check_override(&t, "a", &summary(""), &|_, _| false).unwrap_err();
         assert!(e.contains("merge_operator=counter"), "{e}");
-        let e = check_override(&t, "b", &summary("")).unwrap_err();
+        let e = check_override(&t, "b", &summary(""), &|_, _| false).unwrap_err();
         assert!(e.contains("my.reverse"), "{e}");
     }
 
@@ -153,10 +162,22 @@ mod tests {
     #[test]
     fn a_dropped_filter_is_refused() {
         let t = OptionsText::parse(TEXT);
-        let e = check_override(&t, "a", &summary("")).unwrap_err();
+        let e = check_override(&t, "a", &summary(""), &|_, _| false).unwrap_err();
         assert!(e.contains("filter_policy=bloomfilter"), "{e}");
-        assert!(check_override(&t, "a", &summary("bloomfilter:10:false")).is_ok());
-        assert!(check_override(&t, "b", &summary("")).is_ok());
-        assert!(check_override(&t, "b", &summary("bloomfilter:10:false")).is_err());
+        assert!(check_override(&t, "a", &summary("bloomfilter:10:false"), &|_, _| false).is_ok());
+        assert!(check_override(&t, "b", &summary(""), &|_, _| false).is_ok());
+        assert!(check_override(&t, "b", &summary("bloomfilter:10:false"), &|_, _| false).is_err());
     }
+}
+
+/// The plugin classes (option, name) column family `cf` names in the text.
+pub fn plugin_class_names<'a>(text: &'a OptionsText, cf: &str) -> Vec<(&'static str, &'a str)> {
+    let section = format!("CFOptions \"{cf}\"");
+    ["merge_operator", "compaction_filter"]
+        .into_iter()
+        .filter_map(|option| {
+            let named = text.get(&section, option)?;
+            (named != "nullptr" && !named.is_empty()).then_some((option, named))
+        })
+        .collect()
 }

@@ -14,6 +14,7 @@ use crate::protocol::answers::{ErrorAnswer, SubmitAnswer, NOT_FOUND};
 use crate::protocol::attempt::AttemptKey;
 use crate::worker::admission::{admit, AdmissionError};
 use crate::worker::config::WorkerConfig;
+use crate::worker::plugin_catalog::Catalog;
 use crate::worker::retention;
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
@@ -56,10 +57,17 @@ pub async fn run(
         .unwrap_or_else(|| bound.to_string());
     std::fs::create_dir_all(&config.worker_db_root)?;
     let exe = std::env::current_exe()?;
+    // Plugin code runs in the worker itself only without MULTI_PROCESS.
+    let catalog = if config.multi_process {
+        Catalog::describe_in_child(exe.clone(), config.plugins.clone())
+    } else {
+        Arc::new(Catalog::load_here(&config.plugins).map_err(std::io::Error::other)?)
+    };
     let sup = Supervisor::new(
         Arc::new(config),
         format!("dcompact-worker@{advertise}"),
         &exe,
+        catalog,
     )?;
 
     let stop_sweeper = CancellationToken::new();
@@ -190,7 +198,9 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
     }
     // Admission parses the input through RocksDB and touches the filesystem.
     let admitting = sup.clone();
-    let admitted = tokio::task::spawn_blocking(move || admit(admitting.config(), &body)).await;
+    let admitted =
+        tokio::task::spawn_blocking(move || admit(admitting.config(), admitting.catalog(), &body))
+            .await;
     let (job, name, prepared) = match admitted {
         Ok(Ok(a)) => a,
         Ok(Err(AdmissionError::Malformed(e))) => {

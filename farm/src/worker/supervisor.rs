@@ -15,12 +15,14 @@ use crate::protocol::answers::{self, ProbeAnswer, Progress};
 use crate::protocol::attempt::{AttemptKey, AttemptName};
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::CancelFlag;
+use crate::rocks::plugins::{self, PluginClass, PluginCounts};
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
 use crate::worker::outcome::Outcome;
+use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
 use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
@@ -77,6 +79,8 @@ struct State {
     running_high_water: usize,
     stopping: bool,
     counters: Counters,
+    /// What plugin code did in attempt children that have ended.
+    child_plugin_counts: PluginCounts,
 }
 
 /// One row of `/stat`'s attempt list.
@@ -102,7 +106,17 @@ pub struct StatSnapshot {
     pub max_waiting_compactions: usize,
     pub stopping: bool,
     pub counters: Counters,
+    pub plugins: PluginsSnapshot,
     pub attempts: Vec<AttemptRow>,
+}
+
+/// The plugin part of `/stat`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginsSnapshot {
+    pub classes: Vec<PluginClass>,
+    /// Merges resolved, entries filtered, dropped, changed by plugin code on
+    /// this worker (in-process and in children).
+    pub counts: PluginCounts,
 }
 
 pub struct Supervisor {
@@ -112,6 +126,7 @@ pub struct Supervisor {
     tasks: TaskTracker,
     /// With MULTI_PROCESS, the thread that forks attempt children.
     spawner: Option<Spawner>,
+    catalog: Arc<Catalog>,
 }
 
 impl Supervisor {
@@ -121,6 +136,7 @@ impl Supervisor {
         config: Arc<WorkerConfig>,
         identity: String,
         worker_exe: &Path,
+        catalog: Arc<Catalog>,
     ) -> std::io::Result<Arc<Self>> {
         let spawner = if config.multi_process {
             Some(Spawner::start(
@@ -137,6 +153,7 @@ impl Supervisor {
             state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
             spawner,
+            catalog,
         }))
     }
 
@@ -311,6 +328,7 @@ impl Supervisor {
             options_file: prepared.options_file.clone(),
             cf_name: prepared.cf_name.clone(),
             identity: self.identity.clone(),
+            plugins: self.config.plugins.clone(),
         };
         let written = serde_json::to_vec_pretty(&spec)
             .map_err(std::io::Error::other)
@@ -334,7 +352,17 @@ impl Supervisor {
             spawned.latency.as_micros(),
             limits.timeout
         ));
-        supervise(spawned.child, cancel, limits, dir.path(), name.as_str())
+        let r = supervise(spawned.child, cancel, limits, dir.path(), name.as_str());
+        if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
+            if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
+                self.lock().child_plugin_counts.add(&counts);
+            }
+        }
+        r
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     fn finish(
@@ -462,6 +490,14 @@ impl Supervisor {
             max_waiting_compactions: self.config.max_waiting_compactions,
             stopping: st.stopping,
             counters: st.counters.clone(),
+            plugins: PluginsSnapshot {
+                classes: self.catalog.classes(),
+                counts: {
+                    let mut c = plugins::counts();
+                    c.add(&st.child_plugin_counts);
+                    c
+                },
+            },
             attempts,
         }
     }

@@ -142,6 +142,7 @@ impl Captured {
                 .display()
                 .to_string(),
             compaction_service_input: Job::encode_input(&self.input),
+            plugins: Vec::new(),
         }
     }
 }

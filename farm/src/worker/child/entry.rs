@@ -3,12 +3,23 @@
 use super::spec::{self, ChildSpec};
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
+use crate::rocks::plugins;
+use crate::worker::options_file::{check_override, OptionsText};
 use crate::worker::runner::persist_result;
 use std::path::Path;
 use std::sync::Arc;
 
 /// Runs the attempt in `dir` and returns the process exit code.
 pub fn run(dir: &Path) -> i32 {
+    let code = compact(dir);
+    let counts = serde_json::to_vec(&plugins::counts()).unwrap_or_default();
+    if let Err(e) = std::fs::write(dir.join(spec::PLUGIN_COUNTS), counts) {
+        eprintln!("failed to write {}: {e}", spec::PLUGIN_COUNTS);
+    }
+    code
+}
+
+fn compact(dir: &Path) -> i32 {
     let cancel = Arc::new(CancelFlag::new());
     if let Err(e) = cancel_on_sigterm(cancel.clone()) {
         eprintln!("failed to install the SIGTERM handler: {e}");
@@ -78,6 +89,9 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
     let input = job
         .decode_input()
         .map_err(|e| format!("invalid input: {e}"))?;
+    for p in &child.plugins {
+        plugins::load(p).map_err(|e| e.to_string())?;
+    }
     std::fs::create_dir_all(&child.output_dir).map_err(|e| {
         format!(
             "failed to create output dir {}: {e}",
@@ -86,6 +100,12 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
     })?;
     let mut overrides = Override::from_options_file(&child.options_file, &child.cf_name)
         .map_err(|e| e.to_string())?;
+    // With the plugins loaded here, every class the OPTIONS file names must
+    // be in the override.
+    let loaded = overrides.describe().map_err(|e| e.to_string())?;
+    let text = OptionsText::read(&child.options_file)
+        .map_err(|e| format!("failed to read the options file: {e}"))?;
+    check_override(&text, &child.cf_name, &loaded, &|_, _| false)?;
     overrides
         .set_info_log(&dir.join("LOG.rocksdb"))
         .map_err(|e| e.to_string())?;

@@ -9,6 +9,7 @@
 //! | `LOG.rocksdb` | child | RocksDB's info log |
 //! | `result.bin` | child, written to `result.bin.tmp` then renamed | RocksDB's serialized result |
 //! | `error.txt` | child | RocksDB's message when the compaction failed |
+//! | `plugin_counts.json` | child | merges and filter decisions of plugin code |
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ pub const RESULT: &str = "result.bin";
 pub const RESULT_TMP: &str = "result.bin.tmp";
 pub const ERROR: &str = "error.txt";
 pub const LOG_CHILD: &str = "LOG.child";
+/// What plugin code did in the child, written as it ends.
+pub const PLUGIN_COUNTS: &str = "plugin_counts.json";
 
 /// The environment variable every process of an attempt inherits: its value
 /// is the attempt's name, so the supervisor can find descendants that left
@@ -44,4 +47,8 @@ pub struct ChildSpec {
     pub cf_name: String,
     /// Stamped into output SSTs as `db_host_id`.
     pub identity: String,
+    /// Plugins to load (already preloaded through `LD_PRELOAD`; loading
+    /// lets them register their classes).
+    #[serde(default)]
+    pub plugins: Vec<PathBuf>,
 }

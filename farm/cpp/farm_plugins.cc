@@ -1,0 +1,187 @@
+// The worker's half of the plugin ABI (plugins/include/farm_plugin.h):
+// classes that plugins register become RocksDB objects, created by name
+// from ObjectLibrary::Default(), so RocksDB's own LoadOptionsFromFile finds
+// them when the OPTIONS file names them.
+//
+// Counters of what plugin code did in this process (merges resolved,
+// entries dropped or changed) are kept here for the worker's /stat.
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "farm_plugin.h"
+#include "rocksdb/compaction_filter.h"
+#include "rocksdb/merge_operator.h"
+#include "rocksdb/utilities/object_registry.h"
+
+using ROCKSDB_NAMESPACE::CompactionFilter;
+using ROCKSDB_NAMESPACE::Logger;
+using ROCKSDB_NAMESPACE::MergeOperator;
+using ROCKSDB_NAMESPACE::ObjectLibrary;
+using ROCKSDB_NAMESPACE::Slice;
+
+namespace {
+
+std::atomic<uint64_t> g_merges{0};
+std::atomic<uint64_t> g_merge_failures{0};
+std::atomic<uint64_t> g_filtered{0};
+std::atomic<uint64_t> g_dropped{0};
+std::atomic<uint64_t> g_changed{0};
+
+std::mutex g_mu;
+// "kind name version" lines of every registration, for the catalog.
+std::vector<std::string> g_registered;
+
+farm_bytes bytes(const Slice& s) { return farm_bytes{s.data(), s.size()}; }
+
+void set_string(void* ctx, const char* data, size_t len) {
+  static_cast<std::string*>(ctx)->assign(data, len);
+}
+
+class PluginMergeOperator : public MergeOperator {
+ public:
+  explicit PluginMergeOperator(const farm_merge_operator_v1* d) : d_(d) {}
+  const char* Name() const override { return d_->name; }
+
+  bool FullMergeV2(const MergeOperationInput& in,
+                   MergeOperationOutput* out) const override {
+    std::vector<farm_bytes> ops;
+    ops.reserve(in.operand_list.size());
+    for (const auto& s : in.operand_list) ops.push_back(bytes(s));
+    farm_bytes existing{};
+    const farm_bytes* ep = nullptr;
+    if (in.existing_value != nullptr) {
+      existing = bytes(*in.existing_value);
+      ep = &existing;
+    }
+    farm_out o{&out->new_value, set_string};
+    int ok = d_->full_merge(d_->state, bytes(in.key), ep, ops.data(),
+                            ops.size(), o);
+    (ok ? g_merges : g_merge_failures).fetch_add(1, std::memory_order_relaxed);
+    return ok != 0;
+  }
+
+  bool PartialMerge(const Slice& key, const Slice& left, const Slice& right,
+                    std::string* new_value, Logger*) const override {
+    if (d_->partial_merge == nullptr) return false;
+    farm_out o{new_value, set_string};
+    return d_->partial_merge(d_->state, bytes(key), bytes(left), bytes(right),
+                             o) != 0;
+  }
+
+ private:
+  const farm_merge_operator_v1* d_;
+};
+
+class PluginCompactionFilter : public CompactionFilter {
+ public:
+  explicit PluginCompactionFilter(const farm_compaction_filter_v1* d) : d_(d) {}
+  const char* Name() const override { return d_->name; }
+
+  bool Filter(int level, const Slice& key, const Slice& existing_value,
+              std::string* new_value, bool* value_changed) const override {
+    g_filtered.fetch_add(1, std::memory_order_relaxed);
+    farm_out o{new_value, set_string};
+    int d = d_->filter(d_->state, level, bytes(key), bytes(existing_value), o);
+    if (d == FARM_FILTER_REMOVE) {
+      g_dropped.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (d == FARM_FILTER_CHANGE) {
+      g_changed.fetch_add(1, std::memory_order_relaxed);
+      *value_changed = true;
+    }
+    return false;
+  }
+
+ private:
+  const farm_compaction_filter_v1* d_;
+};
+
+bool taken(const std::string& kind, const char* name) {
+  std::string prefix = kind + " " + name + " ";
+  for (const auto& r : g_registered) {
+    if (r.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+int add_merge_operator(const farm_merge_operator_v1* d) {
+  if (d == nullptr || d->name == nullptr || d->full_merge == nullptr) return 1;
+  try {
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (taken("merge_operator", d->name)) return 1;
+    ObjectLibrary::Default()->AddFactory<MergeOperator>(
+        d->name, [d](const std::string&, std::unique_ptr<MergeOperator>* guard,
+                     std::string*) {
+          guard->reset(new PluginMergeOperator(d));
+          return guard->get();
+        });
+    g_registered.push_back(std::string("merge_operator ") + d->name + " " +
+                           std::to_string(d->version));
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+int add_compaction_filter(const farm_compaction_filter_v1* d) {
+  if (d == nullptr || d->name == nullptr || d->filter == nullptr) return 1;
+  try {
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (taken("compaction_filter", d->name)) return 1;
+    // RocksDB loads compaction filters as static objects: one instance per
+    // name, owned here for the life of the process.
+    auto* instance = new PluginCompactionFilter(d);
+    ObjectLibrary::Default()->AddFactory<CompactionFilter>(
+        d->name, [instance](const std::string&,
+                            std::unique_ptr<CompactionFilter>*, std::string*) {
+          return instance;
+        });
+    g_registered.push_back(std::string("compaction_filter ") + d->name + " " +
+                           std::to_string(d->version));
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+const farm_registry_v1 kRegistry{FARM_PLUGIN_ABI_VERSION, add_merge_operator,
+                                 add_compaction_filter};
+
+}  // namespace
+
+extern "C" {
+
+const farm_registry_v1* farm_plugin_registry() { return &kRegistry; }
+
+// "kind name version" lines, one per registered class; malloc'ed.
+char* farm_plugin_list() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  std::string text;
+  for (const auto& r : g_registered) {
+    text += r;
+    text += '\n';
+  }
+  char* out = static_cast<char*>(malloc(text.size() + 1));
+  if (out != nullptr) memcpy(out, text.c_str(), text.size() + 1);
+  return out;
+}
+
+// What plugin code did in this process so far.
+void farm_plugin_counts(uint64_t* merges, uint64_t* merge_failures,
+                        uint64_t* filtered, uint64_t* dropped,
+                        uint64_t* changed) {
+  *merges = g_merges.load(std::memory_order_relaxed);
+  *merge_failures = g_merge_failures.load(std::memory_order_relaxed);
+  *filtered = g_filtered.load(std::memory_order_relaxed);
+  *dropped = g_dropped.load(std::memory_order_relaxed);
+  *changed = g_changed.load(std::memory_order_relaxed);
+}
+
+}  // extern "C"

@@ -1,0 +1,166 @@
+//! Loading plugins (`plugins/include/farm_plugin.h`) and reading what they
+//! registered. The C++ side (`cpp/farm_plugins.cc`) turns each registered
+//! class into a RocksDB object that `LoadOptionsFromFile` creates by name.
+
+use super::text::take_c_string;
+use std::collections::HashSet;
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[repr(C)]
+struct Registry {
+    _private: [u8; 0],
+}
+
+extern "C" {
+    fn farm_plugin_registry() -> *const Registry;
+    fn farm_plugin_list() -> *mut c_char;
+    fn farm_plugin_counts(
+        merges: *mut u64,
+        merge_failures: *mut u64,
+        filtered: *mut u64,
+        dropped: *mut u64,
+        changed: *mut u64,
+    );
+}
+
+type RegisterFn = unsafe extern "C" fn(*const Registry) -> c_int;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("failed to load plugin {path}: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("plugin {path} has no {symbol} entry point: {message}")]
+    NoEntry {
+        path: PathBuf,
+        symbol: &'static str,
+        message: String,
+    },
+    #[error("plugin {path} refused to register (returned {code}; a class name may be taken)")]
+    Refused { path: PathBuf, code: i32 },
+}
+
+/// A class a plugin registered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PluginClass {
+    /// `merge_operator` or `compaction_filter`.
+    pub kind: String,
+    pub name: String,
+    pub version: u32,
+}
+
+/// What plugin code did in this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PluginCounts {
+    pub merges: u64,
+    pub merge_failures: u64,
+    pub filtered: u64,
+    pub dropped: u64,
+    pub changed: u64,
+}
+
+impl PluginCounts {
+    pub fn add(&mut self, o: &PluginCounts) {
+        self.merges += o.merges;
+        self.merge_failures += o.merge_failures;
+        self.filtered += o.filtered;
+        self.dropped += o.dropped;
+        self.changed += o.changed;
+    }
+}
+
+static LOADED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a thread-local NUL-terminated string.
+    let e = unsafe { libc::dlerror() };
+    if e.is_null() {
+        "unknown error".into()
+    } else {
+        // SAFETY: non-NULL, NUL-terminated, valid until the next dl call.
+        unsafe { std::ffi::CStr::from_ptr(e) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Loads the plugin at `path` (once per process) and lets it register its
+/// classes.
+pub fn load(path: &Path) -> Result<(), PluginError> {
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    let loaded = loaded.get_or_insert_with(HashSet::new);
+    if loaded.contains(&canonical) {
+        return Ok(());
+    }
+    let load_err = |message: String| PluginError::Load {
+        path: path.to_owned(),
+        message,
+    };
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(canonical.as_os_str().as_bytes())
+        .map_err(|_| load_err("path has a NUL byte".into()))?;
+    // SAFETY: dlopen with a valid path; an already loaded (preloaded)
+    // object returns its existing handle. The handle is never closed: the
+    // plugin's classes live as long as the process.
+    let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    if handle.is_null() {
+        return Err(load_err(dl_error()));
+    }
+    let symbol = c"farm_plugin_register";
+    // SAFETY: dlsym on a live handle with a NUL-terminated name.
+    let entry: *mut c_void = unsafe { libc::dlsym(handle, symbol.as_ptr()) };
+    if entry.is_null() {
+        return Err(PluginError::NoEntry {
+            path: path.to_owned(),
+            symbol: "farm_plugin_register",
+            message: dl_error(),
+        });
+    }
+    // SAFETY: the ABI (farm_plugin.h) defines the entry's signature.
+    let register: RegisterFn = unsafe { std::mem::transmute::<*mut c_void, RegisterFn>(entry) };
+    // SAFETY: the registry is a static of the C++ side; the plugin calls
+    // back into it during this call.
+    let code = unsafe { register(farm_plugin_registry()) };
+    if code != 0 {
+        return Err(PluginError::Refused {
+            path: path.to_owned(),
+            code,
+        });
+    }
+    loaded.insert(canonical);
+    Ok(())
+}
+
+/// Every class registered in this process.
+pub fn registered() -> Vec<PluginClass> {
+    // SAFETY: returns a malloc'ed string owned by the caller.
+    let text = unsafe { take_c_string(farm_plugin_list()) }.unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.split(' ');
+            Some(PluginClass {
+                kind: parts.next()?.to_owned(),
+                name: parts.next()?.to_owned(),
+                version: parts.next()?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// What plugin code did in this process so far.
+pub fn counts() -> PluginCounts {
+    let mut c = PluginCounts::default();
+    // SAFETY: five live out-pointers.
+    unsafe {
+        farm_plugin_counts(
+            &mut c.merges,
+            &mut c.merge_failures,
+            &mut c.filtered,
+            &mut c.dropped,
+            &mut c.changed,
+        )
+    };
+    c
+}
