@@ -31,12 +31,6 @@ type RegisterFn = unsafe extern "C" fn(*const Registry) -> c_int;
 pub enum PluginError {
     #[error("failed to load plugin {path}: {message}")]
     Load { path: PathBuf, message: String },
-    #[error("plugin {path} has no {symbol} entry point: {message}")]
-    NoEntry {
-        path: PathBuf,
-        symbol: &'static str,
-        message: String,
-    },
     #[error("plugin {path} refused to register (returned {code}; a class name may be taken)")]
     Refused { path: PathBuf, code: i32 },
 }
@@ -85,14 +79,25 @@ fn dl_error() -> String {
     }
 }
 
-/// Loads the plugin at `path` (once per process) and lets it register its
-/// classes.
-pub fn load(path: &Path) -> Result<(), PluginError> {
+/// What loading an object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// Its `farm_plugin_register` ran (now or at an earlier load).
+    Registered,
+    /// It has no entry point: it is only loaded, like any `LD_PRELOAD`
+    /// object (a C++ plugin that registers itself in RocksDB's
+    /// `ObjectLibrary` from a constructor, an allocator, ...).
+    NoEntry,
+}
+
+/// Loads the object at `path` (once per process) and, when it is a farm
+/// plugin, lets it register its classes.
+pub fn load(path: &Path) -> Result<Loaded, PluginError> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
     let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
     let loaded = loaded.get_or_insert_with(HashSet::new);
     if loaded.contains(&canonical) {
-        return Ok(());
+        return Ok(Loaded::Registered);
     }
     let load_err = |message: String| PluginError::Load {
         path: path.to_owned(),
@@ -112,11 +117,8 @@ pub fn load(path: &Path) -> Result<(), PluginError> {
     // SAFETY: dlsym on a live handle with a NUL-terminated name.
     let entry: *mut c_void = unsafe { libc::dlsym(handle, symbol.as_ptr()) };
     if entry.is_null() {
-        return Err(PluginError::NoEntry {
-            path: path.to_owned(),
-            symbol: "farm_plugin_register",
-            message: dl_error(),
-        });
+        loaded.insert(canonical);
+        return Ok(Loaded::NoEntry);
     }
     // SAFETY: the ABI (farm_plugin.h) defines the entry's signature.
     let register: RegisterFn = unsafe { std::mem::transmute::<*mut c_void, RegisterFn>(entry) };
@@ -130,7 +132,7 @@ pub fn load(path: &Path) -> Result<(), PluginError> {
         });
     }
     loaded.insert(canonical);
-    Ok(())
+    Ok(Loaded::Registered)
 }
 
 /// Every class registered in this process.
