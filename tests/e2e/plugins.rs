@@ -71,14 +71,17 @@ fn workload(db: &DB) {
     db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
 }
 
-fn scan(db: &DB) -> Vec<(Box<[u8]>, Box<[u8]>)> {
+/// A full scan: every key and value, in order.
+type Scan = Vec<(Box<[u8]>, Box<[u8]>)>;
+
+fn scan(db: &DB) -> Scan {
     let cf = db.cf_handle("default").unwrap();
     db.iterator_cf(cf, IteratorMode::Start)
         .map(Result::unwrap)
         .collect()
 }
 
-fn local_only(dir: &Path) -> Vec<(Box<[u8]>, Box<[u8]>)> {
+fn local_only(dir: &Path) -> Scan {
     let path = dir.join("local");
     let db = DB::open_cf_descriptors(
         &options(),

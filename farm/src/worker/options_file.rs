@@ -123,6 +123,18 @@ fn check_filter(text: &OptionsText, cf: &str, loaded: &OverrideSummary) -> Resul
     Ok(())
 }
 
+/// The plugin classes (option, name) column family `cf` names in the text.
+pub fn plugin_class_names<'a>(text: &'a OptionsText, cf: &str) -> Vec<(&'static str, &'a str)> {
+    let section = format!("CFOptions \"{cf}\"");
+    ["merge_operator", "compaction_filter"]
+        .into_iter()
+        .filter_map(|option| {
+            let named = text.get(&section, option)?;
+            (named != "nullptr" && !named.is_empty()).then_some((option, named))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,16 +180,4 @@ mod tests {
         assert!(check_override(&t, "b", &summary(""), &|_, _| false).is_ok());
         assert!(check_override(&t, "b", &summary("bloomfilter:10:false"), &|_, _| false).is_err());
     }
-}
-
-/// The plugin classes (option, name) column family `cf` names in the text.
-pub fn plugin_class_names<'a>(text: &'a OptionsText, cf: &str) -> Vec<(&'static str, &'a str)> {
-    let section = format!("CFOptions \"{cf}\"");
-    ["merge_operator", "compaction_filter"]
-        .into_iter()
-        .filter_map(|option| {
-            let named = text.get(&section, option)?;
-            (named != "nullptr" && !named.is_empty()).then_some((option, named))
-        })
-        .collect()
 }
