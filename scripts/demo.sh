@@ -7,6 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --quiet --bins
+cargo build --quiet --workspace
 target="${CARGO_TARGET_DIR:-target}"
 exec "$target/debug/farm-demo" "$@"

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --bins
+cargo build --workspace
 cargo test --workspace -- --test-threads=2 "$@"
 echo "== end-to-end suite again with MULTI_PROCESS=true =="
 FARM_E2E_MULTI_PROCESS=1 cargo test --test e2e -- --test-threads=2 --skip child_faults "$@"

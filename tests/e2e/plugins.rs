@@ -192,3 +192,140 @@ fn another_plugin_version_is_refused_and_compacted_locally() {
         "the data equals a local-only run's"
     );
 }
+
+/// The example plugins: `counter` (u64 add) on one family and `ttl` (drop
+/// values older than an hour against a fixed "now") on another, installed
+/// from the same Rust code on the hoster and loaded as `libcounter.so` and
+/// `libttl.so` on the worker.
+mod examples {
+    use super::*;
+    use farm::hoster::plugins::{install_compaction_filter, install_merge_operator};
+    use farm_plugin_counter::Counter;
+    use farm_plugin_ttl::Ttl;
+
+    const NOW: u64 = 1_800_000_000;
+    const TTL: u64 = 3_600;
+
+    fn families() -> Vec<ColumnFamilyDescriptor> {
+        let mut counters = small_options();
+        install_merge_operator(&mut counters, Counter);
+        let mut sessions = small_options();
+        install_compaction_filter(&mut sessions, Ttl::new(TTL, Some(NOW)));
+        vec![
+            ColumnFamilyDescriptor::new("default", small_options()),
+            ColumnFamilyDescriptor::new("counters", counters),
+            ColumnFamilyDescriptor::new("sessions", sessions),
+        ]
+    }
+
+    /// Counter increments on 2,000 keys; session values stamped up to two
+    /// hours before NOW, so about half have expired.
+    fn workload(db: &DB) {
+        let counters = db.cf_handle("counters").unwrap();
+        let sessions = db.cf_handle("sessions").unwrap();
+        for i in 0..50_000u64 {
+            db.merge_cf(
+                counters,
+                format!("c{:04}", i % 2_000),
+                (i % 7 + 1).to_le_bytes(),
+            )
+            .unwrap();
+            let written = NOW - (i * 7_919) % (2 * TTL);
+            let value = [written.to_le_bytes().as_slice(), &[b's'; 100]].concat();
+            db.put_cf(sessions, format!("s{:05}", i % 20_000), value)
+                .unwrap();
+        }
+        for cf in [counters, sessions] {
+            db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
+    }
+
+    fn scan_all(db: &DB) -> Vec<Scan> {
+        ["counters", "sessions"]
+            .iter()
+            .map(|name| {
+                let cf = db.cf_handle(name).unwrap();
+                db.iterator_cf(cf, IteratorMode::Start)
+                    .map(Result::unwrap)
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn open(path: &Path, opts: &Options) -> DB {
+        let mut o = opts.clone();
+        o.create_missing_column_families(true);
+        DB::open_cf_descriptors(&o, path, families()).unwrap()
+    }
+
+    #[test]
+    fn counter_and_ttl_run_on_the_worker_as_on_the_hoster() {
+        let d = dirs("db");
+        let expected = {
+            let db = open(&d.tmp.path().join("local"), &small_options());
+            workload(&db);
+            scan_all(&db)
+        };
+        let bin = worker_bin();
+        let so = |name: &str| {
+            bin.with_file_name(format!("lib{name}.so"))
+                .display()
+                .to_string()
+        };
+        let worker = start_worker(
+            d.tmp.path(),
+            &[
+                ("PLUGINS", format!("{}:{}", so("counter"), so("ttl"))),
+                ("FARM_TTL_SECONDS", TTL.to_string()),
+                ("FARM_TTL_NOW", NOW.to_string()),
+            ],
+        );
+        let identity = worker_stat(&worker)["identity"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        eventually("the worker knows counter and ttl", || {
+            worker_stat(&worker)["plugins"]["classes"]
+                .as_array()
+                .is_some_and(|c| c.len() == 2)
+        });
+        let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+        let hoster = Hoster::open(&d.db, small_options(), families(), &params);
+        workload(&hoster.db);
+        hoster.wait_for_compactions(&["counters", "sessions"]);
+
+        let stat = worker_stat(&worker);
+        let stats = hoster.farm.stats();
+        println!(
+            "worker {} {}; hoster {stats:?}",
+            stat["counters"], stat["plugins"]
+        );
+        assert_eq!(
+            stats.local_total(),
+            0,
+            "every compaction ran remotely: {stats:?}"
+        );
+        let counts = &stat["plugins"]["counts"];
+        assert!(
+            counts["merges"].as_u64().unwrap() > 0,
+            "merges resolved on the worker: {counts}"
+        );
+        assert!(
+            counts["dropped"].as_u64().unwrap() > 0,
+            "expired entries dropped on the worker: {counts}"
+        );
+        for s in live_ssts(&hoster.db, &d.db)
+            .iter()
+            .filter(|s| s.cf != "default")
+        {
+            assert_eq!(
+                s.props.db_host_id, identity,
+                "{} L{} came from the worker",
+                s.cf, s.level
+            );
+        }
+        let got = scan_all(&hoster.db);
+        assert!(!got[0].is_empty() && !got[1].is_empty());
+        assert!(got == expected, "a full scan equals the local-only run's");
+    }
+}

@@ -25,12 +25,15 @@
 //! - [`workers`]: the worker list, selection and backoff.
 //! - [`http`]: the worker protocol over blocking HTTP.
 //! - [`verify`]: the output check that makes "success" a safe answer.
+//! - [`plugins`]: installs plugin logic (`farm-plugin-sdk` types) on the
+//!   hoster, and remembers the versions sent with each job.
 //! - [`speed`]: the learned compaction speed behind estimates and timeouts.
 //! - [`stats`]: counters of remote and local compactions.
 //! - [`service`]: the `CompactionService` that ties them together.
 
 pub mod config;
 pub mod http;
+pub mod plugins;
 pub mod service;
 pub mod speed;
 pub mod stats;

@@ -9,7 +9,7 @@ use super::verify::verify_result;
 use super::workers::Workers;
 use crate::protocol::answers;
 use crate::protocol::attempt::{relative_below, AttemptKey};
-use crate::protocol::job::Job;
+use crate::protocol::job::{Job, PluginVersion};
 use crate::rocks::serialized::InputInfo;
 use crate::rocks::service::{
     self, CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer,
@@ -221,7 +221,7 @@ impl FarmService {
                 nfs_mnt_opt: c.nfs_mnt_opt.clone(),
                 output_dir: output_dir.to_string_lossy().into_owned(),
                 compaction_service_input: Job::encode_input(input),
-                plugins: c.plugin_versions.clone(),
+                plugins: plugin_versions(&c.plugin_versions),
             };
             let base = &self.workers.endpoint(worker).base_url;
             match self.client.submit(base, &job) {
@@ -382,6 +382,18 @@ impl FarmService {
             Err(e) => self.abandon(&p, FallbackReason::VerifyFailed, &e, false),
         }
     }
+}
+
+/// The versions sent with a job: those installed through
+/// [`super::plugins`], with the configured `plugin_versions` winning.
+fn plugin_versions(configured: &[PluginVersion]) -> Vec<PluginVersion> {
+    let mut all = configured.to_vec();
+    for p in super::plugins::installed() {
+        if !all.iter().any(|c| c.name == p.name) {
+            all.push(p);
+        }
+    }
+    all
 }
 
 fn finished_on_disk(output_dir: &Path) -> Option<Vec<u8>> {
