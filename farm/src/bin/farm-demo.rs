@@ -8,9 +8,13 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use farm::hoster::plugins::{install_compaction_filter, install_merge_operator};
 use farm::worker::local::LocalWorker;
 use farm::workload::{Model, WorkloadSpec};
+use farm_plugin_counter::Counter;
+use farm_plugin_ttl::Ttl;
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -64,11 +68,23 @@ fn main() -> anyhow::Result<()> {
         Some(b) => b,
         None => std::env::current_exe()?.with_file_name("dcompact-worker"),
     };
+    let plugins: Vec<String> = ["counter", "ttl"]
+        .iter()
+        .map(|p| {
+            worker_bin
+                .with_file_name(format!("lib{p}.so"))
+                .display()
+                .to_string()
+        })
+        .collect();
     let mut worker = LocalWorker::start(
         &worker_bin,
         &[
             ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
             ("DEL_WORKER_TEMP_DB", "true".into()),
+            ("PLUGINS", plugins.join(":")),
+            ("FARM_TTL_SECONDS", TTL.to_string()),
+            ("FARM_TTL_NOW", NOW.to_string()),
             ("RUST_LOG", "warn".into()),
         ],
     )?;
@@ -95,7 +111,16 @@ fn main() -> anyhow::Result<()> {
     )?;
     // The family's options must be given explicitly: a bare name opens it
     // with RocksDB's defaults (64 MiB memtables).
-    let families = [ColumnFamilyDescriptor::new("default", opts.clone())];
+    let mut counters = opts.clone();
+    install_merge_operator(&mut counters, Counter);
+    let mut sessions = opts.clone();
+    install_compaction_filter(&mut sessions, Ttl::new(TTL, Some(NOW)));
+    let families = [
+        ColumnFamilyDescriptor::new("default", opts.clone()),
+        ColumnFamilyDescriptor::new("counters", counters),
+        ColumnFamilyDescriptor::new("sessions", sessions),
+    ];
+    opts.create_missing_column_families(true);
     let db = DB::open_cf_descriptors(&opts, &db_path, families)
         .context("failed to open the database")?;
     let cf = db.cf_handle("default").context("default column family")?;
@@ -115,11 +140,15 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut model = Model::default();
     let written = model.write(&db, cf, &spec)?;
-    db.flush_cf(cf)?;
-    db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    let plugin_data = PluginData::write(&db, spec.ops / 5)?;
+    for name in ["default", "counters", "sessions"] {
+        let cf = db.cf_handle(name).context("column family")?;
+        db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    }
     wait_for_compactions(&db)?;
     let elapsed = started.elapsed();
     let keys = model.check(&db, cf).map_err(anyhow::Error::msg)?;
+    let (counted, live_sessions) = plugin_data.check(&db)?;
 
     let stats = farm.stats();
     let worker_stat: serde_json::Value = ureq::get(&format!("{}/stat?html=0", worker.base_url()))
@@ -135,6 +164,9 @@ fn main() -> anyhow::Result<()> {
         elapsed.as_secs_f64()
     );
     println!("verified {keys} live keys against the model: all equal");
+    println!(
+        "plugins: {counted} counters (merge operator `counter`) and {live_sessions} unexpired sessions (filter `ttl`) verified"
+    );
     println!(
         "compactions run remotely: {} ({:.1} MiB read, {:.1} MiB written)",
         stats.remote_installed,
@@ -153,6 +185,7 @@ fn main() -> anyhow::Result<()> {
         println!("  fallback {reason}: {n}");
     }
     println!("worker counters: {}", worker_stat["counters"]);
+    println!("worker plugin counts: {}", worker_stat["plugins"]["counts"]);
     drop(db);
     worker.stop(Duration::from_secs(10));
     if args.dir.is_none() {
@@ -162,6 +195,70 @@ fn main() -> anyhow::Result<()> {
         bail!("no compaction ran remotely");
     }
     Ok(())
+}
+
+/// The sessions' fixed "now" and time to live, on both sides.
+const NOW: u64 = 1_800_000_000;
+const TTL: u64 = 3_600;
+
+/// Writes for the example plugins, and what they must leave behind.
+struct PluginData {
+    sums: BTreeMap<String, u64>,
+    /// Each session's latest write time.
+    stamps: BTreeMap<String, u64>,
+}
+
+impl PluginData {
+    fn write(db: &DB, ops: u64) -> anyhow::Result<Self> {
+        let counters = db.cf_handle("counters").context("counters")?;
+        let sessions = db.cf_handle("sessions").context("sessions")?;
+        let mut data = PluginData {
+            sums: BTreeMap::new(),
+            stamps: BTreeMap::new(),
+        };
+        for i in 0..ops {
+            let key = format!("counter{:05}", i % 10_000);
+            let add = i % 5 + 1;
+            db.merge_cf(counters, &key, add.to_le_bytes())?;
+            *data.sums.entry(key).or_default() += add;
+            let key = format!("session{:06}", i % 50_000);
+            let stamp = NOW - (i * 7_919) % (2 * TTL);
+            db.put_cf(
+                sessions,
+                &key,
+                [stamp.to_le_bytes().as_slice(), &[b's'; 64]].concat(),
+            )?;
+            data.stamps.insert(key, stamp);
+        }
+        Ok(data)
+    }
+
+    /// Every counter holds its sum; exactly the unexpired sessions remain.
+    fn check(&self, db: &DB) -> anyhow::Result<(usize, usize)> {
+        let counters = db.cf_handle("counters").context("counters")?;
+        for (key, sum) in &self.sums {
+            let v = db.get_cf(counters, key)?.context("counter missing")?;
+            let got = u64::from_le_bytes(v.as_slice().try_into().context("counter is 8 bytes")?);
+            if got != *sum {
+                bail!("{key} is {got}, expected {sum}");
+            }
+        }
+        let sessions = db.cf_handle("sessions").context("sessions")?;
+        let live = self.stamps.values().filter(|s| NOW - **s <= TTL).count();
+        let mut found = 0;
+        for item in db.iterator_cf(sessions, rocksdb::IteratorMode::Start) {
+            let (k, _) = item?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            match self.stamps.get(&key) {
+                Some(s) if NOW - s <= TTL => found += 1,
+                _ => bail!("{key} should have expired"),
+            }
+        }
+        if found != live {
+            bail!("{found} sessions left, expected {live}");
+        }
+        Ok((self.sums.len(), live))
+    }
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
