@@ -93,18 +93,22 @@ fn local_only(dir: &Path) -> Scan {
     scan(&db)
 }
 
-#[test]
-fn plugin_classes_run_on_the_worker_as_on_the_hoster() {
+/// A worker with the test plugin, a hoster that says it uses
+/// `farm.test.append` in `append_version`, the workload run through both.
+struct PluginRun {
+    d: Dirs,
+    expected: Scan,
+    worker: farm::worker::local::LocalWorker,
+    hoster: Hoster,
+}
+
+fn run_with_plugin(append_version: u32) -> PluginRun {
     let d = dirs("db");
     let expected = local_only(d.tmp.path());
     let worker = start_worker(
         d.tmp.path(),
         &[("PLUGINS", append_plugin().display().to_string())],
     );
-    let identity = worker_stat(&worker)["identity"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     eventually("the worker knows its plugin classes", || {
         worker_stat(&worker)["plugins"]["classes"]
             .as_array()
@@ -113,7 +117,7 @@ fn plugin_classes_run_on_the_worker_as_on_the_hoster() {
     let params = params(
         &d.root,
         &[worker.base_url()],
-        serde_json::json!({"plugin_versions": {"farm.test.append": 1, "farm.test.drop7": 1}}),
+        serde_json::json!({"plugin_versions": {"farm.test.append": append_version, "farm.test.drop7": 1}}),
     );
     let hoster = Hoster::open(
         &d.db,
@@ -123,7 +127,26 @@ fn plugin_classes_run_on_the_worker_as_on_the_hoster() {
     );
     workload(&hoster.db);
     hoster.wait_for_compactions(&["default"]);
+    PluginRun {
+        d,
+        expected,
+        worker,
+        hoster,
+    }
+}
 
+#[test]
+fn plugin_classes_run_on_the_worker_as_on_the_hoster() {
+    let PluginRun {
+        d,
+        expected,
+        worker,
+        hoster,
+    } = run_with_plugin(1);
+    let identity = worker_stat(&worker)["identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let stat = worker_stat(&worker);
     let stats = hoster.farm.stats();
     println!(
@@ -158,30 +181,12 @@ fn plugin_classes_run_on_the_worker_as_on_the_hoster() {
 
 #[test]
 fn another_plugin_version_is_refused_and_compacted_locally() {
-    let d = dirs("db");
-    let expected = local_only(d.tmp.path());
-    let worker = start_worker(
-        d.tmp.path(),
-        &[("PLUGINS", append_plugin().display().to_string())],
-    );
-    eventually("the worker knows its plugin classes", || {
-        worker_stat(&worker)["plugins"]["classes"]
-            .as_array()
-            .is_some_and(|c| c.len() == 2)
-    });
-    let params = params(
-        &d.root,
-        &[worker.base_url()],
-        serde_json::json!({"plugin_versions": {"farm.test.append": 2, "farm.test.drop7": 1}}),
-    );
-    let hoster = Hoster::open(
-        &d.db,
-        options(),
-        vec![ColumnFamilyDescriptor::new("default", options())],
-        &params,
-    );
-    workload(&hoster.db);
-    hoster.wait_for_compactions(&["default"]);
+    let PluginRun {
+        d: _dirs,
+        expected,
+        worker,
+        hoster,
+    } = run_with_plugin(2);
     let stat = worker_stat(&worker);
     let stats = hoster.farm.stats();
     assert_eq!(stat["counters"]["accepted"], 0, "{}", stat["counters"]);
