@@ -121,23 +121,33 @@ impl Hoster {
         assert_eq!(model.check(&self.db, cf), Ok(model.len() as u64));
     }
 
-    /// Waits until no compaction is pending or running in any of `cfs`.
+    /// Waits until no compaction is pending or running in any of `cfs`, and
+    /// no remote attempt is in flight.
     pub fn wait_for_compactions(&self, cfs: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(300);
+        let mut idle_since = None;
         loop {
-            let busy = cfs.iter().any(|name| {
-                let cf = self.db.cf_handle(name).expect("cf exists");
-                let p = |prop: &str| {
-                    self.db
-                        .property_int_value_cf(cf, prop)
-                        .ok()
-                        .flatten()
-                        .unwrap_or(0)
-                };
-                p("rocksdb.compaction-pending") > 0 || p("rocksdb.num-running-compactions") > 0
-            });
+            let busy = self.farm.in_flight() > 0
+                || cfs.iter().any(|name| {
+                    let cf = self.db.cf_handle(name).expect("cf exists");
+                    let p = |prop: &str| {
+                        self.db
+                            .property_int_value_cf(cf, prop)
+                            .ok()
+                            .flatten()
+                            .unwrap_or(0)
+                    };
+                    p("rocksdb.compaction-pending") > 0 || p("rocksdb.num-running-compactions") > 0
+                });
+            // Idle twice in a row: a finished compaction can schedule the
+            // next one a moment later.
             if !busy {
-                return;
+                if idle_since.is_some_and(|t: Instant| t.elapsed() >= Duration::from_millis(100)) {
+                    return;
+                }
+                idle_since.get_or_insert_with(Instant::now);
+            } else {
+                idle_since = None;
             }
             assert!(
                 Instant::now() < deadline,

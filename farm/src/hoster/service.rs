@@ -17,7 +17,7 @@ use crate::rocks::service::{
 use base64::Engine;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -76,6 +76,8 @@ pub struct FarmService {
     pending: Mutex<HashMap<String, Pending>>,
     /// Bumped by `cancel_awaiting`: waits that began before give up.
     generation: AtomicU64,
+    /// Attempts between a successful submission and their end.
+    in_flight: AtomicUsize,
     stats: HosterStats,
     speed: SpeedModel,
 }
@@ -124,12 +126,18 @@ impl FarmService {
             attempts: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
             stats: HosterStats::default(),
         })
     }
 
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// Attempts scheduled on a worker and not yet installed or abandoned.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     fn local(&self, reason: FallbackReason, why: &dyn std::fmt::Display) -> ScheduleAnswer {
@@ -227,6 +235,7 @@ impl FarmService {
             match self.client.submit(base, &job) {
                 Ok(()) => {
                     self.stats.scheduled();
+                    self.in_flight.fetch_add(1, Ordering::AcqRel);
                     let id = format!("{}-{}-{}", key.db_job(), key.sub_job(), key.attempt);
                     tracing::debug!(job = id, worker = base, "scheduled remotely");
                     lock(&self.pending).insert(
@@ -274,6 +283,8 @@ impl FarmService {
         why: &dyn std::fmt::Display,
         cancel_remote: bool,
     ) -> WaitAnswer {
+        self.forget_job(p.key.job_id);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         if cancel_remote {
             self.client
                 .cancel(&self.workers.endpoint(p.worker).base_url, &p.key);
@@ -430,6 +441,7 @@ impl CompactionService for FarmService {
         let p = lock(&self.pending).remove(scheduled_job_id);
         let Some(p) = p else { return };
         self.forget_job(p.key.job_id);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         match (status, p.verified) {
             (InstallStatus::Success, Some((read, written))) => {
                 self.stats.installed(read, written);
