@@ -263,8 +263,16 @@ mod examples {
         DB::open_cf_descriptors(&o, path, families()).unwrap()
     }
 
-    #[test]
-    fn counter_and_ttl_run_on_the_worker_as_on_the_hoster() {
+    /// The workload on a hoster with the plugins installed, against a worker
+    /// started with `with_plugins`, and the same workload compacted locally.
+    struct Run {
+        _dirs: Dirs,
+        expected: Vec<Scan>,
+        worker: farm::worker::local::LocalWorker,
+        hoster: Hoster,
+    }
+
+    fn run(with_plugins: bool, params_extra: serde_json::Value) -> Run {
         let d = dirs("db");
         let expected = {
             let db = open(&d.tmp.path().join("local"), &small_options());
@@ -277,29 +285,60 @@ mod examples {
                 .display()
                 .to_string()
         };
-        let worker = start_worker(
-            d.tmp.path(),
-            &[
-                ("PLUGINS", format!("{}:{}", so("counter"), so("ttl"))),
-                ("FARM_TTL_SECONDS", TTL.to_string()),
-                ("FARM_TTL_NOW", NOW.to_string()),
-            ],
-        );
-        let identity = worker_stat(&worker)["identity"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        eventually("the worker knows counter and ttl", || {
+        let mut env = vec![
+            ("FARM_TTL_SECONDS", TTL.to_string()),
+            ("FARM_TTL_NOW", NOW.to_string()),
+        ];
+        if with_plugins {
+            env.push(("PLUGINS", format!("{}:{}", so("counter"), so("ttl"))));
+        }
+        let worker = start_worker(d.tmp.path(), &env);
+        let classes = if with_plugins { 2 } else { 0 };
+        eventually("the worker knows its plugin classes", || {
             worker_stat(&worker)["plugins"]["classes"]
                 .as_array()
-                .is_some_and(|c| c.len() == 2)
+                .is_some_and(|c| c.len() == classes)
         });
-        let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+        let params = params(&d.root, &[worker.base_url()], params_extra);
         let hoster = Hoster::open(&d.db, small_options(), families(), &params);
         workload(&hoster.db);
         hoster.wait_for_compactions(&["counters", "sessions"]);
+        Run {
+            _dirs: d,
+            expected,
+            worker,
+            hoster,
+        }
+    }
 
-        let stat = worker_stat(&worker);
+    /// Jobs were refused with a message containing `needles` (the worker's
+    /// refusals are the hoster's), compacted locally, and the data is the
+    /// local-only run's.
+    fn assert_refused_locally(r: &Run, needles: &[&str]) {
+        let stats = r.hoster.farm.stats();
+        let counters = worker_stat(&r.worker)["counters"].clone();
+        assert!(stats.fallbacks["refused"] > 0, "{stats:?}");
+        assert_eq!(
+            counters["rejected"]["refused"].as_u64(),
+            Some(stats.fallbacks["refused"]),
+            "{counters}"
+        );
+        let why = &stats.last_errors["refused"];
+        for n in needles {
+            assert!(why.contains(n), "{why:?} should name {n:?}");
+        }
+        assert!(
+            scan_all(&r.hoster.db) == r.expected,
+            "data equals the local-only run's"
+        );
+    }
+
+    #[test]
+    fn counter_and_ttl_run_on_the_worker_as_on_the_hoster() {
+        let r = run(true, serde_json::json!({}));
+        let (worker, hoster) = (&r.worker, &r.hoster);
+        let identity = worker_stat(worker)["identity"].as_str().unwrap().to_owned();
+        let stat = worker_stat(worker);
         let stats = hoster.farm.stats();
         println!(
             "worker {} {}; hoster {stats:?}",
@@ -319,7 +358,7 @@ mod examples {
             counts["dropped"].as_u64().unwrap() > 0,
             "expired entries dropped on the worker: {counts}"
         );
-        for s in live_ssts(&hoster.db, &d.db)
+        for s in live_ssts(&hoster.db, &r._dirs.db)
             .iter()
             .filter(|s| s.cf != "default")
         {
@@ -331,6 +370,24 @@ mod examples {
         }
         let got = scan_all(&hoster.db);
         assert!(!got[0].is_empty() && !got[1].is_empty());
-        assert!(got == expected, "a full scan equals the local-only run's");
+        assert!(got == r.expected, "a full scan equals the local-only run's");
+    }
+
+    #[test]
+    fn another_counter_version_is_refused_naming_both() {
+        let r = run(true, serde_json::json!({"plugin_versions": {"counter": 2}}));
+        assert_refused_locally(&r, &["counter", "version 2", "version 1"]);
+    }
+
+    #[test]
+    fn a_worker_without_the_plugins_refuses_naming_the_class() {
+        let r = run(false, serde_json::json!({}));
+        assert_refused_locally(&r, &["cannot create"]);
+        assert_eq!(worker_stat(&r.worker)["counters"]["accepted"], 0);
+        let why = &r.hoster.farm.stats().last_errors["refused"];
+        assert!(
+            why.contains("merge_operator=counter") || why.contains("compaction_filter=ttl"),
+            "{why}"
+        );
     }
 }

@@ -142,7 +142,7 @@ impl FarmService {
 
     fn local(&self, reason: FallbackReason, why: &dyn std::fmt::Display) -> ScheduleAnswer {
         tracing::info!(reason = reason.name(), error = %why, "compacting locally");
-        self.stats.fallback(reason);
+        self.stats.fallback_because(reason, why.to_string());
         ScheduleAnswer::UseLocal
     }
 

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Why a compaction ran locally. Closed: every fallback has exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +88,7 @@ pub struct HosterStats {
     bytes_written: AtomicU64,
     verify_micros: AtomicU64,
     fallbacks: [AtomicU64; 13],
+    last_errors: Mutex<BTreeMap<&'static str, String>>,
 }
 
 /// A consistent-enough copy of the counters.
@@ -103,6 +105,8 @@ pub struct StatsSnapshot {
     pub verify_micros: u64,
     /// Local fallbacks by reason; every reason listed, zeroes included.
     pub fallbacks: BTreeMap<&'static str, u64>,
+    /// The last error behind each reason that occurred.
+    pub last_errors: BTreeMap<&'static str, String>,
 }
 
 impl StatsSnapshot {
@@ -118,6 +122,13 @@ impl HosterStats {
 
     pub fn fallback(&self, reason: FallbackReason) {
         self.fallbacks[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A fallback with what went wrong, kept as the reason's last error.
+    pub fn fallback_because(&self, reason: FallbackReason, why: String) {
+        self.fallback(reason);
+        let mut last = self.last_errors.lock().unwrap_or_else(|p| p.into_inner());
+        last.insert(reason.name(), why);
     }
 
     pub fn installed(&self, bytes_read: u64, bytes_written: u64) {
@@ -142,6 +153,11 @@ impl HosterStats {
                 .iter()
                 .map(|r| (r.name(), self.fallbacks[r.index()].load(Ordering::Relaxed)))
                 .collect(),
+            last_errors: self
+                .last_errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }
