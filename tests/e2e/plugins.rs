@@ -391,3 +391,65 @@ mod examples {
         );
     }
 }
+
+/// A plugin whose merge function panics: the SDK catches the panic at the
+/// FFI boundary, RocksDB fails that compaction, the worker reports it and
+/// keeps serving, and the hoster compacts locally with its own (sound)
+/// implementation of the class.
+#[test]
+fn a_panicking_plugin_costs_one_attempt() {
+    let d = dirs("db");
+    let panicky = worker_bin().with_file_name("libpanicky.so");
+    let worker = start_worker(d.tmp.path(), &[("PLUGINS", panicky.display().to_string())]);
+    eventually("the worker knows the panicky class", || {
+        worker_stat(&worker)["plugins"]["classes"]
+            .as_array()
+            .is_some_and(|c| c.len() == 1)
+    });
+    let mut opts = small_options();
+    opts.set_merge_operator_associative("farm.test.panicky", append);
+    let params = params(
+        &d.root,
+        &[worker.base_url()],
+        serde_json::json!({"plugin_versions": {"farm.test.panicky": 1}}),
+    );
+    let hoster = Hoster::open(
+        &d.db,
+        opts.clone(),
+        vec![ColumnFamilyDescriptor::new("default", opts)],
+        &params,
+    );
+    let cf = hoster.db.cf_handle("default").unwrap();
+    for i in 0..20_000u32 {
+        hoster
+            .db
+            .merge_cf(cf, format!("k{:04}", i % 1_000), format!("{i}"))
+            .unwrap();
+        if i % 5_000 == 4_999 {
+            hoster.db.flush_cf(cf).unwrap();
+        }
+    }
+    hoster.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    hoster.wait_for_compactions(&["default"]);
+
+    let counters = worker_stat(&worker)["counters"].clone();
+    let stats = hoster.farm.stats();
+    let failed = counters["failed"]["compaction_failed"].as_u64().unwrap();
+    assert!(failed > 0, "{counters}");
+    assert_eq!(counters["succeeded"], 0, "{counters}");
+    assert_eq!(stats.fallbacks["remote_failed"], failed, "{stats:?}");
+    assert!(
+        stats.last_errors["remote_failed"].contains("Merge"),
+        "{:?}",
+        stats.last_errors
+    );
+    assert_eq!(
+        get_json(&format!("{}/health", worker.base_url()))["status"],
+        "OK"
+    );
+    for i in 0..1_000u32 {
+        let v = hoster.db.get_cf(cf, format!("k{i:04}")).unwrap().unwrap();
+        let expected: Vec<String> = (0..20).map(|n| (i + n * 1_000).to_string()).collect();
+        assert_eq!(String::from_utf8(v).unwrap(), expected.join(","));
+    }
+}
