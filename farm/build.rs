@@ -52,6 +52,16 @@ fn main() {
     }
     build.compile("farm_shim");
 
+    // C++ plugins register their classes in RocksDB's ObjectLibrary and must
+    // reach the worker's own RocksDB (statically linked): export the
+    // executables' symbols to the shared objects they load.
+    println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic");
+    // The tests build a C++ plugin against the same RocksDB headers.
+    println!(
+        "cargo:rustc-env=DEP_ROCKSDB_DIR_FOR_TESTS={}",
+        rocksdb_root.display()
+    );
+
     println!("cargo:rerun-if-changed=cpp/farm_shim.cc");
     println!("cargo:rerun-if-changed=cpp/farm_plugins.cc");
     println!("cargo:rerun-if-changed=../plugins/include/farm_plugin.h");

@@ -173,6 +173,28 @@ char* farm_plugin_list() {
   return out;
 }
 
+// Names of the factories registered in ObjectLibrary::Default() for
+// `kind` ("merge_operator" or "compaction_filter"), one per line;
+// malloc'ed. Lets the worker see classes that C++ plugins registered
+// themselves.
+char* farm_object_library_names(const char* kind) {
+  std::vector<std::string> names;
+  std::string k(kind);
+  if (k == "merge_operator") {
+    ObjectLibrary::Default()->GetFactoryNames(MergeOperator::Type(), &names);
+  } else if (k == "compaction_filter") {
+    ObjectLibrary::Default()->GetFactoryNames(CompactionFilter::Type(), &names);
+  }
+  std::string text;
+  for (const auto& n : names) {
+    text += n;
+    text += '\n';
+  }
+  char* out = static_cast<char*>(malloc(text.size() + 1));
+  if (out != nullptr) memcpy(out, text.c_str(), text.size() + 1);
+  return out;
+}
+
 // What plugin code did in this process so far.
 void farm_plugin_counts(uint64_t* merges, uint64_t* merge_failures,
                         uint64_t* filtered, uint64_t* dropped,

@@ -453,3 +453,73 @@ fn a_panicking_plugin_costs_one_attempt() {
         assert_eq!(String::from_utf8(v).unwrap(), expected.join(","));
     }
 }
+
+/// A C++ plugin in RocksDB's own style (`fixtures/cpp_plugin.cc`: no farm
+/// ABI, a static initializer registering a merge operator in
+/// `ObjectLibrary`) works too: the worker exports its RocksDB symbols to it
+/// and lists the class, unversioned.
+#[test]
+fn a_cpp_plugin_registering_in_object_library_works() {
+    let rocksdb = PathBuf::from(env!("DEP_ROCKSDB_DIR_FOR_TESTS"));
+    let so = std::env::temp_dir().join(format!("farm-cpp-plugin-{}.so", std::process::id()));
+    let status = std::process::Command::new("c++")
+        .args([
+            "-std=c++20",
+            "-shared",
+            "-fPIC",
+            "-fno-rtti",
+            "-O1",
+            "-DNDEBUG",
+            "-DOS_LINUX",
+            "-DROCKSDB_PLATFORM_POSIX",
+            "-I",
+        ])
+        .arg(rocksdb.join("include"))
+        .arg("-o")
+        .arg(&so)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/fixtures/cpp_plugin.cc"))
+        .status()
+        .expect("c++ runs");
+    assert!(status.success(), "the C++ plugin compiles");
+
+    let d = dirs("db");
+    let worker = start_worker(d.tmp.path(), &[("PLUGINS", so.display().to_string())]);
+    eventually("the worker lists the C++ class", || {
+        worker_stat(&worker)["plugins"]["classes"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["name"] == "farm.test.cpp_concat" && c["version"] == 0)
+            })
+    });
+    let mut opts = small_options();
+    opts.set_merge_operator_associative("farm.test.cpp_concat", append);
+    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let hoster = Hoster::open(
+        &d.db,
+        opts.clone(),
+        vec![ColumnFamilyDescriptor::new("default", opts)],
+        &params,
+    );
+    let cf = hoster.db.cf_handle("default").unwrap();
+    for i in 0..20_000u32 {
+        hoster
+            .db
+            .merge_cf(cf, format!("k{:04}", i % 1_000), format!("{i}"))
+            .unwrap();
+        if i % 5_000 == 4_999 {
+            hoster.db.flush_cf(cf).unwrap();
+        }
+    }
+    hoster.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    hoster.wait_for_compactions(&["default"]);
+
+    let stats = hoster.farm.stats();
+    assert!(stats.remote_installed > 0, "{stats:?}");
+    assert_eq!(stats.local_total(), 0, "{stats:?}");
+    for i in 0..1_000u32 {
+        let v = hoster.db.get_cf(cf, format!("k{i:04}")).unwrap().unwrap();
+        let expected: Vec<String> = (0..20).map(|n| (i + n * 1_000).to_string()).collect();
+        assert_eq!(String::from_utf8(v).unwrap(), expected.join(","));
+    }
+}

@@ -16,6 +16,7 @@ struct Registry {
 extern "C" {
     fn farm_plugin_registry() -> *const Registry;
     fn farm_plugin_list() -> *mut c_char;
+    fn farm_object_library_names(kind: *const c_char) -> *mut c_char;
     fn farm_plugin_counts(
         merges: *mut u64,
         merge_failures: *mut u64,
@@ -35,12 +36,17 @@ pub enum PluginError {
     Refused { path: PathBuf, code: i32 },
 }
 
+/// The kinds of class plugins provide.
+pub const KINDS: [&str; 2] = ["merge_operator", "compaction_filter"];
+
 /// A class a plugin registered.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PluginClass {
     /// `merge_operator` or `compaction_filter`.
     pub kind: String,
     pub name: String,
+    /// 0: unversioned (a C++ plugin that registered itself in RocksDB's
+    /// `ObjectLibrary`).
     pub version: u32,
 }
 
@@ -149,6 +155,42 @@ pub fn registered() -> Vec<PluginClass> {
             })
         })
         .collect()
+}
+
+/// The names RocksDB's `ObjectLibrary` can create for `kind`.
+pub fn object_library_names(kind: &str) -> Vec<String> {
+    let Ok(c) = CString::new(kind) else {
+        return Vec::new();
+    };
+    // SAFETY: `c` is live for the call; returns a malloc'ed string we own.
+    let text = unsafe { take_c_string(farm_object_library_names(c.as_ptr())) }.unwrap_or_default();
+    text.lines().map(str::to_owned).collect()
+}
+
+/// Loads `paths` and returns every class they added: those registered
+/// through the farm ABI with their versions, and those C++ plugins
+/// registered themselves in `ObjectLibrary` (version 0).
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<PluginClass>, PluginError> {
+    let before: Vec<(&str, Vec<String>)> = KINDS
+        .iter()
+        .map(|k| (*k, object_library_names(k)))
+        .collect();
+    for p in paths {
+        load(p)?;
+    }
+    let mut classes = registered();
+    for (kind, known) in before {
+        for name in object_library_names(kind) {
+            if !known.contains(&name) && !classes.iter().any(|c| c.kind == kind && c.name == name) {
+                classes.push(PluginClass {
+                    kind: kind.to_owned(),
+                    name,
+                    version: 0,
+                });
+            }
+        }
+    }
+    Ok(classes)
 }
 
 /// What plugin code did in this process so far.

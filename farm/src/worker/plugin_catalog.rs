@@ -32,11 +32,8 @@ pub struct Catalog {
 impl Catalog {
     /// Loads `paths` into this process (in-process attempts).
     pub fn load_here(paths: &[PathBuf]) -> Result<Self, PluginError> {
-        for p in paths {
-            plugins::load(p)?;
-        }
         Ok(Catalog {
-            classes: RwLock::new(Some(plugins::registered())),
+            classes: RwLock::new(Some(plugins::load_all(paths)?)),
         })
     }
 
@@ -94,6 +91,10 @@ pub fn check_version(
     worker_version: u32,
     hoster: &[PluginVersion],
 ) -> Result<(), String> {
+    // A C++ plugin that registered itself carries no version to compare.
+    if worker_version == 0 {
+        return Ok(());
+    }
     match hoster.iter().find(|p| p.name == name) {
         Some(p) if p.version == worker_version => Ok(()),
         Some(p) => Err(format!(
@@ -107,11 +108,12 @@ pub fn check_version(
 }
 
 fn describe(exe: &Path, paths: &[PathBuf]) -> Result<Vec<PluginClass>, String> {
-    let preload: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let mut cmd = Command::new(exe);
     cmd.arg("--describe-plugins")
         .args(paths)
-        .env("LD_PRELOAD", preload.join(":"))
+        // Loaded with dlopen after a look at RocksDB's built-in classes, not
+        // preloaded: what the plugins add is the difference.
+        .env_remove("LD_PRELOAD")
         .env(ATTEMPT_MARKER, DESCRIBE_MARKER)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -163,13 +165,14 @@ fn describe(exe: &Path, paths: &[PathBuf]) -> Result<Vec<PluginClass>, String> {
 /// `dcompact-worker --describe-plugins <paths>`: loads the plugins and
 /// prints their classes as JSON.
 pub fn describe_main(paths: &[PathBuf]) -> i32 {
-    for p in paths {
-        if let Err(e) = plugins::load(p) {
+    let classes = match plugins::load_all(paths) {
+        Ok(c) => c,
+        Err(e) => {
             eprintln!("{e}");
             return 1;
         }
-    }
-    match serde_json::to_string(&plugins::registered()) {
+    };
+    match serde_json::to_string(&classes) {
         Ok(json) => {
             println!("{json}");
             0
