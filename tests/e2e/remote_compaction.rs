@@ -22,6 +22,8 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
     let params = params(&root, &[worker.base_url()], serde_json::json!({}));
     let cfs = || vec![ColumnFamilyDescriptor::new("default", small_options())];
     let hoster = Hoster::open(&db_path, small_options(), cfs(), &params);
+    let registry = prometheus::Registry::new();
+    hoster.farm.register_metrics(&registry).unwrap();
     let cf = hoster.db.cf_handle("default").unwrap();
 
     // 200k operations over 60k keys: overwrites, point and range deletes;
@@ -69,6 +71,33 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
     assert!(
         remote_bytes >= local_bytes,
         "at least half of compaction output came from the worker: remote {remote_bytes}, local {local_bytes}"
+    );
+
+    // The same figures on the application's Prometheus registry.
+    let metric = |name: &str| -> f64 {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.get_metric().iter())
+            .map(|m| m.get_counter().get_value() + m.get_histogram().get_sample_count() as f64)
+            .sum()
+    };
+    assert_eq!(
+        metric("farm_hoster_compactions_remote_total"),
+        hoster_stats.remote_installed as f64
+    );
+    assert_eq!(
+        metric("farm_hoster_remote_seconds"),
+        hoster_stats.remote_installed as f64
+    );
+    assert_eq!(
+        metric("farm_hoster_compactions_local_total"),
+        hoster_stats.local_total() as f64
+    );
+    assert_eq!(
+        metric("farm_hoster_remote_written_bytes_total"),
+        hoster_stats.remote_bytes_written as f64
     );
 
     // (b) and (c): after reopening, live SSTs carry the worker's identity

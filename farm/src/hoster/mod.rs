@@ -28,11 +28,13 @@
 //! - [`plugins`]: installs plugin logic (`farm-plugin-sdk` types) on the
 //!   hoster, and remembers the versions sent with each job.
 //! - [`speed`]: the learned compaction speed behind estimates and timeouts.
+//! - [`metrics`]: the same counters on a Prometheus registry.
 //! - [`stats`]: counters of remote and local compactions.
 //! - [`service`]: the `CompactionService` that ties them together.
 
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod plugins;
 pub mod service;
 pub mod speed;

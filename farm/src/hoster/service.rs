@@ -3,6 +3,7 @@
 
 use super::config::{ConfigError, HosterConfig};
 use super::http::{Client, RequestError};
+use super::metrics::HosterMetrics;
 use super::speed::{wait_limit, SpeedModel};
 use super::stats::{FallbackReason, HosterStats, StatsSnapshot};
 use super::verify::verify_result;
@@ -133,6 +134,22 @@ impl FarmService {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// Reports this service's counters on `registry` from now on (see
+    /// [`super::metrics`]).
+    pub fn register_metrics(
+        &self,
+        registry: &prometheus::Registry,
+    ) -> Result<(), prometheus::Error> {
+        let metrics = HosterMetrics::new(registry)?;
+        if self.stats.set_metrics(metrics) {
+            Ok(())
+        } else {
+            Err(prometheus::Error::Msg(
+                "metrics are already registered for this service".into(),
+            ))
+        }
     }
 
     /// Attempts scheduled on a worker and not yet installed or abandoned.
@@ -444,7 +461,7 @@ impl CompactionService for FarmService {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         match (status, p.verified) {
             (InstallStatus::Success, Some((read, written))) => {
-                self.stats.installed(read, written);
+                self.stats.installed(p.submitted.elapsed(), read, written);
                 self.speed
                     .observe(&p.cf_name, p.input_bytes, p.submitted.elapsed());
             }

@@ -1,10 +1,12 @@
 //! The hoster's counters: compactions that ran remotely, and those that fell
 //! back to local compaction, by reason.
 
+use super::metrics::HosterMetrics;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 /// Why a compaction ran locally. Closed: every fallback has exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,6 +91,7 @@ pub struct HosterStats {
     verify_micros: AtomicU64,
     fallbacks: [AtomicU64; 13],
     last_errors: Mutex<BTreeMap<&'static str, String>>,
+    metrics: OnceLock<HosterMetrics>,
 }
 
 /// A consistent-enough copy of the counters.
@@ -122,6 +125,14 @@ impl HosterStats {
 
     pub fn fallback(&self, reason: FallbackReason) {
         self.fallbacks[reason.index()].fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.metrics.get() {
+            m.local(reason);
+        }
+    }
+
+    /// Also reports to Prometheus from now on; `false` if already set.
+    pub fn set_metrics(&self, metrics: HosterMetrics) -> bool {
+        self.metrics.set(metrics).is_ok()
     }
 
     /// A fallback with what went wrong, kept as the reason's last error.
@@ -131,7 +142,10 @@ impl HosterStats {
         last.insert(reason.name(), why);
     }
 
-    pub fn installed(&self, bytes_read: u64, bytes_written: u64) {
+    pub fn installed(&self, elapsed: Duration, bytes_read: u64, bytes_written: u64) {
+        if let Some(m) = self.metrics.get() {
+            m.installed(elapsed, bytes_read, bytes_written);
+        }
         self.remote_installed.fetch_add(1, Ordering::Relaxed);
         self.bytes_read.fetch_add(bytes_read, Ordering::Relaxed);
         self.bytes_written
