@@ -419,18 +419,7 @@ fn a_panicking_plugin_costs_one_attempt() {
         vec![ColumnFamilyDescriptor::new("default", opts)],
         &params,
     );
-    let cf = hoster.db.cf_handle("default").unwrap();
-    for i in 0..20_000u32 {
-        hoster
-            .db
-            .merge_cf(cf, format!("k{:04}", i % 1_000), format!("{i}"))
-            .unwrap();
-        if i % 5_000 == 4_999 {
-            hoster.db.flush_cf(cf).unwrap();
-        }
-    }
-    hoster.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
-    hoster.wait_for_compactions(&["default"]);
+    merge_and_compact(&hoster);
 
     let counters = worker_stat(&worker)["counters"].clone();
     let stats = hoster.farm.stats();
@@ -447,11 +436,7 @@ fn a_panicking_plugin_costs_one_attempt() {
         get_json(&format!("{}/health", worker.base_url()))["status"],
         "OK"
     );
-    for i in 0..1_000u32 {
-        let v = hoster.db.get_cf(cf, format!("k{i:04}")).unwrap().unwrap();
-        let expected: Vec<String> = (0..20).map(|n| (i + n * 1_000).to_string()).collect();
-        assert_eq!(String::from_utf8(v).unwrap(), expected.join(","));
-    }
+    assert_merged(&hoster);
 }
 
 /// A C++ plugin in RocksDB's own style (`fixtures/cpp_plugin.cc`: no farm
@@ -501,6 +486,17 @@ fn a_cpp_plugin_registering_in_object_library_works() {
         vec![ColumnFamilyDescriptor::new("default", opts)],
         &params,
     );
+    merge_and_compact(&hoster);
+
+    let stats = hoster.farm.stats();
+    assert!(stats.remote_installed > 0, "{stats:?}");
+    assert_eq!(stats.local_total(), 0, "{stats:?}");
+    assert_merged(&hoster);
+}
+
+/// 20 merges on each of 1,000 keys over four flushes, then a full
+/// compaction.
+fn merge_and_compact(hoster: &Hoster) {
     let cf = hoster.db.cf_handle("default").unwrap();
     for i in 0..20_000u32 {
         hoster
@@ -513,10 +509,11 @@ fn a_cpp_plugin_registering_in_object_library_works() {
     }
     hoster.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
     hoster.wait_for_compactions(&["default"]);
+}
 
-    let stats = hoster.farm.stats();
-    assert!(stats.remote_installed > 0, "{stats:?}");
-    assert_eq!(stats.local_total(), 0, "{stats:?}");
+/// Every key holds its 20 operands, in order, joined with ','.
+fn assert_merged(hoster: &Hoster) {
+    let cf = hoster.db.cf_handle("default").unwrap();
     for i in 0..1_000u32 {
         let v = hoster.db.get_cf(cf, format!("k{i:04}")).unwrap().unwrap();
         let expected: Vec<String> = (0..20).map(|n| (i + n * 1_000).to_string()).collect();

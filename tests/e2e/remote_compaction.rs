@@ -132,21 +132,7 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
 fn attempt_directories_are_removed_when_asked() {
     let d = dirs("db");
     let worker = start_worker(d.tmp.path(), &[("DEL_WORKER_TEMP_DB", "true".into())]);
-    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
-    let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
-    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
-    let spec = WorkloadSpec {
-        ops: 30_000,
-        key_space: 10_000,
-        ..WorkloadSpec::default()
-    };
-    hoster.churn(&mut Model::default(), &spec);
-    assert!(
-        worker_stat(&worker)["counters"]["succeeded"]
-            .as_u64()
-            .unwrap()
-            > 0
-    );
+    churn_remotely(&d, &worker);
     let left: Vec<_> = std::fs::read_dir(d.tmp.path().join("worker"))
         .unwrap()
         .collect();
@@ -165,6 +151,15 @@ fn retained_attempt_directories_are_swept_by_size() {
             ("RESULT_RETENTION", "1s".into()),
         ],
     );
+    churn_remotely(&d, &worker);
+    let root = d.tmp.path().join("worker");
+    eventually("the sweeper removed the retained attempts", || {
+        std::fs::read_dir(&root).unwrap().next().is_none()
+    });
+}
+
+/// A small workload through `worker`, of which some compactions ran there.
+fn churn_remotely(d: &Dirs, worker: &farm::worker::local::LocalWorker) {
     let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
     let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
     let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
@@ -175,13 +170,9 @@ fn retained_attempt_directories_are_swept_by_size() {
     };
     hoster.churn(&mut Model::default(), &spec);
     assert!(
-        worker_stat(&worker)["counters"]["succeeded"]
+        worker_stat(worker)["counters"]["succeeded"]
             .as_u64()
             .unwrap()
             > 0
     );
-    let root = d.tmp.path().join("worker");
-    eventually("the sweeper removed the retained attempts", || {
-        std::fs::read_dir(&root).unwrap().next().is_none()
-    });
 }
