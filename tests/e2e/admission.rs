@@ -178,3 +178,33 @@ fn the_token_guards_submission() {
         worker_stat(&worker)["counters"]["succeeded"] == 1
     });
 }
+
+/// The space guard: a worker that would leave less than
+/// `OUTPUT_SPACE_MARGIN` free on the output's filesystem refuses the job,
+/// naming the shortfall, and the hoster compacts locally.
+#[test]
+fn too_little_free_space_is_refused() {
+    let d = dirs("db");
+    let worker = start_worker(d.tmp.path(), &[("OUTPUT_SPACE_MARGIN", "1000000G".into())]);
+    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let cfs = vec![rocksdb::ColumnFamilyDescriptor::new(
+        "default",
+        small_options(),
+    )];
+    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
+    let spec = WorkloadSpec {
+        ops: 30_000,
+        key_space: 10_000,
+        ..WorkloadSpec::default()
+    };
+    hoster.churn(&mut farm::workload::Model::default(), &spec);
+    let stats = hoster.farm.stats();
+    assert!(stats.fallbacks["refused"] > 0, "{stats:?}");
+    assert_eq!(stats.local_total(), stats.fallbacks["refused"], "{stats:?}");
+    assert!(
+        stats.last_errors["refused"].contains("not enough free space"),
+        "{:?}",
+        stats.last_errors
+    );
+    assert_eq!(worker_stat(&worker)["counters"]["accepted"], 0);
+}

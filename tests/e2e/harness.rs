@@ -43,6 +43,8 @@ pub fn start_worker(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
         ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
         ("RUST_LOG", "warn".to_string()),
         ("MULTI_PROCESS", multi_process().to_string()),
+        // Test machines may have little free disk; the guard has its own test.
+        ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
     ];
     env.extend(extra.iter().cloned());
     LocalWorker::start(worker_bin(), &env).expect("worker starts")

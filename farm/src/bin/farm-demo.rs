@@ -82,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         &[
             ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
             ("DEL_WORKER_TEMP_DB", "true".into()),
+            ("OUTPUT_SPACE_MARGIN", "64M".into()),
             ("PLUGINS", plugins.join(":")),
             ("FARM_TTL_SECONDS", TTL.to_string()),
             ("FARM_TTL_NOW", NOW.to_string()),

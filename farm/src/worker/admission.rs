@@ -16,6 +16,7 @@ use crate::worker::options_file::{check_override, plugin_class_names, OptionsTex
 use crate::worker::paths::PathMap;
 use crate::worker::plugin_catalog::{check_version, Catalog};
 use crate::worker::runner::PreparedJob;
+use crate::worker::space_guard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
@@ -83,6 +84,14 @@ pub fn admit(
             job.cf_name, info.cf_name
         )));
     }
+    // The output must fit on its filesystem, with a margin: estimated by
+    // the input's size.
+    let input_bytes: u64 = info
+        .input_files
+        .iter()
+        .map(|f| std::fs::metadata(db_path.join(f.trim_start_matches('/'))).map_or(0, |m| m.len()))
+        .sum();
+    space_guard::check(&output_dir, input_bytes, config.output_space_margin).map_err(Refused)?;
     // The override comes from the column family's options in the OPTIONS
     // file the input names, and must carry everything that file says.
     let options_file = db_path.join(format!("OPTIONS-{:06}", info.options_file_number));

@@ -24,6 +24,7 @@
 //! | `ATTEMPT_TIMEOUT_MULTIPLIER` | 10 | an attempt's timeout is this times the hoster's estimate ... |
 //! | `ATTEMPT_TIMEOUT_MIN`, `ATTEMPT_TIMEOUT_MAX` | `60s`, `2h` | ... kept between these; with no estimate, the maximum |
 //! | `CANCEL_GRACE` | `5s` | after SIGTERM, how long a child has before SIGKILL |
+//! | `OUTPUT_SPACE_MARGIN` | `1G` | a job is refused when its output filesystem has less free space than its input size plus this |
 //! | `ATTEMPT_RETENTION_AGE` | `168h` | retained attempt directories older than this are removed |
 //! | `ATTEMPT_RETENTION_BYTES` | `10G` | ... and the oldest, until the rest fit in this |
 //! | `SHUTDOWN_GRACE` | `30s` | on SIGTERM/SIGINT, how long running attempts may finish before they are cancelled |
@@ -83,6 +84,7 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     pub attempt_retention_age: Duration,
     pub attempt_retention_bytes: u64,
+    pub output_space_margin: u64,
 }
 
 impl WorkerConfig {
@@ -130,6 +132,7 @@ struct FileConfig {
     shutdown_grace: Option<String>,
     attempt_retention_age: Option<String>,
     attempt_retention_bytes: Option<toml::Value>,
+    output_space_margin: Option<toml::Value>,
     zip_server_options: Option<String>,
     etcd_url: Option<String>,
 }
@@ -177,6 +180,7 @@ impl Sources<'_> {
             "SHUTDOWN_GRACE" => f.shutdown_grace.clone(),
             "ATTEMPT_RETENTION_AGE" => f.attempt_retention_age.clone(),
             "ATTEMPT_RETENTION_BYTES" => value(&f.attempt_retention_bytes),
+            "OUTPUT_SPACE_MARGIN" => value(&f.output_space_margin),
             "ZIP_SERVER_OPTIONS" => f.zip_server_options.clone(),
             "ETCD_URL" => f.etcd_url.clone(),
             _ => None,
@@ -416,6 +420,7 @@ impl WorkerConfig {
         let attempt_retention_age =
             duration("ATTEMPT_RETENTION_AGE", Duration::from_secs(7 * 24 * 3600))?;
         let attempt_retention_bytes = bytes("ATTEMPT_RETENTION_BYTES")?.unwrap_or(10 << 30);
+        let output_space_margin = bytes("OUTPUT_SPACE_MARGIN")?.unwrap_or(1 << 30);
 
         Ok(WorkerConfig {
             listen,
@@ -438,6 +443,7 @@ impl WorkerConfig {
             shutdown_grace,
             attempt_retention_age,
             attempt_retention_bytes,
+            output_space_margin,
         })
     }
 }

@@ -12,6 +12,7 @@
 //!   the job's OPTIONS file, `OpenAndCompact`, result files.
 //! - [`admission`]: turns a request body into a job the worker will run, or
 //!   a 400/412 answer that names the problem.
+//! - [`space_guard`]: refuses jobs whose output would not fit with a margin.
 //! - [`paths`]: maps hoster paths into the worker's path space and confines
 //!   them to the mount root.
 //! - [`plugin_catalog`]: which plugin classes the worker runs, in which versions.
@@ -36,5 +37,6 @@ pub mod queue_order;
 pub mod retention;
 pub mod runner;
 pub mod server;
+pub mod space_guard;
 pub mod stats;
 pub mod supervisor;
