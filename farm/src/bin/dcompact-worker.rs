@@ -28,7 +28,7 @@ use std::path::PathBuf;
 ///   MAX_REQUEST_BYTES         largest request body (default 67108864)
 ///   WORKER_AUTH_TOKEN         require "Authorization: Bearer <token>" on /dcompact and /shutdown
 ///   MULTI_PROCESS             run each attempt in its own child process (default false)
-///   PLUGINS                   .so files preloaded into children, ':'-separated (needs MULTI_PROCESS)
+///   PLUGINS                   plugin .so files, ':'-separated: loaded in-process, or into each child
 ///   CHILD_MEMORY_LIMIT        a child's RLIMIT_AS, e.g. 4G (default unlimited)
 ///   CHILD_FILE_SIZE_LIMIT     a child's RLIMIT_FSIZE, e.g. 1G (default unlimited)
 ///   CHILD_OPEN_FILES          a child's RLIMIT_NOFILE (default inherited)
@@ -37,6 +37,9 @@ use std::path::PathBuf;
 ///                             timeout = multiplier x hoster's estimate, within min..max (10, 60s, 2h)
 ///   CANCEL_GRACE              SIGTERM-to-SIGKILL grace for a child (default 5s)
 ///   SHUTDOWN_GRACE            how long running attempts may finish on shutdown (default 30s)
+///   ATTEMPT_RETENTION_AGE, ATTEMPT_RETENTION_BYTES
+///                             kept attempt directories are removed past this age or total size (168h, 10G)
+///   OUTPUT_SPACE_MARGIN       refuse a job unless its output filesystem keeps this much free (default 1G)
 ///   RUST_LOG                  log filter (default info)
 #[derive(Debug, Parser)]
 #[command(name = "dcompact-worker", version, verbatim_doc_comment)]
