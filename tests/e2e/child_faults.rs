@@ -98,12 +98,7 @@ fn misbehaving_child(
     assert_eq!(stats.remote_installed, 0);
 
     // The attempt's LOG names what happened.
-    let logs: Vec<String> = std::fs::read_dir(d.tmp.path().join("worker").join(&instance))
-        .unwrap()
-        .flat_map(|start| walk_files(&start.unwrap().path()))
-        .filter(|p| p.file_name().is_some_and(|n| n == "LOG"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
+    let logs = attempt_logs(&d.tmp.path().join("worker").join(&instance));
     assert_eq!(logs.len() as u64, failed);
     for log in &logs {
         assert!(
@@ -124,21 +119,6 @@ fn misbehaving_child(
     eventually("no process of the attempts survives", || {
         attempt_processes(&instance).is_empty()
     });
-}
-
-fn walk_files(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk_files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -301,11 +281,7 @@ fn sigterm_refuses_new_work_then_cancels_children_and_exits() {
         attempt_processes("stop").is_empty(),
         "no child outlived the worker"
     );
-    let logs: Vec<String> = walk_files(&dir.path().join("worker/stop"))
-        .into_iter()
-        .filter(|p| p.file_name().is_some_and(|n| n == "LOG"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
+    let logs = attempt_logs(&dir.path().join("worker/stop"));
     assert_eq!(logs.len(), 2);
     for log in logs {
         assert!(log.contains("end outcome=cancelled"), "{log}");

@@ -170,6 +170,30 @@ pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Every file named `name` below `dir` (an attempt's `LOG`, `job.json`).
+pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_named(&p, name));
+            } else if p.file_name().is_some_and(|n| n == name) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The contents of every attempt `LOG` below `dir`.
+pub fn attempt_logs(dir: &Path) -> Vec<String> {
+    files_named(dir, "LOG")
+        .into_iter()
+        .map(|p| std::fs::read_to_string(p).expect("LOG readable"))
+        .collect()
+}
+
 /// One live SST with its properties.
 pub struct LiveSst {
     pub cf: String,

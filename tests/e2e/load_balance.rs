@@ -63,7 +63,7 @@ fn weights_one_and_three_split_a_quarter_and_three_quarters() {
     // Once compactions were measured, jobs carry an estimate.
     let estimates: Vec<u64> = ["light", "heavy"]
         .iter()
-        .flat_map(|w| job_files(&d.tmp.path().join(w).join("worker")))
+        .flat_map(|w| files_named(&d.tmp.path().join(w).join("worker"), "job.json"))
         .map(|f| {
             let job: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
@@ -75,19 +75,4 @@ fn weights_one_and_three_split_a_quarter_and_three_quarters() {
         estimates[0..].iter().any(|e| *e > 0),
         "learned estimates were sent: {estimates:?}"
     );
-}
-
-fn job_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(job_files(&p));
-            } else if p.file_name().is_some_and(|n| n == "job.json") {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -35,11 +35,7 @@ fn output_path_is_rewritten_into_the_hosters_path_space() {
     assert_eq!(hoster.farm.stats().remote_installed, succeeded);
 
     // The worker worked on the mapped paths...
-    let worker_logs: Vec<String> = walk(&dir.join("worker"))
-        .into_iter()
-        .filter(|p| p.ends_with("LOG"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
+    let worker_logs = attempt_logs(&dir.join("worker"));
     assert_eq!(worker_logs.len() as u64, succeeded);
     let mapped_db = mount_root.join("e2e/db").display().to_string();
     for log in &worker_logs {
@@ -69,17 +65,4 @@ fn output_path_is_rewritten_into_the_hosters_path_space() {
             "output path {r} is in the hoster's space"
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
