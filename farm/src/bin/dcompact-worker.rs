@@ -40,7 +40,17 @@ use std::path::PathBuf;
 ///   ATTEMPT_RETENTION_AGE, ATTEMPT_RETENTION_BYTES
 ///                             kept attempt directories are removed past this age or total size (168h, 10G)
 ///   OUTPUT_SPACE_MARGIN       refuse a job unless its output filesystem keeps this much free (default 1G)
-///   RUST_LOG                  log filter (default info)
+///   WEB_DOMAIN                the web view sets document.domain to it, for pages embedded in a portal
+///   RUST_LOG                  log filter, e.g. info or farm::worker=debug (default info)
+///   LOG_FORMAT                text or json (JSON lines); same as --log-json (default text)
+///
+/// Logs go to stderr. Every event of an attempt carries the attempt's name
+/// (span "attempt", field attempt=<instance>/<start_time>/<db>/job-.../att-..).
+///
+/// Web: /stat and /list (HTML; ?html=0 for JSON) list running and recent
+/// attempts with kill buttons and links to /attempts/<name>/LOG, LOG.child,
+/// summary.html. With WORKER_AUTH_TOKEN set, type the token into the page or
+/// open it as /list#token=<token>. /metrics serves Prometheus text format.
 #[derive(Debug, Parser)]
 #[command(name = "dcompact-worker", version, verbatim_doc_comment)]
 struct Args {
@@ -50,7 +60,7 @@ struct Args {
     /// TOML configuration file (keys: listen_addr, worker_db_root, ...).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Log as JSON lines instead of text.
+    /// Log as JSON lines instead of text (LOG_FORMAT=json does the same).
     #[arg(long)]
     log_json: bool,
     /// Internal: run the attempt in this directory as a MULTI_PROCESS child.
@@ -74,7 +84,12 @@ fn main() -> anyhow::Result<()> {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if args.log_json {
+    let json = match std::env::var("LOG_FORMAT").as_deref() {
+        Err(_) | Ok("") | Ok("text") => args.log_json,
+        Ok("json") => true,
+        Ok(other) => anyhow::bail!("LOG_FORMAT={other:?}: expected text or json"),
+    };
+    if json {
         logs.json().init();
     } else {
         logs.init();

@@ -86,11 +86,16 @@ pub fn admit(
     }
     // The output must fit on its filesystem, with a margin: estimated by
     // the input's size.
-    let input_bytes: u64 = info
+    let input_files: Vec<(String, u64)> = info
         .input_files
         .iter()
-        .map(|f| std::fs::metadata(db_path.join(f.trim_start_matches('/'))).map_or(0, |m| m.len()))
-        .sum();
+        .map(|f| {
+            let size =
+                std::fs::metadata(db_path.join(f.trim_start_matches('/'))).map_or(0, |m| m.len());
+            (f.trim_start_matches('/').to_owned(), size)
+        })
+        .collect();
+    let input_bytes: u64 = input_files.iter().map(|(_, size)| size).sum();
     space_guard::check(&output_dir, input_bytes, config.output_space_margin).map_err(Refused)?;
     // The override comes from the column family's options in the OPTIONS
     // file the input names, and must carry everything that file says.
@@ -143,6 +148,8 @@ pub fn admit(
         cf_name: info.cf_name,
         options_file,
         overrides,
+        input_files,
+        input_bytes,
     };
     Ok((job, name, prepared))
 }

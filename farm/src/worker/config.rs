@@ -28,6 +28,7 @@
 //! | `ATTEMPT_RETENTION_AGE` | `168h` | retained attempt directories older than this are removed |
 //! | `ATTEMPT_RETENTION_BYTES` | `10G` | ... and the oldest, until the rest fit in this |
 //! | `SHUTDOWN_GRACE` | `30s` | on SIGTERM/SIGINT, how long running attempts may finish before they are cancelled |
+//! | `WEB_DOMAIN` | unset | the web view sets `document.domain` to it, for pages embedded in an operator's portal |
 //! | `NFS_DYNAMIC_MOUNT`, `ZIP_SERVER_OPTIONS`, `ETCD_URL` | off | not yet in this build: setting them is refused at start-up |
 
 use crate::worker::child::spawner::ChildLimits;
@@ -85,6 +86,8 @@ pub struct WorkerConfig {
     pub attempt_retention_age: Duration,
     pub attempt_retention_bytes: u64,
     pub output_space_margin: u64,
+    /// `WEB_DOMAIN`: the web view's `document.domain` when embedded.
+    pub web_domain: Option<String>,
 }
 
 impl WorkerConfig {
@@ -135,6 +138,7 @@ struct FileConfig {
     output_space_margin: Option<toml::Value>,
     zip_server_options: Option<String>,
     etcd_url: Option<String>,
+    web_domain: Option<String>,
 }
 
 /// Where settings come from: the environment first, then the file.
@@ -183,6 +187,7 @@ impl Sources<'_> {
             "OUTPUT_SPACE_MARGIN" => value(&f.output_space_margin),
             "ZIP_SERVER_OPTIONS" => f.zip_server_options.clone(),
             "ETCD_URL" => f.etcd_url.clone(),
+            "WEB_DOMAIN" => f.web_domain.clone(),
             _ => None,
         }
         .filter(|v| !v.is_empty())
@@ -421,6 +426,19 @@ impl WorkerConfig {
             duration("ATTEMPT_RETENTION_AGE", Duration::from_secs(7 * 24 * 3600))?;
         let attempt_retention_bytes = bytes("ATTEMPT_RETENTION_BYTES")?.unwrap_or(10 << 30);
         let output_space_margin = bytes("OUTPUT_SPACE_MARGIN")?.unwrap_or(1 << 30);
+        let web_domain = src.get("WEB_DOMAIN");
+        if let Some(d) = &web_domain {
+            if !d
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
+                return Err(invalid(
+                    "WEB_DOMAIN",
+                    d,
+                    "expected a domain name, e.g. example.com",
+                ));
+            }
+        }
 
         Ok(WorkerConfig {
             listen,
@@ -444,6 +462,7 @@ impl WorkerConfig {
             attempt_retention_age,
             attempt_retention_bytes,
             output_space_margin,
+            web_domain,
         })
     }
 }
@@ -474,6 +493,14 @@ mod tests {
         assert_eq!(c.worker_db_root, PathBuf::from("/tmp/dcompact-worker"));
         assert!(!c.del_worker_temp_db);
         assert_eq!(c.max_waiting_compactions, 2 * c.max_parallel_compactions);
+    }
+
+    #[test]
+    fn web_domain_must_be_a_domain_name() {
+        let c = load(&[("WEB_DOMAIN", "ops.example.com")], None).unwrap();
+        assert_eq!(c.web_domain.as_deref(), Some("ops.example.com"));
+        let e = load(&[("WEB_DOMAIN", "x\";alert(1)//")], None).unwrap_err();
+        assert!(e.to_string().starts_with("WEB_DOMAIN="), "{e}");
     }
 
     #[test]

@@ -23,12 +23,16 @@
 //! - [`options_file`]: the OPTIONS file as text, to check the override.
 //! - [`retention`]: removes retained attempt directories by age and size.
 //! - [`outcome`]: the closed classification of how an attempt ended.
+//! - [`metrics`]: what `/metrics` serves, in Prometheus text format.
+//! - [`web`]: `/stat` and `/list` as HTML, and an attempt's retained files.
+//! - [`summary`]: `summary.html`, written into an attempt's directory at its end.
 
 pub mod admission;
 pub mod attempt_dir;
 pub mod child;
 pub mod config;
 pub mod local;
+pub mod metrics;
 pub mod options_file;
 pub mod outcome;
 pub mod paths;
@@ -39,4 +43,6 @@ pub mod runner;
 pub mod server;
 pub mod space_guard;
 pub mod stats;
+pub mod summary;
 pub mod supervisor;
+pub mod web;

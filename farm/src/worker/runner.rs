@@ -26,6 +26,11 @@ pub struct PreparedJob {
     pub options_file: PathBuf,
     /// Built from the column family's options in `options_file`.
     pub overrides: Override,
+    /// The input's SST files (relative to the DB) and their sizes at
+    /// admission, for the web view and `summary.html`.
+    pub input_files: Vec<(String, u64)>,
+    /// Their total.
+    pub input_bytes: u64,
 }
 
 /// What a finished attempt hands back.

@@ -6,7 +6,9 @@
 //! | `POST /probe` | 200 queued / running / done / failed, 404 `NotFound` |
 //! | `POST /shutdown` | 200 `{"status":"ok"}`, 401, 404 `NotFound` |
 //! | `GET /health` | 200 `{"status":"OK"}`, 412 while stopping |
-//! | `GET /stat` | HTML; `?html=0`: JSON counters and attempts |
+//! | `GET /stat`, `GET /list` | HTML (see [`web::page`]); `?html=0`: JSON counters and attempts |
+//! | `GET /metrics` | Prometheus text format (see [`crate::worker::metrics`]) |
+//! | `GET /attempts/<attempt name>/<file>` | an attempt's `LOG`, `LOG.child`, `summary.html`, ...: 400, 403 outside `WORKER_DB_ROOT`, 404 |
 //!
 //! Every error answer is JSON with `status` and `error`.
 
@@ -18,8 +20,10 @@ use crate::worker::plugin_catalog::Catalog;
 use crate::worker::retention;
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
+use crate::worker::web::files::{self, FileError};
+use crate::worker::web::page::{self, Page, PageContext};
 use axum::body::{to_bytes, Body};
-use axum::extract::{Query, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -94,6 +98,9 @@ pub async fn run(
         .route("/shutdown", post(cancel))
         .route("/health", get(health))
         .route("/stat", get(stat))
+        .route("/list", get(list))
+        .route("/metrics", get(metrics))
+        .route("/attempts/{*path}", get(attempt_file))
         .fallback(|| async { error(StatusCode::NOT_FOUND, NOT_FOUND, "no such endpoint") })
         .with_state(sup.clone());
 
@@ -220,17 +227,11 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
         }
     };
     match sup.submit(job, name, prepared) {
-        Ok(()) => {
-            let addr = sup
-                .identity()
-                .trim_start_matches("dcompact-worker@")
-                .to_owned();
-            Json(SubmitAnswer {
-                status: "ok".into(),
-                addr,
-            })
-            .into_response()
-        }
+        Ok(()) => Json(SubmitAnswer {
+            status: "ok".into(),
+            addr: advertised(&sup).to_owned(),
+        })
+        .into_response(),
         Err(e @ SubmitError::Busy { .. }) => {
             error(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
         }
@@ -297,41 +298,103 @@ async fn health(State(sup): State<Shared>) -> Response {
     }
 }
 
+/// `ADVERTISE_ADDR`, or the bound address.
+fn advertised(sup: &Supervisor) -> &str {
+    sup.identity().trim_start_matches("dcompact-worker@")
+}
+
 async fn stat(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    web_view(&sup, &q, Page::Stat)
+}
+
+async fn list(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    web_view(&sup, &q, Page::List)
+}
+
+fn web_view(sup: &Supervisor, q: &HashMap<String, String>, which: Page) -> Response {
     let snap = sup.stat();
     if q.get("html").map(String::as_str) == Some("0") {
         return Json(snap).into_response();
     }
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
+    let c = sup.config();
+    let base_url = format!("http://{}", advertised(sup));
+    let ctx = PageContext {
+        base_url: &base_url,
+        web_domain: c.web_domain.as_deref(),
+        auth_required: c.auth_token.is_some(),
+        multi_process: c.multi_process,
+        files_kept: !c.del_worker_temp_db,
     };
-    let mut page = format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>{id}</title></head><body>\
-         <h1>{id}</h1><p>running {r} of {p}, waiting {w} of {q}{stopping}</p>\
-         <h2>counters</h2><pre>{c}</pre><h2>attempts</h2><table border=1>\
-         <tr><th>attempt</th><th>state</th><th>outcome</th><th>ms</th></tr>",
-        id = esc(&snap.identity),
-        r = snap.running,
-        p = snap.max_parallel_compactions,
-        w = snap.waiting,
-        q = snap.max_waiting_compactions,
-        stopping = if snap.stopping { " (stopping)" } else { "" },
-        c = esc(&serde_json::to_string_pretty(&snap.counters).unwrap_or_default()),
-    );
-    for a in &snap.attempts {
-        page.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&a.name),
-            a.state,
-            esc(a.outcome.as_deref().unwrap_or("")),
-            a.elapsed_ms
-        ));
+    let html = Html(page::render(which, &snap, &ctx));
+    if c.web_domain.is_some() {
+        // Browsers honour `document.domain` only in pages that opt out of
+        // origin-keyed agent clusters.
+        ([("Origin-Agent-Cluster", "?0")], html).into_response()
+    } else {
+        html.into_response()
     }
-    page.push_str("</table></body></html>");
-    Html(page).into_response()
+}
+
+async fn metrics(State(sup): State<Shared>) -> Response {
+    use prometheus::Encoder;
+    let encoder = prometheus::TextEncoder::new();
+    let mut text = Vec::new();
+    match encoder.encode(&sup.registry().gather(), &mut text) {
+        Ok(()) => (
+            [(axum::http::header::CONTENT_TYPE, encoder.format_type())],
+            text,
+        )
+            .into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("failed to encode metrics: {e}"),
+        ),
+    }
+}
+
+async fn attempt_file(State(sup): State<Shared>, UrlPath(path): UrlPath<String>) -> Response {
+    let root = sup.config().worker_db_root.clone();
+    let resolved = tokio::task::spawn_blocking(move || {
+        let file = files::resolve(&root, &path)?;
+        let bytes = std::fs::read(&file).map_err(|_| FileError::Missing(path))?;
+        Ok::<_, FileError>((files::content_type(&file), bytes))
+    })
+    .await;
+    match resolved {
+        Ok(Ok((content_type, bytes))) => (
+            [
+                (axum::http::header::CONTENT_TYPE, content_type),
+                (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            let code = match e {
+                FileError::NotServed(_) | FileError::BadPart(_) => StatusCode::BAD_REQUEST,
+                FileError::Outside(_) => StatusCode::FORBIDDEN,
+                FileError::Missing(_) => StatusCode::NOT_FOUND,
+            };
+            if code == StatusCode::FORBIDDEN {
+                tracing::warn!(error = %e, "refused a file outside WORKER_DB_ROOT");
+            }
+            error(
+                code,
+                if code == StatusCode::NOT_FOUND {
+                    NOT_FOUND
+                } else {
+                    "refused"
+                },
+                e.to_string(),
+            )
+        }
+        Err(join) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("reading the file failed: {join}"),
+        ),
+    }
 }
 
 #[cfg(test)]

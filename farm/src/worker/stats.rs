@@ -26,7 +26,7 @@ impl RejectReason {
         }
     }
 
-    const ALL: [RejectReason; 4] = [
+    pub const ALL: [RejectReason; 4] = [
         RejectReason::Malformed,
         RejectReason::Unauthorized,
         RejectReason::Refused,

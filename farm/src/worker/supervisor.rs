@@ -21,18 +21,21 @@ use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
+use crate::worker::metrics::attempts::AttemptMetrics;
+use crate::worker::metrics::queue;
 use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
 use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
+use crate::worker::summary::Summary;
 use base64::Engine;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio_util::task::TaskTracker;
 
 /// Why a submission was not accepted.
@@ -68,6 +71,12 @@ struct Entry {
     prepared: Option<PreparedJob>,
     accepted: Instant,
     phase: Phase,
+    /// The input's size at admission.
+    input_bytes: u64,
+    /// From start to end, once ended after running.
+    ran: Option<Duration>,
+    bytes_read: u64,
+    bytes_written: u64,
 }
 
 #[derive(Default)]
@@ -90,8 +99,21 @@ pub struct AttemptRow {
     /// The body `/probe` and `/shutdown` take for this attempt.
     pub key: AttemptKey,
     pub state: &'static str,
+    /// How it ended, with the error: `failed: <error>`.
     pub outcome: Option<String>,
+    /// The time since the last change of state (accepted, started, ended).
     pub elapsed_ms: u64,
+    /// The closed outcome name (`succeeded`, `cancelled`, ...), once ended.
+    pub outcome_name: Option<&'static str>,
+    /// The input SSTs' total size at admission.
+    pub input_bytes: u64,
+    /// RocksDB's figures of a succeeded attempt.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// The hoster's estimate of the run time.
+    pub estimate_ms: u64,
+    /// Run time so far (running) or in all (ended); 0 while queued.
+    pub run_ms: u64,
 }
 
 /// `/stat?html=0`.
@@ -127,6 +149,10 @@ pub struct Supervisor {
     /// With MULTI_PROCESS, the thread that forks attempt children.
     spawner: Option<Spawner>,
     catalog: Arc<Catalog>,
+    /// What `/metrics` serves: the attempt metrics, the queue gauges read
+    /// from this supervisor, and the process's own figures.
+    registry: prometheus::Registry,
+    metrics: AttemptMetrics,
 }
 
 impl Supervisor {
@@ -147,14 +173,47 @@ impl Supervisor {
         } else {
             None
         };
-        Ok(Arc::new(Supervisor {
+        let registry = prometheus::Registry::new();
+        let metrics = AttemptMetrics::new(&registry).map_err(std::io::Error::other)?;
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .map_err(std::io::Error::other)?;
+        let sup = Arc::new(Supervisor {
             config,
             identity,
             state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
             spawner,
             catalog,
-        }))
+            registry,
+            metrics,
+        });
+        // Weak: the registry lives in the supervisor it reads.
+        let gauges = queue::collector(Arc::downgrade(&sup)).map_err(std::io::Error::other)?;
+        sup.registry
+            .register(Box::new(gauges))
+            .map_err(std::io::Error::other)?;
+        Ok(sup)
+    }
+
+    /// The registry `/metrics` serves.
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    /// The queue's state, for the gauges.
+    pub fn queue_state(&self) -> queue::QueueState {
+        let st = self.lock();
+        queue::QueueState {
+            running: st.running,
+            waiting: st.queue.len(),
+            running_high_water: st.running_high_water,
+            max_parallel: self.config.max_parallel_compactions,
+            max_waiting: self.config.max_waiting_compactions,
+            stopping: st.stopping,
+        }
     }
 
     pub fn identity(&self) -> &str {
@@ -173,6 +232,7 @@ impl Supervisor {
 
     pub fn count_reject(&self, reason: RejectReason) {
         self.lock().counters.reject(reason);
+        self.metrics.rejected(reason);
     }
 
     /// Admits a validated job, or says why not.
@@ -186,6 +246,7 @@ impl Supervisor {
         let key = job.key();
         let refuse = |st: &mut State, why: String| {
             st.counters.reject(RejectReason::Refused);
+            self.metrics.rejected(RejectReason::Refused);
             Err(SubmitError::Refused(why))
         };
         if st.stopping {
@@ -198,6 +259,7 @@ impl Supervisor {
         let queue = self.config.max_waiting_compactions;
         if st.running + st.queue.len() >= parallel + queue {
             st.counters.reject(RejectReason::Busy);
+            self.metrics.rejected(RejectReason::Busy);
             return Err(SubmitError::Busy {
                 running: st.running,
                 waiting: st.queue.len(),
@@ -207,14 +269,19 @@ impl Supervisor {
         }
         tracing::info!(attempt = %name, "accepted");
         st.counters.accepted += 1;
+        self.metrics.accepted();
         st.attempts.insert(
             key.clone(),
             Entry {
                 name,
                 job: Arc::new(job),
+                input_bytes: prepared.input_bytes,
                 prepared: Some(prepared),
                 accepted: Instant::now(),
                 phase: Phase::Queued,
+                ran: None,
+                bytes_read: 0,
+                bytes_written: 0,
             },
         );
         st.queue.push_back(key);
@@ -235,6 +302,8 @@ impl Supervisor {
                 continue;
             };
             let cancel = Arc::new(CancelFlag::new());
+            let waited = entry.accepted.elapsed();
+            self.metrics.started(waited);
             entry.phase = Phase::Running {
                 started: Instant::now(),
                 cancel: cancel.clone(),
@@ -246,7 +315,7 @@ impl Supervisor {
             let sup = self.clone();
             self.tasks.spawn_blocking(move || {
                 let run = catch_unwind(AssertUnwindSafe(|| {
-                    sup.run_attempt(&name, &job, &mut prepared, &cancel)
+                    sup.run_attempt(&name, &job, &mut prepared, &cancel, waited)
                 }));
                 let (outcome, result, read, written) = match run {
                     Ok(r) => r,
@@ -264,12 +333,16 @@ impl Supervisor {
         }
     }
 
+    /// Runs one attempt to its end: its span carries the attempt name to
+    /// every event logged while it runs.
+    #[tracing::instrument(skip_all, fields(attempt = %name))]
     fn run_attempt(
         &self,
         name: &AttemptName,
         job: &Job,
         prepared: &mut PreparedJob,
         cancel: &CancelFlag,
+        waited: Duration,
     ) -> (Outcome, Option<String>, u64, u64) {
         let dir = match AttemptDir::create(&self.config.worker_db_root, name, job) {
             Ok(d) => d,
@@ -291,19 +364,38 @@ impl Supervisor {
             prepared.options_file.display()
         ));
         let started = Instant::now();
-        let r = match &self.spawner {
-            None => runner::run(prepared, &dir, &self.identity, cancel),
+        let started_at = SystemTime::now();
+        let (r, spawn_latency) = match &self.spawner {
+            None => (runner::run(prepared, &dir, &self.identity, cancel), None),
             Some(spawner) => self.run_child(spawner, name, job, prepared, &dir, cancel),
         };
+        let ran = started.elapsed();
         dir.log(&format!(
             "end outcome={} elapsed_ms={}",
             r.outcome,
-            started.elapsed().as_millis()
+            ran.as_millis()
         ));
-        tracing::info!(attempt = %name, outcome = %r.outcome, elapsed_ms = started.elapsed().as_millis() as u64, "finished");
+        tracing::info!(outcome = %r.outcome, elapsed_ms = ran.as_millis() as u64, "finished");
+        let summary = Summary {
+            name,
+            identity: &self.identity,
+            job,
+            inputs: &prepared.input_files,
+            outcome: &r.outcome,
+            result: r.result.as_deref(),
+            bytes_read: r.bytes_read,
+            bytes_written: r.bytes_written,
+            waited,
+            started_at,
+            ran,
+            spawn_latency,
+        };
+        if let Err(e) = summary.write(dir.path()) {
+            tracing::warn!(error = %e, "failed to write summary.html");
+        }
         if self.config.del_worker_temp_db {
             if let Err(e) = dir.remove(&self.config.worker_db_root) {
-                tracing::warn!(attempt = %name, error = %e, "failed to remove attempt dir");
+                tracing::warn!(error = %e, "failed to remove attempt dir");
             }
         }
         let result = r
@@ -312,7 +404,8 @@ impl Supervisor {
         (r.outcome, result, r.bytes_read, r.bytes_written)
     }
 
-    /// MULTI_PROCESS: the attempt in a child, supervised.
+    /// MULTI_PROCESS: the attempt in a child, supervised. Also says how
+    /// long starting the child took.
     fn run_child(
         &self,
         spawner: &Spawner,
@@ -321,7 +414,7 @@ impl Supervisor {
         prepared: &PreparedJob,
         dir: &AttemptDir,
         cancel: &CancelFlag,
-    ) -> RunResult {
+    ) -> (RunResult, Option<Duration>) {
         let spec = ChildSpec {
             db_path: prepared.db_path.clone(),
             output_dir: prepared.output_dir.clone(),
@@ -334,14 +427,15 @@ impl Supervisor {
             .map_err(std::io::Error::other)
             .and_then(|json| std::fs::write(dir.path().join(child_spec::CHILD_SPEC), json));
         if let Err(e) = written {
-            return RunResult::failed(Outcome::SetupFailed(format!(
-                "failed to write child spec: {e}"
-            )));
+            let failed = Outcome::SetupFailed(format!("failed to write child spec: {e}"));
+            return (RunResult::failed(failed), None);
         }
         let spawned = match spawner.spawn(dir.path(), name.as_str()) {
             Ok(s) => s,
-            Err(e) => return RunResult::failed(Outcome::SpawnFailed(e.to_string())),
+            Err(e) => return (RunResult::failed(Outcome::SpawnFailed(e.to_string())), None),
         };
+        self.metrics.child_spawned(spawned.latency);
+        let latency = spawned.latency;
         let limits = Limits {
             timeout: self.config.attempt_timeout(job.estimate_time_us),
             grace: self.config.cancel_grace,
@@ -358,7 +452,7 @@ impl Supervisor {
                 self.lock().child_plugin_counts.add(&counts);
             }
         }
-        r
+        (r, Some(latency))
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -375,6 +469,16 @@ impl Supervisor {
     ) {
         let mut st = self.lock();
         st.running -= 1;
+        let mut ran = None;
+        if let Some(entry) = st.attempts.get_mut(key) {
+            if let Phase::Running { started, .. } = &entry.phase {
+                ran = Some(started.elapsed());
+            }
+            entry.ran = ran;
+            entry.bytes_read = read;
+            entry.bytes_written = written;
+        }
+        self.metrics.ended(&outcome, ran, read, written);
         match &outcome {
             Outcome::Succeeded => {
                 st.counters.succeeded += 1;
@@ -446,6 +550,7 @@ impl Supervisor {
                     at: Instant::now(),
                 };
                 *st.counters.failed.entry("cancelled").or_default() += 1;
+                self.metrics.ended(&Outcome::Cancelled, None, 0, 0);
                 true
             }
             Phase::Running { cancel, .. } => {
@@ -464,19 +569,30 @@ impl Supervisor {
             .attempts
             .values()
             .map(|e| {
-                let (state, outcome, since) = match &e.phase {
-                    Phase::Queued => ("queued", None, e.accepted),
-                    Phase::Running { started, .. } => ("running", None, *started),
+                let (state, outcome, since, run) = match &e.phase {
+                    Phase::Queued => ("queued", None, e.accepted, Duration::ZERO),
+                    Phase::Running { started, .. } => (
+                        "running",
+                        None,
+                        *started,
+                        now.saturating_duration_since(*started),
+                    ),
                     Phase::Finished { outcome, at, .. } => {
-                        ("finished", Some(outcome.to_string()), *at)
+                        ("finished", Some(outcome), *at, e.ran.unwrap_or_default())
                     }
                 };
                 AttemptRow {
                     name: e.name.to_string(),
                     key: e.job.key(),
                     state,
-                    outcome,
+                    outcome: outcome.map(Outcome::to_string),
                     elapsed_ms: now.saturating_duration_since(since).as_millis() as u64,
+                    outcome_name: outcome.map(Outcome::name),
+                    input_bytes: e.input_bytes,
+                    bytes_read: e.bytes_read,
+                    bytes_written: e.bytes_written,
+                    estimate_ms: e.job.estimate_time_us / 1000,
+                    run_ms: run.as_millis() as u64,
                 }
             })
             .collect();

@@ -1,0 +1,209 @@
+//! What the supervisor counts about attempts, on a registry it is given
+//! (the worker's own, or a test's).
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `farm_worker_attempts_accepted_total` | counter | |
+//! | `farm_worker_attempts_total` | counter | `outcome` (an [`Outcome`] name, or `succeeded`) |
+//! | `farm_worker_rejected_total` | counter | `reason` (a [`RejectReason`] name) |
+//! | `farm_worker_attempt_seconds` | histogram | `outcome`: from start to end of the run |
+//! | `farm_worker_attempt_queue_seconds` | histogram | from acceptance to start |
+//! | `farm_worker_attempt_read_bytes`, `farm_worker_attempt_written_bytes` | histogram | succeeded attempts |
+//! | `farm_worker_read_bytes_total`, `farm_worker_written_bytes_total` | counter | succeeded attempts |
+//! | `farm_worker_child_spawn_seconds` | histogram | MULTI_PROCESS: fork+exec of a child |
+//!
+//! Labels take values from closed sets only: no attempt or job ids, so the
+//! number of series is fixed.
+//!
+//! [`Outcome`]: crate::worker::outcome::Outcome
+
+use crate::worker::outcome::Outcome;
+use crate::worker::stats::RejectReason;
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+    Registry,
+};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct AttemptMetrics {
+    accepted: IntCounter,
+    ended: IntCounterVec,
+    rejected: IntCounterVec,
+    seconds: HistogramVec,
+    queue_seconds: Histogram,
+    read_bytes: Histogram,
+    written_bytes: Histogram,
+    read_total: IntCounter,
+    written_total: IntCounter,
+    spawn_seconds: Histogram,
+}
+
+/// Every outcome name, success first.
+fn outcome_names() -> impl Iterator<Item = &'static str> {
+    std::iter::once(Outcome::Succeeded.name()).chain(Outcome::FAILURE_NAMES)
+}
+
+impl AttemptMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let seconds_buckets = exponential_buckets(0.01, 2.0, 20)?;
+        let bytes_buckets = exponential_buckets(4096.0, 4.0, 14)?;
+        let m = AttemptMetrics {
+            accepted: IntCounter::new(
+                "farm_worker_attempts_accepted_total",
+                "Attempts accepted by /dcompact",
+            )?,
+            ended: IntCounterVec::new(
+                Opts::new("farm_worker_attempts_total", "Attempts ended, by outcome"),
+                &["outcome"],
+            )?,
+            rejected: IntCounterVec::new(
+                Opts::new(
+                    "farm_worker_rejected_total",
+                    "Submissions turned away, by reason",
+                ),
+                &["reason"],
+            )?,
+            seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "farm_worker_attempt_seconds",
+                    "Run time of ended attempts, from start to end, by outcome",
+                )
+                .buckets(seconds_buckets.clone()),
+                &["outcome"],
+            )?,
+            queue_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "farm_worker_attempt_queue_seconds",
+                    "Time attempts waited for a slot, from acceptance to start",
+                )
+                .buckets(seconds_buckets),
+            )?,
+            read_bytes: Histogram::with_opts(
+                HistogramOpts::new(
+                    "farm_worker_attempt_read_bytes",
+                    "Input bytes read by succeeded attempts",
+                )
+                .buckets(bytes_buckets.clone()),
+            )?,
+            written_bytes: Histogram::with_opts(
+                HistogramOpts::new(
+                    "farm_worker_attempt_written_bytes",
+                    "Output bytes written by succeeded attempts",
+                )
+                .buckets(bytes_buckets),
+            )?,
+            read_total: IntCounter::new(
+                "farm_worker_read_bytes_total",
+                "Input bytes read by succeeded attempts",
+            )?,
+            written_total: IntCounter::new(
+                "farm_worker_written_bytes_total",
+                "Output bytes written by succeeded attempts",
+            )?,
+            spawn_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "farm_worker_child_spawn_seconds",
+                    "MULTI_PROCESS: time to fork and exec an attempt's child",
+                )
+                .buckets(exponential_buckets(0.0001, 2.0, 16)?),
+            )?,
+        };
+        registry.register(Box::new(m.accepted.clone()))?;
+        registry.register(Box::new(m.ended.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
+        registry.register(Box::new(m.seconds.clone()))?;
+        registry.register(Box::new(m.queue_seconds.clone()))?;
+        registry.register(Box::new(m.read_bytes.clone()))?;
+        registry.register(Box::new(m.written_bytes.clone()))?;
+        registry.register(Box::new(m.read_total.clone()))?;
+        registry.register(Box::new(m.written_total.clone()))?;
+        registry.register(Box::new(m.spawn_seconds.clone()))?;
+        // Every series exists from the start, so a rate over a fresh worker
+        // starts at zero rather than at "no data".
+        for name in outcome_names() {
+            m.ended.with_label_values(&[name]);
+            m.seconds.with_label_values(&[name]);
+        }
+        for reason in RejectReason::ALL {
+            m.rejected.with_label_values(&[reason.name()]);
+        }
+        Ok(m)
+    }
+
+    pub fn accepted(&self) {
+        self.accepted.inc();
+    }
+
+    pub fn rejected(&self, reason: RejectReason) {
+        self.rejected.with_label_values(&[reason.name()]).inc();
+    }
+
+    pub fn started(&self, waited: Duration) {
+        self.queue_seconds.observe(waited.as_secs_f64());
+    }
+
+    /// An attempt ended; `ran` is `None` for one cancelled while queued.
+    pub fn ended(&self, outcome: &Outcome, ran: Option<Duration>, read: u64, written: u64) {
+        let name = outcome.name();
+        self.ended.with_label_values(&[name]).inc();
+        if let Some(ran) = ran {
+            self.seconds
+                .with_label_values(&[name])
+                .observe(ran.as_secs_f64());
+        }
+        if *outcome == Outcome::Succeeded {
+            self.read_bytes.observe(read as f64);
+            self.written_bytes.observe(written as f64);
+            self.read_total.inc_by(read);
+            self.written_total.inc_by(written);
+        }
+    }
+
+    pub fn child_spawned(&self, latency: Duration) {
+        self.spawn_seconds.observe(latency.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::Encoder;
+
+    fn text(registry: &Registry) -> String {
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn counts_by_closed_labels() {
+        let registry = Registry::new();
+        let m = AttemptMetrics::new(&registry).unwrap();
+        m.accepted();
+        m.accepted();
+        m.ended(&Outcome::Succeeded, Some(Duration::from_secs(2)), 100, 40);
+        m.ended(&Outcome::Cancelled, None, 0, 0);
+        m.rejected(RejectReason::Busy);
+        let t = text(&registry);
+        assert!(t.contains("farm_worker_attempts_accepted_total 2"), "{t}");
+        assert!(
+            t.contains("farm_worker_attempts_total{outcome=\"succeeded\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("farm_worker_attempts_total{outcome=\"cancelled\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("farm_worker_attempts_total{outcome=\"timed_out\"} 0"),
+            "{t}"
+        );
+        assert!(t.contains("farm_worker_rejected_total{reason=\"busy\"} 1"));
+        assert!(t.contains("farm_worker_read_bytes_total 100"));
+        assert!(t.contains("farm_worker_attempt_seconds_count{outcome=\"succeeded\"} 1"));
+        assert!(t.contains("farm_worker_attempt_seconds_count{outcome=\"cancelled\"} 0"));
+    }
+}

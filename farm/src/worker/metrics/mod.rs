@@ -1,0 +1,11 @@
+//! The worker's Prometheus metrics (`GET /metrics`).
+//!
+//! - [`attempts`]: counters and histograms the supervisor updates as
+//!   attempts are accepted, rejected, started and ended.
+//! - [`snapshot`]: a collector that reads a stats snapshot at scrape time
+//!   (mount and zipserver counters plug in the same way).
+//! - [`queue`]: the supervisor's queue as gauges, through [`snapshot`].
+
+pub mod attempts;
+pub mod queue;
+pub mod snapshot;

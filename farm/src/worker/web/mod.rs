@@ -1,0 +1,12 @@
+//! The worker's pages for people: `/stat` and `/list`, the attempt files
+//! they link to, and the formatting both share.
+//!
+//! - [`page`]: the HTML of `/stat` and `/list`: running and recent
+//!   attempts, kill buttons, links to each attempt's files.
+//! - [`files`]: `GET /attempts/<attempt name>/<file>`, confined to
+//!   `WORKER_DB_ROOT`.
+//! - [`format`]: escaping, sizes, speeds and times in HTML.
+
+pub mod files;
+pub mod format;
+pub mod page;

@@ -1,0 +1,230 @@
+//! The HTML of `/stat` and `/list`: the worker's state for a person with a
+//! browser. `/stat` shows the counters and the attempts, `/list` the
+//! attempts only; `?html=0` on either gives the JSON snapshot instead.
+//!
+//! Each queued or running attempt has a kill button: the page's script
+//! POSTs the attempt's key (the JSON `/shutdown` takes) to `/shutdown` on
+//! the page's own origin. When `WORKER_AUTH_TOKEN` is set the page never
+//! contains the token: the operator types it into the page's token field,
+//! or opens the page as `/list#token=<token>` (a URL fragment is never sent
+//! to a server); the script keeps it in the tab's `sessionStorage` and sends
+//! it as `Authorization: Bearer <token>`.
+//!
+//! Links to an attempt's files (`LOG`, `LOG.child`, `summary.html`) are
+//! absolute, built from `ADVERTISE_ADDR`, so a page saved or forwarded
+//! still points at this worker. With `WEB_DOMAIN` set, the script sets
+//! `document.domain` so an operator's portal on that domain can embed the
+//! page and script it.
+
+use super::format::{bytes, escape, millis, speed, url_path};
+use crate::worker::supervisor::{AttemptRow, StatSnapshot};
+use std::fmt::Write;
+use std::time::Duration;
+
+/// What the page needs besides the snapshot.
+pub struct PageContext<'a> {
+    /// `http://<ADVERTISE_ADDR>`.
+    pub base_url: &'a str,
+    pub web_domain: Option<&'a str>,
+    /// Whether `/shutdown` needs a token (never the token itself).
+    pub auth_required: bool,
+    /// Whether attempts run in children (so `LOG.child` exists).
+    pub multi_process: bool,
+    /// Whether attempt directories are kept after the attempt
+    /// (`DEL_WORKER_TEMP_DB=false`), so their files can be linked.
+    pub files_kept: bool,
+}
+
+/// Which page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Stat,
+    List,
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}\
+td,th{border:1px solid #bbb;padding:2px 6px;text-align:left;font-size:90%}\
+td.n{text-align:right}tr.running{background:#eef6ff}tr.failed{background:#fff0f0}\
+tr.succeeded{background:#f0fff0}";
+
+const SCRIPT: &str = r#"
+const TOKEN_KEY = 'dcompact-worker-token';
+function token() {
+  const m = location.hash.match(/(?:^#|&)token=([^&]*)/);
+  if (m) sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+  const field = document.getElementById('token');
+  if (field && field.value) sessionStorage.setItem(TOKEN_KEY, field.value);
+  return sessionStorage.getItem(TOKEN_KEY) || '';
+}
+async function kill(btn) {
+  const headers = {'Content-Type': 'application/json'};
+  const t = token();
+  if (t) headers['Authorization'] = 'Bearer ' + t;
+  btn.disabled = true;
+  try {
+    const r = await fetch('/shutdown', {method: 'POST', headers, body: btn.dataset.key});
+    const a = await r.json();
+    btn.textContent = r.ok ? 'cancel sent' : 'refused: ' + (a.error || r.status);
+    btn.disabled = r.ok;
+  } catch (e) {
+    btn.textContent = 'failed: ' + e;
+    btn.disabled = false;
+  }
+}
+"#;
+
+pub fn render(page: Page, snap: &StatSnapshot, ctx: &PageContext) -> String {
+    let title = match page {
+        Page::Stat => "stat",
+        Page::List => "attempts",
+    };
+    let mut html = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>{id} {title}</title>\
+         <style>{STYLE}</style><script>",
+        id = escape(&snap.identity),
+    );
+    if let Some(domain) = ctx.web_domain {
+        // The domain is validated at start-up to [A-Za-z0-9.-].
+        let _ = write!(
+            html,
+            "try {{ document.domain = '{domain}'; }} catch (e) {{ console.warn('WEB_DOMAIN:', e); }}"
+        );
+    }
+    html.push_str(SCRIPT);
+    let _ = write!(
+        html,
+        "</script></head><body><h1>{id}</h1>\
+         <p>running {r} of {p} (most at once: {hw}), waiting {w} of {q}{stopping} \
+         &middot; <a href=\"/stat\">stat</a> <a href=\"/list\">list</a> \
+         <a href=\"/metrics\">metrics</a> <a href=\"?html=0\">json</a></p>",
+        id = escape(&snap.identity),
+        r = snap.running,
+        p = snap.max_parallel_compactions,
+        hw = snap.running_high_water,
+        w = snap.waiting,
+        q = snap.max_waiting_compactions,
+        stopping = if snap.stopping { " (stopping)" } else { "" },
+    );
+    if ctx.auth_required {
+        html.push_str(
+            "<p><label>token for kill <input id=token type=password autocomplete=off></label> \
+             (or open this page as <code>#token=&hellip;</code>)</p>",
+        );
+    }
+    if page == Page::Stat {
+        counters(&mut html, snap);
+    }
+    attempts(&mut html, snap, ctx);
+    html.push_str("</body></html>");
+    html
+}
+
+fn counters(html: &mut String, snap: &StatSnapshot) {
+    let c = &snap.counters;
+    let _ = write!(
+        html,
+        "<h2>counters</h2><table id=counters>\
+         <tr><th>accepted</th><td class=n>{}</td></tr>\
+         <tr><th>succeeded</th><td class=n>{}</td></tr>\
+         <tr><th>bytes read</th><td class=n>{}</td></tr>\
+         <tr><th>bytes written</th><td class=n>{}</td></tr>",
+        c.accepted,
+        c.succeeded,
+        bytes(c.bytes_read),
+        bytes(c.bytes_written)
+    );
+    for (outcome, n) in &c.failed {
+        let _ = write!(
+            html,
+            "<tr><th>ended {outcome}</th><td class=n>{n}</td></tr>"
+        );
+    }
+    for (reason, n) in &c.rejected {
+        let _ = write!(
+            html,
+            "<tr><th>rejected {reason}</th><td class=n>{n}</td></tr>"
+        );
+    }
+    html.push_str("</table>");
+}
+
+fn attempts(html: &mut String, snap: &StatSnapshot, ctx: &PageContext) {
+    html.push_str(
+        "<h2>attempts</h2><table id=attempts><tr><th>attempt</th><th>state</th>\
+         <th>outcome</th><th>input</th><th>read</th><th>written</th><th>speed</th>\
+         <th>elapsed / estimate</th><th>files</th><th></th></tr>",
+    );
+    // Running first, then queued, then the most recently ended.
+    let mut rows: Vec<&AttemptRow> = snap.attempts.iter().collect();
+    let rank = |r: &AttemptRow| match r.state {
+        "running" => 0,
+        "queued" => 1,
+        _ => 2,
+    };
+    rows.sort_by_key(|r| (rank(r), r.elapsed_ms));
+    for r in rows {
+        row(html, r, ctx);
+    }
+    html.push_str("</table>");
+}
+
+fn row(html: &mut String, r: &AttemptRow, ctx: &PageContext) {
+    let class = match r.outcome_name {
+        None => r.state,
+        Some("succeeded") => "succeeded",
+        Some(_) => "failed",
+    };
+    let run = Duration::from_millis(r.run_ms);
+    let elapsed = if r.estimate_ms > 0 {
+        format!(
+            "{} / {} ({}%)",
+            millis(r.run_ms),
+            millis(r.estimate_ms),
+            r.run_ms * 100 / r.estimate_ms
+        )
+    } else {
+        format!("{} / none", millis(r.run_ms))
+    };
+    let mut files = String::new();
+    if ctx.files_kept && r.state != "queued" {
+        let mut names = vec!["LOG"];
+        if ctx.multi_process {
+            names.push("LOG.child");
+        }
+        if r.state == "finished" {
+            names.push("summary.html");
+        }
+        for f in names {
+            let _ = write!(
+                files,
+                "<a href=\"{base}/attempts/{path}/{f}\">{f}</a> ",
+                base = escape(ctx.base_url),
+                path = escape(&url_path(&r.name)),
+            );
+        }
+    }
+    let kill = if r.state == "finished" {
+        String::new()
+    } else {
+        let key = serde_json::to_string(&r.key).unwrap_or_default();
+        format!(
+            "<button class=kill data-key=\"{}\" onclick=\"kill(this)\">kill</button>",
+            escape(&key)
+        )
+    };
+    let _ = write!(
+        html,
+        "<tr class=\"{class}\" data-attempt=\"{name}\"><td>{name}</td><td>{state}</td>\
+         <td title=\"{detail}\">{outcome}</td><td class=n>{input}</td><td class=n>{read}</td>\
+         <td class=n>{written}</td><td class=n>{speed}</td><td class=n>{elapsed}</td>\
+         <td>{files}</td><td>{kill}</td></tr>",
+        name = escape(&r.name),
+        state = r.state,
+        detail = escape(r.outcome.as_deref().unwrap_or("")),
+        outcome = r.outcome_name.unwrap_or(""),
+        input = bytes(r.input_bytes),
+        read = bytes(r.bytes_read),
+        written = bytes(r.bytes_written),
+        speed = speed(r.bytes_read, run),
+    );
+}
