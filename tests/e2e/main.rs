@@ -6,14 +6,17 @@
 mod harness;
 
 mod admission;
+mod browser;
 mod child_faults;
 mod fake_worker;
 mod load_balance;
 mod malformed_requests;
+mod metrics_scrape;
 mod output_check;
 mod path_mapping;
 mod plugins;
 mod remote_compaction;
 mod table_shapes;
 mod user_classes;
+mod web_view;
 mod worker_killed;

@@ -1,0 +1,199 @@
+//! A real Prometheus server scrapes the worker's `/metrics` on loopback
+//! while a hoster compacts through it; what Prometheus stored must equal
+//! what the worker and the hoster counted.
+
+use crate::harness::*;
+use farm::workload::{Model, WorkloadSpec};
+use rocksdb::ColumnFamilyDescriptor;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A Prometheus server (Debian's `prometheus`) on 127.0.0.1 scraping
+/// `targets` every 200 ms.
+pub struct Prometheus {
+    child: Child,
+    pub url: String,
+}
+
+impl Prometheus {
+    pub fn start(dir: &Path, targets: &[String]) -> Prometheus {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\n\
+                 scrape_configs:\n  - job_name: farm-worker\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus starts (scripts/setup.sh installs it)");
+        let p = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ureq::get(&format!("{}/-/ready", p.url))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "prometheus did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    /// The value of an instant query that yields one series, if it does.
+    pub fn query(&self, q: &str) -> Option<f64> {
+        let answer: Value = ureq::get(&format!("{}/api/v1/query", self.url))
+            .query("query", q)
+            .call()
+            .ok()?
+            .into_json()
+            .ok()?;
+        let result = answer["data"]["result"].as_array()?;
+        if result.len() != 1 {
+            return None;
+        }
+        result[0]["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Waits until `q` yields `expected` (the next scrapes catch up).
+    pub fn wait_for(&self, q: &str, expected: f64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.query(q);
+            if got == Some(expected) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus: {q} = {got:?}, expected {expected}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_counts_of_the_jobs_run() {
+    let d = dirs("db");
+    let worker = start_worker(d.tmp.path(), &[]);
+    let base = worker.base_url();
+    let prom = Prometheus::start(
+        &d.tmp.path().join("prometheus"),
+        &[base.trim_start_matches("http://").to_owned()],
+    );
+    prom.wait_for("up{job=\"farm-worker\"}", 1.0);
+
+    let params = params(
+        &d.root,
+        &[base.clone()],
+        serde_json::json!({"instance_name": "scraped"}),
+    );
+    let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
+    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
+    let spec = WorkloadSpec {
+        ops: 40_000,
+        key_space: 15_000,
+        seed: 8,
+        ..WorkloadSpec::default()
+    };
+    hoster.churn(&mut Model::default(), &spec);
+    // Three requests that are not jobs.
+    for _ in 0..3 {
+        let (code, _) = post(&format!("{base}/dcompact"), b"not a job", &[]);
+        assert_eq!(code, 400);
+    }
+
+    // Both sides' counts of the jobs run.
+    let hoster_stats = hoster.farm.stats();
+    let stat = worker_stat(&worker);
+    let c = &stat["counters"];
+    let succeeded = c["succeeded"].as_u64().unwrap();
+    assert!(succeeded > 0, "{c}");
+    assert_eq!(hoster_stats.remote_installed, succeeded, "{hoster_stats:?}");
+    assert_eq!(
+        c["accepted"].as_u64(),
+        Some(succeeded),
+        "no attempt failed: {c}"
+    );
+    assert_eq!(
+        hoster_stats.remote_bytes_read,
+        c["bytes_read"].as_u64().unwrap()
+    );
+    assert_eq!(stat["running"], 0);
+
+    // What Prometheus scraped.
+    let n = succeeded as f64;
+    prom.wait_for("farm_worker_attempts_accepted_total", n);
+    prom.wait_for("farm_worker_attempts_total{outcome=\"succeeded\"}", n);
+    prom.wait_for("sum(farm_worker_attempts_total)", n);
+    prom.wait_for(
+        "farm_worker_attempt_seconds_count{outcome=\"succeeded\"}",
+        n,
+    );
+    prom.wait_for("farm_worker_attempt_queue_seconds_count", n);
+    prom.wait_for("farm_worker_rejected_total{reason=\"malformed\"}", 3.0);
+    prom.wait_for("farm_worker_rejected_total{reason=\"busy\"}", 0.0);
+    prom.wait_for(
+        "farm_worker_read_bytes_total",
+        c["bytes_read"].as_u64().unwrap() as f64,
+    );
+    prom.wait_for(
+        "farm_worker_written_bytes_total",
+        c["bytes_written"].as_u64().unwrap() as f64,
+    );
+    prom.wait_for("farm_worker_attempt_written_bytes_count", n);
+    prom.wait_for("farm_worker_attempts_running", 0.0);
+    prom.wait_for(
+        "farm_worker_max_parallel_compactions",
+        stat["max_parallel_compactions"].as_f64().unwrap(),
+    );
+    let spawned = if multi_process() { n } else { 0.0 };
+    prom.wait_for("farm_worker_child_spawn_seconds_count", spawned);
+    // The process collector reads the worker's own /proc entry.
+    let rss = prom
+        .query("process_resident_memory_bytes")
+        .expect("process metrics scraped");
+    assert!(rss > 1e6, "resident memory {rss}");
+    // Labels stay bounded: outcomes and reasons only, never attempt ids.
+    let series = prom
+        .query("count({__name__=~\"farm_worker_.*\", job=\"farm-worker\"})")
+        .unwrap();
+    let text = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(!text.contains("scraped/"), "no attempt names in labels");
+    println!("{series} farm_worker series scraped");
+}
