@@ -20,3 +20,4 @@ mod table_shapes;
 mod user_classes;
 mod web_view;
 mod worker_killed;
+mod worker_logs;

@@ -30,12 +30,22 @@ impl LocalWorker {
     /// Starts `bin` on `127.0.0.1:0` with `env` added to this process's
     /// environment.
     pub fn start(bin: &Path, env: &[(&str, String)]) -> Result<Self, LocalWorkerError> {
+        Self::start_logging_to(bin, env, Stdio::inherit())
+    }
+
+    /// [`LocalWorker::start`] with the worker's log (its stderr) sent to
+    /// `log`.
+    pub fn start_logging_to(
+        bin: &Path,
+        env: &[(&str, String)],
+        log: Stdio,
+    ) -> Result<Self, LocalWorkerError> {
         let mut cmd = Command::new(bin);
         cmd.arg("--listen")
             .arg("127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -335,7 +335,7 @@ impl Supervisor {
 
     /// Runs one attempt to its end: its span carries the attempt name to
     /// every event logged while it runs.
-    #[tracing::instrument(skip_all, fields(attempt = %name))]
+    #[tracing::instrument(name = "attempt", skip_all, fields(attempt = %name))]
     fn run_attempt(
         &self,
         name: &AttemptName,
