@@ -35,8 +35,8 @@ fn get_text(url: &str) -> (u16, String) {
 }
 
 /// A hoster whose one compaction runs in a child that hangs (the fixture
-/// plugin); an operator opens `/list` (token in the URL fragment), clicks
-/// the attempt's kill button; the attempt ends `cancelled`, its child is
+/// plugin); an operator's kill without the token is refused; with the
+/// token in the URL fragment the operator clicks the attempt's kill button; the attempt ends `cancelled`, its child is
 /// gone, and the hoster compacts that job locally with no key lost.
 #[test]
 fn kill_button_in_the_browser_cancels_a_running_attempt() {
@@ -104,9 +104,27 @@ fn kill_button_in_the_browser_cancels_a_running_attempt() {
         assert!(html.contains(&format!("data-attempt=\"{name}\"")), "{html}");
 
         let mut browser = Browser::start();
-        browser.navigate(&format!("{base}/list#token={TOKEN}"));
-        browser.screenshot(&out.join("1-running.png"));
         let button = format!("tr[data-attempt=\"{name}\"] button.kill");
+        let label = |browser: &mut Browser| {
+            browser.eval(&format!(
+                "document.querySelector({}).textContent",
+                serde_json::to_string(&button).unwrap()
+            ))
+        };
+        // Without the token the worker refuses the kill.
+        browser.navigate(&format!("{base}/list"));
+        browser.click(&button);
+        eventually("the kill without a token is refused", || {
+            label(&mut browser)
+                .as_str()
+                .is_some_and(|l| l.starts_with("refused: missing or wrong bearer token"))
+        });
+        assert_eq!(attempt_processes(instance), vec![child_pid]);
+
+        // `/stat` lists the attempts too; the token comes in the fragment,
+        // which the browser never sends to the worker.
+        browser.navigate(&format!("{base}/stat#token={TOKEN}"));
+        browser.screenshot(&out.join("1-running.png"));
         let state = browser.eval(&format!(
             "document.querySelector('tr[data-attempt=\"{name}\"]').children[1].textContent"
         ));
@@ -114,10 +132,7 @@ fn kill_button_in_the_browser_cancels_a_running_attempt() {
         browser.click(&button);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let label = browser.eval(&format!(
-                "document.querySelector({}).textContent",
-                serde_json::to_string(&button).unwrap()
-            ));
+            let label = label(&mut browser);
             if label == "cancel sent" {
                 break;
             }

@@ -228,3 +228,96 @@ fn row(html: &mut String, r: &AttemptRow, ctx: &PageContext) {
         speed = speed(r.bytes_read, run),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::attempt::AttemptKey;
+    use crate::rocks::plugins::PluginCounts;
+    use crate::worker::stats::Counters;
+    use crate::worker::supervisor::PluginsSnapshot;
+
+    fn snapshot() -> StatSnapshot {
+        let row = |name: &str, state: &'static str, outcome: Option<&'static str>| AttemptRow {
+            name: name.into(),
+            key: AttemptKey {
+                instance_name: "i<x>".into(),
+                start_time: 1,
+                dbname: "/data/db".into(),
+                job_id: 4 << 32,
+                attempt: 0,
+            },
+            state,
+            outcome: outcome.map(str::to_owned),
+            elapsed_ms: 10,
+            outcome_name: outcome,
+            input_bytes: 1 << 20,
+            bytes_read: if outcome.is_some() { 1 << 20 } else { 0 },
+            bytes_written: 1 << 19,
+            estimate_ms: 2000,
+            run_ms: 1000,
+        };
+        StatSnapshot {
+            identity: "dcompact-worker@w7.example:8080".into(),
+            running: 1,
+            running_high_water: 1,
+            waiting: 0,
+            max_parallel_compactions: 2,
+            max_waiting_compactions: 4,
+            stopping: false,
+            counters: Counters::default(),
+            plugins: PluginsSnapshot {
+                classes: Vec::new(),
+                counts: PluginCounts::default(),
+            },
+            attempts: vec![
+                row("i/1/db/job-00004-00/att-00", "running", None),
+                row("i/1/db/job-00003-00/att-00", "finished", Some("succeeded")),
+            ],
+        }
+    }
+
+    #[test]
+    fn links_use_the_advertised_address_and_kill_only_live_attempts() {
+        let ctx = PageContext {
+            base_url: "http://w7.example:8080",
+            web_domain: Some("example"),
+            auth_required: true,
+            multi_process: true,
+            files_kept: true,
+        };
+        let html = render(Page::List, &snapshot(), &ctx);
+        assert!(html.contains(
+            "href=\"http://w7.example:8080/attempts/i/1/db/job-00004-00/att-00/LOG.child\""
+        ));
+        assert!(html.contains(
+            "href=\"http://w7.example:8080/attempts/i/1/db/job-00003-00/att-00/summary.html\""
+        ));
+        assert!(
+            !html.contains("job-00004-00/att-00/summary.html"),
+            "not ended yet"
+        );
+        assert_eq!(html.matches("class=kill").count(), 1);
+        // The key is JSON in an attribute, escaped.
+        assert!(html.contains("data-key=\"{&quot;instance_name&quot;:&quot;i&lt;x&gt;&quot;"));
+        assert!(html.contains("document.domain = 'example'"));
+        assert!(html.contains("id=token"));
+        assert!(html.contains("1.000 s / 2.000 s (50%)"));
+        assert!(!html.contains("<h2>counters</h2>"));
+        assert!(render(Page::Stat, &snapshot(), &ctx).contains("<h2>counters</h2>"));
+
+        let plain = PageContext {
+            web_domain: None,
+            auth_required: false,
+            files_kept: false,
+            ..ctx
+        };
+        let html = render(Page::List, &snapshot(), &plain);
+        assert!(!html.contains("document.domain"));
+        assert!(!html.contains("id=token"));
+        assert!(
+            !html.contains("/attempts/"),
+            "no links to removed directories"
+        );
+    }
+}
