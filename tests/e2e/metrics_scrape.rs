@@ -4,33 +4,37 @@
 
 use crate::harness::*;
 use farm::workload::{Model, WorkloadSpec};
+use prometheus::Encoder;
 use rocksdb::ColumnFamilyDescriptor;
 use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A Prometheus server (Debian's `prometheus`) on 127.0.0.1 scraping
-/// `targets` every 200 ms.
+/// each job's targets every 200 ms.
 pub struct Prometheus {
     child: Child,
     pub url: String,
 }
 
 impl Prometheus {
-    pub fn start(dir: &Path, targets: &[String]) -> Prometheus {
+    pub fn start(dir: &Path, jobs: &[(&str, &str)]) -> Prometheus {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("prometheus.yml");
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\n\
-                 scrape_configs:\n  - job_name: farm-worker\n    static_configs:\n      - targets: [{}]\n",
-                targets.join(", ")
-            ),
-        )
-        .unwrap();
+        let mut yml = String::from(
+            "global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\nscrape_configs:\n",
+        );
+        for (job, target) in jobs {
+            yml.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+            ));
+        }
+        std::fs::write(&config, yml).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -64,15 +68,25 @@ impl Prometheus {
         p
     }
 
-    /// The value of an instant query that yields one series, if it does.
-    pub fn query(&self, q: &str) -> Option<f64> {
-        let answer: Value = ureq::get(&format!("{}/api/v1/query", self.url))
+    /// The answer of an instant query; panics when Prometheus rejects it.
+    pub fn query_all(&self, q: &str) -> Vec<Value> {
+        let answer: Value = match ureq::get(&format!("{}/api/v1/query", self.url))
             .query("query", q)
             .call()
-            .ok()?
-            .into_json()
-            .ok()?;
-        let result = answer["data"]["result"].as_array()?;
+        {
+            Ok(r) => r.into_json().expect("JSON answer"),
+            Err(e) => panic!("prometheus refused {q}: {e}"),
+        };
+        assert_eq!(answer["status"], "success", "{q}: {answer}");
+        answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The value of an instant query that yields one series, if it does.
+    pub fn query(&self, q: &str) -> Option<f64> {
+        let result = self.query_all(q);
         if result.len() != 1 {
             return None;
         }
@@ -103,16 +117,90 @@ impl Drop for Prometheus {
     }
 }
 
+/// Serves a registry's text format on 127.0.0.1, as an application
+/// embedding the hoster would, until dropped.
+struct MetricsEndpoint {
+    addr: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetricsEndpoint {
+    fn serve(registry: prometheus::Registry) -> MetricsEndpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let mut body = Vec::new();
+                prometheus::TextEncoder::new()
+                    .encode(&registry.gather(), &mut body)
+                    .unwrap();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(&body);
+            }
+        });
+        MetricsEndpoint {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for MetricsEndpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = std::net::TcpStream::connect(&self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The Grafana dashboard's queries, made concrete for this Prometheus.
+fn dashboard_queries() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/compaction-farm.json");
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("dashboard JSON");
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| {
+            t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m")
+                .replace("$job", ".*")
+                .replace("$instance", ".*")
+        })
+        .collect()
+}
+
 #[test]
 fn prometheus_scrapes_the_counts_of_the_jobs_run() {
     let d = dirs("db");
     let worker = start_worker(d.tmp.path(), &[]);
     let base = worker.base_url();
-    let prom = Prometheus::start(
-        &d.tmp.path().join("prometheus"),
-        &[base.trim_start_matches("http://").to_owned()],
-    );
-    prom.wait_for("up{job=\"farm-worker\"}", 1.0);
 
     let params = params(
         &d.root,
@@ -121,6 +209,19 @@ fn prometheus_scrapes_the_counts_of_the_jobs_run() {
     );
     let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
     let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
+    let registry = prometheus::Registry::new();
+    hoster.farm.register_metrics(&registry).unwrap();
+    let hoster_metrics = MetricsEndpoint::serve(registry);
+
+    let prom = Prometheus::start(
+        &d.tmp.path().join("prometheus"),
+        &[
+            ("farm-worker", base.trim_start_matches("http://")),
+            ("farm-hoster", &hoster_metrics.addr),
+        ],
+    );
+    prom.wait_for("up{job=\"farm-worker\"}", 1.0);
+    prom.wait_for("up{job=\"farm-hoster\"}", 1.0);
     let spec = WorkloadSpec {
         ops: 40_000,
         key_space: 15_000,
@@ -156,6 +257,10 @@ fn prometheus_scrapes_the_counts_of_the_jobs_run() {
     let n = succeeded as f64;
     prom.wait_for("farm_worker_attempts_accepted_total", n);
     prom.wait_for("farm_worker_attempts_total{outcome=\"succeeded\"}", n);
+    // The hoster's side, scraped from the application.
+    prom.wait_for("farm_hoster_compactions_remote_total", n);
+    prom.wait_for("sum(farm_hoster_compactions_local_total)", 0.0);
+    prom.wait_for("farm_hoster_remote_seconds_count", n);
     prom.wait_for("sum(farm_worker_attempts_total)", n);
     prom.wait_for(
         "farm_worker_attempt_seconds_count{outcome=\"succeeded\"}",
@@ -196,4 +301,14 @@ fn prometheus_scrapes_the_counts_of_the_jobs_run() {
         .unwrap();
     assert!(!text.contains("scraped/"), "no attempt names in labels");
     println!("{series} farm_worker series scraped");
+
+    // Every query of the Grafana dashboard is valid and has data here.
+    for q in dashboard_queries() {
+        let result = prom.query_all(&q);
+        let needs_spawns = q.contains("child_spawn") && !multi_process();
+        assert!(
+            !result.is_empty() || needs_spawns,
+            "dashboard query without data: {q}"
+        );
+    }
 }
