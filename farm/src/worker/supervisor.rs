@@ -510,7 +510,7 @@ impl Supervisor {
                 progress: Some(Progress {
                     elapsed_ms: started.elapsed().as_millis() as u64,
                     estimate_ms: entry.job.estimate_time_us / 1000,
-                    input_bytes: 0,
+                    input_bytes: entry.input_bytes,
                 }),
                 ..Default::default()
             },
