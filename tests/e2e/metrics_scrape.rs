@@ -199,7 +199,8 @@ fn dashboard_queries() -> Vec<String> {
 #[test]
 fn prometheus_scrapes_the_counts_of_the_jobs_run() {
     let d = dirs("db");
-    let worker = start_worker(d.tmp.path(), &[]);
+    // Retention sweeps every RESULT_RETENTION / 10: twice a second here.
+    let worker = start_worker(d.tmp.path(), &[("RESULT_RETENTION", "5s".into())]);
     let base = worker.base_url();
 
     let params = params(
@@ -279,6 +280,11 @@ fn prometheus_scrapes_the_counts_of_the_jobs_run() {
     );
     prom.wait_for("farm_worker_attempt_written_bytes_count", n);
     prom.wait_for("farm_worker_attempts_running", 0.0);
+    // Every attempt's directory is kept (DEL_WORKER_TEMP_DB=false).
+    prom.wait_for("farm_worker_retained_attempt_dirs", n);
+    prom.wait_for("farm_worker_retention_removed_total", 0.0);
+    let kept = prom.query("farm_worker_retained_attempt_bytes").unwrap();
+    assert!(kept > 0.0, "retained bytes {kept}");
     prom.wait_for(
         "farm_worker_max_parallel_compactions",
         stat["max_parallel_compactions"].as_f64().unwrap(),

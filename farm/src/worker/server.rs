@@ -135,6 +135,7 @@ async fn sweep_attempt_dirs(sup: &Arc<Supervisor>) {
     let swept =
         tokio::task::spawn_blocking(move || retention::sweep(&root, age, bytes, &in_use)).await;
     if let Ok(report) = swept {
+        sup.metrics().swept(&report);
         if report.removed > 0 {
             tracing::info!(
                 removed = report.removed,

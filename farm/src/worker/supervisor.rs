@@ -203,6 +203,11 @@ impl Supervisor {
         &self.registry
     }
 
+    /// The attempt metrics, for events outside the supervisor (retention).
+    pub fn metrics(&self) -> &AttemptMetrics {
+        &self.metrics
+    }
+
     /// The queue's state, for the gauges.
     pub fn queue_state(&self) -> queue::QueueState {
         let st = self.lock();

@@ -11,6 +11,8 @@
 //! | `farm_worker_attempt_read_bytes`, `farm_worker_attempt_written_bytes` | histogram | succeeded attempts |
 //! | `farm_worker_read_bytes_total`, `farm_worker_written_bytes_total` | counter | succeeded attempts |
 //! | `farm_worker_child_spawn_seconds` | histogram | MULTI_PROCESS: fork+exec of a child |
+//! | `farm_worker_retained_attempt_dirs`, `farm_worker_retained_attempt_bytes` | gauge | kept attempt directories, at the last retention sweep |
+//! | `farm_worker_retention_removed_total` | counter | attempt directories removed by age or size |
 //!
 //! Labels take values from closed sets only: no attempt or job ids, so the
 //! number of series is fixed.
@@ -18,10 +20,11 @@
 //! [`Outcome`]: crate::worker::outcome::Outcome
 
 use crate::worker::outcome::Outcome;
+use crate::worker::retention::SweepReport;
 use crate::worker::stats::RejectReason;
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
-    Registry,
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts, Registry,
 };
 use std::time::Duration;
 
@@ -37,6 +40,9 @@ pub struct AttemptMetrics {
     read_total: IntCounter,
     written_total: IntCounter,
     spawn_seconds: Histogram,
+    retained_dirs: IntGauge,
+    retained_bytes: IntGauge,
+    retention_removed: IntCounter,
 }
 
 /// Every outcome name, success first.
@@ -108,6 +114,18 @@ impl AttemptMetrics {
                 )
                 .buckets(exponential_buckets(0.0001, 2.0, 16)?),
             )?,
+            retained_dirs: IntGauge::new(
+                "farm_worker_retained_attempt_dirs",
+                "Attempt directories kept for post-mortem, at the last retention sweep",
+            )?,
+            retained_bytes: IntGauge::new(
+                "farm_worker_retained_attempt_bytes",
+                "Bytes of attempt directories kept, at the last retention sweep",
+            )?,
+            retention_removed: IntCounter::new(
+                "farm_worker_retention_removed_total",
+                "Attempt directories removed by ATTEMPT_RETENTION_AGE or _BYTES",
+            )?,
         };
         registry.register(Box::new(m.accepted.clone()))?;
         registry.register(Box::new(m.ended.clone()))?;
@@ -119,6 +137,9 @@ impl AttemptMetrics {
         registry.register(Box::new(m.read_total.clone()))?;
         registry.register(Box::new(m.written_total.clone()))?;
         registry.register(Box::new(m.spawn_seconds.clone()))?;
+        registry.register(Box::new(m.retained_dirs.clone()))?;
+        registry.register(Box::new(m.retained_bytes.clone()))?;
+        registry.register(Box::new(m.retention_removed.clone()))?;
         // Every series exists from the start, so a rate over a fresh worker
         // starts at zero rather than at "no data".
         for name in outcome_names() {
@@ -162,6 +183,13 @@ impl AttemptMetrics {
 
     pub fn child_spawned(&self, latency: Duration) {
         self.spawn_seconds.observe(latency.as_secs_f64());
+    }
+
+    /// A retention sweep of the attempt directories ended.
+    pub fn swept(&self, report: &SweepReport) {
+        self.retained_dirs.set(report.kept as i64);
+        self.retained_bytes.set(report.kept_bytes as i64);
+        self.retention_removed.inc_by(report.removed as u64);
     }
 }
 
