@@ -245,8 +245,14 @@ fn attempt_files_are_served_and_confined_to_the_root() {
     assert!(row["input_bytes"].as_u64().unwrap() > 0, "{row}");
     assert!(row["bytes_written"].as_u64().unwrap() > 0, "{row}");
 
+    // A bad query is named.
+    let (code, answer) = get_text(&format!("{base}/list?refresh=soon"));
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("refresh: expected seconds"), "{answer}");
+
     // Follow the page's own links.
-    let (_, html) = get_text(&format!("{base}/list"));
+    let (_, html) = get_text(&format!("{base}/list?refresh=5"));
+    assert!(html.contains("http-equiv=refresh content=5"));
     for file in ["LOG", "summary.html"] {
         let link = format!("href=\"{base}/attempts/{name}/{file}\"");
         assert!(html.contains(&link), "{link} in {html}");

@@ -317,6 +317,17 @@ fn web_view(sup: &Supervisor, q: &HashMap<String, String>, which: Page) -> Respo
     if q.get("html").map(String::as_str) == Some("0") {
         return Json(snap).into_response();
     }
+    let refresh = match q.get("refresh").map(|v| v.parse::<u32>()) {
+        None => None,
+        Some(Ok(s @ 1..=3600)) => Some(s),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "refresh: expected seconds, 1 to 3600",
+            )
+        }
+    };
     let c = sup.config();
     let base_url = format!("http://{}", advertised(sup));
     let ctx = PageContext {
@@ -325,6 +336,7 @@ fn web_view(sup: &Supervisor, q: &HashMap<String, String>, which: Page) -> Respo
         auth_required: c.auth_token.is_some(),
         multi_process: c.multi_process,
         files_kept: !c.del_worker_temp_db,
+        refresh,
     };
     let html = Html(page::render(which, &snap, &ctx));
     if c.web_domain.is_some() {

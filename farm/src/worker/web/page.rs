@@ -1,6 +1,7 @@
 //! The HTML of `/stat` and `/list`: the worker's state for a person with a
 //! browser. `/stat` shows the counters and the attempts, `/list` the
-//! attempts only; `?html=0` on either gives the JSON snapshot instead.
+//! attempts only; `?html=0` on either gives the JSON snapshot instead, and
+//! `?refresh=<seconds>` (1 to 3600) makes the page reload itself.
 //!
 //! Each queued or running attempt has a kill button: the page's script
 //! POSTs the attempt's key (the JSON `/shutdown` takes) to `/shutdown` on
@@ -33,6 +34,8 @@ pub struct PageContext<'a> {
     /// Whether attempt directories are kept after the attempt
     /// (`DEL_WORKER_TEMP_DB=false`), so their files can be linked.
     pub files_kept: bool,
+    /// `?refresh=<seconds>`: the page reloads itself.
+    pub refresh: Option<u32>,
 }
 
 /// Which page.
@@ -80,9 +83,13 @@ pub fn render(page: Page, snap: &StatSnapshot, ctx: &PageContext) -> String {
     };
     let mut html = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>{id} {title}</title>\
-         <style>{STYLE}</style><script>",
+         <style>{STYLE}</style>",
         id = escape(&snap.identity),
     );
+    if let Some(seconds) = ctx.refresh {
+        let _ = write!(html, "<meta http-equiv=refresh content={seconds}>");
+    }
+    html.push_str("<script>");
     if let Some(domain) = ctx.web_domain {
         // The domain is validated at start-up to [A-Za-z0-9.-].
         let _ = write!(
@@ -285,8 +292,10 @@ mod tests {
             auth_required: true,
             multi_process: true,
             files_kept: true,
+            refresh: Some(5),
         };
         let html = render(Page::List, &snapshot(), &ctx);
+        assert!(html.contains("<meta http-equiv=refresh content=5>"));
         assert!(html.contains(
             "href=\"http://w7.example:8080/attempts/i/1/db/job-00004-00/att-00/LOG.child\""
         ));
@@ -310,9 +319,11 @@ mod tests {
             web_domain: None,
             auth_required: false,
             files_kept: false,
+            refresh: None,
             ..ctx
         };
         let html = render(Page::List, &snapshot(), &plain);
+        assert!(!html.contains("http-equiv=refresh"));
         assert!(!html.contains("document.domain"));
         assert!(!html.contains("id=token"));
         assert!(
