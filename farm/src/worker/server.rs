@@ -6,7 +6,7 @@
 //! | `POST /probe` | 200 queued / running / done / failed, 404 `NotFound` |
 //! | `POST /shutdown` | 200 `{"status":"ok"}`, 401, 404 `NotFound` |
 //! | `GET /health` | 200 `{"status":"OK"}`, 412 while stopping |
-//! | `GET /stat`, `GET /list` | HTML (see [`web::page`]); `?html=0`: JSON counters and attempts |
+//! | `GET /stat`, `GET /list` | HTML; `?html=0`: JSON counters and attempts (see [`web::routes`]) |
 //! | `GET /metrics` | Prometheus text format (see [`crate::worker::metrics`]) |
 //! | `GET /attempts/<attempt name>/<file>` | an attempt's `LOG`, `LOG.child`, `summary.html`, ...: 400, 403 outside `WORKER_DB_ROOT`, 404 |
 //!
@@ -20,15 +20,13 @@ use crate::worker::plugin_catalog::Catalog;
 use crate::worker::retention;
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
-use crate::worker::web::files::{self, FileError};
-use crate::worker::web::page::{self, Page, PageContext};
+use crate::worker::web;
 use axum::body::{to_bytes, Body};
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -36,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 type Shared = Arc<Supervisor>;
 
-fn error(code: StatusCode, status: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(code: StatusCode, status: &str, message: impl Into<String>) -> Response {
     (
         code,
         Json(ErrorAnswer {
@@ -97,10 +95,7 @@ pub async fn run(
         .route("/probe", post(probe))
         .route("/shutdown", post(cancel))
         .route("/health", get(health))
-        .route("/stat", get(stat))
-        .route("/list", get(list))
-        .route("/metrics", get(metrics))
-        .route("/attempts/{*path}", get(attempt_file))
+        .merge(web::routes::router())
         .fallback(|| async { error(StatusCode::NOT_FOUND, NOT_FOUND, "no such endpoint") })
         .with_state(sup.clone());
 
@@ -228,11 +223,17 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
         }
     };
     match sup.submit(job, name, prepared) {
-        Ok(()) => Json(SubmitAnswer {
-            status: "ok".into(),
-            addr: advertised(&sup).to_owned(),
-        })
-        .into_response(),
+        Ok(()) => {
+            let addr = sup
+                .identity()
+                .trim_start_matches("dcompact-worker@")
+                .to_owned();
+            Json(SubmitAnswer {
+                status: "ok".into(),
+                addr,
+            })
+            .into_response()
+        }
         Err(e @ SubmitError::Busy { .. }) => {
             error(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
         }
@@ -296,117 +297,6 @@ async fn health(State(sup): State<Shared>) -> Response {
         )
     } else {
         Json(serde_json::json!({"status": "OK"})).into_response()
-    }
-}
-
-/// `ADVERTISE_ADDR`, or the bound address.
-fn advertised(sup: &Supervisor) -> &str {
-    sup.identity().trim_start_matches("dcompact-worker@")
-}
-
-async fn stat(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
-    web_view(&sup, &q, Page::Stat)
-}
-
-async fn list(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
-    web_view(&sup, &q, Page::List)
-}
-
-fn web_view(sup: &Supervisor, q: &HashMap<String, String>, which: Page) -> Response {
-    let snap = sup.stat();
-    if q.get("html").map(String::as_str) == Some("0") {
-        return Json(snap).into_response();
-    }
-    let refresh = match q.get("refresh").map(|v| v.parse::<u32>()) {
-        None => None,
-        Some(Ok(s @ 1..=3600)) => Some(s),
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                "refresh: expected seconds, 1 to 3600",
-            )
-        }
-    };
-    let c = sup.config();
-    let base_url = format!("http://{}", advertised(sup));
-    let ctx = PageContext {
-        base_url: &base_url,
-        web_domain: c.web_domain.as_deref(),
-        auth_required: c.auth_token.is_some(),
-        multi_process: c.multi_process,
-        files_kept: !c.del_worker_temp_db,
-        refresh,
-    };
-    let html = Html(page::render(which, &snap, &ctx));
-    if c.web_domain.is_some() {
-        // Browsers honour `document.domain` only in pages that opt out of
-        // origin-keyed agent clusters.
-        ([("Origin-Agent-Cluster", "?0")], html).into_response()
-    } else {
-        html.into_response()
-    }
-}
-
-async fn metrics(State(sup): State<Shared>) -> Response {
-    use prometheus::Encoder;
-    let encoder = prometheus::TextEncoder::new();
-    let mut text = Vec::new();
-    match encoder.encode(&sup.registry().gather(), &mut text) {
-        Ok(()) => (
-            [(axum::http::header::CONTENT_TYPE, encoder.format_type())],
-            text,
-        )
-            .into_response(),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("failed to encode metrics: {e}"),
-        ),
-    }
-}
-
-async fn attempt_file(State(sup): State<Shared>, UrlPath(path): UrlPath<String>) -> Response {
-    let root = sup.config().worker_db_root.clone();
-    let resolved = tokio::task::spawn_blocking(move || {
-        let file = files::resolve(&root, &path)?;
-        let bytes = std::fs::read(&file).map_err(|_| FileError::Missing(path))?;
-        Ok::<_, FileError>((files::content_type(&file), bytes))
-    })
-    .await;
-    match resolved {
-        Ok(Ok((content_type, bytes))) => (
-            [
-                (axum::http::header::CONTENT_TYPE, content_type),
-                (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Ok(Err(e)) => {
-            let code = match e {
-                FileError::NotServed(_) | FileError::BadPart(_) => StatusCode::BAD_REQUEST,
-                FileError::Outside(_) => StatusCode::FORBIDDEN,
-                FileError::Missing(_) => StatusCode::NOT_FOUND,
-            };
-            if code == StatusCode::FORBIDDEN {
-                tracing::warn!(error = %e, "refused a file outside WORKER_DB_ROOT");
-            }
-            error(
-                code,
-                if code == StatusCode::NOT_FOUND {
-                    NOT_FOUND
-                } else {
-                    "refused"
-                },
-                e.to_string(),
-            )
-        }
-        Err(join) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("reading the file failed: {join}"),
-        ),
     }
 }
 

@@ -6,7 +6,9 @@
 //! - [`files`]: `GET /attempts/<attempt name>/<file>`, confined to
 //!   `WORKER_DB_ROOT`.
 //! - [`format`]: escaping, sizes, speeds and times in HTML.
+//! - [`routes`]: the handlers, merged into the worker's router.
 
 pub mod files;
 pub mod format;
 pub mod page;
+pub mod routes;
