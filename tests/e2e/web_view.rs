@@ -192,6 +192,13 @@ fn kill_button_in_the_browser_cancels_a_running_attempt() {
     let (code, child_log) = get_text(&format!("{base}/attempts/{name}/LOG.child"));
     assert_eq!(code, 200);
     assert!(child_log.contains("fixture: hang"), "{child_log}");
+    let (code, summary) = get_text(&format!("{base}/attempts/{name}/summary.html"));
+    assert_eq!(code, 200);
+    assert!(
+        summary.contains("<th>outcome</th><td>cancelled</td>"),
+        "{summary}"
+    );
+    assert!(summary.contains("<th>child spawned in</th>"), "{summary}");
 }
 
 /// Sends a raw request line, so that no client library normalizes `..`.
