@@ -10,6 +10,7 @@ packages=(
   protobuf-compiler # protoc, for the etcd client
   etcd-server       # tests start a real etcd on 127.0.0.1
   bc                # arithmetic in the benchmark scripts
+  python3-fusepy    # the ESTALE test filesystem (FUSE, /usr/bin/python3; pulls libfuse2)
 )
 
 missing=()

@@ -12,11 +12,14 @@ use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::Override;
 use crate::rocks::serialized::InputInfo;
 use crate::worker::config::WorkerConfig;
+use crate::worker::mounts::spec::MountSpec;
+use crate::worker::mounts::table::MountTable;
 use crate::worker::options_file::{check_override, plugin_class_names, OptionsText};
 use crate::worker::paths::PathMap;
 use crate::worker::plugin_catalog::{check_version, Catalog};
 use crate::worker::runner::PreparedJob;
 use crate::worker::space_guard;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
@@ -28,9 +31,13 @@ pub enum AdmissionError {
     Refused(String),
 }
 
+/// With `mounts` (`NFS_DYNAMIC_MOUNT`), the instance's storage is mounted
+/// (or its mount shared) before any path is read, and the prepared job
+/// holds the mount until its attempt ends.
 pub fn admit(
     config: &WorkerConfig,
     catalog: &Catalog,
+    mounts: Option<&Arc<MountTable>>,
     body: &[u8],
 ) -> Result<(Job, AttemptName, PreparedJob), AdmissionError> {
     use AdmissionError::{Malformed, Refused};
@@ -38,6 +45,19 @@ pub fn admit(
         serde_json::from_slice(body).map_err(|e| Malformed(format!("invalid job JSON: {e}")))?;
     let name =
         AttemptName::new(&job.key(), &job.hoster_root).map_err(|e| Refused(e.to_string()))?;
+    let mount = match mounts {
+        Some(table) => {
+            let spec = MountSpec::from_job(&job).map_err(|e| Refused(e.to_string()))?;
+            let lease = table.acquire(&job.instance_name, &spec).map_err(|e| {
+                Refused(format!(
+                    "failed to mount {spec} on {}: {e}",
+                    table.target(&job.instance_name).display()
+                ))
+            })?;
+            Some(lease)
+        }
+        None => None,
+    };
     let map = PathMap::new(
         config.nfs_mount_root.as_deref(),
         &job.instance_name,
@@ -143,6 +163,7 @@ pub fn admit(
         cf_name: info.cf_name,
         options_file,
         overrides,
+        mount,
     };
     Ok((job, name, prepared))
 }

@@ -9,6 +9,7 @@
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::serialized::ResultInfo;
 use crate::worker::attempt_dir::AttemptDir;
+use crate::worker::mounts::table::MountLease;
 use crate::worker::outcome::Outcome;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ pub struct PreparedJob {
     pub options_file: PathBuf,
     /// Built from the column family's options in `options_file`.
     pub overrides: Override,
+    /// With `NFS_DYNAMIC_MOUNT`: the instance's mount, held until the
+    /// attempt ends.
+    pub mount: Option<MountLease>,
 }
 
 /// What a finished attempt hands back.

@@ -21,6 +21,9 @@ use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
+use crate::worker::mounts::stale::is_stale_handle;
+use crate::worker::mounts::stats::MountsSnapshot;
+use crate::worker::mounts::table::MountTable;
 use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
@@ -107,6 +110,9 @@ pub struct StatSnapshot {
     pub stopping: bool,
     pub counters: Counters,
     pub plugins: PluginsSnapshot,
+    /// With `NFS_DYNAMIC_MOUNT`: the mounts and their counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<MountsSnapshot>,
     pub attempts: Vec<AttemptRow>,
 }
 
@@ -127,6 +133,8 @@ pub struct Supervisor {
     /// With MULTI_PROCESS, the thread that forks attempt children.
     spawner: Option<Spawner>,
     catalog: Arc<Catalog>,
+    /// With `NFS_DYNAMIC_MOUNT`: one mount per hoster instance.
+    mounts: Option<Arc<MountTable>>,
 }
 
 impl Supervisor {
@@ -147,7 +155,16 @@ impl Supervisor {
         } else {
             None
         };
+        let mounts = match (&config.nfs_mount_root, config.nfs_dynamic_mount) {
+            (Some(root), true) => Some(MountTable::new(
+                root.clone(),
+                config.nfs_mount_cache,
+                config.mount_timeout,
+            )),
+            _ => None,
+        };
         Ok(Arc::new(Supervisor {
+            mounts,
             config,
             identity,
             state: Mutex::new(State::default()),
@@ -163,6 +180,10 @@ impl Supervisor {
 
     pub fn config(&self) -> &WorkerConfig {
         &self.config
+    }
+
+    pub fn mounts(&self) -> Option<&Arc<MountTable>> {
+        self.mounts.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -291,10 +312,27 @@ impl Supervisor {
             prepared.options_file.display()
         ));
         let started = Instant::now();
-        let r = match &self.spawner {
+        let run = |prepared: &mut PreparedJob| match &self.spawner {
             None => runner::run(prepared, &dir, &self.identity, cancel),
             Some(spawner) => self.run_child(spawner, name, job, prepared, &dir, cancel),
         };
+        let mut r = run(prepared);
+        // A stale handle on a dynamic mount: remount once and run once more.
+        let stale = r.outcome.error().is_some_and(|e| is_stale_handle(&e));
+        if let (true, Some(table), Some(lease)) = (stale, &self.mounts, &prepared.mount) {
+            dir.log(&format!(
+                "stale file handle ({}): remounting instance {} and retrying once",
+                r.outcome,
+                lease.instance()
+            ));
+            tracing::warn!(attempt = %name, outcome = %r.outcome, "stale file handle: remounting and retrying");
+            r = match table.remount(lease) {
+                Ok(()) => run(prepared),
+                Err(e) => RunResult::failed(Outcome::SetupFailed(format!(
+                    "remount after a stale file handle failed: {e}"
+                ))),
+            };
+        }
         dir.log(&format!(
             "end outcome={} elapsed_ms={}",
             r.outcome,
@@ -498,6 +536,7 @@ impl Supervisor {
                     c
                 },
             },
+            mounts: self.mounts.as_ref().map(|m| m.snapshot()),
             attempts,
         }
     }
@@ -552,6 +591,10 @@ impl Supervisor {
                 self.cancel(key);
             }
             self.tasks.wait().await;
+        }
+        // Every attempt has ended, so no mount is in use: unmount them all.
+        if let Some(table) = self.mounts.clone() {
+            let _ = tokio::task::spawn_blocking(move || table.close()).await;
         }
     }
 
