@@ -7,6 +7,7 @@ mod harness;
 
 mod admission;
 mod child_faults;
+mod dynamic_mount;
 mod fake_worker;
 mod load_balance;
 mod malformed_requests;
