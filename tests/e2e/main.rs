@@ -15,6 +15,7 @@ mod output_check;
 mod path_mapping;
 mod plugins;
 mod remote_compaction;
+mod stale_mount;
 mod table_shapes;
 mod user_classes;
 mod worker_killed;
