@@ -25,14 +25,15 @@ struct StaleSetup {
     calls: PathBuf,
 }
 
-/// Writes the helper and the control file; `stale` mounts will go stale.
-fn setup(stale: u32) -> (StaleSetup, PathBuf) {
+/// Writes the helper and the control file: `stale` mounts will go stale,
+/// in `scope` (see the fixture).
+fn setup(stale: u32, scope: &str) -> (StaleSetup, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let control = dir.join("stale.control");
-    std::fs::write(&control, stale.to_string()).unwrap();
+    std::fs::write(&control, format!("{stale} {scope}")).unwrap();
     let calls = dir.join("helper.calls");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/fixtures/stale_fs.py");
     write_script(
@@ -82,7 +83,7 @@ fn lines(p: &Path) -> usize {
 
 #[test]
 fn a_stale_handle_remounts_once_and_the_attempt_succeeds() {
-    let (s, bin) = setup(1);
+    let (s, bin) = setup(1, "sst");
     let _guard = MountGuard(s.mnt.clone());
     let mut w = worker(&s, &bin);
     let inst = Instance::new(&s.dir, "stale");
@@ -131,7 +132,7 @@ fn a_stale_handle_remounts_once_and_the_attempt_succeeds() {
 
 #[test]
 fn a_second_stale_handle_fails_the_attempt_and_the_hoster_compacts_locally() {
-    let (s, bin) = setup(2);
+    let (s, bin) = setup(2, "sst");
     let _guard = MountGuard(s.mnt.clone());
     let mut w = worker(&s, &bin);
     let inst = Instance::new(&s.dir, "stale");
@@ -166,6 +167,42 @@ fn a_second_stale_handle_fails_the_attempt_and_the_hoster_compacts_locally() {
         stats.last_errors["remote_failed"].contains("Stale file handle"),
         "{stats:?}"
     );
+
+    drop(hoster);
+    assert!(w.stop(Duration::from_secs(30)));
+    assert!(mounted_below(None, &s.mnt).is_empty());
+}
+
+#[test]
+fn a_mount_found_stale_at_admission_is_remounted_and_the_job_admitted() {
+    let (s, bin) = setup(1, "db");
+    let _guard = MountGuard(s.mnt.clone());
+    let mut w = worker(&s, &bin);
+    let inst = Instance::new(&s.dir, "stale");
+    let hoster = inst.open(&w, "stalefs", "");
+    hoster.churn(&mut Model::default(), &small_spec(93));
+
+    assert_eq!(lines(&s.control.with_extension("control.log")), 1);
+    let stat = worker_stat(&w);
+    let m = &stat["mounts"];
+    assert_eq!(
+        (
+            m["mounted"].as_u64(),
+            m["remounted"].as_u64(),
+            m["failed"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0)),
+        "{m}"
+    );
+    assert_eq!(stat["counters"]["rejected"]["refused"].as_u64(), Some(0));
+    let installed = hoster.farm.stats().remote_installed;
+    assert!(installed > 0);
+    assert_eq!(stat["counters"]["succeeded"].as_u64(), Some(installed));
+    assert_eq!(hoster.farm.stats().fallbacks["remote_failed"], 0);
+    // The attempts never saw the stale mount: admission remounted first.
+    assert!(attempt_logs(&s.dir.join("worker"))
+        .iter()
+        .all(|l| !l.contains("stale file handle")));
 
     drop(hoster);
     assert!(w.stop(Duration::from_secs(30)));

@@ -13,6 +13,7 @@ use crate::rocks::open_and_compact::Override;
 use crate::rocks::serialized::InputInfo;
 use crate::worker::config::WorkerConfig;
 use crate::worker::mounts::spec::MountSpec;
+use crate::worker::mounts::stale::is_stale_handle;
 use crate::worker::mounts::table::MountTable;
 use crate::worker::options_file::{check_override, plugin_class_names, OptionsText};
 use crate::worker::paths::PathMap;
@@ -45,19 +46,42 @@ pub fn admit(
         serde_json::from_slice(body).map_err(|e| Malformed(format!("invalid job JSON: {e}")))?;
     let name =
         AttemptName::new(&job.key(), &job.hoster_root).map_err(|e| Refused(e.to_string()))?;
-    let mount = match mounts {
-        Some(table) => {
-            let spec = MountSpec::from_job(&job).map_err(|e| Refused(e.to_string()))?;
-            let lease = table.acquire(&job.instance_name, &spec).map_err(|e| {
-                Refused(format!(
-                    "failed to mount {spec} on {}: {e}",
-                    table.target(&job.instance_name).display()
-                ))
-            })?;
-            Some(lease)
-        }
-        None => None,
+    let Some(table) = mounts else {
+        return prepare(config, catalog, job, name);
     };
+    let spec = MountSpec::from_job(&job).map_err(|e| Refused(e.to_string()))?;
+    let lease = table.acquire(&job.instance_name, &spec).map_err(|e| {
+        Refused(format!(
+            "failed to mount {spec} on {}: {e}",
+            table.target(&job.instance_name).display()
+        ))
+    })?;
+    // A mount gone stale shows first here, reading the DB: remount it once
+    // and look again.
+    let prepared = match prepare(config, catalog, job.clone(), name.clone()) {
+        Err(Refused(why)) if is_stale_handle(&why) => {
+            tracing::warn!(instance = %job.instance_name, error = %why, "stale file handle at admission: remounting");
+            table
+                .remount(&lease)
+                .map_err(|e| Refused(format!("{why}; the remount failed: {e}")))?;
+            prepare(config, catalog, job, name)
+        }
+        other => other,
+    };
+    prepared.map(|(job, name, mut prepared)| {
+        prepared.mount = Some(lease);
+        (job, name, prepared)
+    })
+}
+
+/// Admission once the storage is in place: paths, input, options.
+fn prepare(
+    config: &WorkerConfig,
+    catalog: &Catalog,
+    job: Job,
+    name: AttemptName,
+) -> Result<(Job, AttemptName, PreparedJob), AdmissionError> {
+    use AdmissionError::{Malformed, Refused};
     let map = PathMap::new(
         config.nfs_mount_root.as_deref(),
         &job.instance_name,
@@ -83,12 +107,21 @@ pub fn admit(
             job.output_dir
         )));
     }
-    if !db_path.join("CURRENT").is_file() {
-        return Err(Refused(format!(
-            "dbname {} is not a RocksDB directory on this worker ({} has no CURRENT)",
-            job.dbname,
-            db_path.display()
-        )));
+    match std::fs::metadata(db_path.join("CURRENT")) {
+        Ok(m) if m.is_file() => {}
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Refused(format!(
+                "cannot read {}: {e}",
+                db_path.join("CURRENT").display()
+            )))
+        }
+        _ => {
+            return Err(Refused(format!(
+                "dbname {} is not a RocksDB directory on this worker ({} has no CURRENT)",
+                job.dbname,
+                db_path.display()
+            )))
+        }
     }
     let input = job
         .decode_input()
@@ -163,7 +196,7 @@ pub fn admit(
         cf_name: info.cf_name,
         options_file,
         overrides,
-        mount,
+        mount: None,
     };
     Ok((job, name, prepared))
 }
