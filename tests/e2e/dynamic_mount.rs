@@ -196,7 +196,7 @@ fn lru_of_one_alternates_and_never_unmounts_a_running_instance() {
     let mnt = dir.join("mnt");
     let _guard = MountGuard(mnt.clone());
     let worker = start_mounting_worker(dir, &mnt, None, &[("NFS_MOUNT_CACHE", "1".into())]);
-    let (a, b) = (Instance::new(dir, "alpha"), Instance::new(dir, "beta"));
+    let (a, b) = (Instance::new(dir, "lru-a"), Instance::new(dir, "lru-b"));
     let (ha, hb) = (
         a.open(&worker, "none", "bind"),
         b.open(&worker, "none", "bind"),
@@ -249,11 +249,11 @@ fn lru_of_one_alternates_and_never_unmounts_a_running_instance() {
         sampling.join().expect("sampler saw no violation")
     });
 
-    let expected: BTreeSet<String> = ["alpha".into(), "beta".into()].into();
+    let expected: BTreeSet<String> = ["lru-a".into(), "lru-b".into()].into();
     assert_eq!(checked, expected, "running attempts of both were sampled");
     // Each instance alone, never both at rest: the LRU of one at work.
-    assert!(states.contains(&vec![mnt.join("alpha")]), "{states:?}");
-    assert!(states.contains(&vec![mnt.join("beta")]), "{states:?}");
+    assert!(states.contains(&vec![mnt.join("lru-a")]), "{states:?}");
+    assert!(states.contains(&vec![mnt.join("lru-b")]), "{states:?}");
     let m = mounts_stat(&worker);
     assert_eq!(
         (
@@ -264,7 +264,7 @@ fn lru_of_one_alternates_and_never_unmounts_a_running_instance() {
         (Some(4), Some(3), Some(1)),
         "each switch unmounts the other instance: {m}"
     );
-    assert_eq!(mounted_below(Some(pid), &mnt), vec![mnt.join("beta")]);
+    assert_eq!(mounted_below(Some(pid), &mnt), vec![mnt.join("lru-b")]);
     let mut worker = worker;
     assert!(worker.stop(Duration::from_secs(30)));
     assert!(mounted_below(None, &mnt).is_empty());

@@ -316,6 +316,9 @@ impl Supervisor {
             None => runner::run(prepared, &dir, &self.identity, cancel),
             Some(spawner) => self.run_child(spawner, name, job, prepared, &dir, cancel),
         };
+        if let (Some(table), Some(lease)) = (&self.mounts, &prepared.mount) {
+            table.observe(lease);
+        }
         let mut r = run(prepared);
         // A stale handle on a dynamic mount: remount once and run once more.
         let stale = r.outcome.error().is_some_and(|e| is_stale_handle(&e));

@@ -17,7 +17,10 @@
 //! - **Stale handle**: an attempt that fails with `ESTALE` remounts its
 //!   instance (once for all jobs that met the same stale mount) and runs
 //!   once more; a second stale handle fails the attempt, and the hoster
-//!   compacts locally.
+//!   compacts locally. Admission that meets `ESTALE` reading the DB
+//!   remounts and looks once more too. A remount goes on top of the stale
+//!   mount, so the mount point is never bare while jobs use it; the stale
+//!   layers go when the mount is unmounted.
 //! - **Shutdown**: after the last attempt has ended, every mount is
 //!   unmounted.
 //!

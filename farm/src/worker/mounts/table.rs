@@ -148,9 +148,26 @@ impl MountTable {
         }
     }
 
-    /// After a stale file handle: unmounts (lazily: other jobs may still
-    /// hold files) and mounts again, unless another job of the instance
-    /// already did since this lease last looked.
+    /// Notes the mount generation an attempt is about to run on: a stale
+    /// handle it meets is a handle of this generation.
+    pub fn observe(&self, lease: &MountLease) {
+        let inner = self.lock();
+        if let Some(slot) = inner
+            .slots
+            .get(&lease.instance)
+            .filter(|s| s.id == lease.slot_id)
+        {
+            *lease.generation.lock().unwrap_or_else(|p| p.into_inner()) = slot.generation;
+        }
+    }
+
+    /// After a stale file handle: mounts the source again, on top of the
+    /// stale mount, unless another job of the instance already did since
+    /// this lease last looked. On top, because unmounting first would leave
+    /// the bare mount point visible for a moment, and a job of the instance
+    /// admitted or running then would read (or write) the worker's own
+    /// disk. The stale layers beneath are unreachable by path and are
+    /// unmounted with the top one.
     pub fn remount(&self, lease: &MountLease) -> Result<(), MountError> {
         let mut inner = self.lock();
         let mut seen = lease.generation.lock().unwrap_or_else(|p| p.into_inner());
@@ -166,10 +183,7 @@ impl MountTable {
             *seen = slot.generation;
             return Ok(());
         }
-        let remounted = mounter::unmount(&slot.target, true)
-            .inspect(|()| inner.counters.unmounted += 1)
-            .and_then(|()| mounter::mount(&slot.spec, &slot.target, self.timeout));
-        match remounted {
+        match mounter::mount(&slot.spec, &slot.target, self.timeout) {
             Ok(()) => {
                 inner.counters.mounted += 1;
                 inner.counters.remounted += 1;
@@ -180,8 +194,9 @@ impl MountTable {
             }
             Err(e) => {
                 inner.counters.failed += 1;
-                // Whatever is left is not a mount to share any more.
-                inner.slots.remove(&lease.instance);
+                // The stale mount is not one to share any more.
+                let instance = lease.instance.clone();
+                self.unmount_slot(inner, &instance);
                 Err(e)
             }
         }
@@ -215,14 +230,18 @@ impl MountTable {
         let Some(slot) = inner.slots.remove(instance) else {
             return;
         };
-        match mounter::unmount(&slot.target, false) {
-            Ok(()) => {
-                inner.counters.unmounted += 1;
-                tracing::info!(instance, target = %slot.target.display(), "unmounted");
-            }
-            Err(e) => {
-                inner.counters.failed += 1;
-                tracing::warn!(instance, error = %e, "unmount failed");
+        // The mount and every remount stacked on it.
+        for _ in 0..=slot.generation {
+            match mounter::unmount(&slot.target, false) {
+                Ok(()) => {
+                    inner.counters.unmounted += 1;
+                    tracing::info!(instance, target = %slot.target.display(), "unmounted");
+                }
+                Err(e) => {
+                    inner.counters.failed += 1;
+                    tracing::warn!(instance, error = %e, "unmount failed");
+                    break;
+                }
             }
         }
     }
@@ -321,10 +340,10 @@ mod tests {
         let a3 = table.acquire("a", &tmpfs()).unwrap();
         assert_eq!(mounts_at(&b).unwrap(), 0);
         table.remount(&a3).unwrap();
-        assert_eq!(mounts_at(&a).unwrap(), 1, "remount replaces, not stacks");
+        assert_eq!(mounts_at(&a).unwrap(), 2, "the remount goes on top");
         drop(a3);
         table.close();
-        assert_eq!(mounts_at(&a).unwrap(), 0);
+        assert_eq!(mounts_at(&a).unwrap(), 0, "both layers unmounted");
         assert!(matches!(
             table.acquire("a", &tmpfs()),
             Err(MountError::Closed)
@@ -335,6 +354,28 @@ mod tests {
             (0, 4, 4)
         );
         assert_eq!((s.counters.remounted, s.counters.failed), (1, 0));
+    }
+
+    #[test]
+    fn jobs_that_met_one_stale_mount_remount_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let _cleanup = Cleanup(dir.path().to_owned());
+        let table = MountTable::new(dir.path().to_owned(), 4, Duration::from_secs(30));
+        let (first, second) = (
+            table.acquire("a", &tmpfs()).unwrap(),
+            table.acquire("a", &tmpfs()).unwrap(),
+        );
+        table.observe(&first);
+        table.observe(&second);
+        // Both ran on generation 0 and met a stale handle: one remount.
+        table.remount(&first).unwrap();
+        table.remount(&second).unwrap();
+        assert_eq!(table.snapshot().counters.remounted, 1);
+        // A later attempt runs on generation 1; its stale handle remounts.
+        table.observe(&second);
+        table.remount(&second).unwrap();
+        assert_eq!(table.snapshot().counters.remounted, 2);
+        assert_eq!(mounts_at(&table.target("a")).unwrap(), 3);
     }
 
     #[test]
