@@ -317,8 +317,12 @@ async fn stat(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>
     let mut page = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>{id}</title></head><body>\
          <h1>{id}</h1><p>running {r} of {p}, waiting {w} of {q}{stopping}</p>\
-         <h2>counters</h2><pre>{c}</pre><h2>attempts</h2><table border=1>\
+         <h2>counters</h2><pre>{c}</pre>{mounts}<h2>attempts</h2><table border=1>\
          <tr><th>attempt</th><th>state</th><th>outcome</th><th>ms</th></tr>",
+        mounts = snap.mounts.as_ref().map_or(String::new(), |m| format!(
+            "<h2>mounts</h2><pre>{}</pre>",
+            esc(&serde_json::to_string_pretty(m).unwrap_or_default())
+        )),
         id = esc(&snap.identity),
         r = snap.running,
         p = snap.max_parallel_compactions,

@@ -10,6 +10,7 @@
 //! after `MOUNT_TIMEOUT`.
 
 use super::mounter::{self, MountError};
+use super::mountinfo::mount_points;
 use super::spec::MountSpec;
 use super::stats::{MountCounters, MountRow, MountsSnapshot};
 use std::collections::HashMap;
@@ -71,6 +72,16 @@ impl Drop for MountLease {
 
 impl MountTable {
     pub fn new(root: PathBuf, capacity: usize, timeout: Duration) -> Arc<Self> {
+        // Left by a worker that did not stop cleanly (or by another worker
+        // given the same root): not this table's to unmount.
+        let leftovers: Vec<PathBuf> = mount_points(None)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.starts_with(&root) && *p != root)
+            .collect();
+        if !leftovers.is_empty() {
+            tracing::warn!(root = %root.display(), ?leftovers, "NFS_MOUNT_ROOT already holds mounts; new mounts go on top of them");
+        }
         Arc::new(MountTable {
             root,
             capacity: capacity.max(1),
