@@ -354,8 +354,9 @@ fn traversal_and_failed_mounts_are_refused_and_nothing_is_touched_outside() {
         (Some(1), Some(1)),
         "{m}"
     );
-    assert!(
-        mounted_below(Some(worker.pid()), &mnt) == vec![mnt.join("trav")],
+    assert_eq!(
+        mounted_below(Some(worker.pid()), &mnt),
+        vec![mnt.join("trav")],
         "only the valid instance is mounted"
     );
 }

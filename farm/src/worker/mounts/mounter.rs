@@ -51,8 +51,6 @@ pub enum MountError {
         #[source]
         source: io::Error,
     },
-    #[error(transparent)]
-    Spec(#[from] super::spec::SpecError),
     #[error("worker is stopping: no new mounts")]
     Closed,
     #[error("the mount of instance {0} was lost after a failed remount")]
@@ -120,9 +118,17 @@ pub fn mount(spec: &MountSpec, target: &Path, timeout: Duration) -> Result<(), M
         path: target.to_owned(),
         source,
     })?;
-    let before = mounts_at(target).map_err(MountError::MountInfo)?;
     let path_var = std::env::var("PATH").ok();
-    let mut cmd = mount_command(spec, target, path_var.as_deref());
+    run_mount(
+        mount_command(spec, target, path_var.as_deref()),
+        target,
+        timeout,
+    )
+}
+
+/// Runs a mount command and checks that it added a mount on `target`.
+fn run_mount(mut cmd: Command, target: &Path, timeout: Duration) -> Result<(), MountError> {
+    let before = mounts_at(target).map_err(MountError::MountInfo)?;
     let command = describe(&cmd);
     tracing::info!(command = %command, "mounting");
     let mut child = cmd.spawn().map_err(|source| MountError::Spawn {
@@ -185,6 +191,25 @@ pub fn unmount(target: &Path, lazy: bool) -> Result<(), MountError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script).stderr(Stdio::piped());
+        cmd
+    }
+
+    #[test]
+    fn a_helper_that_lies_hangs_or_fails_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        let second = Duration::from_secs(1);
+        let e = run_mount(sh("exit 0"), t, second).unwrap_err();
+        assert!(matches!(e, MountError::NotMounted { .. }), "{e}");
+        let e = run_mount(sh("sleep 5"), t, Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(e, MountError::TimedOut { .. }), "{e}");
+        let e = run_mount(sh("echo no such export >&2; exit 32"), t, second).unwrap_err();
+        assert!(e.to_string().contains("no such export"), "{e}");
+    }
 
     #[test]
     fn helper_on_path_gets_the_helper_convention_else_mount_t() {

@@ -14,7 +14,7 @@ use super::mountinfo::mount_points;
 use super::spec::MountSpec;
 use super::stats::{MountCounters, MountRow, MountsSnapshot};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -285,10 +285,6 @@ impl MountTable {
             counters: inner.counters.clone(),
             mounts,
         }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }
 
