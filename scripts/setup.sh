@@ -12,6 +12,7 @@ packages=(
   bc                # arithmetic in the benchmark scripts
   prometheus        # the metrics test scrapes the worker with a real Prometheus
   chromium          # the web-view test drives /list in headless Chromium
+  python3-fusepy    # the ESTALE test filesystem (FUSE, /usr/bin/python3; pulls libfuse2)
 )
 
 missing=()

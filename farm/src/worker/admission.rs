@@ -12,11 +12,15 @@ use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::Override;
 use crate::rocks::serialized::InputInfo;
 use crate::worker::config::WorkerConfig;
+use crate::worker::mounts::spec::MountSpec;
+use crate::worker::mounts::stale::is_stale_handle;
+use crate::worker::mounts::table::MountTable;
 use crate::worker::options_file::{check_override, plugin_class_names, OptionsText};
 use crate::worker::paths::PathMap;
 use crate::worker::plugin_catalog::{check_version, Catalog};
 use crate::worker::runner::PreparedJob;
 use crate::worker::space_guard;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
@@ -28,9 +32,13 @@ pub enum AdmissionError {
     Refused(String),
 }
 
+/// With `mounts` (`NFS_DYNAMIC_MOUNT`), the instance's storage is mounted
+/// (or its mount shared) before any path is read, and the prepared job
+/// holds the mount until its attempt ends.
 pub fn admit(
     config: &WorkerConfig,
     catalog: &Catalog,
+    mounts: Option<&Arc<MountTable>>,
     body: &[u8],
 ) -> Result<(Job, AttemptName, PreparedJob), AdmissionError> {
     use AdmissionError::{Malformed, Refused};
@@ -38,6 +46,42 @@ pub fn admit(
         serde_json::from_slice(body).map_err(|e| Malformed(format!("invalid job JSON: {e}")))?;
     let name =
         AttemptName::new(&job.key(), &job.hoster_root).map_err(|e| Refused(e.to_string()))?;
+    let Some(table) = mounts else {
+        return prepare(config, catalog, job, name);
+    };
+    let spec = MountSpec::from_job(&job).map_err(|e| Refused(e.to_string()))?;
+    let lease = table.acquire(&job.instance_name, &spec).map_err(|e| {
+        Refused(format!(
+            "failed to mount {spec} on {}: {e}",
+            table.target(&job.instance_name).display()
+        ))
+    })?;
+    // A mount gone stale shows first here, reading the DB: remount it once
+    // and look again.
+    let prepared = match prepare(config, catalog, job.clone(), name.clone()) {
+        Err(Refused(why)) if is_stale_handle(&why) => {
+            tracing::warn!(instance = %job.instance_name, error = %why, "stale file handle at admission: remounting");
+            table
+                .remount(&lease)
+                .map_err(|e| Refused(format!("{why}; the remount failed: {e}")))?;
+            prepare(config, catalog, job, name)
+        }
+        other => other,
+    };
+    prepared.map(|(job, name, mut prepared)| {
+        prepared.mount = Some(lease);
+        (job, name, prepared)
+    })
+}
+
+/// Admission once the storage is in place: paths, input, options.
+fn prepare(
+    config: &WorkerConfig,
+    catalog: &Catalog,
+    job: Job,
+    name: AttemptName,
+) -> Result<(Job, AttemptName, PreparedJob), AdmissionError> {
+    use AdmissionError::{Malformed, Refused};
     let map = PathMap::new(
         config.nfs_mount_root.as_deref(),
         &job.instance_name,
@@ -63,12 +107,21 @@ pub fn admit(
             job.output_dir
         )));
     }
-    if !db_path.join("CURRENT").is_file() {
-        return Err(Refused(format!(
-            "dbname {} is not a RocksDB directory on this worker ({} has no CURRENT)",
-            job.dbname,
-            db_path.display()
-        )));
+    match std::fs::metadata(db_path.join("CURRENT")) {
+        Ok(m) if m.is_file() => {}
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Refused(format!(
+                "cannot read {}: {e}",
+                db_path.join("CURRENT").display()
+            )))
+        }
+        _ => {
+            return Err(Refused(format!(
+                "dbname {} is not a RocksDB directory on this worker ({} has no CURRENT)",
+                job.dbname,
+                db_path.display()
+            )))
+        }
     }
     let input = job
         .decode_input()
@@ -150,6 +203,7 @@ pub fn admit(
         overrides,
         input_files,
         input_bytes,
+        mount: None,
     };
     Ok((job, name, prepared))
 }

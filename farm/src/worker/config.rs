@@ -29,7 +29,10 @@
 //! | `ATTEMPT_RETENTION_BYTES` | `10G` | ... and the oldest, until the rest fit in this |
 //! | `SHUTDOWN_GRACE` | `30s` | on SIGTERM/SIGINT, how long running attempts may finish before they are cancelled |
 //! | `WEB_DOMAIN` | unset | the web view sets `document.domain` to it, for pages embedded in an operator's portal |
-//! | `NFS_DYNAMIC_MOUNT`, `ZIP_SERVER_OPTIONS`, `ETCD_URL` | off | not yet in this build: setting them is refused at start-up |
+//! | `NFS_DYNAMIC_MOUNT` | `false` | mount each instance's `nfs_mnt_src` on `NFS_MOUNT_ROOT/<instance_name>` on its first job; needs `NFS_MOUNT_ROOT` |
+//! | `NFS_MOUNT_CACHE` | 32 | with `NFS_DYNAMIC_MOUNT`, idle mounts kept; the least recently used is unmounted beyond it |
+//! | `MOUNT_TIMEOUT` | `60s` | a mount helper still running after this is killed and the job refused |
+//! | `ZIP_SERVER_OPTIONS`, `ETCD_URL` | off | not yet in this build: setting them is refused at start-up |
 
 use crate::worker::child::spawner::ChildLimits;
 use serde::Deserialize;
@@ -88,6 +91,10 @@ pub struct WorkerConfig {
     pub output_space_margin: u64,
     /// `WEB_DOMAIN`: the web view's `document.domain` when embedded.
     pub web_domain: Option<String>,
+    /// `NFS_DYNAMIC_MOUNT` (only with `nfs_mount_root`).
+    pub nfs_dynamic_mount: bool,
+    pub nfs_mount_cache: usize,
+    pub mount_timeout: Duration,
 }
 
 impl WorkerConfig {
@@ -123,6 +130,8 @@ struct FileConfig {
     worker_auth_token: Option<String>,
     multi_process: Option<toml::Value>,
     nfs_dynamic_mount: Option<toml::Value>,
+    nfs_mount_cache: Option<toml::Value>,
+    mount_timeout: Option<String>,
     plugins: Option<String>,
     child_memory_limit: Option<toml::Value>,
     child_file_size_limit: Option<toml::Value>,
@@ -172,6 +181,8 @@ impl Sources<'_> {
             "WORKER_AUTH_TOKEN" => f.worker_auth_token.clone(),
             "MULTI_PROCESS" => value(&f.multi_process),
             "NFS_DYNAMIC_MOUNT" => value(&f.nfs_dynamic_mount),
+            "NFS_MOUNT_CACHE" => value(&f.nfs_mount_cache),
+            "MOUNT_TIMEOUT" => f.mount_timeout.clone(),
             "PLUGINS" => f.plugins.clone(),
             "CHILD_MEMORY_LIMIT" => value(&f.child_memory_limit),
             "CHILD_FILE_SIZE_LIMIT" => value(&f.child_file_size_limit),
@@ -291,15 +302,6 @@ impl WorkerConfig {
         };
         let src = Sources { env, file };
 
-        if let Some(v) = src.get("NFS_DYNAMIC_MOUNT") {
-            if parse_bool("NFS_DYNAMIC_MOUNT", &v)? {
-                return Err(invalid(
-                    "NFS_DYNAMIC_MOUNT",
-                    &v,
-                    "not supported by this build yet; leave it unset or false",
-                ));
-            }
-        }
         for name in ["ZIP_SERVER_OPTIONS", "ETCD_URL"] {
             if let Some(v) = src.get(name) {
                 return Err(invalid(
@@ -439,6 +441,25 @@ impl WorkerConfig {
                 ));
             }
         }
+        let nfs_dynamic_mount = match src.get("NFS_DYNAMIC_MOUNT") {
+            Some(v) => {
+                let on = parse_bool("NFS_DYNAMIC_MOUNT", &v)?;
+                if on && nfs_mount_root.is_none() {
+                    return Err(invalid(
+                        "NFS_DYNAMIC_MOUNT",
+                        &v,
+                        "needs NFS_MOUNT_ROOT: instances are mounted on NFS_MOUNT_ROOT/<instance_name>",
+                    ));
+                }
+                on
+            }
+            None => false,
+        };
+        let nfs_mount_cache = match src.get("NFS_MOUNT_CACHE") {
+            Some(v) => parse_count("NFS_MOUNT_CACHE", &v, 1)?,
+            None => 32,
+        };
+        let mount_timeout = duration("MOUNT_TIMEOUT", Duration::from_secs(60))?;
 
         Ok(WorkerConfig {
             listen,
@@ -463,6 +484,9 @@ impl WorkerConfig {
             attempt_retention_bytes,
             output_space_margin,
             web_domain,
+            nfs_dynamic_mount,
+            nfs_mount_cache,
+            mount_timeout,
         })
     }
 }
@@ -544,6 +568,24 @@ mod tests {
             .to_string();
         assert!(e.contains("no_such_key"), "{e}");
         assert!(load(&[("MULTI_PROCESS", "false")], None).is_ok());
+    }
+
+    #[test]
+    fn dynamic_mount_needs_a_mount_root() {
+        let e = load(&[("NFS_DYNAMIC_MOUNT", "1")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NFS_MOUNT_ROOT"), "{e}");
+        let c = load(
+            &[("NFS_DYNAMIC_MOUNT", "1"), ("NFS_MOUNT_ROOT", "/mnt/farm")],
+            Some("nfs_mount_cache = 4\nmount_timeout = \"5s\"\n"),
+        )
+        .unwrap();
+        assert!(c.nfs_dynamic_mount);
+        assert_eq!(c.nfs_mount_cache, 4);
+        assert_eq!(c.mount_timeout, Duration::from_secs(5));
+        assert_eq!(load(&[], None).unwrap().nfs_mount_cache, 32);
+        assert!(load(&[("NFS_MOUNT_CACHE", "0")], None).is_err());
     }
 
     #[test]

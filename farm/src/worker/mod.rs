@@ -13,6 +13,8 @@
 //! - [`admission`]: turns a request body into a job the worker will run, or
 //!   a 400/412 answer that names the problem.
 //! - [`space_guard`]: refuses jobs whose output would not fit with a margin.
+//! - [`mounts`]: `NFS_DYNAMIC_MOUNT`: mounts per hoster instance, shared by
+//!   its jobs, LRU-evicted, remounted after a stale file handle.
 //! - [`paths`]: maps hoster paths into the worker's path space and confines
 //!   them to the mount root.
 //! - [`plugin_catalog`]: which plugin classes the worker runs, in which versions.
@@ -33,6 +35,7 @@ pub mod child;
 pub mod config;
 pub mod local;
 pub mod metrics;
+pub mod mounts;
 pub mod options_file;
 pub mod outcome;
 pub mod paths;

@@ -9,6 +9,7 @@
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::serialized::ResultInfo;
 use crate::worker::attempt_dir::AttemptDir;
+use crate::worker::mounts::table::MountLease;
 use crate::worker::outcome::Outcome;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,9 @@ pub struct PreparedJob {
     pub input_files: Vec<(String, u64)>,
     /// Their total.
     pub input_bytes: u64,
+    /// With `NFS_DYNAMIC_MOUNT`: the instance's mount, held until the
+    /// attempt ends.
+    pub mount: Option<MountLease>,
 }
 
 /// What a finished attempt hands back.

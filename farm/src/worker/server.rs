@@ -201,9 +201,15 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
     }
     // Admission parses the input through RocksDB and touches the filesystem.
     let admitting = sup.clone();
-    let admitted =
-        tokio::task::spawn_blocking(move || admit(admitting.config(), admitting.catalog(), &body))
-            .await;
+    let admitted = tokio::task::spawn_blocking(move || {
+        admit(
+            admitting.config(),
+            admitting.catalog(),
+            admitting.mounts(),
+            &body,
+        )
+    })
+    .await;
     let (job, name, prepared) = match admitted {
         Ok(Ok(a)) => a,
         Ok(Err(AdmissionError::Malformed(e))) => {

@@ -23,6 +23,9 @@ use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
 use crate::worker::metrics::attempts::AttemptMetrics;
 use crate::worker::metrics::queue;
+use crate::worker::mounts::stale::is_stale_handle;
+use crate::worker::mounts::stats::MountsSnapshot;
+use crate::worker::mounts::table::MountTable;
 use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
@@ -129,6 +132,9 @@ pub struct StatSnapshot {
     pub stopping: bool,
     pub counters: Counters,
     pub plugins: PluginsSnapshot,
+    /// With `NFS_DYNAMIC_MOUNT`: the mounts and their counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<MountsSnapshot>,
     pub attempts: Vec<AttemptRow>,
 }
 
@@ -153,6 +159,8 @@ pub struct Supervisor {
     /// from this supervisor, and the process's own figures.
     registry: prometheus::Registry,
     metrics: AttemptMetrics,
+    /// With `NFS_DYNAMIC_MOUNT`: one mount per hoster instance.
+    mounts: Option<Arc<MountTable>>,
 }
 
 impl Supervisor {
@@ -173,6 +181,14 @@ impl Supervisor {
         } else {
             None
         };
+        let mounts = match (&config.nfs_mount_root, config.nfs_dynamic_mount) {
+            (Some(root), true) => Some(MountTable::new(
+                root.clone(),
+                config.nfs_mount_cache,
+                config.mount_timeout,
+            )),
+            _ => None,
+        };
         let registry = prometheus::Registry::new();
         let metrics = AttemptMetrics::new(&registry).map_err(std::io::Error::other)?;
         registry
@@ -181,6 +197,7 @@ impl Supervisor {
             ))
             .map_err(std::io::Error::other)?;
         let sup = Arc::new(Supervisor {
+            mounts,
             config,
             identity,
             state: Mutex::new(State::default()),
@@ -195,6 +212,13 @@ impl Supervisor {
         sup.registry
             .register(Box::new(gauges))
             .map_err(std::io::Error::other)?;
+        if let Some(table) = &sup.mounts {
+            let mounts = crate::worker::metrics::mounts::collector(Arc::downgrade(table))
+                .map_err(std::io::Error::other)?;
+            sup.registry
+                .register(Box::new(mounts))
+                .map_err(std::io::Error::other)?;
+        }
         Ok(sup)
     }
 
@@ -227,6 +251,10 @@ impl Supervisor {
 
     pub fn config(&self) -> &WorkerConfig {
         &self.config
+    }
+
+    pub fn mounts(&self) -> Option<&Arc<MountTable>> {
+        self.mounts.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -370,10 +398,33 @@ impl Supervisor {
         ));
         let started = Instant::now();
         let started_at = SystemTime::now();
-        let (r, spawn_latency) = match &self.spawner {
+        let run = |prepared: &mut PreparedJob| match &self.spawner {
             None => (runner::run(prepared, &dir, &self.identity, cancel), None),
             Some(spawner) => self.run_child(spawner, name, job, prepared, &dir, cancel),
         };
+        if let (Some(table), Some(lease)) = (&self.mounts, &prepared.mount) {
+            table.observe(lease);
+        }
+        let (mut r, mut spawn_latency) = run(prepared);
+        // A stale handle on a dynamic mount: remount once and run once more.
+        let stale = r.outcome.error().is_some_and(|e| is_stale_handle(&e));
+        if let (true, Some(table), Some(lease)) = (stale, &self.mounts, &prepared.mount) {
+            dir.log(&format!(
+                "stale file handle ({}): remounting instance {} and retrying once",
+                r.outcome,
+                lease.instance()
+            ));
+            tracing::warn!(attempt = %name, outcome = %r.outcome, "stale file handle: remounting and retrying");
+            (r, spawn_latency) = match table.remount(lease) {
+                Ok(()) => run(prepared),
+                Err(e) => (
+                    RunResult::failed(Outcome::SetupFailed(format!(
+                        "remount after a stale file handle failed: {e}"
+                    ))),
+                    None,
+                ),
+            };
+        }
         let ran = started.elapsed();
         dir.log(&format!(
             "end outcome={} elapsed_ms={}",
@@ -435,7 +486,9 @@ impl Supervisor {
             let failed = Outcome::SetupFailed(format!("failed to write child spec: {e}"));
             return (RunResult::failed(failed), None);
         }
-        let spawned = match spawner.spawn(dir.path(), name.as_str()) {
+        // Unique on this host: two workers may run attempts of one name.
+        let marker = child_spec::attempt_marker(name.as_str());
+        let spawned = match spawner.spawn(dir.path(), &marker) {
             Ok(s) => s,
             Err(e) => return (RunResult::failed(Outcome::SpawnFailed(e.to_string())), None),
         };
@@ -451,7 +504,7 @@ impl Supervisor {
             spawned.latency.as_micros(),
             limits.timeout
         ));
-        let r = supervise(spawned.child, cancel, limits, dir.path(), name.as_str());
+        let r = supervise(spawned.child, cancel, limits, dir.path(), &marker);
         if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
             if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
                 self.lock().child_plugin_counts.add(&counts);
@@ -619,6 +672,7 @@ impl Supervisor {
                     c
                 },
             },
+            mounts: self.mounts.as_ref().map(|m| m.snapshot()),
             attempts,
         }
     }
@@ -673,6 +727,10 @@ impl Supervisor {
                 self.cancel(key);
             }
             self.tasks.wait().await;
+        }
+        // Every attempt has ended, so no mount is in use: unmount them all.
+        if let Some(table) = self.mounts.clone() {
+            let _ = tokio::task::spawn_blocking(move || table.close()).await;
         }
     }
 

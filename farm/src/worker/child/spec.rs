@@ -23,9 +23,16 @@ pub const LOG_CHILD: &str = "LOG.child";
 pub const PLUGIN_COUNTS: &str = "plugin_counts.json";
 
 /// The environment variable every process of an attempt inherits: its value
-/// is the attempt's name, so the supervisor can find descendants that left
+/// is [`attempt_marker`], so the supervisor can find descendants that left
 /// the process group.
 pub const ATTEMPT_MARKER: &str = "DCOMPACT_ATTEMPT";
+
+/// The marker of `attempt` run by this worker: `<worker pid>:<attempt name>`.
+/// The pid keeps two workers on one host, which may run attempts of the
+/// same name, from ending each other's children.
+pub fn attempt_marker(attempt: &str) -> String {
+    format!("{}:{attempt}", std::process::id())
+}
 
 /// Exit codes of the child. Any other code, or a signal, is classified as
 /// such by the supervisor.

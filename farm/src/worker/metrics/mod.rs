@@ -5,7 +5,9 @@
 //! - [`snapshot`]: a collector that reads a stats snapshot at scrape time
 //!   (mount and zipserver counters plug in the same way).
 //! - [`queue`]: the supervisor's queue as gauges, through [`snapshot`].
+//! - [`mounts`]: the mount table of `NFS_DYNAMIC_MOUNT`, through [`snapshot`].
 
 pub mod attempts;
+pub mod mounts;
 pub mod queue;
 pub mod snapshot;

@@ -120,6 +120,7 @@ pub fn render(page: Page, snap: &StatSnapshot, ctx: &PageContext) -> String {
     }
     if page == Page::Stat {
         counters(&mut html, snap);
+        mounts(&mut html, snap);
     }
     attempts(&mut html, snap, ctx);
     html.push_str("</body></html>");
@@ -150,6 +151,31 @@ fn counters(html: &mut String, snap: &StatSnapshot) {
         let _ = write!(
             html,
             "<tr><th>rejected {reason}</th><td class=n>{n}</td></tr>"
+        );
+    }
+    html.push_str("</table>");
+}
+
+/// With `NFS_DYNAMIC_MOUNT`: the mount table's counters and its mounts.
+fn mounts(html: &mut String, snap: &StatSnapshot) {
+    let Some(m) = &snap.mounts else { return };
+    let c = &m.counters;
+    let _ = write!(
+        html,
+        "<h2>mounts</h2><p>active {} of {} &middot; mounted {} &middot; unmounted {} \
+         &middot; failed {} &middot; remounted {}</p><table id=mounts><tr><th>instance</th>\
+         <th>source</th><th>target</th><th>jobs</th><th>remounts</th></tr>",
+        m.active, m.capacity, c.mounted, c.unmounted, c.failed, c.remounted
+    );
+    for r in &m.mounts {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            escape(&r.instance),
+            escape(&r.source),
+            escape(&r.target.display().to_string()),
+            r.users,
+            r.generation
         );
     }
     html.push_str("</table>");
@@ -241,6 +267,7 @@ mod tests {
     use super::*;
     use crate::protocol::attempt::AttemptKey;
     use crate::rocks::plugins::PluginCounts;
+    use crate::worker::mounts::stats::{MountCounters, MountRow, MountsSnapshot};
     use crate::worker::stats::Counters;
     use crate::worker::supervisor::PluginsSnapshot;
 
@@ -281,6 +308,23 @@ mod tests {
                 row("i/1/db/job-00004-00/att-00", "running", None),
                 row("i/1/db/job-00003-00/att-00", "finished", Some("succeeded")),
             ],
+            mounts: Some(MountsSnapshot {
+                capacity: 32,
+                active: 1,
+                counters: MountCounters {
+                    mounted: 2,
+                    unmounted: 1,
+                    failed: 0,
+                    remounted: 1,
+                },
+                mounts: vec![MountRow {
+                    instance: "<i>".into(),
+                    source: "nfs.example:/export/i".into(),
+                    target: "/mnt/farm/i".into(),
+                    users: 1,
+                    generation: 1,
+                }],
+            }),
         }
     }
 
@@ -314,6 +358,10 @@ mod tests {
         assert!(html.contains("1.000 s / 2.000 s (50%)"));
         assert!(!html.contains("<h2>counters</h2>"));
         assert!(render(Page::Stat, &snapshot(), &ctx).contains("<h2>counters</h2>"));
+        let stat = render(Page::Stat, &snapshot(), &ctx);
+        assert!(stat.contains("active 1 of 32 &middot; mounted 2"), "{stat}");
+        assert!(stat.contains("<td>&lt;i&gt;</td><td>nfs.example:/export/i</td>"));
+        assert!(!html.contains("<h2>mounts</h2>"));
 
         let plain = PageContext {
             web_domain: None,

@@ -1,0 +1,254 @@
+//! Mounting and unmounting one target, with the system's tools.
+//!
+//! Mount: when a helper `mount.<type>` is on the worker's `PATH`, it is run
+//! as the mount helper convention has it, `mount.<type> <source> <target>
+//! [-o <options>]`; otherwise `mount -t <type> [-o <options>] <source>
+//! <target>` (which runs `/sbin/mount.<type>` itself when there is one).
+//! Always an argument vector, never a shell string; no `LD_PRELOAD`; killed
+//! after `MOUNT_TIMEOUT`. Success means a new mount on the target in
+//! `/proc/self/mountinfo`, not just exit status 0.
+//!
+//! Unmount: `umount2(target)`; when the target is busy (a file still open
+//! from a lazily detached generation, a shell's cwd), a lazy detach.
+
+use super::mountinfo::mounts_at;
+use super::spec::MountSpec;
+use super::sys;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("failed to create mount point {path}: {source}")]
+    Target {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to start {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{command} failed ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{command} did not finish within MOUNT_TIMEOUT {timeout:?}; killed")]
+    TimedOut { command: String, timeout: Duration },
+    #[error("{command} exited 0 but nothing is mounted on {target}")]
+    NotMounted { command: String, target: PathBuf },
+    #[error("failed to read /proc/self/mountinfo: {0}")]
+    MountInfo(#[source] io::Error),
+    #[error("failed to unmount {target}: {source}")]
+    Unmount {
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("worker is stopping: no new mounts")]
+    Closed,
+    #[error("the mount of instance {0} was lost after a failed remount")]
+    Gone(String),
+    #[error(
+        "instance {instance} is mounted from {mounted} for running jobs; this job asks for {asked}"
+    )]
+    Conflict {
+        instance: String,
+        mounted: String,
+        asked: String,
+    },
+}
+
+/// The command that mounts `spec` on `target`: program and arguments.
+pub fn mount_command(spec: &MountSpec, target: &Path, path_var: Option<&str>) -> Command {
+    let helper = path_var.and_then(|p| {
+        std::env::split_paths(p)
+            .map(|dir| dir.join(format!("mount.{}", spec.fs_type)))
+            .find(|c| is_executable(c))
+    });
+    let mut cmd = match helper {
+        Some(helper) => {
+            let mut cmd = Command::new(helper);
+            cmd.arg(&spec.source).arg(target);
+            if !spec.options.is_empty() {
+                cmd.arg("-o").arg(&spec.options);
+            }
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new("mount");
+            cmd.arg("-t").arg(&spec.fs_type);
+            if !spec.options.is_empty() {
+                cmd.arg("-o").arg(&spec.options);
+            }
+            cmd.arg(&spec.source).arg(target);
+            cmd
+        }
+    };
+    cmd.env_remove("LD_PRELOAD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Mounts `spec` on `target` (created when missing).
+pub fn mount(spec: &MountSpec, target: &Path, timeout: Duration) -> Result<(), MountError> {
+    std::fs::create_dir_all(target).map_err(|source| MountError::Target {
+        path: target.to_owned(),
+        source,
+    })?;
+    let path_var = std::env::var("PATH").ok();
+    run_mount(
+        mount_command(spec, target, path_var.as_deref()),
+        target,
+        timeout,
+    )
+}
+
+/// Runs a mount command and checks that it added a mount on `target`.
+fn run_mount(mut cmd: Command, target: &Path, timeout: Duration) -> Result<(), MountError> {
+    let before = mounts_at(target).map_err(MountError::MountInfo)?;
+    let command = describe(&cmd);
+    tracing::info!(command = %command, "mounting");
+    let mut child = cmd.spawn().map_err(|source| MountError::Spawn {
+        program: cmd.get_program().to_string_lossy().into_owned(),
+        source,
+    })?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(MountError::TimedOut { command, timeout });
+            }
+        }
+    };
+    let mut stderr = Vec::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        // A daemon the helper started may hold the pipe: take what is there.
+        if sys::set_nonblocking(&pipe).is_ok() {
+            let _ = pipe.read_to_end(&mut stderr);
+        }
+    }
+    let stderr = String::from_utf8_lossy(&stderr).trim().to_owned();
+    if !status.success() {
+        return Err(MountError::Failed {
+            command,
+            status: status.to_string(),
+            stderr,
+        });
+    }
+    if mounts_at(target).map_err(MountError::MountInfo)? <= before {
+        return Err(MountError::NotMounted {
+            command,
+            target: target.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Unmounts the top mount on `target`; lazily when it is busy, or always
+/// when `lazy` (a stale mount whose files may still be open).
+pub fn unmount(target: &Path, lazy: bool) -> Result<(), MountError> {
+    let result = match sys::umount(target, lazy) {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            tracing::warn!(target = %target.display(), "mount busy: detaching lazily");
+            sys::umount(target, true)
+        }
+        other => other,
+    };
+    result.map_err(|source| MountError::Unmount {
+        target: target.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script).stderr(Stdio::piped());
+        cmd
+    }
+
+    #[test]
+    fn a_helper_that_lies_hangs_or_fails_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        let second = Duration::from_secs(1);
+        let e = run_mount(sh("exit 0"), t, second).unwrap_err();
+        assert!(matches!(e, MountError::NotMounted { .. }), "{e}");
+        let e = run_mount(sh("sleep 5"), t, Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(e, MountError::TimedOut { .. }), "{e}");
+        let e = run_mount(sh("echo no such export >&2; exit 32"), t, second).unwrap_err();
+        assert!(e.to_string().contains("no such export"), "{e}");
+    }
+
+    #[test]
+    fn helper_on_path_gets_the_helper_convention_else_mount_t() {
+        let spec = MountSpec {
+            fs_type: "nfs4".into(),
+            source: "srv:/export".into(),
+            options: "vers=4.1,hard".into(),
+        };
+        let target = Path::new("/mnt/farm/app");
+        let args = |cmd: &Command| -> Vec<String> {
+            cmd.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let empty = tempfile::tempdir().unwrap();
+        let cmd = mount_command(&spec, target, empty.path().to_str());
+        assert_eq!(cmd.get_program(), "mount");
+        assert_eq!(
+            args(&cmd),
+            [
+                "-t",
+                "nfs4",
+                "-o",
+                "vers=4.1,hard",
+                "srv:/export",
+                "/mnt/farm/app"
+            ]
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("mount.nfs4");
+        std::fs::write(&helper, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = std::env::join_paths([empty.path(), dir.path()]).unwrap();
+        let cmd = mount_command(&spec, target, path.to_str());
+        assert_eq!(cmd.get_program(), helper.as_os_str());
+        assert_eq!(
+            args(&cmd),
+            ["srv:/export", "/mnt/farm/app", "-o", "vers=4.1,hard"]
+        );
+    }
+}
