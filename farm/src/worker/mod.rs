@@ -22,6 +22,8 @@
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
 //! - [`options_file`]: the OPTIONS file as text, to check the override.
 //! - [`retention`]: removes retained attempt directories by age and size.
+//! - [`registration`]: the worker's registration in etcd and its "attempt
+//!   done" events.
 //! - [`outcome`]: the closed classification of how an attempt ended.
 
 pub mod admission;
@@ -34,6 +36,7 @@ pub mod outcome;
 pub mod paths;
 pub mod plugin_catalog;
 pub mod queue_order;
+pub mod registration;
 pub mod retention;
 pub mod runner;
 pub mod server;

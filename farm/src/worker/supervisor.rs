@@ -31,7 +31,7 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio_util::task::TaskTracker;
 
@@ -48,6 +48,17 @@ pub enum SubmitError {
         queue: usize,
     },
 }
+
+/// What the supervisor tells its observer (the etcd registrar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupervisorEvent {
+    /// Attempts running and waiting changed.
+    Load { running: usize, waiting: usize },
+    /// An attempt ended, whatever its outcome.
+    Ended(AttemptName),
+}
+
+type Observer = Box<dyn Fn(SupervisorEvent) + Send + Sync>;
 
 enum Phase {
     Queued,
@@ -127,6 +138,8 @@ pub struct Supervisor {
     /// With MULTI_PROCESS, the thread that forks attempt children.
     spawner: Option<Spawner>,
     catalog: Arc<Catalog>,
+    /// Called under the state lock: it must only pass the event on.
+    observer: OnceLock<Observer>,
 }
 
 impl Supervisor {
@@ -154,6 +167,7 @@ impl Supervisor {
             tasks: TaskTracker::new(),
             spawner,
             catalog,
+            observer: OnceLock::new(),
         }))
     }
 
@@ -169,6 +183,24 @@ impl Supervisor {
         // A panic while holding the lock cannot leave the maps half-updated
         // in a way that matters more than losing the worker: keep going.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the one observer of load changes and ended attempts; `false`
+    /// when one is set already.
+    pub fn observe(&self, observer: impl Fn(SupervisorEvent) + Send + Sync + 'static) -> bool {
+        self.observer.set(Box::new(observer)).is_ok()
+    }
+
+    fn tell(&self, st: &State, ended: Option<&AttemptName>) {
+        if let Some(o) = self.observer.get() {
+            if let Some(name) = ended {
+                o(SupervisorEvent::Ended(name.clone()));
+            }
+            o(SupervisorEvent::Load {
+                running: st.running,
+                waiting: st.queue.len(),
+            });
+        }
     }
 
     pub fn count_reject(&self, reason: RejectReason) {
@@ -219,6 +251,7 @@ impl Supervisor {
         );
         st.queue.push_back(key);
         self.dispatch(&mut st);
+        self.tell(&st, None);
         Ok(())
     }
 
@@ -383,14 +416,17 @@ impl Supervisor {
             }
             other => *st.counters.failed.entry(other.name()).or_default() += 1,
         }
+        let mut ended = None;
         if let Some(entry) = st.attempts.get_mut(key) {
             entry.phase = Phase::Finished {
                 outcome,
                 result,
                 at: Instant::now(),
             };
+            ended = Some(entry.name.clone());
         }
         self.dispatch(&mut st);
+        self.tell(&st, ended.as_ref());
     }
 
     pub fn probe(&self, key: &AttemptKey) -> Option<ProbeAnswer> {
@@ -446,6 +482,8 @@ impl Supervisor {
                     at: Instant::now(),
                 };
                 *st.counters.failed.entry("cancelled").or_default() += 1;
+                let name = entry.name.clone();
+                self.tell(st, Some(&name));
                 true
             }
             Phase::Running { cancel, .. } => {
