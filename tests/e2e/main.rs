@@ -3,10 +3,12 @@
 //! in-memory model. One test binary (each binary links RocksDB), one module
 //! per capability.
 
+mod etcd_server;
 mod harness;
 
 mod admission;
 mod child_faults;
+mod etcd;
 mod fake_worker;
 mod load_balance;
 mod malformed_requests;
