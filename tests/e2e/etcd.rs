@@ -3,9 +3,9 @@
 //! them and wakes on their "done" events; a killed worker's lease expires
 //! and the hoster stops choosing it; an etcd outage stops nothing.
 
-use crate::etcd_server::EtcdServer;
 use crate::harness::*;
 use farm::etcd::keys::Registration;
+use farm::etcd::local::LocalEtcd as EtcdServer;
 use farm::worker::local::LocalWorker;
 use farm::workload::{Model, WorkloadSpec};
 use rocksdb::ColumnFamilyDescriptor;
@@ -22,10 +22,17 @@ fn etcd_env(etcd: &EtcdServer, lease_ttl: &str) -> Vec<(&'static str, String)> {
 }
 
 fn registrations(etcd: &EtcdServer) -> Vec<(String, Registration)> {
-    etcd.list(&format!("{ROOT}/workers/"))
+    list(etcd, &format!("{ROOT}/workers/"))
         .into_iter()
         .map(|(k, v)| (k, serde_json::from_str(&v).expect("a registration")))
         .collect()
+}
+
+/// Keys and values below `prefix`.
+fn list(etcd: &EtcdServer, prefix: &str) -> Vec<(String, String)> {
+    let client = etcd.client().expect("etcd client");
+    let (_, kvs) = client.list(prefix).expect("etcd answers");
+    kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
 }
 
 fn registered(etcd: &EtcdServer, w: &LocalWorker) -> bool {
@@ -62,7 +69,7 @@ fn etcd_hoster(d: &Dirs, etcd: &EtcdServer) -> Hoster {
 #[test]
 fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
     let d = dirs("db");
-    let etcd = EtcdServer::start(d.tmp.path());
+    let etcd = EtcdServer::start(d.tmp.path()).expect("etcd starts");
     let mut workers: Vec<LocalWorker> = ["w0", "w1", "w2"]
         .iter()
         .map(|n| start_worker(&d.tmp.path().join(n), &etcd_env(&etcd, "3s")))
@@ -128,7 +135,7 @@ fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
         stats.done_by_watch > stats.done_by_probe,
         "most waits were woken by etcd: {stats:?}"
     );
-    let done_keys = etcd.list(&format!("{ROOT}/dcompact-res/e2e/"));
+    let done_keys = list(&etcd, &format!("{ROOT}/dcompact-res/e2e/"));
     assert!(
         done_keys.len() as u64 >= stats.remote_installed
             && done_keys.iter().all(|(_, v)| v == "done"),
@@ -186,7 +193,7 @@ fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
 #[test]
 fn workers_and_hoster_ride_out_an_etcd_outage() {
     let d = dirs("db");
-    let mut etcd = EtcdServer::start(d.tmp.path());
+    let mut etcd = EtcdServer::start(d.tmp.path()).expect("etcd starts");
     // A long lease: a key that vanishes sooner was deleted on purpose.
     let mut workers: Vec<LocalWorker> = ["w0", "w1"]
         .iter()
@@ -222,7 +229,7 @@ fn workers_and_hoster_ride_out_an_etcd_outage() {
     }
     assert!(!hoster.farm.watching_completions());
 
-    etcd.restart_empty();
+    etcd.restart_empty().expect("etcd restarts");
     eventually("registrations return", || {
         workers.iter().all(|w| registered(&etcd, w))
     });

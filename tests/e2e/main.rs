@@ -3,7 +3,6 @@
 //! in-memory model. One test binary (each binary links RocksDB), one module
 //! per capability.
 
-mod etcd_server;
 mod harness;
 
 mod admission;

@@ -9,6 +9,7 @@
 //!   worker's `ETCD_*` settings and the hoster's `etcd` JSON object.
 //! - [`client`]: the gateway client: leases, put/range/delete, watch streams.
 //! - [`follow`]: a thread that lists and then watches a prefix.
+//! - [`local`]: a real etcd on loopback, for tests and benchmarks.
 //! - [`keys`]: the keys and values under the root: `workers/<addr>` with a
 //!   [`keys::Registration`], `dcompact-res/<attempt name>` = `done`.
 //!
@@ -20,3 +21,4 @@ pub mod client;
 pub mod config;
 pub mod follow;
 pub mod keys;
+pub mod local;

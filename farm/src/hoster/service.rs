@@ -30,8 +30,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The directory below the DB that holds attempts' output directories.
 pub const OUTPUT_SUBDIR: &str = "farm-output";
 
-/// The longest pause between two probes of an attempt: without etcd, and
-/// while etcd's "done" events arrive (then probing is only the fallback).
+/// The longest pause between two probes of an attempt without etcd (the
+/// pause doubles from 5 ms up to it), and the pause while etcd's "done"
+/// events arrive: then an event ends the pause and probing is the fallback.
 const PROBE_PAUSE_MAX: Duration = Duration::from_millis(100);
 const PROBE_PAUSE_MAX_WATCHED: Duration = Duration::from_secs(1);
 /// How long a watch read waits before its thread checks whether to stop.
@@ -408,8 +409,12 @@ impl FarmService {
         let deadline = p.submitted + p.wait_limit;
         let mut pause = Duration::from_millis(5);
         let mut transient = 0u32;
-        // The last pause ended with etcd's "done" event.
-        let mut woken = false;
+        // The last pause ended with etcd's "done" event. While the events
+        // arrive, the first probe waits for one: probing is the fallback.
+        let mut woken = self.watching_completions()
+            && self
+                .completions
+                .wait(&p.name, PROBE_PAUSE_MAX_WATCHED.min(p.wait_limit));
         loop {
             if self.generation.load(Ordering::Acquire) != p.generation {
                 return self.abandon(
@@ -426,6 +431,7 @@ impl FarmService {
                 );
                 return self.abandon(&p, FallbackReason::Timeout, &why, true);
             }
+            self.stats.probed();
             match self.client.probe(&base, &p.key) {
                 Ok(a) if a.status == answers::QUEUED || a.status == answers::RUNNING => {
                     transient = 0;
@@ -477,8 +483,9 @@ impl FarmService {
             }
             let until_deadline = deadline.saturating_duration_since(Instant::now());
             if self.watching_completions() {
-                woken = self.completions.wait(&p.name, pause.min(until_deadline));
-                pause = (pause * 2).min(PROBE_PAUSE_MAX_WATCHED);
+                woken = self
+                    .completions
+                    .wait(&p.name, PROBE_PAUSE_MAX_WATCHED.min(until_deadline));
             } else {
                 std::thread::sleep(pause.min(until_deadline));
                 pause = (pause * 2).min(PROBE_PAUSE_MAX);

@@ -92,6 +92,7 @@ pub struct HosterStats {
     done_by_watch: AtomicU64,
     done_by_probe: AtomicU64,
     submit_failures: AtomicU64,
+    probes: AtomicU64,
     fallbacks: [AtomicU64; 13],
     last_errors: Mutex<BTreeMap<&'static str, String>>,
     metrics: OnceLock<HosterMetrics>,
@@ -116,6 +117,8 @@ pub struct StatsSnapshot {
     /// Submissions a worker did not accept (each retried elsewhere or
     /// ending in a fallback).
     pub submit_failures: u64,
+    /// `/probe` requests sent.
+    pub probes: u64,
     /// Local fallbacks by reason; every reason listed, zeroes included.
     pub fallbacks: BTreeMap<&'static str, u64>,
     /// The last error behind each reason that occurred.
@@ -172,6 +175,10 @@ impl HosterStats {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn probed(&self) {
+        self.probes.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn submit_failed(&self) {
         self.submit_failures.fetch_add(1, Ordering::Relaxed);
     }
@@ -190,6 +197,7 @@ impl HosterStats {
             done_by_watch: self.done_by_watch.load(Ordering::Relaxed),
             done_by_probe: self.done_by_probe.load(Ordering::Relaxed),
             submit_failures: self.submit_failures.load(Ordering::Relaxed),
+            probes: self.probes.load(Ordering::Relaxed),
             fallbacks: FallbackReason::ALL
                 .iter()
                 .map(|r| (r.name(), self.fallbacks[r.index()].load(Ordering::Relaxed)))
