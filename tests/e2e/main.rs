@@ -8,6 +8,7 @@ mod harness;
 mod admission;
 mod child_faults;
 mod etcd;
+mod etcd_secured;
 mod fake_worker;
 mod load_balance;
 mod malformed_requests;

@@ -17,8 +17,20 @@ pub enum LocalEtcdError {
     NotHealthy(PathBuf),
 }
 
+/// PEM files for an etcd that serves only TLS and requires client
+/// certificates signed by `ca`.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 pub struct LocalEtcd {
     child: Option<Child>,
+    tls: Option<ServerTls>,
+    /// How [`LocalEtcd::client`] reaches it (with TLS: the client files).
+    client_config: EtcdConfig,
     dir: PathBuf,
     client_port: u16,
     peer_port: u16,
@@ -34,10 +46,33 @@ impl LocalEtcd {
     /// Starts etcd with its data and log below `dir`, and waits until it is
     /// healthy.
     pub fn start(dir: &Path) -> Result<Self, LocalEtcdError> {
+        Self::start_with(dir, None, None)
+    }
+
+    /// Starts etcd serving only TLS with `server` files; `client` (CA,
+    /// certificate, key) is what [`LocalEtcd::client`] uses.
+    pub fn start_with(
+        dir: &Path,
+        server: Option<ServerTls>,
+        client: Option<ServerTls>,
+    ) -> Result<Self, LocalEtcdError> {
+        let client_port = free_port().map_err(LocalEtcdError::Spawn)?;
+        let scheme = if server.is_some() { "https" } else { "http" };
+        let mut client_config =
+            EtcdConfig::new(&format!("{scheme}://127.0.0.1:{client_port}"), "/local")
+                .map_err(|e| LocalEtcdError::Spawn(std::io::Error::other(e)))?;
+        if let Some(c) = client {
+            client_config.ca = Some(c.ca);
+            client_config.cert = Some(c.cert);
+            client_config.key = Some(c.key);
+        }
+        client_config.request_timeout = Duration::from_secs(1);
         let mut e = LocalEtcd {
             child: None,
+            tls: server,
+            client_config,
             dir: dir.to_owned(),
-            client_port: free_port().map_err(LocalEtcdError::Spawn)?,
+            client_port,
             peer_port: free_port().map_err(LocalEtcdError::Spawn)?,
             generation: 0,
         };
@@ -51,7 +86,8 @@ impl LocalEtcd {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr())
     }
 
     fn launch(&mut self) -> Result<(), LocalEtcdError> {
@@ -59,7 +95,17 @@ impl LocalEtcd {
         let log_path = self.dir.join(format!("etcd-{}.log", self.generation));
         let log = std::fs::File::create(&log_path).map_err(LocalEtcdError::Spawn)?;
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new("etcd")
+        let mut cmd = Command::new("etcd");
+        if let Some(t) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&t.cert)
+                .arg("--key-file")
+                .arg(&t.key)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", "local"])
             .arg("--data-dir")
             .arg(&data)
@@ -75,15 +121,15 @@ impl LocalEtcd {
             .map_err(LocalEtcdError::Spawn)?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
+        let client = self.client().map_err(|e| {
+            self.kill();
+            LocalEtcdError::Spawn(std::io::Error::other(e))
+        })?;
         loop {
-            let healthy = ureq::get(&format!("{}/health", self.url()))
-                .timeout(Duration::from_secs(1))
-                .call()
-                .ok()
-                .and_then(|r| r.into_string().ok())
-                .is_some_and(|b| b.contains("true"));
-            if healthy {
-                return Ok(());
+            // Ready when it answers a read (with auth enabled: refuses it).
+            match client.list("/local/") {
+                Ok(_) | Err(EtcdError::Status { .. }) => return Ok(()),
+                Err(_) => {}
             }
             if Instant::now() >= deadline {
                 self.kill();
@@ -109,14 +155,22 @@ impl LocalEtcd {
         self.launch()
     }
 
-    /// A client of this etcd (no credentials).
+    /// A client of this etcd, without credentials.
     pub fn client(&self) -> Result<EtcdClient, EtcdError> {
-        let c = EtcdConfig::new(&self.addr(), "/local")
-            .and_then(EtcdConfig::finish)
-            .map_err(|e| EtcdError::Protocol {
-                path: "config",
-                message: e.to_string(),
-            })?;
+        self.client_as(None)
+    }
+
+    /// A client logging in as `user` with `password`.
+    pub fn client_as(&self, login: Option<(&str, &str)>) -> Result<EtcdClient, EtcdError> {
+        let mut c = self.client_config.clone();
+        if let Some((user, password)) = login {
+            c.username = Some(user.to_owned());
+            c.password = Some(super::config::Secret::new(password.to_owned()));
+        }
+        let c = c.finish().map_err(|e| EtcdError::Protocol {
+            path: "config",
+            message: e.to_string(),
+        })?;
         EtcdClient::new(&c, Duration::from_secs(1))
     }
 }
