@@ -83,6 +83,11 @@ fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
     }
 
     let hoster = etcd_hoster(&d, &etcd);
+    let registry = prometheus::Registry::new();
+    hoster
+        .farm
+        .register_metrics(&registry)
+        .expect("metrics register");
     eventually("the hoster found the three workers", || {
         hoster.farm.workers().len() == 3
     });
@@ -135,6 +140,18 @@ fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
         stats.done_by_watch > stats.done_by_probe,
         "most waits were woken by etcd: {stats:?}"
     );
+    let done_seen = |by: &str| -> u64 {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "farm_hoster_done_seen_total")
+            .flat_map(|f| f.get_metric().iter())
+            .filter(|m| m.get_label().iter().any(|l| l.value() == by))
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
+    };
+    assert_eq!(done_seen("watch"), stats.done_by_watch);
+    assert_eq!(done_seen("probe"), stats.done_by_probe);
     let done_keys = list(&etcd, &format!("{ROOT}/dcompact-res/e2e/"));
     assert!(
         done_keys.len() as u64 >= stats.remote_installed
@@ -256,4 +273,50 @@ fn workers_and_hoster_ride_out_an_etcd_outage() {
     eventually("the hoster dropped the stopped worker", || {
         hoster.farm.workers().len() == 1
     });
+}
+
+/// A watch stays open through quiet periods longer than its read timeout:
+/// a key put after them arrives as a change, without a second listing.
+#[test]
+fn a_watch_outlives_quiet_periods() {
+    use farm::etcd::client::{KeyValue, WatchEvent};
+    use farm::etcd::follow::{Follow, Follower};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Seen {
+        listings: usize,
+        puts: Vec<String>,
+    }
+    struct Record(Arc<Mutex<Seen>>);
+    impl Follow for Record {
+        fn listed(&mut self, _: Vec<KeyValue>) {
+            self.0.lock().unwrap().listings += 1;
+        }
+        fn changed(&mut self, event: WatchEvent) {
+            if let WatchEvent::Put(kv) = event {
+                self.0.lock().unwrap().puts.push(kv.key);
+            }
+        }
+    }
+
+    let d = dirs("db");
+    let etcd = EtcdServer::start(d.tmp.path()).expect("etcd starts");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    // The client's watch reads time out after 1 s.
+    let follower = Follower::start(
+        "test-follower",
+        etcd.client().expect("client"),
+        "/quiet/".into(),
+        Record(seen.clone()),
+    )
+    .expect("follower starts");
+    eventually("the watch is open", || follower.is_live());
+    std::thread::sleep(Duration::from_millis(2500));
+    let writer = etcd.client().expect("client");
+    writer.put("/quiet/a", "1", None).expect("put");
+    eventually("the put arrives", || !seen.lock().unwrap().puts.is_empty());
+    let s = seen.lock().unwrap();
+    assert_eq!(s.puts, ["/quiet/a"]);
+    assert_eq!(s.listings, 1, "the first stream carried it");
 }

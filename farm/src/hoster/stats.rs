@@ -173,6 +173,9 @@ impl HosterStats {
             &self.done_by_probe
         };
         c.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.metrics.get() {
+            m.done_seen(woken);
+        }
     }
 
     pub fn probed(&self) {
