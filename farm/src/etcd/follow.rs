@@ -49,6 +49,11 @@ impl Follower {
         })
     }
 
+    /// Asks the thread to stop without waiting for it (drop waits).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
     /// Whether a watch is open now: changes arrive as they happen.
     pub fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)

@@ -97,7 +97,7 @@ pub struct FarmService {
     /// Following `<root>/dcompact-res/<this db's attempts>/`, with etcd.
     done_follower: Option<Follower>,
     /// Following `<root>/workers/`, with etcd.
-    _discovery: Option<Follower>,
+    discovery: Option<Follower>,
     attempts: Mutex<HashMap<u64, u32>>,
     pending: Mutex<HashMap<String, Pending>>,
     /// Bumped by `cancel_awaiting`: waits that began before give up.
@@ -194,7 +194,7 @@ impl FarmService {
             workers,
             completions,
             done_follower,
-            _discovery: discovery,
+            discovery,
             config,
             dbname,
             start_time,
@@ -543,6 +543,15 @@ fn remove_output_dir(dir: &Path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "failed to remove output directory")
+        }
+    }
+}
+
+impl Drop for FarmService {
+    /// Both etcd threads stop at once; dropping the fields then joins them.
+    fn drop(&mut self) {
+        for f in [&self.done_follower, &self.discovery].into_iter().flatten() {
+            f.request_stop();
         }
     }
 }

@@ -74,12 +74,11 @@ fn measure(
     let mut job = 1u64;
     for round in 0..rounds {
         for (i, watch) in [false, true].into_iter().enumerate() {
-            let params = if watch {
+            let mut params = if watch {
                 serde_json::json!({"etcd": {"url": etcd.addr()}, "etcd_root": "/bench"})
             } else {
                 serde_json::json!({"http_workers": [worker.base_url()]})
             };
-            let mut params = params;
             params["hoster_root"] = captured.root.display().to_string().into();
             params["instance_name"] =
                 format!("bench{round}{}", if watch { "w" } else { "p" }).into();
