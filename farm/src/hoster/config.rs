@@ -261,6 +261,11 @@ impl HosterConfig {
             .etcd
             .map(|e| etcd_config(e, raw.etcd_root))
             .transpose()?;
+        if http_workers.is_empty() && etcd.is_none() {
+            tracing::warn!(
+                "neither http_workers nor etcd is configured: every compaction runs locally"
+            );
+        }
         Ok(HosterConfig {
             http_workers,
             hoster_root,

@@ -66,6 +66,13 @@ pub async fn run(
         Arc::new(Catalog::load_here(&config.plugins).map_err(std::io::Error::other)?)
     };
     let etcd = config.etcd.clone();
+    if etcd.is_some() && config.advertise_addr.is_none() && bound.ip().is_unspecified() {
+        return Err(std::io::Error::other(format!(
+            "ETCD_URL is set but the worker listens on {bound} without ADVERTISE_ADDR: \
+             hosters could not reach the address it would register; set ADVERTISE_ADDR=<host>:{}",
+            bound.port()
+        )));
+    }
     let registration = Registration {
         url: format!("http://{advertise}"),
         web_url: format!("http://{advertise}/stat"),
