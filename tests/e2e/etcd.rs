@@ -161,18 +161,36 @@ fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
         stats.remote_installed
     );
 
-    // SIGKILL one worker in the middle of a round: its jobs fall back,
+    // SIGKILL one worker while it runs an attempt: that attempt falls back,
     // nothing is lost (churn checks the data against the model).
     let mut victim = workers.remove(1);
     let victim_url = victim.base_url();
+    let before_kill = hoster.farm.stats();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while worker_stat(&victim)["running"].as_u64() == Some(0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the victim never ran an attempt"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
         victim.kill();
         victim
     });
+    while !killer.is_finished() {
+        hoster.churn(&mut model, &spec(seed));
+        seed += 1;
+    }
+    let victim = killer.join().expect("killer thread");
     hoster.churn(&mut model, &spec(seed));
     seed += 1;
-    let victim = killer.join().expect("killer thread");
+    let after_kill = hoster.farm.stats();
+    println!("around the kill: {after_kill:?}");
+    assert!(
+        after_kill.fallbacks["connection"] > before_kill.fallbacks["connection"],
+        "the attempt in flight on the killed worker fell back to local: {after_kill:?}"
+    );
     eventually("the killed worker's lease expired", || {
         !registered(&etcd, &victim)
     });
