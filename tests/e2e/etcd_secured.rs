@@ -1,7 +1,7 @@
 //! etcd with authentication and with TLS, both real: the worker's
 //! `ETCD_USERNAME`/`ETCD_PASSWORD` and `ETCD_CA`/`ETCD_CERT`/`ETCD_KEY`, and
 //! the same fields of the hoster's `etcd` object, reach an etcd that refuses
-//! everyone else.
+//! everyone else; with a dead endpoint listed first, requests fail over.
 
 use crate::harness::*;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -82,7 +82,8 @@ fn credentials_reach_an_etcd_with_authentication() {
     let worker = start_worker(
         &d.tmp.path().join("w"),
         &[
-            ("ETCD_URL", etcd.addr()),
+            // The first endpoint is dead: requests fail over to the next.
+            ("ETCD_URL", format!("127.0.0.1:1,{}", etcd.addr())),
             ("ETCD_ROOT", ROOT.into()),
             ("ETCD_USERNAME", USER.into()),
             ("ETCD_PASSWORD", PASSWORD.into()),
@@ -96,7 +97,8 @@ fn credentials_reach_an_etcd_with_authentication() {
     });
     one_round_on_etcd(
         &d,
-        json!({"url": etcd.addr(), "username": USER, "password": PASSWORD}),
+        json!({"url": format!("127.0.0.1:1;{}", etcd.addr()), "username": USER,
+               "password": PASSWORD, "load_balancer": "pick_first"}),
         &worker,
     );
 }

@@ -5,7 +5,7 @@
 //! sends the token on every request, authenticating again when etcd says
 //! the token is no longer valid. Requests go to the endpoints in turn (or
 //! the first that works, see [`EndpointBalance`]); a failed endpoint passes
-//! the request to the next.
+//! the request to the next, and so does one answering 5xx.
 //!
 //! A watch is one long HTTP response of newline-separated JSON messages.
 //! Its reads time out after `idle`, so its owner can check whether to stop
@@ -231,11 +231,17 @@ impl EtcdClient {
                 }
                 Err(ureq::Error::Status(status, r)) => {
                     let message = r.into_string().unwrap_or_default();
-                    return Err(EtcdError::Status {
+                    let e = EtcdError::Status {
                         status,
                         path,
                         message,
-                    });
+                    };
+                    // An unavailable member (no leader, shutting down):
+                    // another endpoint may serve.
+                    if status < 500 {
+                        return Err(e);
+                    }
+                    last = Some(e);
                 }
                 Err(ureq::Error::Transport(t)) => {
                     last = Some(EtcdError::Unreachable {
