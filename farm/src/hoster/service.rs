@@ -11,6 +11,7 @@ use super::stats::{FallbackReason, HosterStats, StatsSnapshot};
 use super::verify::verify_result;
 use super::workers::Workers;
 use crate::etcd::client::{EtcdClient, EtcdError};
+use crate::etcd::config::EtcdConfig;
 use crate::etcd::follow::Follower;
 use crate::etcd::keys;
 use crate::protocol::answers;
@@ -147,45 +148,9 @@ impl FarmService {
         let (discovery, done_follower) = match &config.etcd {
             None => (None, None),
             Some(etcd) => {
-                // This hoster's attempts: `<instance>/<start_time>/<db>/`.
-                let sample = AttemptName::new(
-                    &AttemptKey {
-                        instance_name: config.instance_name.clone(),
-                        start_time,
-                        dbname: dbname.clone(),
-                        job_id: 0,
-                        attempt: 0,
-                    },
-                    &config.hoster_root,
-                )
-                .map_err(|e| HosterError::DbName {
-                    dbname: dbname.clone(),
-                    why: e.to_string(),
-                })?;
-                let own = sample
-                    .as_str()
-                    .rsplitn(3, '/')
-                    .nth(2)
-                    .expect("an attempt name has job and attempt parts")
-                    .to_owned();
-                let discovery = Follower::start(
-                    "etcd-workers",
-                    EtcdClient::new(etcd, WATCH_IDLE)?,
-                    keys::workers_prefix(&etcd.root),
-                    Discovery::new(workers.clone()),
-                )
-                .map_err(HosterError::Thread)?;
-                let done = Follower::start(
-                    "etcd-done",
-                    EtcdClient::new(etcd, WATCH_IDLE)?,
-                    format!("{}{own}/", keys::done_prefix(&etcd.root)),
-                    DoneEvents {
-                        completions: completions.clone(),
-                        done_prefix: keys::done_prefix(&etcd.root),
-                    },
-                )
-                .map_err(HosterError::Thread)?;
-                (Some(discovery), Some(done))
+                let (d, f) =
+                    follow_etcd(etcd, &config, &dbname, start_time, &workers, &completions)?;
+                (Some(d), Some(f))
             }
         };
         Ok(FarmService {
@@ -516,6 +481,56 @@ impl FarmService {
             Err(e) => self.abandon(&p, FallbackReason::VerifyFailed, &e, false),
         }
     }
+}
+
+/// Starts the two etcd followers: discovery of `<root>/workers/`, and the
+/// "done" events of this hoster's attempts, `<root>/dcompact-res/<instance>/
+/// <start_time>/<db>/`.
+fn follow_etcd(
+    etcd: &EtcdConfig,
+    config: &HosterConfig,
+    dbname: &str,
+    start_time: u64,
+    workers: &Arc<Workers>,
+    completions: &Arc<Completions>,
+) -> Result<(Follower, Follower), HosterError> {
+    let sample = AttemptName::new(
+        &AttemptKey {
+            instance_name: config.instance_name.clone(),
+            start_time,
+            dbname: dbname.to_owned(),
+            job_id: 0,
+            attempt: 0,
+        },
+        &config.hoster_root,
+    )
+    .map_err(|e| HosterError::DbName {
+        dbname: dbname.to_owned(),
+        why: e.to_string(),
+    })?;
+    let own = sample
+        .as_str()
+        .rsplitn(3, '/')
+        .nth(2)
+        .expect("an attempt name has job and attempt parts");
+    let discovery = Follower::start(
+        "etcd-workers",
+        EtcdClient::new(etcd, WATCH_IDLE)?,
+        keys::workers_prefix(&etcd.root),
+        Discovery::new(workers.clone()),
+    )
+    .map_err(HosterError::Thread)?;
+    let done = Follower::start(
+        "etcd-done",
+        EtcdClient::new(etcd, WATCH_IDLE)?,
+        format!("{}{own}/", keys::done_prefix(&etcd.root)),
+        DoneEvents {
+            completions: completions.clone(),
+            done_prefix: keys::done_prefix(&etcd.root),
+        },
+    )
+    .map_err(HosterError::Thread)?;
+    Ok((discovery, done))
 }
 
 /// The versions sent with a job: those installed through
