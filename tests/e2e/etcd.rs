@@ -152,6 +152,18 @@ fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
     };
     assert_eq!(done_seen("watch"), stats.done_by_watch);
     assert_eq!(done_seen("probe"), stats.done_by_probe);
+    let published: u64 = workers
+        .iter()
+        .map(|w| {
+            worker_stat(w)["etcd"]["done_published"]
+                .as_u64()
+                .expect("etcd in /stat")
+        })
+        .sum();
+    assert!(
+        published >= stats.remote_installed,
+        "{published} done keys published"
+    );
     let done_keys = list(&etcd, &format!("{ROOT}/dcompact-res/e2e/"));
     assert!(
         done_keys.len() as u64 >= stats.remote_installed
@@ -263,11 +275,28 @@ fn workers_and_hoster_ride_out_an_etcd_outage() {
         assert!(a > b, "both workers served: {during_counts:?}");
     }
     assert!(!hoster.farm.watching_completions());
+    for w in &workers {
+        let e = &worker_stat(w)["etcd"];
+        assert_eq!(e["registered"], false, "{e}");
+        assert!(
+            e["last_error"]
+                .as_str()
+                .is_some_and(|x| x.contains("unreachable")),
+            "{e}"
+        );
+    }
 
     etcd.restart_empty().expect("etcd restarts");
     eventually("registrations return", || {
         workers.iter().all(|w| registered(&etcd, w))
     });
+    for w in &workers {
+        let e = &worker_stat(w)["etcd"];
+        assert!(
+            e["registrations"].as_u64() >= Some(2),
+            "registered anew: {e}"
+        );
+    }
     eventually("the hoster watches again", || {
         hoster.farm.watching_completions()
     });

@@ -19,7 +19,10 @@ use crate::etcd::client::{EtcdClient, EtcdError};
 use crate::etcd::config::EtcdConfig;
 use crate::etcd::keys::{self, Registration};
 use crate::worker::supervisor::SupervisorEvent;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,49 @@ pub const RETRY: Duration = Duration::from_secs(1);
 /// "Done" events kept while etcd is unreachable; older ones are dropped.
 const MAX_PENDING_DONE: usize = 1024;
 
+/// What `/stat` shows of the registration.
+#[derive(Debug, Default)]
+pub struct RegistrationStatus {
+    key: String,
+    registered: AtomicBool,
+    registrations: AtomicU64,
+    done_published: AtomicU64,
+    done_dropped: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The `etcd` part of `/stat?html=0`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistrationSnapshot {
+    pub key: String,
+    /// Registered under a live lease now.
+    pub registered: bool,
+    /// Registrations so far: more than one means etcd was lost and found.
+    pub registrations: u64,
+    /// "done" keys put, and those dropped while etcd was unreachable.
+    pub done_published: u64,
+    pub done_dropped: u64,
+    /// The last etcd error (no credentials in it).
+    pub last_error: Option<String>,
+}
+
+impl RegistrationStatus {
+    pub fn snapshot(&self) -> RegistrationSnapshot {
+        RegistrationSnapshot {
+            key: self.key.clone(),
+            registered: self.registered.load(Ordering::Relaxed),
+            registrations: self.registrations.load(Ordering::Relaxed),
+            done_published: self.done_published.load(Ordering::Relaxed),
+            done_dropped: self.done_dropped.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}
+
 enum Msg {
     Event(SupervisorEvent),
     Deregister,
@@ -39,6 +85,7 @@ enum Msg {
 /// The registrar thread; stopped (and joined) on drop.
 pub struct Registrar {
     tx: mpsc::Sender<Msg>,
+    status: Arc<RegistrationStatus>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -47,9 +94,14 @@ impl Registrar {
         let client = EtcdClient::new(&config, config.request_timeout)?;
         let (tx, rx) = mpsc::channel();
         let key = keys::worker_key(&config.root, registration.url.trim_start_matches("http://"));
+        let status = Arc::new(RegistrationStatus {
+            key: key.clone(),
+            ..RegistrationStatus::default()
+        });
         let mut state = Loop {
             client,
             key,
+            status: status.clone(),
             registration,
             config,
             lease: None,
@@ -70,8 +122,13 @@ impl Registrar {
             })?;
         Ok(Registrar {
             tx,
+            status,
             thread: Some(thread),
         })
+    }
+
+    pub fn status(&self) -> Arc<RegistrationStatus> {
+        self.status.clone()
     }
 
     /// What the supervisor calls on every event.
@@ -99,6 +156,7 @@ impl Drop for Registrar {
 
 struct Loop {
     client: EtcdClient,
+    status: Arc<RegistrationStatus>,
     config: EtcdConfig,
     key: String,
     registration: Registration,
@@ -129,6 +187,7 @@ impl Loop {
                 Ok(Msg::Event(SupervisorEvent::Ended(name))) => {
                     if self.done.len() >= MAX_PENDING_DONE {
                         self.done.remove(0);
+                        self.status.done_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                     self.done.push(name.as_str().to_owned());
                 }
@@ -161,6 +220,11 @@ impl Loop {
     }
 
     fn failed(&mut self, what: &str, e: &EtcdError) {
+        *self
+            .status
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(format!("{what}: {e}"));
         if !self.outage {
             tracing::warn!(error = %e, what, "etcd request failed; serving on and retrying");
         }
@@ -180,6 +244,13 @@ impl Loop {
     }
 
     fn step(&mut self) {
+        self.steps();
+        self.status
+            .registered
+            .store(self.lease.is_some(), Ordering::Relaxed);
+    }
+
+    fn steps(&mut self) {
         let now = Instant::now();
         if self.wanted && self.lease.is_none() && now >= self.retry_at {
             match self.register() {
@@ -187,6 +258,8 @@ impl Loop {
                     self.succeeded();
                     tracing::info!(key = self.key, lease, "registered in etcd");
                     self.lease = Some(lease);
+                    self.status.registered.store(true, Ordering::Relaxed);
+                    self.status.registrations.fetch_add(1, Ordering::Relaxed);
                     self.dirty = false;
                     self.last_put = Instant::now();
                     self.keepalive_at = Instant::now() + self.config.lease_ttl / 3;
@@ -248,6 +321,7 @@ impl Loop {
             let key = keys::done_key(&self.config.root, name);
             self.client.put(&key, keys::DONE, Some(lease))?;
             self.done.remove(0);
+            self.status.done_published.fetch_add(1, Ordering::Relaxed);
         }
         self.succeeded();
         Ok(())
@@ -258,6 +332,7 @@ impl Loop {
             return;
         }
         self.wanted = false;
+        self.status.registered.store(false, Ordering::Relaxed);
         if let Some(lease) = self.lease.take() {
             let gone = self
                 .client

@@ -94,6 +94,7 @@ pub async fn run(
         Some(etcd) => {
             let r = Registrar::start(etcd, registration).map_err(std::io::Error::other)?;
             sup.observe(r.observer());
+            sup.show_registration(r.status());
             Some(Arc::new(r))
         }
         None => None,
@@ -347,7 +348,7 @@ async fn stat(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>
     };
     let mut page = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>{id}</title></head><body>\
-         <h1>{id}</h1><p>running {r} of {p}, waiting {w} of {q}{stopping}</p>\
+         <h1>{id}</h1><p>running {r} of {p}, waiting {w} of {q}{stopping}</p>{etcd}\
          <h2>counters</h2><pre>{c}</pre><h2>attempts</h2><table border=1>\
          <tr><th>attempt</th><th>state</th><th>outcome</th><th>ms</th></tr>",
         id = esc(&snap.identity),
@@ -356,6 +357,20 @@ async fn stat(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>
         w = snap.waiting,
         q = snap.max_waiting_compactions,
         stopping = if snap.stopping { " (stopping)" } else { "" },
+        etcd = snap.etcd.as_ref().map_or(String::new(), |e| format!(
+            "<p>etcd: {} as {} ({} registrations, {} done keys){}</p>",
+            if e.registered {
+                "registered"
+            } else {
+                "not registered"
+            },
+            esc(&e.key),
+            e.registrations,
+            e.done_published,
+            e.last_error
+                .as_deref()
+                .map_or(String::new(), |x| format!("; last error: {}", esc(x)))
+        )),
         c = esc(&serde_json::to_string_pretty(&snap.counters).unwrap_or_default()),
     );
     for a in &snap.attempts {

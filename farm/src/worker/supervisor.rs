@@ -24,6 +24,7 @@ use crate::worker::config::WorkerConfig;
 use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
+use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
 use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use base64::Engine;
@@ -118,6 +119,9 @@ pub struct StatSnapshot {
     pub stopping: bool,
     pub counters: Counters,
     pub plugins: PluginsSnapshot,
+    /// The registration in etcd, with `ETCD_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<RegistrationSnapshot>,
     pub attempts: Vec<AttemptRow>,
 }
 
@@ -140,6 +144,8 @@ pub struct Supervisor {
     catalog: Arc<Catalog>,
     /// Called under the state lock: it must only pass the event on.
     observer: OnceLock<Observer>,
+    /// The etcd registration shown by `/stat`.
+    registration: OnceLock<Arc<RegistrationStatus>>,
 }
 
 impl Supervisor {
@@ -168,6 +174,7 @@ impl Supervisor {
             spawner,
             catalog,
             observer: OnceLock::new(),
+            registration: OnceLock::new(),
         }))
     }
 
@@ -189,6 +196,11 @@ impl Supervisor {
     /// when one is set already.
     pub fn observe(&self, observer: impl Fn(SupervisorEvent) + Send + Sync + 'static) -> bool {
         self.observer.set(Box::new(observer)).is_ok()
+    }
+
+    /// Shows `status` in `/stat` from now on.
+    pub fn show_registration(&self, status: Arc<RegistrationStatus>) {
+        let _ = self.registration.set(status);
     }
 
     fn tell(&self, st: &State, ended: Option<&AttemptName>) {
@@ -536,6 +548,7 @@ impl Supervisor {
                     c
                 },
             },
+            etcd: self.registration.get().map(|r| r.snapshot()),
             attempts,
         }
     }
