@@ -9,6 +9,7 @@ packages=(
   libclang-dev      # bindgen in librocksdb-sys
   protobuf-compiler # protoc, for the etcd client
   etcd-server       # tests start a real etcd on 127.0.0.1
+  openssl           # tests issue certificates for etcd over TLS
   bc                # arithmetic in the benchmark scripts
   prometheus        # the metrics test scrapes the worker with a real Prometheus
   chromium          # the web-view test drives /list in headless Chromium

@@ -16,6 +16,8 @@
 //!   `rocksdb::Options`: picks a worker, submits, probes, verifies the output
 //!   and falls back to local compaction on any failure.
 //!
+//! - [`etcd`]: worker registration and discovery, and "attempt done"
+//!   events, over etcd's JSON gateway.
 //! - [`workload`]: a reproducible write workload with an in-memory model
 //!   (the demo and the end-to-end tests).
 //!
@@ -23,6 +25,7 @@
 //! only with "installed" (after checking every output file) or "compact
 //! locally". A failing farm costs CPU on the hoster, never data or writes.
 
+pub mod etcd;
 pub mod hoster;
 pub mod protocol;
 pub mod rocks;

@@ -9,6 +9,8 @@ mod admission;
 mod browser;
 mod child_faults;
 mod dynamic_mount;
+mod etcd;
+mod etcd_secured;
 mod fake_worker;
 mod load_balance;
 mod malformed_requests;

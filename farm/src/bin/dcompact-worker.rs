@@ -44,6 +44,14 @@ use std::path::PathBuf;
 ///                             kept attempt directories are removed past this age or total size (168h, 10G)
 ///   OUTPUT_SPACE_MARGIN       refuse a job unless its output filesystem keeps this much free (default 1G)
 ///   WEB_DOMAIN                the web view sets document.domain to it, for pages embedded in a portal
+///   ETCD_URL                  etcd endpoints, host:port or http(s)://host:port, ','-separated (default: no etcd);
+///                             registers ETCD_ROOT/workers/<addr> and puts ETCD_ROOT/dcompact-res/<attempt> = done
+///   ETCD_ROOT                 key prefix in etcd (default /dcompact)
+///   ETCD_USERNAME, ETCD_PASSWORD  etcd credentials (never logged)
+///   ETCD_CA, ETCD_CERT, ETCD_KEY  PEM files for TLS to etcd: CA, client certificate and key
+///   ETCD_LOAD_BALANCER        round_robin or pick_first over several endpoints (default round_robin)
+///   ETCD_LEASE_TTL            registration lease; a dead worker vanishes after it (default 10s)
+///   ETCD_DONE_TTL             lifetime of a dcompact-res key (default 60s)
 ///   RUST_LOG                  log filter, e.g. info or farm::worker=debug (default info)
 ///   LOG_FORMAT                text or json (JSON lines); same as --log-json (default text)
 ///

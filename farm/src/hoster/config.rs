@@ -4,7 +4,9 @@
 //!
 //! | key | default | meaning |
 //! | --- | --- | --- |
-//! | `http_workers` | required | worker URLs: strings, or objects with `url`, `base_url`, `web_url`, `weight`; entries starting with `//` or `#` are skipped |
+//! | `etcd` | unset | `{"url": "host:port,...", "username", "password", "ca", "cert", "key", "load_balancer"}`: discover workers registered in etcd (merged with `http_workers`) and wake on their "done" events |
+//! | `etcd_root` | `/dcompact` | the farm's key prefix in etcd |
+//! | `http_workers` | [] | worker URLs: strings, or objects with `url`, `base_url`, `web_url`, `weight`; entries starting with `//` or `#` are skipped |
 //! | `hoster_root` | required | root of the shared storage, in this process's path space |
 //! | `instance_name` | required | this hoster's name: one path component |
 //! | `http_max_retry` | 3 | submissions tried (each on the next worker) before compacting locally |
@@ -27,6 +29,7 @@
 //! compatibility and logged as a warning.
 
 use super::workers::LoadBalance;
+use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
 use crate::protocol::job::PluginVersion;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -71,6 +74,50 @@ pub struct HosterConfig {
     pub nfs_type: String,
     pub nfs_mnt_src: String,
     pub nfs_mnt_opt: String,
+    /// Discovery and "done" events; `None` without `etcd`.
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// The `etcd` object (ToplingDB's field names).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEtcd {
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+    ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    load_balancer: Option<String>,
+}
+
+impl std::fmt::Debug for RawEtcd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawEtcd")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn etcd_config(raw: RawEtcd, root: Option<String>) -> Result<EtcdConfig, ConfigError> {
+    let invalid = |e: crate::etcd::config::EtcdConfigError| {
+        ConfigError::Invalid(format!("etcd: {}: {}", e.field, e.why))
+    };
+    let mut c =
+        EtcdConfig::new(&raw.url, root.as_deref().unwrap_or("/dcompact")).map_err(invalid)?;
+    c.username = raw.username;
+    c.password = raw.password.map(Secret::new);
+    c.ca = raw.ca.map(Into::into);
+    c.cert = raw.cert.map(Into::into);
+    c.key = raw.key.map(Into::into);
+    if let Some(lb) = raw.load_balancer {
+        c.balance = EndpointBalance::parse(&lb).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "etcd load_balancer {lb:?}: expected round_robin or pick_first"
+            ))
+        })?;
+    }
+    c.finish().map_err(invalid)
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +157,8 @@ struct Raw {
     nfs_type: Option<String>,
     nfs_mnt_src: Option<String>,
     nfs_mnt_opt: Option<String>,
+    etcd: Option<RawEtcd>,
+    etcd_root: Option<String>,
 }
 
 fn seconds(name: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
@@ -208,6 +257,15 @@ impl HosterConfig {
         let estimate_speed = positive("estimate_speed", raw.estimate_speed, 0.0)?;
         let timeout_multiplier =
             positive("timeout_multiplier", raw.timeout_multiplier, 10.0)?.max(1.0);
+        let etcd = raw
+            .etcd
+            .map(|e| etcd_config(e, raw.etcd_root))
+            .transpose()?;
+        if http_workers.is_empty() && etcd.is_none() {
+            tracing::warn!(
+                "neither http_workers nor etcd is configured: every compaction runs locally"
+            );
+        }
         Ok(HosterConfig {
             http_workers,
             hoster_root,
@@ -233,6 +291,7 @@ impl HosterConfig {
             nfs_type: raw.nfs_type.unwrap_or_default(),
             nfs_mnt_src: raw.nfs_mnt_src.unwrap_or_default(),
             nfs_mnt_opt: raw.nfs_mnt_opt.unwrap_or_default(),
+            etcd,
         })
     }
 }
@@ -256,6 +315,32 @@ mod tests {
         let n = HosterConfig::from_json(&nested).unwrap();
         assert_eq!(n.http_workers, c.http_workers);
         assert!(n.allow_fallback_to_local);
+    }
+
+    #[test]
+    fn etcd_object() {
+        let c = HosterConfig::from_json(
+            r#"{"hoster_root":"/d","instance_name":"i","etcd_root":"/farm",
+                "etcd":{"url":"127.0.0.1:2379","username":"u","password":"pw-secret"}}"#,
+        )
+        .unwrap();
+        let e = c.etcd.as_ref().unwrap();
+        assert_eq!(e.endpoints, ["http://127.0.0.1:2379"]);
+        assert_eq!(e.root, "/farm");
+        assert!(c.http_workers.is_empty());
+        assert!(!format!("{c:?}").contains("pw-secret"));
+        let err = HosterConfig::from_json(
+            r#"{"hoster_root":"/d","instance_name":"i","etcd":{"url":"h:1","cert":"/c.pem"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("etcd"), "{err}");
+        let err = HosterConfig::from_json(
+            r#"{"hoster_root":"/d","instance_name":"i","etcd":{"url":"h:1","passwd":"x"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("passwd") && !err.contains("\"x\""), "{err}");
     }
 
     #[test]

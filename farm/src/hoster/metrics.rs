@@ -7,6 +7,7 @@
 //! | `farm_hoster_compactions_local_total` | counter | `reason` (a [`FallbackReason`] name: bounded) |
 //! | `farm_hoster_remote_seconds` | histogram | |
 //! | `farm_hoster_remote_read_bytes_total`, `farm_hoster_remote_written_bytes_total` | counter | |
+//! | `farm_hoster_done_seen_total` | counter | `by`: `watch` (etcd's event woke the wait) or `probe` |
 
 use super::stats::FallbackReason;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
@@ -19,6 +20,7 @@ pub struct HosterMetrics {
     remote_seconds: Histogram,
     read_bytes: IntCounter,
     written_bytes: IntCounter,
+    done_seen: IntCounterVec,
 }
 
 impl HosterMetrics {
@@ -50,12 +52,23 @@ impl HosterMetrics {
                 "farm_hoster_remote_written_bytes_total",
                 "Output bytes of installed remote compactions",
             )?,
+            done_seen: IntCounterVec::new(
+                Opts::new(
+                    "farm_hoster_done_seen_total",
+                    "Remote attempts found done, by what woke the wait",
+                ),
+                &["by"],
+            )?,
         };
         registry.register(Box::new(m.remote.clone()))?;
         registry.register(Box::new(m.local.clone()))?;
         registry.register(Box::new(m.remote_seconds.clone()))?;
         registry.register(Box::new(m.read_bytes.clone()))?;
         registry.register(Box::new(m.written_bytes.clone()))?;
+        registry.register(Box::new(m.done_seen.clone()))?;
+        for by in ["watch", "probe"] {
+            m.done_seen.with_label_values(&[by]);
+        }
         for r in FallbackReason::ALL {
             m.local.with_label_values(&[r.name()]);
         }
@@ -64,6 +77,11 @@ impl HosterMetrics {
 
     pub fn local(&self, reason: FallbackReason) {
         self.local.with_label_values(&[reason.name()]).inc();
+    }
+
+    pub fn done_seen(&self, woken: bool) {
+        let by = if woken { "watch" } else { "probe" };
+        self.done_seen.with_label_values(&[by]).inc();
     }
 
     pub fn installed(&self, elapsed: Duration, bytes_read: u64, bytes_written: u64) {

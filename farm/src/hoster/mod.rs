@@ -21,6 +21,8 @@
 //! ([`stats::FallbackReason`]). `on_installation` removes the attempt's
 //! output directory.
 //!
+//! - [`discovery`]: workers registered in etcd join the rotation.
+//! - [`completions`]: etcd's "attempt done" events wake the waits.
 //! - [`config`]: ToplingDB's `DcompactEtcd` JSON params.
 //! - [`workers`]: the worker list, selection and backoff.
 //! - [`http`]: the worker protocol over blocking HTTP.
@@ -32,7 +34,9 @@
 //! - [`stats`]: counters of remote and local compactions.
 //! - [`service`]: the `CompactionService` that ties them together.
 
+pub mod completions;
 pub mod config;
+pub mod discovery;
 pub mod http;
 pub mod metrics;
 pub mod plugins;

@@ -1,15 +1,21 @@
 //! The farm's `CompactionService`: schedule on a worker, wait by probing,
 //! verify, install or fall back.
 
-use super::config::{ConfigError, HosterConfig};
+use super::completions::{Completions, DoneEvents};
+use super::config::{ConfigError, HosterConfig, WorkerEndpoint};
+use super::discovery::Discovery;
 use super::http::{Client, RequestError};
 use super::metrics::HosterMetrics;
 use super::speed::{wait_limit, SpeedModel};
 use super::stats::{FallbackReason, HosterStats, StatsSnapshot};
 use super::verify::verify_result;
 use super::workers::Workers;
+use crate::etcd::client::{EtcdClient, EtcdError};
+use crate::etcd::config::EtcdConfig;
+use crate::etcd::follow::Follower;
+use crate::etcd::keys;
 use crate::protocol::answers;
-use crate::protocol::attempt::{relative_below, AttemptKey};
+use crate::protocol::attempt::{relative_below, AttemptKey, AttemptName};
 use crate::protocol::job::{Job, PluginVersion};
 use crate::rocks::serialized::InputInfo;
 use crate::rocks::service::{
@@ -25,12 +31,24 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The directory below the DB that holds attempts' output directories.
 pub const OUTPUT_SUBDIR: &str = "farm-output";
 
+/// The longest pause between two probes of an attempt without etcd (the
+/// pause doubles from 5 ms up to it), and the pause while etcd's "done"
+/// events arrive: then an event ends the pause and probing is the fallback.
+const PROBE_PAUSE_MAX: Duration = Duration::from_millis(100);
+const PROBE_PAUSE_MAX_WATCHED: Duration = Duration::from_secs(1);
+/// How long a watch read waits before its thread checks whether to stop.
+const WATCH_IDLE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum HosterError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("dbname {dbname:?}: {why}")]
     DbName { dbname: String, why: String },
+    #[error("failed to set up etcd: {0}")]
+    Etcd(#[from] EtcdError),
+    #[error("failed to start an etcd thread: {0}")]
+    Thread(#[source] std::io::Error),
     #[error("failed to sweep orphaned output directories in {path}: {source}")]
     Sweep {
         path: PathBuf,
@@ -54,8 +72,11 @@ pub fn enable(
 }
 
 struct Pending {
-    worker: usize,
+    /// The worker's `base_url`.
+    worker: String,
     key: AttemptKey,
+    /// The attempt's name, as in etcd's "done" key.
+    name: String,
     output_dir: PathBuf,
     generation: u64,
     /// Bytes read and written, once the result was verified.
@@ -72,7 +93,12 @@ pub struct FarmService {
     dbname: String,
     start_time: u64,
     client: Client,
-    workers: Workers,
+    workers: Arc<Workers>,
+    completions: Arc<Completions>,
+    /// Following `<root>/dcompact-res/<this db's attempts>/`, with etcd.
+    done_follower: Option<Follower>,
+    /// Following `<root>/workers/`, with etcd.
+    discovery: Option<Follower>,
     attempts: Mutex<HashMap<u64, u32>>,
     pending: Mutex<HashMap<String, Pending>>,
     /// Bumped by `cancel_awaiting`: waits that began before give up.
@@ -113,14 +139,27 @@ impl FarmService {
         let start_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let workers = Arc::new(Workers::new(
+            config.http_workers.clone(),
+            config.load_balance,
+            config.worker_backoff,
+        ));
+        let completions = Arc::new(Completions::default());
+        let (discovery, done_follower) = match &config.etcd {
+            None => (None, None),
+            Some(etcd) => {
+                let (d, f) =
+                    follow_etcd(etcd, &config, &dbname, start_time, &workers, &completions)?;
+                (Some(d), Some(f))
+            }
+        };
         Ok(FarmService {
             client: Client::new(&config),
             speed: SpeedModel::new(config.estimate_speed),
-            workers: Workers::new(
-                config.http_workers.clone(),
-                config.load_balance,
-                config.worker_backoff,
-            ),
+            workers,
+            completions,
+            done_follower,
+            discovery,
             config,
             dbname,
             start_time,
@@ -150,6 +189,16 @@ impl FarmService {
                 "metrics are already registered for this service".into(),
             ))
         }
+    }
+
+    /// The workers in rotation now: `http_workers` and those found in etcd.
+    pub fn workers(&self) -> Vec<WorkerEndpoint> {
+        self.workers.list()
+    }
+
+    /// Whether etcd's "done" events are being received now.
+    pub fn watching_completions(&self) -> bool {
+        self.done_follower.as_ref().is_some_and(Follower::is_live)
     }
 
     /// Attempts scheduled on a worker and not yet installed or abandoned.
@@ -218,7 +267,7 @@ impl FarmService {
             let Some(worker) = self.workers.pick() else {
                 break;
             };
-            if refused_by.contains(&worker) {
+            if refused_by.contains(&worker.base_url) {
                 // Every worker still in rotation refused this job already.
                 break;
             }
@@ -248,7 +297,11 @@ impl FarmService {
                 compaction_service_input: Job::encode_input(input),
                 plugins: plugin_versions(&c.plugin_versions),
             };
-            let base = &self.workers.endpoint(worker).base_url;
+            let base = &worker.base_url;
+            let name = match AttemptName::new(&key, &c.hoster_root) {
+                Ok(n) => n.as_str().to_owned(),
+                Err(e) => return self.local(FallbackReason::Internal, &e),
+            };
             match self.client.submit(base, &job) {
                 Ok(()) => {
                     self.stats.scheduled();
@@ -258,8 +311,9 @@ impl FarmService {
                     lock(&self.pending).insert(
                         id.clone(),
                         Pending {
-                            worker,
+                            worker: worker.base_url.clone(),
                             key,
+                            name,
                             output_dir,
                             generation: self.generation.load(Ordering::Acquire),
                             verified: None,
@@ -273,12 +327,13 @@ impl FarmService {
                 }
                 Err(e) => {
                     tracing::info!(worker = base, try_no, error = %e, "submission failed");
+                    self.stats.submit_failed();
                     match e.reason {
                         FallbackReason::Busy => std::thread::sleep(c.retry_sleep_time),
                         // A refusal is about the job, not the worker: no
                         // backoff, and no second try on the same worker.
-                        FallbackReason::Refused => refused_by.push(worker),
-                        _ => self.workers.failed(worker),
+                        FallbackReason::Refused => refused_by.push(worker.base_url.clone()),
+                        _ => self.workers.failed(&worker.base_url),
                     }
                     last = Some(e);
                 }
@@ -301,10 +356,10 @@ impl FarmService {
         cancel_remote: bool,
     ) -> WaitAnswer {
         self.forget_job(p.key.job_id);
+        self.completions.forget(&p.name);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         if cancel_remote {
-            self.client
-                .cancel(&self.workers.endpoint(p.worker).base_url, &p.key);
+            self.client.cancel(&p.worker, &p.key);
         }
         remove_output_dir(&p.output_dir);
         self.local(reason, why);
@@ -315,10 +370,16 @@ impl FarmService {
         let Some(p) = lock(&self.pending).remove(id) else {
             return self.abandon_unknown(id);
         };
-        let base = self.workers.endpoint(p.worker).base_url.clone();
+        let base = p.worker.clone();
         let deadline = p.submitted + p.wait_limit;
         let mut pause = Duration::from_millis(5);
         let mut transient = 0u32;
+        // The last pause ended with etcd's "done" event. While the events
+        // arrive, the first probe waits for one: probing is the fallback.
+        let mut woken = self.watching_completions()
+            && self
+                .completions
+                .wait(&p.name, PROBE_PAUSE_MAX_WATCHED.min(p.wait_limit));
         loop {
             if self.generation.load(Ordering::Acquire) != p.generation {
                 return self.abandon(
@@ -335,6 +396,7 @@ impl FarmService {
                 );
                 return self.abandon(&p, FallbackReason::Timeout, &why, true);
             }
+            self.stats.probed();
             match self.client.probe(&base, &p.key) {
                 Ok(a) if a.status == answers::QUEUED || a.status == answers::RUNNING => {
                     transient = 0;
@@ -352,6 +414,7 @@ impl FarmService {
                             false,
                         );
                     };
+                    self.stats.done_seen(woken);
                     return self.install(p, &result);
                 }
                 Ok(a) if a.status == answers::FAILED => {
@@ -379,12 +442,19 @@ impl FarmService {
                         tracing::info!(job = id, error = %e, "worker unreachable; collecting its result from the output directory");
                         return self.install(p, &result);
                     }
-                    self.workers.failed(p.worker);
+                    self.workers.failed(&p.worker);
                     return self.abandon(&p, e.reason, &e, e.reason != FallbackReason::NotFound);
                 }
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(100));
+            let until_deadline = deadline.saturating_duration_since(Instant::now());
+            if self.watching_completions() {
+                woken = self
+                    .completions
+                    .wait(&p.name, PROBE_PAUSE_MAX_WATCHED.min(until_deadline));
+            } else {
+                std::thread::sleep(pause.min(until_deadline));
+                pause = (pause * 2).min(PROBE_PAUSE_MAX);
+            }
         }
     }
 
@@ -404,12 +474,63 @@ impl FarmService {
             Ok((bytes, info)) => {
                 p.verified = Some((info.bytes_read, info.bytes_written));
                 let id = format!("{}-{}-{}", p.key.db_job(), p.key.sub_job(), p.key.attempt);
+                self.completions.forget(&p.name);
                 lock(&self.pending).insert(id, p);
                 WaitAnswer::Success(bytes)
             }
             Err(e) => self.abandon(&p, FallbackReason::VerifyFailed, &e, false),
         }
     }
+}
+
+/// Starts the two etcd followers: discovery of `<root>/workers/`, and the
+/// "done" events of this hoster's attempts, `<root>/dcompact-res/<instance>/
+/// <start_time>/<db>/`.
+fn follow_etcd(
+    etcd: &EtcdConfig,
+    config: &HosterConfig,
+    dbname: &str,
+    start_time: u64,
+    workers: &Arc<Workers>,
+    completions: &Arc<Completions>,
+) -> Result<(Follower, Follower), HosterError> {
+    let sample = AttemptName::new(
+        &AttemptKey {
+            instance_name: config.instance_name.clone(),
+            start_time,
+            dbname: dbname.to_owned(),
+            job_id: 0,
+            attempt: 0,
+        },
+        &config.hoster_root,
+    )
+    .map_err(|e| HosterError::DbName {
+        dbname: dbname.to_owned(),
+        why: e.to_string(),
+    })?;
+    let own = sample
+        .as_str()
+        .rsplitn(3, '/')
+        .nth(2)
+        .expect("an attempt name has job and attempt parts");
+    let discovery = Follower::start(
+        "etcd-workers",
+        EtcdClient::new(etcd, WATCH_IDLE)?,
+        keys::workers_prefix(&etcd.root),
+        Discovery::new(workers.clone()),
+    )
+    .map_err(HosterError::Thread)?;
+    let done = Follower::start(
+        "etcd-done",
+        EtcdClient::new(etcd, WATCH_IDLE)?,
+        format!("{}{own}/", keys::done_prefix(&etcd.root)),
+        DoneEvents {
+            completions: completions.clone(),
+            done_prefix: keys::done_prefix(&etcd.root),
+        },
+    )
+    .map_err(HosterError::Thread)?;
+    Ok((discovery, done))
 }
 
 /// The versions sent with a job: those installed through
@@ -437,6 +558,15 @@ fn remove_output_dir(dir: &Path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "failed to remove output directory")
+        }
+    }
+}
+
+impl Drop for FarmService {
+    /// Both etcd threads stop at once; dropping the fields then joins them.
+    fn drop(&mut self) {
+        for f in [&self.done_follower, &self.discovery].into_iter().flatten() {
+            f.request_stop();
         }
     }
 }

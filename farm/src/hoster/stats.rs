@@ -89,6 +89,10 @@ pub struct HosterStats {
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
     verify_micros: AtomicU64,
+    done_by_watch: AtomicU64,
+    done_by_probe: AtomicU64,
+    submit_failures: AtomicU64,
+    probes: AtomicU64,
     fallbacks: [AtomicU64; 13],
     last_errors: Mutex<BTreeMap<&'static str, String>>,
     metrics: OnceLock<HosterMetrics>,
@@ -106,6 +110,15 @@ pub struct StatsSnapshot {
     pub remote_bytes_written: u64,
     /// Time spent verifying outputs before installing them.
     pub verify_micros: u64,
+    /// Finished attempts whose wait was woken by etcd's "done" event, and
+    /// those a probe found finished first.
+    pub done_by_watch: u64,
+    pub done_by_probe: u64,
+    /// Submissions a worker did not accept (each retried elsewhere or
+    /// ending in a fallback).
+    pub submit_failures: u64,
+    /// `/probe` requests sent.
+    pub probes: u64,
     /// Local fallbacks by reason; every reason listed, zeroes included.
     pub fallbacks: BTreeMap<&'static str, u64>,
     /// The last error behind each reason that occurred.
@@ -152,6 +165,27 @@ impl HosterStats {
             .fetch_add(bytes_written, Ordering::Relaxed);
     }
 
+    /// A probe found an attempt done; `woken`: after its etcd event.
+    pub fn done_seen(&self, woken: bool) {
+        let c = if woken {
+            &self.done_by_watch
+        } else {
+            &self.done_by_probe
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.metrics.get() {
+            m.done_seen(woken);
+        }
+    }
+
+    pub fn probed(&self) {
+        self.probes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn submit_failed(&self) {
+        self.submit_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn verified(&self, micros: u64) {
         self.verify_micros.fetch_add(micros, Ordering::Relaxed);
     }
@@ -163,6 +197,10 @@ impl HosterStats {
             remote_bytes_read: self.bytes_read.load(Ordering::Relaxed),
             remote_bytes_written: self.bytes_written.load(Ordering::Relaxed),
             verify_micros: self.verify_micros.load(Ordering::Relaxed),
+            done_by_watch: self.done_by_watch.load(Ordering::Relaxed),
+            done_by_probe: self.done_by_probe.load(Ordering::Relaxed),
+            submit_failures: self.submit_failures.load(Ordering::Relaxed),
+            probes: self.probes.load(Ordering::Relaxed),
             fallbacks: FallbackReason::ALL
                 .iter()
                 .map(|r| (r.name(), self.fallbacks[r.index()].load(Ordering::Relaxed)))

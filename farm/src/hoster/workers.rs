@@ -32,16 +32,26 @@ impl LoadBalance {
     }
 }
 
-struct State {
-    next: usize,
-    /// Smooth weighted round robin credit per worker.
-    credit: Vec<i64>,
-    /// Until when each worker is skipped.
-    backoff_until: Vec<Option<Instant>>,
+struct Slot {
+    endpoint: WorkerEndpoint,
+    /// Found in etcd rather than listed in `http_workers`.
+    discovered: bool,
+    /// Smooth weighted round robin credit.
+    credit: i64,
+    /// Until when the worker is skipped.
+    backoff_until: Option<Instant>,
 }
 
+struct State {
+    next: usize,
+    /// Static workers first, then those discovered in etcd.
+    slots: Vec<Slot>,
+}
+
+/// The workers a hoster may choose: `http_workers` merged with those
+/// registered in etcd. Identified by `base_url`; a worker listed in both is
+/// one worker (its static weight wins).
 pub struct Workers {
-    endpoints: Vec<WorkerEndpoint>,
     balance: LoadBalance,
     backoff: Duration,
     state: Mutex<State>,
@@ -53,63 +63,103 @@ impl Workers {
         Workers {
             state: Mutex::new(State {
                 next: if n == 0 { 0 } else { fastrand::usize(..n) },
-                credit: vec![0; n],
-                backoff_until: vec![None; n],
+                slots: endpoints
+                    .into_iter()
+                    .map(|endpoint| Slot {
+                        endpoint,
+                        discovered: false,
+                        credit: 0,
+                        backoff_until: None,
+                    })
+                    .collect(),
             }),
-            endpoints,
             balance,
             backoff,
         }
     }
 
-    pub fn endpoint(&self, index: usize) -> &WorkerEndpoint {
-        &self.endpoints[index]
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next worker not backing off, or `None`.
-    pub fn pick(&self) -> Option<usize> {
-        let n = self.endpoints.len();
-        let now = Instant::now();
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let available: Vec<bool> = st
-            .backoff_until
+    /// Every worker in rotation, backing off or not.
+    pub fn list(&self) -> Vec<WorkerEndpoint> {
+        self.lock()
+            .slots
             .iter()
-            .map(|u| u.is_none_or(|t| t <= now))
-            .collect();
-        match self.balance {
-            LoadBalance::RoundRobin => {
-                for _ in 0..n {
-                    let i = st.next % n;
-                    st.next = st.next.wrapping_add(1);
-                    if available[i] {
-                        return Some(i);
-                    }
-                }
-                None
-            }
-            LoadBalance::Weight => {
-                let mut total = 0i64;
-                let mut best: Option<usize> = None;
-                for i in (0..n).filter(|i| available[*i]) {
-                    let w = i64::from(self.endpoints[i].weight.max(1));
-                    st.credit[i] += w;
-                    total += w;
-                    if best.is_none_or(|b| st.credit[i] > st.credit[b]) {
-                        best = Some(i);
-                    }
-                }
-                let b = best?;
-                st.credit[b] -= total;
-                Some(b)
+            .map(|s| s.endpoint.clone())
+            .collect()
+    }
+
+    /// Replaces the discovered workers with `found`, keeping the credit and
+    /// backoff of those that stay.
+    pub fn set_discovered(&self, found: Vec<WorkerEndpoint>) {
+        let mut st = self.lock();
+        st.slots
+            .retain(|s| !s.discovered || found.iter().any(|f| f.base_url == s.endpoint.base_url));
+        for f in found {
+            match st
+                .slots
+                .iter_mut()
+                .find(|s| s.endpoint.base_url == f.base_url)
+            {
+                Some(s) if s.discovered => s.endpoint = f,
+                Some(_) => {}
+                None => st.slots.push(Slot {
+                    endpoint: f,
+                    discovered: true,
+                    credit: 0,
+                    backoff_until: None,
+                }),
             }
         }
     }
 
-    /// Skips worker `index` for the backoff period.
-    pub fn failed(&self, index: usize) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = st.backoff_until.get_mut(index) {
-            *slot = Some(Instant::now() + self.backoff);
+    /// The next worker not backing off, or `None`.
+    pub fn pick(&self) -> Option<WorkerEndpoint> {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let n = st.slots.len();
+        let available: Vec<bool> = st
+            .slots
+            .iter()
+            .map(|s| s.backoff_until.is_none_or(|t| t <= now))
+            .collect();
+        let chosen = match self.balance {
+            LoadBalance::RoundRobin => (0..n).find_map(|_| {
+                let i = st.next % n;
+                st.next = st.next.wrapping_add(1);
+                available[i].then_some(i)
+            }),
+            LoadBalance::Weight => {
+                let mut total = 0i64;
+                let mut best: Option<usize> = None;
+                for i in (0..n).filter(|i| available[*i]) {
+                    let w = i64::from(st.slots[i].endpoint.weight.max(1));
+                    st.slots[i].credit += w;
+                    total += w;
+                    if best.is_none_or(|b| st.slots[i].credit > st.slots[b].credit) {
+                        best = Some(i);
+                    }
+                }
+                let b = best?;
+                st.slots[b].credit -= total;
+                Some(b)
+            }
+        };
+        chosen.map(|i| st.slots[i].endpoint.clone())
+    }
+
+    /// Skips the worker at `base_url` for the backoff period.
+    pub fn failed(&self, base_url: &str) {
+        let until = Instant::now() + self.backoff;
+        let mut st = self.lock();
+        if let Some(s) = st
+            .slots
+            .iter_mut()
+            .find(|s| s.endpoint.base_url == base_url)
+        {
+            s.backoff_until = Some(until);
         }
     }
 }
@@ -137,13 +187,18 @@ mod tests {
             LoadBalance::RoundRobin,
             Duration::from_secs(60),
         );
-        let mut seen: Vec<usize> = (0..3).filter_map(|_| w.pick()).collect();
+        let mut seen: Vec<String> = (0..3)
+            .filter_map(|_| w.pick())
+            .map(|e| e.base_url)
+            .collect();
         seen.sort();
-        assert_eq!(seen, vec![0, 1, 2]);
-        w.failed(1);
-        assert!((0..6).filter_map(|_| w.pick()).all(|i| i != 1));
-        w.failed(0);
-        w.failed(2);
+        assert_eq!(seen, ["http://a:1", "http://b:1", "http://c:1"]);
+        w.failed("http://b:1");
+        assert!((0..6)
+            .filter_map(|_| w.pick())
+            .all(|e| e.base_url != "http://b:1"));
+        w.failed("http://a:1");
+        w.failed("http://c:1");
         assert_eq!(w.pick(), None);
         assert_eq!(
             Workers::new(vec![], LoadBalance::RoundRobin, Duration::ZERO).pick(),
@@ -158,16 +213,46 @@ mod tests {
             LoadBalance::Weight,
             Duration::from_secs(60),
         );
-        let picks: Vec<usize> = (0..40).filter_map(|_| w.pick()).collect();
+        let picks: Vec<usize> = (0..40)
+            .filter_map(|_| w.pick())
+            .map(|e| usize::from(e.base_url == "http://b:1"))
+            .collect();
         assert_eq!(picks.iter().filter(|i| **i == 0).count(), 10);
         assert_eq!(picks.iter().filter(|i| **i == 1).count(), 30);
         // Smooth: the light worker's turns are spread out, one in every four.
         for chunk in picks.chunks(4) {
             assert_eq!(chunk.iter().filter(|i| **i == 0).count(), 1, "{picks:?}");
         }
-        w.failed(1);
-        assert!((0..5).filter_map(|_| w.pick()).all(|i| i == 0));
+        w.failed("http://b:1");
+        assert!((0..5)
+            .filter_map(|_| w.pick())
+            .all(|e| e.base_url == "http://a:1"));
         assert_eq!(LoadBalance::parse("kWeight"), Some(LoadBalance::Weight));
         assert_eq!(LoadBalance::parse("kRandom"), None);
+    }
+
+    #[test]
+    fn discovered_workers_merge_with_static_ones() {
+        let w = Workers::new(
+            vec![ep("http://a:1", 1)],
+            LoadBalance::RoundRobin,
+            Duration::from_secs(60),
+        );
+        w.set_discovered(vec![ep("http://a:1", 9), ep("http://b:1", 2)]);
+        let urls =
+            |w: &Workers| -> Vec<String> { w.list().into_iter().map(|e| e.base_url).collect() };
+        assert_eq!(urls(&w), ["http://a:1", "http://b:1"]);
+        assert_eq!(w.list()[0].weight, 1, "the static entry wins");
+        w.failed("http://b:1");
+        w.set_discovered(vec![ep("http://b:1", 2), ep("http://c:1", 1)]);
+        assert_eq!(urls(&w), ["http://a:1", "http://b:1", "http://c:1"]);
+        assert!(
+            (0..6)
+                .filter_map(|_| w.pick())
+                .all(|e| e.base_url != "http://b:1"),
+            "backoff kept"
+        );
+        w.set_discovered(vec![]);
+        assert_eq!(urls(&w), ["http://a:1"]);
     }
 }

@@ -32,8 +32,16 @@
 //! | `NFS_DYNAMIC_MOUNT` | `false` | mount each instance's `nfs_mnt_src` on `NFS_MOUNT_ROOT/<instance_name>` on its first job; needs `NFS_MOUNT_ROOT` |
 //! | `NFS_MOUNT_CACHE` | 32 | with `NFS_DYNAMIC_MOUNT`, idle mounts kept; the least recently used is unmounted beyond it |
 //! | `MOUNT_TIMEOUT` | `60s` | a mount helper still running after this is killed and the job refused |
-//! | `ZIP_SERVER_OPTIONS`, `ETCD_URL` | off | not yet in this build: setting them is refused at start-up |
+//! | `ETCD_URL` | unset | etcd endpoints (`host:port` or `http(s)://host:port`, `,`-separated): register under `ETCD_ROOT/workers/<addr>` and publish finished attempts |
+//! | `ETCD_ROOT` | `/dcompact` | the farm's key prefix in etcd |
+//! | `ETCD_USERNAME`, `ETCD_PASSWORD` | unset | etcd credentials (never logged) |
+//! | `ETCD_CA`, `ETCD_CERT`, `ETCD_KEY` | unset | PEM files for TLS: the CA of etcd's certificate; a client certificate and key |
+//! | `ETCD_LOAD_BALANCER` | `round_robin` | over several endpoints: `round_robin` or `pick_first` |
+//! | `ETCD_LEASE_TTL` | `10s` | the registration's lease: a worker that dies disappears after this |
+//! | `ETCD_DONE_TTL` | `60s` | how long a `dcompact-res/<attempt>` key lives |
+//! | `ZIP_SERVER_OPTIONS` | off | not yet in this build: setting them is refused at start-up |
 
+use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
 use crate::worker::child::spawner::ChildLimits;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -76,7 +84,8 @@ pub struct WorkerConfig {
     pub max_waiting_compactions: usize,
     pub result_retention: Duration,
     pub max_request_bytes: usize,
-    pub auth_token: Option<String>,
+    /// Printed as `<redacted>` by `Debug`.
+    pub auth_token: Option<Secret>,
     pub multi_process: bool,
     /// Preloaded into children: `PLUGINS`, then the worker's own `LD_PRELOAD`.
     pub plugins: Vec<PathBuf>,
@@ -95,6 +104,8 @@ pub struct WorkerConfig {
     pub nfs_dynamic_mount: bool,
     pub nfs_mount_cache: usize,
     pub mount_timeout: Duration,
+    /// Registration and "done" events; `None` without `ETCD_URL`.
+    pub etcd: Option<EtcdConfig>,
 }
 
 impl WorkerConfig {
@@ -148,6 +159,15 @@ struct FileConfig {
     zip_server_options: Option<String>,
     etcd_url: Option<String>,
     web_domain: Option<String>,
+    etcd_root: Option<String>,
+    etcd_username: Option<String>,
+    etcd_password: Option<String>,
+    etcd_ca: Option<String>,
+    etcd_cert: Option<String>,
+    etcd_key: Option<String>,
+    etcd_load_balancer: Option<String>,
+    etcd_lease_ttl: Option<String>,
+    etcd_done_ttl: Option<String>,
 }
 
 /// Where settings come from: the environment first, then the file.
@@ -199,6 +219,15 @@ impl Sources<'_> {
             "ZIP_SERVER_OPTIONS" => f.zip_server_options.clone(),
             "ETCD_URL" => f.etcd_url.clone(),
             "WEB_DOMAIN" => f.web_domain.clone(),
+            "ETCD_ROOT" => f.etcd_root.clone(),
+            "ETCD_USERNAME" => f.etcd_username.clone(),
+            "ETCD_PASSWORD" => f.etcd_password.clone(),
+            "ETCD_CA" => f.etcd_ca.clone(),
+            "ETCD_CERT" => f.etcd_cert.clone(),
+            "ETCD_KEY" => f.etcd_key.clone(),
+            "ETCD_LOAD_BALANCER" => f.etcd_load_balancer.clone(),
+            "ETCD_LEASE_TTL" => f.etcd_lease_ttl.clone(),
+            "ETCD_DONE_TTL" => f.etcd_done_ttl.clone(),
             _ => None,
         }
         .filter(|v| !v.is_empty())
@@ -302,14 +331,12 @@ impl WorkerConfig {
         };
         let src = Sources { env, file };
 
-        for name in ["ZIP_SERVER_OPTIONS", "ETCD_URL"] {
-            if let Some(v) = src.get(name) {
-                return Err(invalid(
-                    name,
-                    &v,
-                    "not supported by this build yet; leave it unset",
-                ));
-            }
+        if let Some(v) = src.get("ZIP_SERVER_OPTIONS") {
+            return Err(invalid(
+                "ZIP_SERVER_OPTIONS",
+                &v,
+                "not supported by this build yet; leave it unset",
+            ));
         }
 
         let listen_raw = src
@@ -374,7 +401,7 @@ impl WorkerConfig {
             Some(v) => parse_count("MAX_REQUEST_BYTES", &v, 4096)?,
             None => 64 << 20,
         };
-        let auth_token = src.get("WORKER_AUTH_TOKEN");
+        let auth_token = src.get("WORKER_AUTH_TOKEN").map(Secret::new);
 
         let multi_process = match src.get("MULTI_PROCESS") {
             Some(v) => parse_bool("MULTI_PROCESS", &v)?,
@@ -460,6 +487,7 @@ impl WorkerConfig {
             None => 32,
         };
         let mount_timeout = duration("MOUNT_TIMEOUT", Duration::from_secs(60))?;
+        let etcd = etcd_config(&src)?;
 
         Ok(WorkerConfig {
             listen,
@@ -487,8 +515,54 @@ impl WorkerConfig {
             nfs_dynamic_mount,
             nfs_mount_cache,
             mount_timeout,
+            etcd,
         })
     }
+}
+
+/// The `ETCD_*` settings, when `ETCD_URL` is set.
+fn etcd_config(src: &Sources<'_>) -> Result<Option<EtcdConfig>, ConfigError> {
+    let Some(url) = src.get("ETCD_URL") else {
+        for name in ["ETCD_USERNAME", "ETCD_CA", "ETCD_CERT", "ETCD_KEY"] {
+            if src.get(name).is_some() {
+                return Err(invalid(name, "", "is set but ETCD_URL is not"));
+            }
+        }
+        return Ok(None);
+    };
+    let root = src.get("ETCD_ROOT").unwrap_or_else(|| "/dcompact".into());
+    let mut c = EtcdConfig::new(&url, &root).map_err(|e| {
+        let name = if e.field == "etcd root" {
+            "ETCD_ROOT"
+        } else {
+            "ETCD_URL"
+        };
+        invalid(name, &e.value, e.why)
+    })?;
+    c.username = src.get("ETCD_USERNAME");
+    c.password = src.get("ETCD_PASSWORD").map(Secret::new);
+    c.ca = src.get("ETCD_CA").map(PathBuf::from);
+    c.cert = src.get("ETCD_CERT").map(PathBuf::from);
+    c.key = src.get("ETCD_KEY").map(PathBuf::from);
+    if let Some(v) = src.get("ETCD_LOAD_BALANCER") {
+        c.balance = EndpointBalance::parse(&v).ok_or_else(|| {
+            invalid(
+                "ETCD_LOAD_BALANCER",
+                &v,
+                "expected round_robin or pick_first",
+            )
+        })?;
+    }
+    if let Some(v) = src.get("ETCD_LEASE_TTL") {
+        c.lease_ttl = parse_duration("ETCD_LEASE_TTL", &v)?;
+    }
+    if let Some(v) = src.get("ETCD_DONE_TTL") {
+        c.done_ttl = parse_duration("ETCD_DONE_TTL", &v)?;
+    }
+    // The password is never part of an error message.
+    c.finish()
+        .map(Some)
+        .map_err(|e| invalid("ETCD_*", &e.value, format!("{}: {}", e.field, e.why)))
 }
 
 #[cfg(test)]
@@ -606,6 +680,44 @@ mod tests {
         assert_eq!(c.attempt_timeout(1_000_000), Duration::from_secs(60));
         assert_eq!(c.attempt_timeout(60_000_000), Duration::from_secs(600));
         assert_eq!(c.attempt_timeout(u64::MAX), Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn etcd_settings() {
+        assert!(load(&[], None).unwrap().etcd.is_none());
+        let c = load(
+            &[
+                ("ETCD_URL", "127.0.0.1:2379,127.0.0.1:2380"),
+                ("ETCD_USERNAME", "farm"),
+                ("ETCD_PASSWORD", "s3cret"),
+                ("ETCD_LEASE_TTL", "3s"),
+            ],
+            Some("etcd_root = \"/farm\"\n"),
+        )
+        .unwrap();
+        let e = c.etcd.as_ref().unwrap();
+        assert_eq!(
+            e.endpoints,
+            ["http://127.0.0.1:2379", "http://127.0.0.1:2380"]
+        );
+        assert_eq!(e.root, "/farm");
+        assert_eq!(e.lease_ttl, Duration::from_secs(3));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let err = load(&[("ETCD_URL", "h:1"), ("ETCD_PASSWORD", "s3cret")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("username") && !err.contains("s3cret"), "{err}");
+        let err = load(&[("ETCD_CA", "/x.pem")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ETCD_URL"), "{err}");
+        let err = load(
+            &[("ETCD_URL", "h:1"), ("ETCD_LOAD_BALANCER", "random")],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ETCD_LOAD_BALANCER"), "{err}");
     }
 
     #[test]

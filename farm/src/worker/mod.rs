@@ -24,6 +24,8 @@
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
 //! - [`options_file`]: the OPTIONS file as text, to check the override.
 //! - [`retention`]: removes retained attempt directories by age and size.
+//! - [`registration`]: the worker's registration in etcd and its "attempt
+//!   done" events.
 //! - [`outcome`]: the closed classification of how an attempt ended.
 //! - [`metrics`]: what `/metrics` serves, in Prometheus text format.
 //! - [`web`]: `/stat` and `/list` as HTML, and an attempt's retained files.
@@ -41,6 +43,7 @@ pub mod outcome;
 pub mod paths;
 pub mod plugin_catalog;
 pub mod queue_order;
+pub mod registration;
 pub mod retention;
 pub mod runner;
 pub mod server;

@@ -12,11 +12,13 @@
 //!
 //! Every error answer is JSON with `status` and `error`.
 
+use crate::etcd::keys::Registration;
 use crate::protocol::answers::{ErrorAnswer, SubmitAnswer, NOT_FOUND};
 use crate::protocol::attempt::AttemptKey;
 use crate::worker::admission::{admit, AdmissionError};
 use crate::worker::config::WorkerConfig;
 use crate::worker::plugin_catalog::Catalog;
+use crate::worker::registration::Registrar;
 use crate::worker::retention;
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
@@ -65,12 +67,40 @@ pub async fn run(
     } else {
         Arc::new(Catalog::load_here(&config.plugins).map_err(std::io::Error::other)?)
     };
+    let etcd = config.etcd.clone();
+    if etcd.is_some() && config.advertise_addr.is_none() && bound.ip().is_unspecified() {
+        return Err(std::io::Error::other(format!(
+            "ETCD_URL is set but the worker listens on {bound} without ADVERTISE_ADDR: \
+             hosters could not reach the address it would register; set ADVERTISE_ADDR=<host>:{}",
+            bound.port()
+        )));
+    }
+    let registration = Registration {
+        url: format!("http://{advertise}"),
+        web_url: format!("http://{advertise}/stat"),
+        weight: config.max_parallel_compactions as u32,
+        capacity: config.max_parallel_compactions,
+        max_waiting: config.max_waiting_compactions,
+        running: 0,
+        waiting: 0,
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
     let sup = Supervisor::new(
         Arc::new(config),
         format!("dcompact-worker@{advertise}"),
         &exe,
         catalog,
     )?;
+
+    let registrar = match etcd {
+        Some(etcd) => {
+            let r = Registrar::start(etcd, registration).map_err(std::io::Error::other)?;
+            sup.observe(r.observer());
+            sup.show_registration(r.status());
+            Some(Arc::new(r))
+        }
+        None => None,
+    };
 
     let stop_sweeper = CancellationToken::new();
     let sweeper = tokio::spawn({
@@ -101,9 +131,13 @@ pub async fn run(
 
     let graceful = {
         let sup = sup.clone();
+        let registrar = registrar.clone();
         async move {
             shutdown.await;
             tracing::info!("shutting down: refusing new attempts, cancelling running ones");
+            if let Some(r) = &registrar {
+                r.deregister();
+            }
             sup.shutdown().await;
         }
     };
@@ -112,6 +146,10 @@ pub async fn run(
         .await;
     stop_sweeper.cancel();
     let _ = sweeper.await;
+    if let Some(r) = registrar {
+        // Joins the registrar thread, which may be finishing a request.
+        let _ = tokio::task::spawn_blocking(move || drop(r)).await;
+    }
     served
 }
 
@@ -152,7 +190,7 @@ fn authorized(sup: &Supervisor, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    constant_time_eq(given.as_bytes(), token.as_bytes())
+    constant_time_eq(given.as_bytes(), token.expose().as_bytes())
 }
 
 /// Compares without an early exit, so timing tells nothing about the token.

@@ -29,6 +29,7 @@ use crate::worker::mounts::table::MountTable;
 use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
+use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
 use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use crate::worker::summary::Summary;
@@ -37,7 +38,7 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::task::TaskTracker;
 
@@ -54,6 +55,17 @@ pub enum SubmitError {
         queue: usize,
     },
 }
+
+/// What the supervisor tells its observer (the etcd registrar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupervisorEvent {
+    /// Attempts running and waiting changed.
+    Load { running: usize, waiting: usize },
+    /// An attempt ended, whatever its outcome.
+    Ended(AttemptName),
+}
+
+type Observer = Box<dyn Fn(SupervisorEvent) + Send + Sync>;
 
 enum Phase {
     Queued,
@@ -135,6 +147,9 @@ pub struct StatSnapshot {
     /// With `NFS_DYNAMIC_MOUNT`: the mounts and their counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mounts: Option<MountsSnapshot>,
+    /// The registration in etcd, with `ETCD_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<RegistrationSnapshot>,
     pub attempts: Vec<AttemptRow>,
 }
 
@@ -161,6 +176,10 @@ pub struct Supervisor {
     metrics: AttemptMetrics,
     /// With `NFS_DYNAMIC_MOUNT`: one mount per hoster instance.
     mounts: Option<Arc<MountTable>>,
+    /// Called under the state lock: it must only pass the event on.
+    observer: OnceLock<Observer>,
+    /// The etcd registration shown by `/stat`.
+    registration: OnceLock<Arc<RegistrationStatus>>,
 }
 
 impl Supervisor {
@@ -206,6 +225,8 @@ impl Supervisor {
             catalog,
             registry,
             metrics,
+            observer: OnceLock::new(),
+            registration: OnceLock::new(),
         });
         // Weak: the registry lives in the supervisor it reads.
         let gauges = queue::collector(Arc::downgrade(&sup)).map_err(std::io::Error::other)?;
@@ -261,6 +282,29 @@ impl Supervisor {
         // A panic while holding the lock cannot leave the maps half-updated
         // in a way that matters more than losing the worker: keep going.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the one observer of load changes and ended attempts; `false`
+    /// when one is set already.
+    pub fn observe(&self, observer: impl Fn(SupervisorEvent) + Send + Sync + 'static) -> bool {
+        self.observer.set(Box::new(observer)).is_ok()
+    }
+
+    /// Shows `status` in `/stat` from now on.
+    pub fn show_registration(&self, status: Arc<RegistrationStatus>) {
+        let _ = self.registration.set(status);
+    }
+
+    fn tell(&self, st: &State, ended: Option<&AttemptName>) {
+        if let Some(o) = self.observer.get() {
+            if let Some(name) = ended {
+                o(SupervisorEvent::Ended(name.clone()));
+            }
+            o(SupervisorEvent::Load {
+                running: st.running,
+                waiting: st.queue.len(),
+            });
+        }
     }
 
     pub fn count_reject(&self, reason: RejectReason) {
@@ -319,6 +363,7 @@ impl Supervisor {
         );
         st.queue.push_back(key);
         self.dispatch(&mut st);
+        self.tell(&st, None);
         Ok(())
     }
 
@@ -545,14 +590,17 @@ impl Supervisor {
             }
             other => *st.counters.failed.entry(other.name()).or_default() += 1,
         }
+        let mut ended = None;
         if let Some(entry) = st.attempts.get_mut(key) {
             entry.phase = Phase::Finished {
                 outcome,
                 result,
                 at: Instant::now(),
             };
+            ended = Some(entry.name.clone());
         }
         self.dispatch(&mut st);
+        self.tell(&st, ended.as_ref());
     }
 
     pub fn probe(&self, key: &AttemptKey) -> Option<ProbeAnswer> {
@@ -609,6 +657,8 @@ impl Supervisor {
                 };
                 *st.counters.failed.entry("cancelled").or_default() += 1;
                 self.metrics.ended(&Outcome::Cancelled, None, 0, 0);
+                let name = entry.name.clone();
+                self.tell(st, Some(&name));
                 true
             }
             Phase::Running { cancel, .. } => {
@@ -673,6 +723,7 @@ impl Supervisor {
                 },
             },
             mounts: self.mounts.as_ref().map(|m| m.snapshot()),
+            etcd: self.registration.get().map(|r| r.snapshot()),
             attempts,
         }
     }

@@ -120,6 +120,7 @@ pub fn render(page: Page, snap: &StatSnapshot, ctx: &PageContext) -> String {
     }
     if page == Page::Stat {
         counters(&mut html, snap);
+        etcd(&mut html, snap);
         mounts(&mut html, snap);
     }
     attempts(&mut html, snap, ctx);
@@ -154,6 +155,29 @@ fn counters(html: &mut String, snap: &StatSnapshot) {
         );
     }
     html.push_str("</table>");
+}
+
+/// With `ETCD_URL`: the worker's registration.
+fn etcd(html: &mut String, snap: &StatSnapshot) {
+    let Some(e) = &snap.etcd else { return };
+    let _ = write!(
+        html,
+        "<h2>etcd</h2><p id=etcd>{} as <code>{}</code> &middot; registrations {} \
+         &middot; done keys {} (dropped {}){}</p>",
+        if e.registered {
+            "registered"
+        } else {
+            "not registered"
+        },
+        escape(&e.key),
+        e.registrations,
+        e.done_published,
+        e.done_dropped,
+        e.last_error.as_deref().map_or(String::new(), |x| format!(
+            " &middot; last error: {}",
+            escape(x)
+        ))
+    );
 }
 
 /// With `NFS_DYNAMIC_MOUNT`: the mount table's counters and its mounts.
@@ -268,6 +292,7 @@ mod tests {
     use crate::protocol::attempt::AttemptKey;
     use crate::rocks::plugins::PluginCounts;
     use crate::worker::mounts::stats::{MountCounters, MountRow, MountsSnapshot};
+    use crate::worker::registration::RegistrationSnapshot;
     use crate::worker::stats::Counters;
     use crate::worker::supervisor::PluginsSnapshot;
 
@@ -308,6 +333,14 @@ mod tests {
                 row("i/1/db/job-00004-00/att-00", "running", None),
                 row("i/1/db/job-00003-00/att-00", "finished", Some("succeeded")),
             ],
+            etcd: Some(RegistrationSnapshot {
+                key: "/dcompact/workers/w7.example:8080".into(),
+                registered: false,
+                registrations: 2,
+                done_published: 9,
+                done_dropped: 1,
+                last_error: Some("connection refused <x>".into()),
+            }),
             mounts: Some(MountsSnapshot {
                 capacity: 32,
                 active: 1,
@@ -362,6 +395,8 @@ mod tests {
         assert!(stat.contains("active 1 of 32 &middot; mounted 2"), "{stat}");
         assert!(stat.contains("<td>&lt;i&gt;</td><td>nfs.example:/export/i</td>"));
         assert!(!html.contains("<h2>mounts</h2>"));
+        assert!(stat.contains("not registered as <code>/dcompact/workers/w7.example:8080</code>"));
+        assert!(stat.contains("last error: connection refused &lt;x&gt;"));
 
         let plain = PageContext {
             web_domain: None,

@@ -4,6 +4,12 @@
 //! `farm-bench children`: the per-attempt cost of MULTI_PROCESS against
 //! in-process attempts on the same captured input: child spawn latency
 //! (fork+exec, median and p99) and the throughput ratio.
+//!
+//! `farm-bench done-events`: how soon the hoster learns that a remote
+//! attempt finished, with etcd's "done" events against probing alone
+//! (see `done_events.rs`).
+
+mod done_events;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -41,6 +47,18 @@ enum Bench {
         #[arg(long, default_value_t = 40_000)]
         ops: u64,
     },
+    /// Completion latency: etcd "done" events against probing alone.
+    DoneEvents {
+        /// Attempts per round and mode, one after another.
+        #[arg(long, default_value_t = 20)]
+        attempts: u32,
+        /// Rounds, alternating the modes.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Operations written to build the captured input (its size).
+        #[arg(long, default_value_t = 40_000)]
+        ops: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +74,11 @@ fn main() -> anyhow::Result<()> {
             parallel,
             ops,
         } => children(&worker_bin, attempts, rounds, parallel, ops),
+        Bench::DoneEvents {
+            attempts,
+            rounds,
+            ops,
+        } => done_events::run(&worker_bin, attempts, rounds, ops),
     }
 }
 
