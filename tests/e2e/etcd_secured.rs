@@ -18,6 +18,7 @@ use std::process::Command;
 const ROOT: &str = "/secured";
 const USER: &str = "farm";
 const PASSWORD: &str = "pw-e2e-Zq8";
+const TOKEN: &str = "tok-e2e-Hx5-secret";
 
 /// Creates root and `USER` (read-write below `ROOT/` only) and turns
 /// authentication on.
@@ -42,11 +43,18 @@ fn enable_auth(etcd: &LocalEtcd) {
     call("enable", json!({}));
 }
 
-fn one_round_on_etcd(d: &Dirs, etcd_params: serde_json::Value, worker: &LocalWorker) {
+/// A hoster with only etcd to find workers by compacts remotely, woken by
+/// done events. `headers` are its `dcompact_http_headers`.
+fn one_round_on_etcd(
+    d: &Dirs,
+    etcd_params: serde_json::Value,
+    headers: serde_json::Value,
+    worker: &LocalWorker,
+) {
     let params = params(
         &d.root,
         &[],
-        json!({"etcd": etcd_params, "etcd_root": ROOT}),
+        json!({"etcd": etcd_params, "etcd_root": ROOT, "dcompact_http_headers": headers}),
     );
     let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
     let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
@@ -79,16 +87,26 @@ fn credentials_reach_an_etcd_with_authentication() {
     let anonymous = etcd.client().expect("client").list(&format!("{ROOT}/"));
     assert!(anonymous.is_err(), "etcd refuses anonymous reads");
 
-    let worker = start_worker(
-        &d.tmp.path().join("w"),
-        &[
-            // The first endpoint is dead: requests fail over to the next.
-            ("ETCD_URL", format!("127.0.0.1:1,{}", etcd.addr())),
-            ("ETCD_ROOT", ROOT.into()),
-            ("ETCD_USERNAME", USER.into()),
-            ("ETCD_PASSWORD", PASSWORD.into()),
-        ],
-    );
+    // Debug logs to a file, and a token: neither secret may show anywhere.
+    let wdir = d.tmp.path().join("w");
+    std::fs::create_dir_all(&wdir).unwrap();
+    let log_path = wdir.join("worker.stderr");
+    let env = [
+        ("WORKER_DB_ROOT", wdir.join("worker").display().to_string()),
+        ("RUST_LOG", "debug".to_string()),
+        ("MULTI_PROCESS", multi_process().to_string()),
+        ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
+        ("DEL_WORKER_TEMP_DB", "false".to_string()),
+        ("WORKER_AUTH_TOKEN", TOKEN.to_string()),
+        // The first endpoint is dead: requests fail over to the next.
+        ("ETCD_URL", format!("127.0.0.1:1,{}", etcd.addr())),
+        ("ETCD_ROOT", ROOT.into()),
+        ("ETCD_USERNAME", USER.into()),
+        ("ETCD_PASSWORD", PASSWORD.into()),
+    ];
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut worker =
+        LocalWorker::start_logging_to(worker_bin(), &env, log.into()).expect("worker starts");
     let farm_client = etcd.client_as(Some((USER, PASSWORD))).expect("client");
     eventually("the worker registered with its credentials", || {
         farm_client
@@ -99,8 +117,57 @@ fn credentials_reach_an_etcd_with_authentication() {
         &d,
         json!({"url": format!("127.0.0.1:1;{}", etcd.addr()), "username": USER,
                "password": PASSWORD, "load_balancer": "pick_first"}),
+        json!({"Authorization": format!("Bearer {TOKEN}")}),
         &worker,
     );
+
+    // Pages and metrics, the worker's log, every attempt file and the
+    // hoster's RocksDB LOG: no password, no token.
+    let base = worker.base_url();
+    let mut seen: Vec<(String, String)> =
+        ["/stat", "/stat?html=0", "/list", "/list?html=0", "/metrics"]
+            .iter()
+            .map(|p| {
+                let body = ureq::get(&format!("{base}{p}"))
+                    .call()
+                    .unwrap()
+                    .into_string()
+                    .unwrap();
+                (p.to_string(), body)
+            })
+            .collect();
+    assert!(
+        seen[1].1.contains("registered"),
+        "the etcd part is shown: {}",
+        seen[1].1
+    );
+    assert!(worker.stop(std::time::Duration::from_secs(30)));
+    let mut files = vec![log_path];
+    files.extend(files_where(&wdir.join("worker"), &|_| true));
+    files.extend(files_where(&d.db, &|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("LOG"))
+    }));
+    for f in &files {
+        if let Ok(text) = std::fs::read(f) {
+            seen.push((
+                f.display().to_string(),
+                String::from_utf8_lossy(&text).into_owned(),
+            ));
+        }
+    }
+    assert!(seen.len() > 8, "attempt files were read: {files:?}");
+    assert!(
+        seen.iter().any(|(_, t)| t.contains("DEBUG")),
+        "the worker logged at debug level"
+    );
+    for (what, text) in &seen {
+        assert!(
+            !text.contains(PASSWORD),
+            "the etcd password shows in {what}"
+        );
+        assert!(!text.contains(TOKEN), "the token shows in {what}");
+    }
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -217,6 +284,7 @@ fn tls_with_client_certificates() {
     one_round_on_etcd(
         &d,
         json!({"url": etcd.addr(), "ca": client.ca, "cert": client.cert, "key": client.key}),
+        json!({}),
         &worker,
     );
 }

@@ -172,13 +172,18 @@ pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Every file named `name` below `dir` (an attempt's `LOG`, `job.json`).
 pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    files_where(dir, &|p| p.file_name().is_some_and(|n| n == name))
+}
+
+/// Every file below `dir` (recursively) that `keep` accepts.
+pub fn files_where(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
-                out.extend(files_named(&p, name));
-            } else if p.file_name().is_some_and(|n| n == name) {
+                out.extend(files_where(&p, keep));
+            } else if keep(&p) {
                 out.push(p);
             }
         }
