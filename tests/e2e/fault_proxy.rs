@@ -48,8 +48,9 @@ pub enum Fault {
     CancelWhenRunning,
     /// Replace the result of a `done` probe answer with these bytes.
     ReplaceResult(Vec<u8>),
-    /// Answer a `done` probe with 404: the worker lost the attempt.
-    ProbeNotFound,
+    /// The worker aborts and forgets the attempt: cancel it there and
+    /// answer every probe of it with 404.
+    AbortAttempt,
     /// Answer a `done` probe with `failed`.
     ProbeFailed,
     /// Damage the attempt's output SSTs, then forward `done`.
@@ -90,7 +91,9 @@ impl FaultProxy {
     /// attempts write below `outputs` (the DB's `farm-output`).
     pub fn start(worker: String, outputs: PathBuf, fault: Fault) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy binds");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("bound address").to_string();
         let seen = Arc::new(Seen::default());
         let fault = Arc::new(Mutex::new(fault));
@@ -293,6 +296,10 @@ impl Route {
         if path != "/probe" || status != 200 {
             return reply(conn, status, &answer);
         }
+        if matches!(fault, Fault::AbortAttempt) {
+            self.cancel_on_worker(&attempt_key(&body));
+            return reply(conn, 404, r#"{"status":"NotFound"}"#);
+        }
         let probe: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         if probe["status"] == "running" && matches!(fault, Fault::CancelWhenRunning) {
             self.cancel_on_worker(&attempt_key(&body));
@@ -312,10 +319,6 @@ impl Route {
                 self.injected();
                 let answer = serde_json::json!({"status": "done", "result": b64.encode(bytes)});
                 reply(conn, 200, &answer.to_string())
-            }
-            Fault::ProbeNotFound => {
-                self.injected();
-                reply(conn, 404, r#"{"status":"NotFound"}"#)
             }
             Fault::ProbeFailed => {
                 self.injected();

@@ -90,7 +90,12 @@ fn manual_compaction() {
     s.generate_test_data();
 
     let mut installed = 0;
-    for (start, end) in [(Some(15), Some(45)), (Some(120), None), (None, Some(92)), (None, None)] {
+    for (start, end) in [
+        (Some(15), Some(45)),
+        (Some(120), None),
+        (None, Some(92)),
+        (None, None),
+    ] {
         s.compact_range("default", start, end);
         let c = s.settled_counts();
         assert!(
@@ -261,10 +266,9 @@ fn preserved_options_remote_compaction() {
         // ones exist, and it holds the old value.
         let latest = options_file_numbers(&s.d.db).into_iter().max();
         assert!(latest > Some(input.options_file_number));
-        let planned = s
-            .d
-            .db
-            .join(format!("OPTIONS-{:06}", input.options_file_number));
+        let planned =
+            s.d.db
+                .join(format!("OPTIONS-{:06}", input.options_file_number));
         let text = std::fs::read_to_string(&planned).expect("the planned OPTIONS file exists");
         assert!(text.contains("level0_file_num_compaction_trigger=2"));
         s.proxy.set_fault(Fault::None);
@@ -298,4 +302,32 @@ fn options_file_numbers(db: &std::path::Path) -> Vec<u64> {
                 .ok()
         })
         .collect()
+}
+
+#[test]
+fn verify_stats() {
+    // The original's EventVerifier reads the job stats on the hoster's
+    // listener; here the same stats are read from the result the worker
+    // reported, and the input files from the job it was sent.
+    let mut o = current_options();
+    o.set_disable_auto_compactions(true);
+    let s = Scenario::plain(o);
+    s.generate_test_data();
+    s.compact_range("default", Some(0), Some(1));
+    s.verify_test_data();
+    let c = s.settled_counts();
+    assert_eq!(c.installed, 1, "{c:?}");
+    assert_eq!(c.local, 0);
+    let job = s.proxy.jobs().pop().expect("a job");
+    let input = InputInfo::parse(&input_of(&job)).expect("input parses");
+    let r = s.proxy.results().pop().expect("a result");
+    println!("{input:?} {r:?}");
+    assert_eq!(input.input_files.len(), 3, "expected_num_input_files");
+    assert_eq!(r.stats.num_input_records, 30);
+    assert_eq!(r.stats.num_output_records, 20);
+    assert_eq!(r.stats.num_output_files, 1);
+    assert!(r.stats.micros > 0 && r.stats.cpu_micros > 0);
+    assert!(r.bytes_read > 0 && r.bytes_written > 0);
+    assert!(r.stats.is_remote_compaction && r.stats.is_manual_compaction);
+    assert!(!r.stats.is_full_compaction);
 }

@@ -8,29 +8,11 @@
 use super::setup::*;
 use crate::fault_proxy::Fault;
 use crate::harness::eventually;
-use rocksdb::compaction_filter::Decision;
-use rocksdb::Options;
-
-fn slow_options() -> Options {
-    let mut o = current_options();
-    o.set_disable_auto_compactions(true);
-    o.set_compaction_filter("farm.test.slow_keep", |_level, _key: &[u8], _value: &[u8]| {
-        Decision::Keep
-    });
-    o
-}
-
-fn slow_scenario(fault: Fault) -> Scenario {
-    Scenario::start(
-        slow_options(),
-        &with_plugins(&[scenario_plugin()]),
-        fault,
-        serde_json::json!({"plugin_versions": {"farm.test.slow_keep": 1}}),
-    )
-}
 
 fn cancelled_on_worker(c: &Counts) -> u64 {
-    c.worker_failed["cancelled"].as_u64().expect("cancelled count")
+    c.worker_failed["cancelled"]
+        .as_u64()
+        .expect("cancelled count")
 }
 
 fn cancel_on_remote_side(fault: Fault) {
@@ -68,7 +50,9 @@ fn cancel_compaction_on_primary_side() {
                 .db
                 .compact_range_cf(s.cf("default"), Some(key(15)), Some(key(45)))
         });
-        eventually("the worker runs the job", || s.counts().worker_accepted >= 1);
+        eventually("the worker runs the job", || {
+            s.counts().worker_accepted >= 1
+        });
         // The primary DB calls CancelAllBackgroundWork() while it waits.
         s.hoster.db.cancel_all_background_work(false);
         compaction.join().expect("compaction thread");

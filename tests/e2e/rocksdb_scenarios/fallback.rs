@@ -75,7 +75,10 @@ fn fallback_local_manual() {
     let remote_written = s.ticker(Ticker::RemoteCompactWriteBytes);
     s.compact_range("default", Some(120), None);
     let after = s.settled_counts();
-    assert_eq!(after.installed, c.installed, "no remote compaction installed");
+    assert_eq!(
+        after.installed, c.installed,
+        "no remote compaction installed"
+    );
     assert!(after.fallbacks["remote_failed"] >= 1, "{after:?}");
     assert_eq!(after.fallbacks["remote_failed"], s.proxy.injected());
     assert_eq!(s.ticker(Ticker::RemoteCompactWriteBytes), remote_written);
@@ -159,23 +162,20 @@ fn empty_result() {
 
 #[test]
 fn aborted_while_wait() {
-    // The worker loses the attempt while the hoster waits (Wait: kAborted in
-    // the original, whose CompactRange then fails): local instead.
-    let s = Scenario::start(
-        manual_options(),
-        &[],
-        Fault::ProbeNotFound,
-        serde_json::json!({}),
-    );
+    // The worker aborts and forgets the attempt while the hoster waits
+    // (Wait: kAborted in the original, whose CompactRange then fails):
+    // local instead. The slow filter keeps the attempt running until then.
+    let s = slow_scenario(Fault::AbortAttempt);
     s.generate_test_data();
     s.verify_test_data();
     s.compact_range("default", Some(120), None);
     let c = s.settled_counts();
     println!("{c:?}");
-    // No remote compaction installed, no remote statistics.
+    // No remote compaction ran to its end; no remote statistics.
     assert_eq!(c.installed, 0);
+    assert_eq!(c.worker_succeeded, 0);
     assert!(c.fallbacks["not_found"] >= 1, "{c:?}");
-    assert_eq!(c.fallbacks["not_found"], s.proxy.injected());
+    assert_eq!(c.fallbacks["not_found"], s.proxy.cancelled(), "{c:?}");
     assert_eq!(s.ticker(Ticker::RemoteCompactWriteBytes), 0);
     assert!(s.ticker(Ticker::CompactWriteBytes) > 0);
     s.verify_test_data();

@@ -22,10 +22,13 @@ fn compaction_output_file_io_error() {
         serde_json::json!({}),
     );
     s.generate_test_data();
-    // Large values between Key(15) and Key(45): about 1 MiB of output in
+    // Large incompressible values between Key(15) and Key(45): 1 MiB of output in
     // the compacted range, four times the limit.
+    let mut rng = fastrand::Rng::with_seed(9);
     for j in 0..256 {
-        s.put("default", &format!("{}_pad{j:03}", key(20)), &"p".repeat(4096));
+        let value: Vec<u8> = (0..4096).map(|_| rng.u8(..)).collect();
+        let k = format!("{}_pad{j:03}", key(20));
+        s.hoster.db.put_cf(s.cf("default"), k, value).expect("put");
     }
     s.flush("default");
     s.compact_range("default", Some(15), Some(45));
@@ -39,10 +42,16 @@ fn compaction_output_file_io_error() {
     assert_eq!(c.fallbacks["remote_failed"], killed, "{c:?}");
     let why = &s.hoster.farm.stats().last_errors["remote_failed"];
     assert!(why.contains("SIGXFSZ"), "{why}");
+    // The write past the limit was the output's: the attempt's logs stayed
+    // below it.
+    let logs = crate::harness::attempt_logs(&s.d.tmp.path().join("worker"));
+    assert!(!logs.is_empty());
+    assert!(logs.iter().all(|l| l.len() < 256 << 10));
     s.verify_test_data();
     for j in 0..256 {
         let k = format!("{}_pad{j:03}", key(20));
-        assert_eq!(s.get("default", &k).map(|v| v.len()), Some(4096));
+        let v = s.hoster.db.get_cf(s.cf("default"), k).expect("read");
+        assert_eq!(v.map(|v| v.len()), Some(4096));
     }
     s.put("default", &key(500), "after");
     assert_eq!(s.get("default", &key(500)).as_deref(), Some("after"));

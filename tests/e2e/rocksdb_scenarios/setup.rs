@@ -100,7 +100,10 @@ impl Scenario {
         let latest_options = std::fs::read_dir(&d.db)
             .expect("db dir")
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("OPTIONS-")))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("OPTIONS-"))
+            })
             .max()
             .expect("an OPTIONS file");
         let auto_compactions = !std::fs::read_to_string(latest_options)
@@ -121,7 +124,10 @@ impl Scenario {
     }
 
     pub fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.hoster.db.cf_handle(name).expect("column family exists")
+        self.hoster
+            .db
+            .cf_handle(name)
+            .expect("column family exists")
     }
 
     pub fn put(&self, cf: &str, k: &str, v: &str) {
@@ -132,7 +138,10 @@ impl Scenario {
     }
 
     pub fn flush(&self, cf: &str) {
-        self.hoster.db.flush_cf(self.cf(cf)).expect("flush succeeds");
+        self.hoster
+            .db
+            .flush_cf(self.cf(cf))
+            .expect("flush succeeds");
     }
 
     pub fn get(&self, cf: &str, k: &str) -> Option<String> {
@@ -176,10 +185,12 @@ impl Scenario {
         let Hoster { db, farm, .. } = hoster;
         drop(db);
         drop(farm);
-        let opts = current_options();
+        // No compaction of its own: the files listed are the files checked.
+        let mut opts = current_options();
+        opts.set_disable_auto_compactions(true);
         let cfs: Vec<_> = CFS
             .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, current_options()))
+            .map(|n| ColumnFamilyDescriptor::new(*n, opts.clone()))
             .collect();
         let db = DB::open_cf_descriptors(&opts, &d.db, cfs).expect("the DB reopens");
         (db, d)
@@ -283,10 +294,7 @@ impl Scenario {
         while per.len() > 1 && per.last() == Some(&0) {
             per.pop();
         }
-        per.iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        per.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
     }
 }
 
@@ -301,4 +309,27 @@ pub fn scenario_plugin() -> &'static std::path::Path {
 pub fn with_plugins(plugins: &[&std::path::Path]) -> Vec<(&'static str, String)> {
     let list: Vec<String> = plugins.iter().map(|p| p.display().to_string()).collect();
     vec![("PLUGINS", list.join(":"))]
+}
+
+/// Options whose compactions run the fixture filter `farm.test.slow_keep`
+/// (10 ms per key on the worker; a plain keep-all on the hoster), so that
+/// a remote attempt is still running when a test acts on it.
+pub fn slow_options() -> Options {
+    let mut o = current_options();
+    o.set_disable_auto_compactions(true);
+    o.set_compaction_filter(
+        "farm.test.slow_keep",
+        |_level, _key: &[u8], _value: &[u8]| rocksdb::compaction_filter::Decision::Keep,
+    );
+    o
+}
+
+/// A scenario with [`slow_options`] and a worker that has the filter.
+pub fn slow_scenario(fault: Fault) -> Scenario {
+    Scenario::start(
+        slow_options(),
+        &with_plugins(&[scenario_plugin()]),
+        fault,
+        serde_json::json!({"plugin_versions": {"farm.test.slow_keep": 1}}),
+    )
 }
