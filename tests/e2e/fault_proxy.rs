@@ -65,6 +65,8 @@ pub struct Seen {
     pub held: Mutex<Vec<serde_json::Value>>,
     /// Times the fault was injected.
     pub injected: AtomicU64,
+    /// Probe answers that said `running`.
+    pub running: AtomicU64,
     /// `/shutdown`s the proxy sent that the worker delivered.
     pub cancelled: AtomicU64,
     /// Every result the worker reported as `done`, as it reported it.
@@ -80,6 +82,8 @@ pub struct FaultProxy {
 }
 
 struct Route {
+    /// Attempts (their keys) already cancelled.
+    cancels_sent: Mutex<std::collections::HashSet<Vec<u8>>>,
     worker: String,
     outputs: PathBuf,
     fault: Arc<Mutex<Fault>>,
@@ -99,6 +103,7 @@ impl FaultProxy {
         let fault = Arc::new(Mutex::new(fault));
         let stop = Arc::new(AtomicBool::new(false));
         let route = Arc::new(Route {
+            cancels_sent: Mutex::default(),
             worker,
             outputs,
             fault: fault.clone(),
@@ -142,6 +147,10 @@ impl FaultProxy {
 
     pub fn injected(&self) -> u64 {
         self.seen.injected.load(Ordering::SeqCst)
+    }
+
+    pub fn running_seen(&self) -> u64 {
+        self.seen.running.load(Ordering::SeqCst)
     }
 
     pub fn cancelled(&self) -> u64 {
@@ -244,8 +253,17 @@ impl Route {
         }
     }
 
+    /// Cancels the attempt on the worker, once per attempt.
     fn cancel_on_worker(&self, key: &serde_json::Value) {
         let body = serde_json::to_vec(key).expect("key serializes");
+        if !self
+            .cancels_sent
+            .lock()
+            .expect("cancels lock")
+            .insert(body.clone())
+        {
+            return;
+        }
         if let Some((200, _)) = self.post("/shutdown", &body) {
             self.seen.cancelled.fetch_add(1, Ordering::SeqCst);
             self.injected();
@@ -301,8 +319,11 @@ impl Route {
             return reply(conn, 404, r#"{"status":"NotFound"}"#);
         }
         let probe: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
-        if probe["status"] == "running" && matches!(fault, Fault::CancelWhenRunning) {
-            self.cancel_on_worker(&attempt_key(&body));
+        if probe["status"] == "running" {
+            self.seen.running.fetch_add(1, Ordering::SeqCst);
+            if matches!(fault, Fault::CancelWhenRunning) {
+                self.cancel_on_worker(&attempt_key(&body));
+            }
         }
         if probe["status"] != "done" {
             return reply(conn, status, &answer);
