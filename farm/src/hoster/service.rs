@@ -247,6 +247,7 @@ impl FarmService {
                 output_dir: output_dir.to_string_lossy().into_owned(),
                 compaction_service_input: Job::encode_input(input),
                 plugins: plugin_versions(&c.plugin_versions),
+                job_info: Some(info.clone()),
             };
             let base = &self.workers.endpoint(worker).base_url;
             match self.client.submit(base, &job) {

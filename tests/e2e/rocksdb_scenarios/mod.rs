@@ -13,4 +13,5 @@ mod cancel;
 mod damaged_output;
 mod fallback;
 mod io_error;
+mod job_info;
 mod user_logic;

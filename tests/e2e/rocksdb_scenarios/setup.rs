@@ -71,6 +71,8 @@ pub struct Counts {
     pub installed: u64,
     pub local: u64,
     pub fallbacks: std::collections::BTreeMap<&'static str, u64>,
+    /// The last error behind each fallback reason.
+    pub last_errors: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Scenario {
@@ -245,6 +247,7 @@ impl Scenario {
             installed: s.remote_installed,
             local: s.local_total(),
             fallbacks: s.fallbacks,
+            last_errors: s.last_errors,
         }
     }
 

@@ -12,7 +12,7 @@ fn partial_delete(key: &[u8]) -> bool {
         .ok()
         .and_then(|d| d.parse().ok())
         .unwrap_or(0);
-    n > 5 && n <= 105
+    (6..=105).contains(&n)
 }
 
 /// Every live SST of `default` was written by the worker.
@@ -48,7 +48,7 @@ fn compaction_filter() {
     s.wait();
     s.compact_range("default", None, None);
     for i in 0..200 {
-        let want = if i > 5 && i <= 105 {
+        let want = if (6..=105).contains(&i) {
             None
         } else if i % 2 == 1 {
             Some(format!("value{i}"))
