@@ -338,7 +338,8 @@ impl Supervisor {
                 "failed to write child spec: {e}"
             )));
         }
-        let spawned = match spawner.spawn(dir.path(), name.as_str()) {
+        let marker = child_spec::attempt_marker(name.as_str());
+        let spawned = match spawner.spawn(dir.path(), &marker) {
             Ok(s) => s,
             Err(e) => return RunResult::failed(Outcome::SpawnFailed(e.to_string())),
         };
@@ -352,7 +353,7 @@ impl Supervisor {
             spawned.latency.as_micros(),
             limits.timeout
         ));
-        let r = supervise(spawned.child, cancel, limits, dir.path(), name.as_str());
+        let r = supervise(spawned.child, cancel, limits, dir.path(), &marker);
         if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
             if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
                 self.lock().child_plugin_counts.add(&counts);

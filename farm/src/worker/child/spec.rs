@@ -23,9 +23,18 @@ pub const LOG_CHILD: &str = "LOG.child";
 pub const PLUGIN_COUNTS: &str = "plugin_counts.json";
 
 /// The environment variable every process of an attempt inherits: its value
-/// is the attempt's name, so the supervisor can find descendants that left
+/// is [`attempt_marker`], so the supervisor can find descendants that left
 /// the process group.
 pub const ATTEMPT_MARKER: &str = "DCOMPACT_ATTEMPT";
+
+/// The marker of an attempt (or helper) named `name` of this worker:
+/// `<name>@<worker pid>`. Attempt names are not unique on a host (two
+/// workers can run attempts of the same name for hosters with the same
+/// instance and DB names), and ending an attempt kills every process with
+/// its marker, so the marker names the worker too.
+pub fn attempt_marker(name: &str) -> String {
+    format!("{name}@{}", std::process::id())
+}
 
 /// Exit codes of the child. Any other code, or a signal, is classified as
 /// such by the supervisor.
