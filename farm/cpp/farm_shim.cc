@@ -266,6 +266,16 @@ char* farm_result_describe(const char* result, size_t len, char** errptr) {
     line(&text, "output_level", static_cast<uint64_t>(parsed.output_level));
     line(&text, "bytes_read", parsed.bytes_read);
     line(&text, "bytes_written", parsed.bytes_written);
+    const auto& st = parsed.stats;
+    line(&text, "is_manual_compaction", st.is_manual_compaction ? 1 : 0);
+    line(&text, "is_remote_compaction", st.is_remote_compaction ? 1 : 0);
+    line(&text, "is_full_compaction", st.is_full_compaction ? 1 : 0);
+    line(&text, "num_input_records", st.num_input_records);
+    line(&text, "num_output_records", st.num_output_records);
+    const auto& out_level = parsed.internal_stats.output_level_stats;
+    line(&text, "num_output_files", static_cast<uint64_t>(out_level.num_output_files));
+    line(&text, "micros", out_level.micros);
+    line(&text, "cpu_micros", out_level.cpu_micros);
     for (const auto& f : parsed.output_files) {
       line(&text, "output_file",
            hex(f.file_name) + ":" + std::to_string(f.file_size));

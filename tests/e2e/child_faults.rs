@@ -29,24 +29,17 @@ pub fn fixture_plugin() -> &'static PathBuf {
 }
 
 /// Processes whose environment carries an attempt marker of `instance`
-/// (`DCOMPACT_ATTEMPT=<worker pid>:<attempt name>`).
+/// (`DCOMPACT_ATTEMPT=<attempt name>@<worker pid>`).
 pub fn attempt_processes(instance: &str) -> Vec<i32> {
-    let prefix = format!("{instance}/");
-    let marks_instance = |kv: &[u8]| {
-        let Some(value) = kv.strip_prefix(b"DCOMPACT_ATTEMPT=".as_slice()) else {
-            return false;
-        };
-        let value = String::from_utf8_lossy(value);
-        value
-            .split_once(':')
-            .is_some_and(|(pid, name)| pid.parse::<u32>().is_ok() && name.starts_with(&prefix))
-    };
+    let needle = format!("DCOMPACT_ATTEMPT={instance}/");
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(marks_instance))
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|kv| kv.starts_with(needle.as_bytes()))
+            })
         })
         .collect()
 }

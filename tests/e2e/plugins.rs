@@ -10,26 +10,30 @@ use rocksdb::{ColumnFamilyDescriptor, IteratorMode, MergeOperands, Options, DB};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-fn append_plugin() -> &'static PathBuf {
+pub fn append_plugin() -> &'static PathBuf {
     static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out =
-            std::env::temp_dir().join(format!("farm-append-plugin-{}.so", std::process::id()));
-        let status = std::process::Command::new("cc")
-            .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-I"])
-            .arg(root.join("plugins/include"))
-            .arg("-o")
-            .arg(&out)
-            .arg(root.join("tests/e2e/fixtures/append_plugin.c"))
-            .status()
-            .expect("cc runs");
-        assert!(status.success(), "the test plugin compiles");
-        out
-    })
+    SO.get_or_init(|| compile_fixture_plugin("append_plugin.c"))
 }
 
-fn append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+/// Compiles `tests/e2e/fixtures/<source>` against the plugin ABI header
+/// into a `.so` in the temporary directory.
+pub fn compile_fixture_plugin(source: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let stem = source.trim_end_matches(".c").replace('_', "-");
+    let out = std::env::temp_dir().join(format!("farm-{stem}-{}.so", std::process::id()));
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-I"])
+        .arg(root.join("plugins/include"))
+        .arg("-o")
+        .arg(&out)
+        .arg(root.join("tests/e2e/fixtures").join(source))
+        .status()
+        .expect("cc runs");
+    assert!(status.success(), "the test plugin {source} compiles");
+    out
+}
+
+pub fn append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
     let mut parts: Vec<&[u8]> = existing.into_iter().collect();
     parts.extend(operands);
     Some(parts.join(&b","[..]))

@@ -296,6 +296,7 @@ impl FarmService {
                 output_dir: output_dir.to_string_lossy().into_owned(),
                 compaction_service_input: Job::encode_input(input),
                 plugins: plugin_versions(&c.plugin_versions),
+                job_info: Some(info.clone()),
             };
             let base = &worker.base_url;
             let name = match AttemptName::new(&key, &c.hoster_root) {

@@ -5,6 +5,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::attempt::AttemptKey;
+use crate::rocks::service::JobInfo;
 
 /// One attempt at one (sub)compaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,11 @@ pub struct Job {
     /// version, or one the hoster did not list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginVersion>,
+    /// What RocksDB told the hoster about the compaction (reason, priority,
+    /// levels, DB and session ids); for people and tools reading the job,
+    /// the worker does not need it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_info: Option<JobInfo>,
 }
 
 /// A plugin class and its version, as the hoster uses it.

@@ -67,6 +67,23 @@ pub struct ResultInfo {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub output_files: Vec<OutputFile>,
+    pub stats: ResultStats,
+}
+
+/// The job statistics a result carries (RocksDB's `CompactionJobStats` and
+/// the output level's internal stats), as a remote compaction reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultStats {
+    pub is_manual_compaction: bool,
+    pub is_remote_compaction: bool,
+    pub is_full_compaction: bool,
+    pub num_input_records: u64,
+    pub num_output_records: u64,
+    /// Files written to the output level.
+    pub num_output_files: u64,
+    /// Wall and CPU time of the compaction on the worker.
+    pub micros: u64,
+    pub cpu_micros: u64,
 }
 
 impl ResultInfo {
@@ -98,6 +115,16 @@ impl ResultInfo {
             bytes_read: lines.number("bytes_read")?,
             bytes_written: lines.number("bytes_written")?,
             output_files,
+            stats: ResultStats {
+                is_manual_compaction: lines.number("is_manual_compaction")? == 1,
+                is_remote_compaction: lines.number("is_remote_compaction")? == 1,
+                is_full_compaction: lines.number("is_full_compaction")? == 1,
+                num_input_records: lines.number("num_input_records")?,
+                num_output_records: lines.number("num_output_records")?,
+                num_output_files: lines.number("num_output_files")?,
+                micros: lines.number("micros")?,
+                cpu_micros: lines.number("cpu_micros")?,
+            },
         })
     }
 }

@@ -17,8 +17,10 @@ use std::sync::Arc;
 const STATUS_SUCCESS: c_int = sys::rocksdb_compactionservice_jobstatus_success as c_int;
 const STATUS_USE_LOCAL: c_int = sys::rocksdb_compactionservice_jobstatus_use_local as c_int;
 
-/// What RocksDB tells the service about a compaction it wants to offload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What RocksDB tells the service about a compaction it wants to offload
+/// (`CompactionServiceJobInfo`; `priority` is `Env::Priority`,
+/// `compaction_reason` is `CompactionReason`, as numbers).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobInfo {
     pub db_name: String,
     pub db_id: String,

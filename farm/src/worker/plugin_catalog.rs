@@ -10,7 +10,7 @@
 
 use crate::protocol::job::PluginVersion;
 use crate::rocks::plugins::{self, PluginClass, PluginError};
-use crate::worker::child::spec::ATTEMPT_MARKER;
+use crate::worker::child::spec::{attempt_marker, ATTEMPT_MARKER};
 use crate::worker::child::supervise::end_attempt_processes;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -108,13 +108,14 @@ pub fn check_version(
 }
 
 fn describe(exe: &Path, paths: &[PathBuf]) -> Result<Vec<PluginClass>, String> {
+    let marker = attempt_marker(DESCRIBE_MARKER);
     let mut cmd = Command::new(exe);
     cmd.arg("--describe-plugins")
         .args(paths)
         // Loaded with dlopen after a look at RocksDB's built-in classes, not
         // preloaded: what the plugins add is the difference.
         .env_remove("LD_PRELOAD")
-        .env(ATTEMPT_MARKER, DESCRIBE_MARKER)
+        .env(ATTEMPT_MARKER, &marker)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -140,7 +141,7 @@ fn describe(exe: &Path, paths: &[PathBuf]) -> Result<Vec<PluginClass>, String> {
         match child.try_wait() {
             Ok(Some(s)) => break s,
             Ok(None) if started.elapsed() > DESCRIBE_TIMEOUT => {
-                end_attempt_processes(child.id() as i32, DESCRIBE_MARKER);
+                end_attempt_processes(child.id() as i32, &marker);
                 let _ = child.wait();
                 return Err(format!(
                     "the describing child took more than {DESCRIBE_TIMEOUT:?}"
@@ -155,7 +156,7 @@ fn describe(exe: &Path, paths: &[PathBuf]) -> Result<Vec<PluginClass>, String> {
         let _ = s.read_to_string(&mut out);
     }
     // Whatever the plugins' loading left behind goes with the child.
-    end_attempt_processes(child.id() as i32, DESCRIBE_MARKER);
+    end_attempt_processes(child.id() as i32, &marker);
     if !status.success() {
         return Err(format!("the describing child ended with {status}"));
     }

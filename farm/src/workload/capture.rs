@@ -143,6 +143,7 @@ impl Captured {
                 .to_string(),
             compaction_service_input: Job::encode_input(&self.input),
             plugins: Vec::new(),
+            job_info: Some(self.info.clone()),
         }
     }
 }

@@ -27,11 +27,13 @@ pub const PLUGIN_COUNTS: &str = "plugin_counts.json";
 /// the process group.
 pub const ATTEMPT_MARKER: &str = "DCOMPACT_ATTEMPT";
 
-/// The marker of `attempt` run by this worker: `<worker pid>:<attempt name>`.
-/// The pid keeps two workers on one host, which may run attempts of the
-/// same name, from ending each other's children.
-pub fn attempt_marker(attempt: &str) -> String {
-    format!("{}:{attempt}", std::process::id())
+/// The marker of an attempt (or helper) named `name` of this worker:
+/// `<name>@<worker pid>`. Attempt names are not unique on a host (two
+/// workers can run attempts of the same name for hosters with the same
+/// instance and DB names), and ending an attempt kills every process with
+/// its marker, so the marker names the worker too.
+pub fn attempt_marker(name: &str) -> String {
+    format!("{name}@{}", std::process::id())
 }
 
 /// Exit codes of the child. Any other code, or a signal, is classified as
