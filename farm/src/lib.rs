@@ -16,6 +16,8 @@
 //!   `rocksdb::Options`: picks a worker, submits, probes, verifies the output
 //!   and falls back to local compaction on any failure.
 //!
+//! - [`zipserver`]: the compression sidecar: one process per worker host
+//!   compresses the output blocks of every compaction child.
 //! - [`workload`]: a reproducible write workload with an in-memory model
 //!   (the demo and the end-to-end tests).
 //!
@@ -28,3 +30,4 @@ pub mod protocol;
 pub mod rocks;
 pub mod worker;
 pub mod workload;
+pub mod zipserver;
