@@ -17,3 +17,4 @@ mod remote_compaction;
 mod table_shapes;
 mod user_classes;
 mod worker_killed;
+mod zipserver;

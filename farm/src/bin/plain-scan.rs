@@ -20,14 +20,18 @@ fn hex(b: &[u8]) -> String {
 
 /// Whether any of the farm shim's exported functions is in this process.
 fn farm_code_loaded() -> bool {
-    ["farm_zip_register", "farm_free", "farm_override_from_options_file"]
-        .iter()
-        .any(|name| {
-            let c = CString::new(*name).expect("no NUL in a literal");
-            // SAFETY: dlsym with RTLD_DEFAULT and a live C string only
-            // looks the symbol up.
-            !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr()) }.is_null()
-        })
+    [
+        "farm_zip_register",
+        "farm_free",
+        "farm_override_from_options_file",
+    ]
+    .iter()
+    .any(|name| {
+        let c = CString::new(*name).expect("no NUL in a literal");
+        // SAFETY: dlsym with RTLD_DEFAULT and a live C string only
+        // looks the symbol up.
+        !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr()) }.is_null()
+    })
 }
 
 fn main() {

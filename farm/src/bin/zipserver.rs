@@ -51,10 +51,12 @@ fn main() -> anyhow::Result<()> {
     let listener = server::bind(&socket)
         .with_context(|| format!("failed to listen on {}", socket.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let accept = std::thread::Builder::new().name("zip-accept".into()).spawn({
-        let (service, stop) = (service.clone(), stop.clone());
-        move || server::serve(listener, service, stop)
-    })?;
+    let accept = std::thread::Builder::new()
+        .name("zip-accept".into())
+        .spawn({
+            let (service, stop) = (service.clone(), stop.clone());
+            move || server::serve(listener, service, stop)
+        })?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

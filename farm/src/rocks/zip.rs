@@ -14,7 +14,7 @@ use super::error::RocksError;
 use super::text::with_errptr;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr::NonNull;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// What decides a built-in compressor's output: the compression type and
 /// the `CompressionOptions` fields the built-in compressors read. Same
@@ -62,8 +62,7 @@ type TransportFn = unsafe extern "C" fn(
 extern "C" {
     fn farm_zip_register(transport: Option<TransportFn>) -> *const c_char;
     fn farm_zip_blocks_seen() -> u64;
-    fn farm_zip_compressor_new(params: *const ZipParams, errptr: *mut *mut c_char)
-        -> *mut c_void;
+    fn farm_zip_compressor_new(params: *const ZipParams, errptr: *mut *mut c_char) -> *mut c_void;
     fn farm_zip_compress(
         handle: *mut c_void,
         input: *const c_char,
@@ -76,7 +75,7 @@ extern "C" {
     fn farm_zip_compressor_free(handle: *mut c_void);
 }
 
-static TRANSPORT: OnceLock<Box<dyn BlockTransport>> = OnceLock::new();
+static TRANSPORT: OnceLock<Arc<dyn BlockTransport>> = OnceLock::new();
 
 /// The callback the shim calls for every block.
 unsafe extern "C" fn transport_trampoline(
@@ -120,7 +119,7 @@ unsafe extern "C" fn transport_trampoline(
 /// its blocks to `transport` (`None`: every block compressed in-process).
 /// The transport of a process is set once; later calls keep the first.
 /// Returns the manager's name, the value for `compression_manager`.
-pub fn register(transport: Option<Box<dyn BlockTransport>>) -> &'static str {
+pub fn register(transport: Option<Arc<dyn BlockTransport>>) -> &'static str {
     let installed = match transport {
         Some(t) => {
             let _ = TRANSPORT.set(t);

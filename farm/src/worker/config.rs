@@ -28,9 +28,12 @@
 //! | `ATTEMPT_RETENTION_AGE` | `168h` | retained attempt directories older than this are removed |
 //! | `ATTEMPT_RETENTION_BYTES` | `10G` | ... and the oldest, until the rest fit in this |
 //! | `SHUTDOWN_GRACE` | `30s` | on SIGTERM/SIGINT, how long running attempts may finish before they are cancelled |
-//! | `NFS_DYNAMIC_MOUNT`, `ZIP_SERVER_OPTIONS`, `ETCD_URL` | off | not yet in this build: setting them is refused at start-up |
+//! | `ZIP_SERVER_OPTIONS` | unset | with `MULTI_PROCESS`: start a zipserver with these options (`zipserver::options`; its socket defaults to `WORKER_DB_ROOT/zipserver.sock`) and send the children's blocks to it |
+//! | `ZIP_SERVER_SOCKET` | unset | with `MULTI_PROCESS`: the Unix socket of a zipserver already running; the worker starts none |
+//! | `NFS_DYNAMIC_MOUNT`, `ETCD_URL` | off | not yet in this build: setting them is refused at start-up |
 
 use crate::worker::child::spawner::ChildLimits;
+use crate::zipserver::options::ZipServerOptions;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,6 +88,10 @@ pub struct WorkerConfig {
     pub attempt_retention_age: Duration,
     pub attempt_retention_bytes: u64,
     pub output_space_margin: u64,
+    /// `ZIP_SERVER_OPTIONS`, parsed: the zipserver the worker starts.
+    pub zip_server: Option<ZipServerOptions>,
+    /// `ZIP_SERVER_SOCKET`: a running zipserver; none is started.
+    pub zip_server_socket: Option<PathBuf>,
 }
 
 impl WorkerConfig {
@@ -134,6 +141,7 @@ struct FileConfig {
     attempt_retention_bytes: Option<toml::Value>,
     output_space_margin: Option<toml::Value>,
     zip_server_options: Option<String>,
+    zip_server_socket: Option<String>,
     etcd_url: Option<String>,
 }
 
@@ -182,6 +190,7 @@ impl Sources<'_> {
             "ATTEMPT_RETENTION_BYTES" => value(&f.attempt_retention_bytes),
             "OUTPUT_SPACE_MARGIN" => value(&f.output_space_margin),
             "ZIP_SERVER_OPTIONS" => f.zip_server_options.clone(),
+            "ZIP_SERVER_SOCKET" => f.zip_server_socket.clone(),
             "ETCD_URL" => f.etcd_url.clone(),
             _ => None,
         }
@@ -295,14 +304,12 @@ impl WorkerConfig {
                 ));
             }
         }
-        for name in ["ZIP_SERVER_OPTIONS", "ETCD_URL"] {
-            if let Some(v) = src.get(name) {
-                return Err(invalid(
-                    name,
-                    &v,
-                    "not supported by this build yet; leave it unset",
-                ));
-            }
+        if let Some(v) = src.get("ETCD_URL") {
+            return Err(invalid(
+                "ETCD_URL",
+                &v,
+                "not supported by this build yet; leave it unset",
+            ));
         }
 
         let listen_raw = src
@@ -421,6 +428,35 @@ impl WorkerConfig {
             duration("ATTEMPT_RETENTION_AGE", Duration::from_secs(7 * 24 * 3600))?;
         let attempt_retention_bytes = bytes("ATTEMPT_RETENTION_BYTES")?.unwrap_or(10 << 30);
         let output_space_margin = bytes("OUTPUT_SPACE_MARGIN")?.unwrap_or(1 << 30);
+        let zip_server = src
+            .get("ZIP_SERVER_OPTIONS")
+            .map(|v| {
+                ZipServerOptions::parse(&v)
+                    .map_err(|e| invalid("ZIP_SERVER_OPTIONS", &v, e.to_string()))
+            })
+            .transpose()?;
+        let zip_server_socket = src.get("ZIP_SERVER_SOCKET").map(PathBuf::from);
+        if let Some(p) = &zip_server_socket {
+            if !p.is_absolute() {
+                return Err(invalid(
+                    "ZIP_SERVER_SOCKET",
+                    &p.display().to_string(),
+                    "must be an absolute path",
+                ));
+            }
+        }
+        for (name, set) in [
+            ("ZIP_SERVER_OPTIONS", zip_server.is_some()),
+            ("ZIP_SERVER_SOCKET", zip_server_socket.is_some()),
+        ] {
+            if set && !multi_process {
+                return Err(invalid(
+                    name,
+                    &src.get(name).unwrap_or_default(),
+                    "needs MULTI_PROCESS=true: the zipserver compresses for attempt children",
+                ));
+            }
+        }
 
         Ok(WorkerConfig {
             listen,
@@ -444,6 +480,8 @@ impl WorkerConfig {
             attempt_retention_age,
             attempt_retention_bytes,
             output_space_margin,
+            zip_server,
+            zip_server_socket,
         })
     }
 }
@@ -537,6 +575,46 @@ mod tests {
         assert_eq!(c.attempt_timeout(1_000_000), Duration::from_secs(60));
         assert_eq!(c.attempt_timeout(60_000_000), Duration::from_secs(600));
         assert_eq!(c.attempt_timeout(u64::MAX), Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn zipserver_settings() {
+        let c = load(
+            &[
+                ("MULTI_PROCESS", "true"),
+                (
+                    "ZIP_SERVER_OPTIONS",
+                    "listening_ports=127.0.0.1:0:num_threads=2",
+                ),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.zip_server.unwrap().num_threads, 2);
+        let e = load(&[("ZIP_SERVER_OPTIONS", "num_threads=2")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs MULTI_PROCESS"), "{e}");
+        let e = load(
+            &[
+                ("MULTI_PROCESS", "true"),
+                ("ZIP_SERVER_OPTIONS", "threads=2"),
+            ],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ZIP_SERVER_OPTIONS") && e.contains("unknown key"),
+            "{e}"
+        );
+        let e = load(
+            &[("MULTI_PROCESS", "true"), ("ZIP_SERVER_SOCKET", "zip.sock")],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("absolute"), "{e}");
     }
 
     #[test]

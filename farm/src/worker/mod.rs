@@ -22,6 +22,8 @@
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
 //! - [`options_file`]: the OPTIONS file as text, to check the override.
 //! - [`retention`]: removes retained attempt directories by age and size.
+//! - [`zip_link`]: the worker's zipserver (MULTI_PROCESS): started,
+//!   restarted, stopped; its socket told to each child; children's counts.
 //! - [`outcome`]: the closed classification of how an attempt ended.
 
 pub mod admission;
@@ -40,3 +42,4 @@ pub mod server;
 pub mod space_guard;
 pub mod stats;
 pub mod supervisor;
+pub mod zip_link;

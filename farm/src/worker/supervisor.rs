@@ -26,6 +26,7 @@ use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
 use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
+use crate::worker::zip_link::{ZipLink, ZipLinkSnapshot};
 use base64::Engine;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -108,6 +109,9 @@ pub struct StatSnapshot {
     pub counters: Counters,
     pub plugins: PluginsSnapshot,
     pub attempts: Vec<AttemptRow>,
+    /// The zipserver the children use (MULTI_PROCESS with a zipserver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zipserver: Option<ZipLinkSnapshot>,
 }
 
 /// The plugin part of `/stat`.
@@ -127,6 +131,8 @@ pub struct Supervisor {
     /// With MULTI_PROCESS, the thread that forks attempt children.
     spawner: Option<Spawner>,
     catalog: Arc<Catalog>,
+    /// With MULTI_PROCESS and a zipserver configured.
+    zip: Option<ZipLink>,
 }
 
 impl Supervisor {
@@ -147,6 +153,7 @@ impl Supervisor {
         } else {
             None
         };
+        let zip = ZipLink::start(&config, worker_exe)?;
         Ok(Arc::new(Supervisor {
             config,
             identity,
@@ -154,6 +161,7 @@ impl Supervisor {
             tasks: TaskTracker::new(),
             spawner,
             catalog,
+            zip,
         }))
     }
 
@@ -329,6 +337,7 @@ impl Supervisor {
             cf_name: prepared.cf_name.clone(),
             identity: self.identity.clone(),
             plugins: self.config.plugins.clone(),
+            zip: self.zip.as_ref().map(ZipLink::child_spec),
         };
         let written = serde_json::to_vec_pretty(&spec)
             .map_err(std::io::Error::other)
@@ -357,6 +366,12 @@ impl Supervisor {
             if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
                 self.lock().child_plugin_counts.add(&counts);
             }
+        }
+        if let Some(c) = self.zip.as_ref().and_then(|z| z.collect(dir.path())) {
+            dir.log(&format!(
+                "zip blocks_seen={} remote_blocks={} remote_bytes_in={} remote_bytes_out={} fallback_blocks={}",
+                c.blocks_seen, c.remote_blocks, c.remote_bytes_in, c.remote_bytes_out, c.fallback_blocks
+            ));
         }
         r
     }
@@ -499,6 +514,7 @@ impl Supervisor {
                 },
             },
             attempts,
+            zipserver: self.zip.as_ref().map(ZipLink::snapshot),
         }
     }
 
@@ -552,6 +568,10 @@ impl Supervisor {
                 self.cancel(key);
             }
             self.tasks.wait().await;
+        }
+        // No child compresses any more: stop the zipserver.
+        if let Some(mut sidecar) = self.zip.as_ref().and_then(ZipLink::take_sidecar) {
+            let _ = tokio::task::spawn_blocking(move || sidecar.stop()).await;
         }
     }
 

@@ -139,7 +139,10 @@ impl ZipClient {
         let body = frame::read_frame(conn)?
             .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "zipserver closed"))?;
         if Instant::now() > deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "reply came too late"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "reply came too late",
+            ));
         }
         match frame::parse_reply(&body)? {
             Reply::Done { result, bytes } => {

@@ -27,7 +27,9 @@ const PARAMS_LEN: usize = 30;
 /// A request as the server reads it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
-    Hello { client: String },
+    Hello {
+        client: String,
+    },
     Compress {
         params: ZipParams,
         capacity: usize,
@@ -124,7 +126,12 @@ pub fn write_compress(
     let cap = u32::try_from(capacity).map_err(|_| bad("capacity exceeds u32"))?;
     write_frame(
         w,
-        &[&[COMPRESS], &encode_params(params), &cap.to_le_bytes(), block],
+        &[
+            &[COMPRESS],
+            &encode_params(params),
+            &cap.to_le_bytes(),
+            block,
+        ],
     )
 }
 

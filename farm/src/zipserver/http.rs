@@ -22,8 +22,11 @@ pub struct HttpState {
 
 impl HttpState {
     fn snapshot(&self) -> StatSnapshot {
-        self.stats
-            .snapshot(self.num_threads, self.memory_budget, self.unix_socket.clone())
+        self.stats.snapshot(
+            self.num_threads,
+            self.memory_budget,
+            self.unix_socket.clone(),
+        )
     }
 }
 
@@ -57,7 +60,9 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn render(s: &StatSnapshot) -> String {

@@ -111,9 +111,9 @@ impl ZipServerOptions {
                 "listening_ports" => {
                     o.listening_ports = match value.parse::<u16>() {
                         Ok(port) => SocketAddr::from(([0, 0, 0, 0], port)),
-                        Err(_) => value
-                            .parse()
-                            .map_err(|_| invalid("expected one port or ip:port, e.g. 8090 or 127.0.0.1:0"))?,
+                        Err(_) => value.parse().map_err(|_| {
+                            invalid("expected one port or ip:port, e.g. 8090 or 127.0.0.1:0")
+                        })?,
                     }
                 }
                 "num_threads" => {
@@ -135,15 +135,19 @@ impl ZipServerOptions {
                     o.unix_socket = Some(p);
                 }
                 "memory_budget" => {
-                    o.memory_budget = crate::worker::config::parse_bytes("ZIP_SERVER_OPTIONS", &value)
-                        .map_err(|_| invalid("expected a byte count such as 1048576, 512K, 64M or 2G"))?
+                    o.memory_budget =
+                        crate::worker::config::parse_bytes("ZIP_SERVER_OPTIONS", &value).map_err(
+                            |_| invalid("expected a byte count such as 1048576, 512K, 64M or 2G"),
+                        )?
                 }
                 "client_timeout" => {
                     o.client_timeout =
                         crate::worker::config::parse_duration("ZIP_SERVER_OPTIONS", &value)
                             .ok()
                             .filter(|d| !d.is_zero())
-                            .ok_or_else(|| invalid("expected a positive duration such as 500ms or 2s"))?
+                            .ok_or_else(|| {
+                                invalid("expected a positive duration such as 500ms or 2s")
+                            })?
                 }
                 _ => unreachable!("every key of KEYS has an arm"),
             }

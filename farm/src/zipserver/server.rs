@@ -128,10 +128,7 @@ fn compress_one(
         },
     };
     let Some(compressor) = compressor else {
-        return Reply::Error(format!(
-            "parameters {:?} mean no compression",
-            job.params
-        ));
+        return Reply::Error(format!("parameters {:?} mean no compression", job.params));
     };
     let mut out = vec![0u8; job.capacity];
     match compressor.compress(&job.block, &mut out) {
@@ -167,7 +164,11 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 
 /// Accepts connections until `stop` is set (checked between accepts; the
 /// listener is non-blocking so the loop notices).
-pub fn serve(listener: UnixListener, service: Arc<Service>, stop: Arc<AtomicBool>) -> io::Result<()> {
+pub fn serve(
+    listener: UnixListener,
+    service: Arc<Service>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     while !stop.load(Ordering::Acquire) {
         match listener.accept() {

@@ -56,10 +56,12 @@ impl Sidecar {
     pub fn start(exe: PathBuf, options: String, log: PathBuf) -> io::Result<Sidecar> {
         let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(Mutex::new(SidecarStatus::default()));
-        let thread = std::thread::Builder::new().name("zipserver".into()).spawn({
-            let (stop, status) = (stop.clone(), status.clone());
-            move || supervise(&exe, &options, &log, &stop, &status)
-        })?;
+        let thread = std::thread::Builder::new()
+            .name("zipserver".into())
+            .spawn({
+                let (stop, status) = (stop.clone(), status.clone());
+                move || supervise(&exe, &options, &log, &stop, &status)
+            })?;
         Ok(Sidecar {
             stop,
             status,
@@ -68,7 +70,10 @@ impl Sidecar {
     }
 
     pub fn status(&self) -> SidecarStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// SIGTERM, a grace period, SIGKILL; returns when it is gone.

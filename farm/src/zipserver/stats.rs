@@ -64,9 +64,8 @@ pub struct StatSnapshot {
 
 impl ZipStats {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let by_client = |name: &str, help: &str| {
-            IntCounterVec::new(Opts::new(name, help), &["client"])
-        };
+        let by_client =
+            |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["client"]);
         let s = ZipStats {
             requests: by_client("zipserver_requests_total", "Blocks compressed")?,
             bytes_in: by_client("zipserver_bytes_in_total", "Uncompressed bytes received")?,
@@ -119,7 +118,11 @@ impl ZipStats {
         memory_budget: u64,
         unix_socket: String,
     ) -> StatSnapshot {
-        let names = self.clients.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let names = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let clients: BTreeMap<String, ClientSnapshot> = names
             .into_iter()
             .map(|n| {

@@ -10,6 +10,7 @@
 //! | `result.bin` | child, written to `result.bin.tmp` then renamed | RocksDB's serialized result |
 //! | `error.txt` | child | RocksDB's message when the compaction failed |
 //! | `plugin_counts.json` | child | merges and filter decisions of plugin code |
+//! | `zip_counts.json` | child | blocks sent to the zipserver and compressed in-process |
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub const ERROR: &str = "error.txt";
 pub const LOG_CHILD: &str = "LOG.child";
 /// What plugin code did in the child, written as it ends.
 pub const PLUGIN_COUNTS: &str = "plugin_counts.json";
+/// What the child's compression did (`zipserver::client::ZipCounts`).
+pub const ZIP_COUNTS: &str = "zip_counts.json";
 
 /// The environment variable every process of an attempt inherits: its value
 /// is the attempt's name, so the supervisor can find descendants that left
@@ -51,4 +54,15 @@ pub struct ChildSpec {
     /// lets them register their classes).
     #[serde(default)]
     pub plugins: Vec<PathBuf>,
+    /// The zipserver to send output blocks to, when the worker has one.
+    #[serde(default)]
+    pub zip: Option<ChildZip>,
+}
+
+/// How a child reaches the zipserver.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildZip {
+    pub socket: PathBuf,
+    /// A block not answered within this is compressed in-process.
+    pub timeout_ms: u64,
 }
