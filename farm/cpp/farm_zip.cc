@@ -65,6 +65,8 @@ namespace {
 constexpr const char* kManagerName = "FarmZipServer";
 
 std::atomic<farm_zip_transport_fn> g_transport{nullptr};
+// Blocks of one table builder that may be at the zipserver at once.
+std::atomic<uint32_t> g_in_flight{0};
 // Blocks that reached a FarmZipServer compressor, remote or not.
 std::atomic<uint64_t> g_blocks{0};
 
@@ -111,7 +113,15 @@ class ZipCompressor final : public Compressor {
   CompressionType GetPreferredCompressionType() const override {
     return inner_->GetPreferredCompressionType();
   }
+  // A block at the zipserver costs this process a wait, not CPU: ask
+  // RocksDB's parallel compression for enough threads to keep several
+  // blocks in flight, so the table builder does not stall on each round
+  // trip (RocksDB lets a Compressor override parallel_threads this way).
   uint32_t GetRecommendedParallelThreads() const override {
+    uint32_t in_flight = g_in_flight.load(std::memory_order_relaxed);
+    if (in_flight > 1 && g_transport.load(std::memory_order_relaxed) != nullptr) {
+      return in_flight;
+    }
     return inner_->GetRecommendedParallelThreads();
   }
   std::unique_ptr<Compressor> Clone() const override {
@@ -194,8 +204,11 @@ void save_error(char** errptr, const std::string& msg) {
 extern "C" {
 
 // Registers FarmZipServer (once per process) and installs `transport`
-// (NULL: every block is compressed in-process). Returns the name.
-const char* farm_zip_register(farm_zip_transport_fn transport) {
+// (NULL: every block is compressed in-process); `in_flight` > 1 asks RocksDB
+// for that many parallel compression threads per table builder. Returns the
+// name.
+const char* farm_zip_register(farm_zip_transport_fn transport,
+                              uint32_t in_flight) {
   static std::once_flag once;
   std::call_once(once, [] {
     ObjectLibrary::Default()->AddFactory<CompressionManager>(
@@ -206,6 +219,7 @@ const char* farm_zip_register(farm_zip_transport_fn transport) {
           return guard->get();
         });
   });
+  g_in_flight.store(in_flight, std::memory_order_relaxed);
   g_transport.store(transport, std::memory_order_release);
   return kManagerName;
 }

@@ -46,8 +46,7 @@ fn main() -> anyhow::Result<()> {
 
     let registry = prometheus::Registry::new();
     let stats = Arc::new(ZipStats::new(&registry).context("failed to register metrics")?);
-    let service = Service::start(opts.num_threads, opts.memory_budget, stats.clone())
-        .context("failed to start compression threads")?;
+    let service = Service::new(opts.num_threads, opts.memory_budget, stats.clone());
     let listener = server::bind(&socket)
         .with_context(|| format!("failed to listen on {}", socket.display()))?;
     let stop = Arc::new(AtomicBool::new(false));

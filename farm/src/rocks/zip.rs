@@ -60,7 +60,7 @@ type TransportFn = unsafe extern "C" fn(
 ) -> c_int;
 
 extern "C" {
-    fn farm_zip_register(transport: Option<TransportFn>) -> *const c_char;
+    fn farm_zip_register(transport: Option<TransportFn>, in_flight: u32) -> *const c_char;
     fn farm_zip_blocks_seen() -> u64;
     fn farm_zip_compressor_new(params: *const ZipParams, errptr: *mut *mut c_char) -> *mut c_void;
     fn farm_zip_compress(
@@ -117,9 +117,12 @@ unsafe extern "C" fn transport_trampoline(
 
 /// Registers `FarmZipServer` in RocksDB's default object library and sends
 /// its blocks to `transport` (`None`: every block compressed in-process).
-/// The transport of a process is set once; later calls keep the first.
-/// Returns the manager's name, the value for `compression_manager`.
-pub fn register(transport: Option<Arc<dyn BlockTransport>>) -> &'static str {
+/// With `in_flight` > 1 the manager's compressor asks RocksDB for that many
+/// parallel compression threads per table builder, so that many blocks of
+/// one compaction can be at the zipserver at once. The transport of a
+/// process is set once; later calls keep the first. Returns the manager's
+/// name, the value for `compression_manager`.
+pub fn register(transport: Option<Arc<dyn BlockTransport>>, in_flight: u32) -> &'static str {
     let installed = match transport {
         Some(t) => {
             let _ = TRANSPORT.set(t);
@@ -129,7 +132,7 @@ pub fn register(transport: Option<Arc<dyn BlockTransport>>) -> &'static str {
     };
     // SAFETY: registers a factory and stores a function pointer; the
     // returned name is a static C string in the shim.
-    let name = unsafe { CStr::from_ptr(farm_zip_register(installed)) };
+    let name = unsafe { CStr::from_ptr(farm_zip_register(installed, in_flight)) };
     name.to_str()
         .expect("the manager's name is a static ASCII literal")
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 pub struct ZipLink {
     socket: PathBuf,
     timeout: Duration,
+    blocks_in_flight: u32,
     /// `None` when the zipserver is someone else's (`ZIP_SERVER_SOCKET`).
     sidecar: Mutex<Option<Sidecar>>,
     /// Summed over the children that have ended.
@@ -55,10 +56,15 @@ impl ZipLink {
                 (socket, options.clone(), Some(sidecar))
             }
         };
-        let ZipServerOptions { client_timeout, .. } = options;
+        let ZipServerOptions {
+            client_timeout,
+            blocks_in_flight,
+            ..
+        } = options;
         Ok(Some(ZipLink {
             socket,
             timeout: client_timeout,
+            blocks_in_flight,
             sidecar: Mutex::new(sidecar),
             counts: Mutex::new(ZipCounts::default()),
         }))
@@ -69,6 +75,7 @@ impl ZipLink {
         ChildZip {
             socket: self.socket.clone(),
             timeout_ms: self.timeout.as_millis() as u64,
+            blocks_in_flight: self.blocks_in_flight,
         }
     }
 

@@ -10,6 +10,7 @@
 //! | `unix_socket` | `/tmp/zipserver.sock`; a worker uses `WORKER_DB_ROOT/zipserver.sock` | where compression requests arrive |
 //! | `memory_budget` | `256M` | bytes of blocks (input and output) held at once; beyond it requests wait |
 //! | `client_timeout` | `2s` | worker side: a block not answered within this is compressed in-process |
+//! | `blocks_in_flight` | `4` | worker side: blocks of one compaction output at the zipserver at once (RocksDB's parallel compression threads); 1 sends one block at a time |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,12 +33,13 @@ pub enum OptionsError {
     },
 }
 
-const KEYS: [&str; 5] = [
+const KEYS: [&str; 6] = [
     "listening_ports",
     "num_threads",
     "unix_socket",
     "memory_budget",
     "client_timeout",
+    "blocks_in_flight",
 ];
 
 /// The validated options.
@@ -49,6 +51,7 @@ pub struct ZipServerOptions {
     pub unix_socket: Option<PathBuf>,
     pub memory_budget: u64,
     pub client_timeout: Duration,
+    pub blocks_in_flight: u32,
 }
 
 impl Default for ZipServerOptions {
@@ -59,6 +62,7 @@ impl Default for ZipServerOptions {
             unix_socket: None,
             memory_budget: 256 << 20,
             client_timeout: Duration::from_secs(2),
+            blocks_in_flight: 4,
         }
     }
 }
@@ -149,6 +153,13 @@ impl ZipServerOptions {
                                 invalid("expected a positive duration such as 500ms or 2s")
                             })?
                 }
+                "blocks_in_flight" => {
+                    o.blocks_in_flight = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or_else(|| invalid("expected a whole number from 1 to 64"))?
+                }
                 _ => unreachable!("every key of KEYS has an arm"),
             }
         }
@@ -158,12 +169,13 @@ impl ZipServerOptions {
     /// The text form, for the environment of a zipserver the worker starts.
     pub fn render(&self, unix_socket: &std::path::Path) -> String {
         format!(
-            "listening_ports={}:num_threads={}:unix_socket={}:memory_budget={}:client_timeout={}ms",
+            "listening_ports={}:num_threads={}:unix_socket={}:memory_budget={}:client_timeout={}ms:blocks_in_flight={}",
             self.listening_ports,
             self.num_threads,
             unix_socket.display(),
             self.memory_budget,
-            self.client_timeout.as_millis()
+            self.client_timeout.as_millis(),
+            self.blocks_in_flight
         )
     }
 }

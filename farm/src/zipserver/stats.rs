@@ -33,6 +33,22 @@ pub struct ZipStats {
     clients: Mutex<Vec<String>>,
 }
 
+/// One client's counters.
+pub struct ClientCounters {
+    requests: IntCounter,
+    bytes_in: IntCounter,
+    bytes_out: IntCounter,
+}
+
+impl ClientCounters {
+    /// Counts one compressed block.
+    pub fn count(&self, bytes_in: usize, bytes_out: usize) {
+        self.requests.inc();
+        self.bytes_in.inc_by(bytes_in as u64);
+        self.bytes_out.inc_by(bytes_out as u64);
+    }
+}
+
 /// Per-client figures in `/stat`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientSnapshot {
@@ -100,16 +116,15 @@ impl ZipStats {
         }
     }
 
-    /// Counts one compressed block of `client`.
-    pub fn count(&self, client: &str, bytes_in: usize, bytes_out: usize) {
+    /// The counters of `client`, looked up once per connection (a label
+    /// lookup per block would cost more than the block's round trip).
+    pub fn client(&self, client: &str) -> ClientCounters {
         self.add_client(client);
-        self.requests.with_label_values(&[client]).inc();
-        self.bytes_in
-            .with_label_values(&[client])
-            .inc_by(bytes_in as u64);
-        self.bytes_out
-            .with_label_values(&[client])
-            .inc_by(bytes_out as u64);
+        ClientCounters {
+            requests: self.requests.with_label_values(&[client]),
+            bytes_in: self.bytes_in.with_label_values(&[client]),
+            bytes_out: self.bytes_out.with_label_values(&[client]),
+        }
     }
 
     pub fn snapshot(

@@ -65,4 +65,11 @@ pub struct ChildZip {
     pub socket: PathBuf,
     /// A block not answered within this is compressed in-process.
     pub timeout_ms: u64,
+    /// Blocks of one output at the zipserver at once.
+    #[serde(default = "one")]
+    pub blocks_in_flight: u32,
+}
+
+fn one() -> u32 {
+    1
 }
