@@ -240,8 +240,9 @@ fn a_killed_zipserver_costs_no_job_and_comes_back() {
             }
             kills
         });
+        // Rounds until the killer is done (at least three), at most twenty.
         let mut model = Model::default();
-        for seed in 0..6 {
+        for seed in 0..20 {
             let spec = WorkloadSpec {
                 ops: 60_000,
                 key_space: 40_000,
@@ -249,15 +250,21 @@ fn a_killed_zipserver_costs_no_job_and_comes_back() {
                 ..WorkloadSpec::default()
             };
             hoster.churn(&mut model, &spec);
+            if seed >= 2 && killer.is_finished() {
+                break;
+            }
         }
         let kills = killer.join().unwrap();
+        eventually("the worker restarted its zipserver", || {
+            zipserver_addr(&worker).is_some_and(|(_, pid)| !kills.contains(&pid))
+        });
         // A last round against the zipserver that came back.
         hoster.churn(
             &mut model,
             &WorkloadSpec {
                 ops: 60_000,
                 key_space: 40_000,
-                seed: 99,
+                seed: 200,
                 ..WorkloadSpec::default()
             },
         );

@@ -40,6 +40,9 @@ use std::path::PathBuf;
 ///   ATTEMPT_RETENTION_AGE, ATTEMPT_RETENTION_BYTES
 ///                             kept attempt directories are removed past this age or total size (168h, 10G)
 ///   OUTPUT_SPACE_MARGIN       refuse a job unless its output filesystem keeps this much free (default 1G)
+///   ZIP_SERVER_OPTIONS        with MULTI_PROCESS: start a zipserver (listening_ports=127.0.0.1:0:num_threads=2:...;
+///                             see `zipserver --help`) and let it compress the children's output blocks
+///   ZIP_SERVER_SOCKET         with MULTI_PROCESS: Unix socket of a zipserver already running (none is started)
 ///   RUST_LOG                  log filter (default info)
 #[derive(Debug, Parser)]
 #[command(name = "dcompact-worker", version, verbatim_doc_comment)]

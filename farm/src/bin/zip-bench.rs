@@ -50,6 +50,14 @@ struct Args {
     /// The hoster's compression: snappy, lz4 or zstd.
     #[arg(long, default_value = "snappy")]
     compression: String,
+    /// The hoster's table block size, bytes: one block is one round trip.
+    #[arg(long, default_value_t = 4096)]
+    block_size: usize,
+    /// Baseline children use FarmZipServer with no zipserver listening, so
+    /// every block falls back in-process: the cost of the manager and of
+    /// RocksDB's parallel compression without the round trips.
+    #[arg(long)]
+    baseline_fallback: bool,
     /// CPU sampling period of the zipserver, milliseconds.
     #[arg(long, default_value_t = 250)]
     sample_ms: u64,
@@ -78,10 +86,13 @@ fn main() -> anyhow::Result<()> {
     let mut opts = rocksdb::Options::default();
     opts.set_write_buffer_size(256 << 20);
     opts.set_compression_type(compression);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_size(args.block_size);
+    opts.set_block_based_table_factory(&table);
     let captured = capture_input(&dir, opts, &spec).context("capturing a compaction input")?;
     println!(
-        "input: {} operations, {} compression; {} attempts per round and side, MAX_PARALLEL_COMPACTIONS={}, zipserver num_threads={} blocks_in_flight={}",
-        args.ops, args.compression, args.attempts, args.parallel, args.threads, args.in_flight
+        "input: {} operations, {} compression, {} B blocks; {} attempts per round and side, MAX_PARALLEL_COMPACTIONS={}, zipserver num_threads={} blocks_in_flight={}",
+        args.ops, args.compression, args.block_size, args.attempts, args.parallel, args.threads, args.in_flight
     );
     let mut walls = [Vec::new(), Vec::new()];
     let mut max_cores: f64 = 0.0;
@@ -159,6 +170,12 @@ fn run_round(
         ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
         ("RUST_LOG", "warn".into()),
     ];
+    if !zip && args.baseline_fallback {
+        env.push((
+            "ZIP_SERVER_SOCKET",
+            root.join("nobody-listens.sock").display().to_string(),
+        ));
+    }
     if zip {
         env.push((
             "ZIP_SERVER_OPTIONS",
