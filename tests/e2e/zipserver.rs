@@ -111,7 +111,7 @@ fn plain_scan_equals_model(db: &Path, model: &Model) {
 #[test]
 fn ssts_compressed_by_the_zipserver_are_plain_rocksdb_files() {
     let d = dirs("db");
-    let worker = zip_worker(
+    let mut worker = zip_worker(
         d.tmp.path(),
         "listening_ports=127.0.0.1:0:num_threads=2:memory_budget=16M",
     );
@@ -203,6 +203,21 @@ fn ssts_compressed_by_the_zipserver_are_plain_rocksdb_files() {
     // A process with no farm code reads every block, checksums verified,
     // and finds exactly the model.
     plain_scan_equals_model(&d.db, &model);
+
+    // The worker stops its zipserver when it stops.
+    let (_, pid) = zipserver_addr(&worker).unwrap();
+    assert!(
+        worker.stop(Duration::from_secs(30)),
+        "the worker exits on SIGTERM"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the zipserver {pid} ended with the worker"
+    );
+    assert!(
+        !worker_root.join("zipserver.sock").exists(),
+        "its socket is removed"
+    );
 }
 
 #[test]
@@ -340,5 +355,104 @@ fn bad_zip_server_options_are_refused_with_the_key_named() {
     assert!(
         err.contains("ZIP_SERVER_OPTIONS") && err.contains("MULTI_PROCESS"),
         "{err}"
+    );
+}
+
+/// A zipserver someone else runs, as a child of the test.
+struct External(std::process::Child);
+
+impl Drop for External {
+    fn drop(&mut self) {
+        // SAFETY: SIGCONT then SIGKILL to our own child, in case a test
+        // left it stopped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGCONT) };
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_stalled_zipserver_is_waited_for_only_until_the_bound() {
+    use std::io::{BufRead, BufReader};
+    let d = dirs("db");
+    let socket = d.tmp.path().join("zip.sock");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zipserver"))
+        .env(
+            "ZIP_SERVER_OPTIONS",
+            format!(
+                "listening_ports=127.0.0.1:0:num_threads=1:unix_socket={}",
+                socket.display()
+            ),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let zipserver = External(child);
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+
+    // The worker uses it (ZIP_SERVER_SOCKET) and starts none of its own.
+    let worker = start_worker(
+        d.tmp.path(),
+        &[
+            ("MULTI_PROCESS", "true".into()),
+            ("ZIP_SERVER_SOCKET", socket.display().to_string()),
+            ("ZIP_SERVER_OPTIONS", "client_timeout=300ms".into()),
+        ],
+    );
+    assert!(zip_view(&worker)["sidecar"].is_null());
+    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let cfs = vec![ColumnFamilyDescriptor::new("default", snappy_options())];
+    let hoster = Hoster::open(&d.db, snappy_options(), cfs, &params);
+    let mut model = Model::default();
+    let spec = |seed| WorkloadSpec {
+        ops: 40_000,
+        key_space: 30_000,
+        seed,
+        ..WorkloadSpec::default()
+    };
+    hoster.churn(&mut model, &spec(300));
+    let before = zip_view(&worker)["counts"].clone();
+    assert!(before["remote_blocks"].as_u64().unwrap() > 0, "{before}");
+
+    // Stalled (SIGSTOP): blocks wait at most client_timeout, then are
+    // compressed in-process; the jobs succeed.
+    let pid = zipserver.0.id() as i32;
+    // SAFETY: SIGSTOP to our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    hoster.churn(&mut model, &spec(301));
+    let stalled = zip_view(&worker)["counts"].clone();
+    let grew = |a: &Value, b: &Value, k: &str| b[k].as_u64().unwrap() - a[k].as_u64().unwrap();
+    assert!(grew(&before, &stalled, "fallback_blocks") > 0, "{stalled}");
+    assert_eq!(grew(&before, &stalled, "remote_blocks"), 0, "{stalled}");
+
+    // Running again: blocks go to it again.
+    // SAFETY: SIGCONT to our own child.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    hoster.churn(&mut model, &spec(302));
+    let after = zip_view(&worker)["counts"].clone();
+    assert!(grew(&stalled, &after, "remote_blocks") > 0, "{after}");
+
+    let stat = worker_stat(&worker);
+    let failed: u64 = stat["counters"]["failed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(failed, 0, "{}", stat["counters"]);
+    assert_eq!(hoster.farm.stats().local_total(), 0);
+    let zs = zipserver_stat(&addr);
+    assert!(
+        zs["bytes_in"].as_u64().unwrap() >= after["remote_bytes_in"].as_u64().unwrap(),
+        "the zipserver received at least what the children counted as sent: {zs}"
     );
 }

@@ -120,7 +120,10 @@ impl ZipClient {
         frame::write_hello(&mut s, &self.name)?;
         s.flush()?;
         self.counts.connects.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(BufReader::new(stream)))
+        Ok(Some(BufReader::with_capacity(
+            frame::MAX_BLOCK_READ,
+            stream,
+        )))
     }
 
     fn round_trip(

@@ -23,6 +23,9 @@ pub const COMPRESS: u8 = 2;
 /// above 2 GiB, but a zipserver has no business with blocks this large.
 pub const MAX_FRAME: usize = 64 << 20;
 const PARAMS_LEN: usize = 30;
+/// Read buffer of either side: a frame of a block up to 64 KiB arrives in
+/// one read.
+pub const MAX_BLOCK_READ: usize = 64 << 10;
 
 /// A request as the server reads it.
 #[derive(Debug, PartialEq, Eq)]

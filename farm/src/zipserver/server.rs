@@ -181,7 +181,7 @@ pub fn serve(
 }
 
 fn connection(stream: UnixStream, service: &Service) -> io::Result<()> {
-    let mut r = BufReader::new(stream.try_clone()?);
+    let mut r = BufReader::with_capacity(frame::MAX_BLOCK_READ, stream.try_clone()?);
     let mut w = BufWriter::new(stream);
     let mut client = None;
     let mut compressors = Compressors::new();

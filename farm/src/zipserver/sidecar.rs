@@ -161,9 +161,11 @@ fn spawn(exe: &Path, options: &str, log: &Path) -> io::Result<Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
-    // SAFETY: prctl and getppid are async-signal-safe; the closure
-    // allocates nothing.
+    // SAFETY: getpid has no preconditions; it runs before the fork.
     let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit); it allocates
+    // nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
