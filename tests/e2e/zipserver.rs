@@ -456,3 +456,39 @@ fn a_stalled_zipserver_is_waited_for_only_until_the_bound() {
         "the zipserver received at least what the children counted as sent: {zs}"
     );
 }
+
+#[test]
+fn blocks_beyond_the_memory_budget_are_compressed_in_process() {
+    let d = dirs("db");
+    // 1 KiB: no 4 KiB block (plus its output buffer) ever fits.
+    let worker = zip_worker(
+        d.tmp.path(),
+        "listening_ports=127.0.0.1:0:num_threads=1:memory_budget=1K",
+    );
+    let (addr, _) = zipserver_addr(&worker).unwrap();
+    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let cfs = vec![ColumnFamilyDescriptor::new("default", snappy_options())];
+    let hoster = Hoster::open(&d.db, snappy_options(), cfs, &params);
+    let mut model = Model::default();
+    hoster.churn(
+        &mut model,
+        &WorkloadSpec {
+            ops: 30_000,
+            key_space: 20_000,
+            seed: 400,
+            ..WorkloadSpec::default()
+        },
+    );
+    assert!(hoster.farm.stats().remote_installed > 0);
+    assert_eq!(hoster.farm.stats().local_total(), 0);
+    let counts = &zip_view(&worker)["counts"];
+    assert_eq!(counts["remote_blocks"], 0, "{counts}");
+    assert!(counts["fallback_blocks"].as_u64().unwrap() > 0, "{counts}");
+    let zs = zipserver_stat(&addr);
+    assert!(
+        zs["errors"].as_u64().unwrap() > 0,
+        "refused for the budget: {zs}"
+    );
+    assert_eq!(zs["bytes_in"], 0, "{zs}");
+    assert_eq!(zs["budget_bytes"], 0, "nothing held after: {zs}");
+}
