@@ -186,6 +186,12 @@ fn ssts_compressed_by_the_zipserver_are_plain_rocksdb_files() {
         .into_string()
         .unwrap();
     assert!(html.contains("queue depth") && html.contains(&children[0].0));
+    let worker_html = ureq::get(&format!("{}/stat", worker.base_url()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(worker_html.contains("<h2>zipserver</h2>") && worker_html.contains(&zip_addr));
 
     // The live SSTs were written by the worker with the built-in codec:
     // format_version 7 names the manager's CompatibilityName and the types

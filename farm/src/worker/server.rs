@@ -330,7 +330,21 @@ async fn stat(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>
             a.elapsed_ms
         ));
     }
-    page.push_str("</table></body></html>");
+    page.push_str("</table>");
+    if let Some(z) = &snap.zipserver {
+        page.push_str("<h2>zipserver</h2>");
+        if let Some(addr) = z.sidecar.as_ref().and_then(|s| s.http_addr.as_deref()) {
+            page.push_str(&format!(
+                "<p><a href=\"http://{a}/stat\">{a}</a></p>",
+                a = esc(addr)
+            ));
+        }
+        page.push_str(&format!(
+            "<pre>{}</pre>",
+            esc(&serde_json::to_string_pretty(z).unwrap_or_default())
+        ));
+    }
+    page.push_str("</body></html>");
     Html(page).into_response()
 }
 
