@@ -21,7 +21,7 @@ use std::sync::Arc;
 ///   num_threads      compression threads (default: number of CPUs)
 ///   unix_socket      where compression requests arrive (default /tmp/zipserver.sock)
 ///   memory_budget    bytes of blocks held at once; more requests wait (default 256M)
-///   client_timeout   read by workers: slower answers are compressed in-process (default 2s)
+///   client_timeout   read by workers: slower answers are compressed in-process (default 500ms)
 ///
 /// The first line on stdout is "listening on <ip:port>".
 #[derive(Debug, Parser)]

@@ -6,8 +6,11 @@
 //! `client_timeout`; any failure (no socket, refused, timed out, an error
 //! reply, a malformed answer) drops the connection and declines the block,
 //! which the built-in compressor then compresses in-process. After a
-//! failure the client does not try again for [`RETRY_PAUSE`], so a dead
-//! zipserver costs one failed connect per pause, not one per block.
+//! failure the client compresses in-process for a pause before it tries
+//! again ([`FIRST_PAUSE`], doubling with each failure in a row up to
+//! [`MAX_PAUSE`], back to none on a success), so a dead zipserver costs one
+//! failed connect per pause, and a stalled one one `client_timeout` wait
+//! per pause, not one per block.
 
 use super::frame::{self, Reply};
 use crate::rocks::zip::{BlockTransport, Compressed, ZipParams};
@@ -15,13 +18,23 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long the client compresses in-process after a failure before it
-/// tries the zipserver again.
-pub const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// How long the client compresses in-process after a first failure before
+/// it tries the zipserver again.
+pub const FIRST_PAUSE: Duration = Duration::from_millis(200);
+/// The longest pause, after many failures in a row.
+pub const MAX_PAUSE: Duration = Duration::from_secs(10);
+
+/// When to try the zipserver again.
+#[derive(Default)]
+struct Pause {
+    until: Option<Instant>,
+    /// The pause after the next failure; zero after a success.
+    next: Duration,
+}
 
 /// What one process sent to the zipserver and what it compressed itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +83,10 @@ pub struct ZipClient {
     timeout: Duration,
     idle: Mutex<Vec<BufReader<UnixStream>>>,
     /// No connection attempts before this instant.
-    paused_until: Mutex<Option<Instant>>,
+    pause: Mutex<Pause>,
+    /// Whether the last round trip failed (so a success resets the pause;
+    /// checked without the lock on every block).
+    failing: AtomicBool,
     counts: Atomics,
 }
 
@@ -82,7 +98,8 @@ impl ZipClient {
             name,
             timeout,
             idle: Mutex::new(Vec::new()),
-            paused_until: Mutex::new(None),
+            pause: Mutex::new(Pause::default()),
+            failing: AtomicBool::new(false),
             counts: Atomics::default(),
         }
     }
@@ -109,7 +126,7 @@ impl ZipClient {
         if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Ok(Some(c));
         }
-        let paused = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        let paused = self.pause.lock().unwrap_or_else(|p| p.into_inner()).until;
         if paused.is_some_and(|t| Instant::now() < t) {
             return Ok(None);
         }
@@ -176,6 +193,9 @@ impl BlockTransport for ZipClient {
         let c = &self.counts;
         match result {
             Ok(Some(r)) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    self.pause.lock().unwrap_or_else(|p| p.into_inner()).next = Duration::ZERO;
+                }
                 c.remote_blocks.fetch_add(1, Ordering::Relaxed);
                 c.remote_bytes_in
                     .fetch_add(input.len() as u64, Ordering::Relaxed);
@@ -189,13 +209,99 @@ impl BlockTransport for ZipClient {
                 // The zipserver failed: forget every pooled connection (they
                 // may all lead to a dead process) and pause before retrying.
                 self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
-                *self.paused_until.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(Instant::now() + RETRY_PAUSE);
+                self.failing.store(true, Ordering::Relaxed);
+                let mut p = self.pause.lock().unwrap_or_else(|p| p.into_inner());
+                let pause = p.next.max(FIRST_PAUSE);
+                p.until = Some(Instant::now() + pause);
+                p.next = (pause * 2).min(MAX_PAUSE);
             }
         }
         c.fallback_blocks.fetch_add(1, Ordering::Relaxed);
         c.fallback_bytes
             .fetch_add(input.len() as u64, Ordering::Relaxed);
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rocks::zip::BuiltinCompressor;
+    use crate::zipserver::server::{self, Service};
+    use crate::zipserver::stats::ZipStats;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    fn snappy() -> ZipParams {
+        ZipParams {
+            kind: 1,
+            level: 32767,
+            window_bits: -14,
+            max_compressed_bytes_per_kb: 896,
+            ..ZipParams::default()
+        }
+    }
+
+    #[test]
+    fn the_zipserver_returns_exactly_the_builtin_compressors_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.sock");
+        let stats = Arc::new(ZipStats::new(&prometheus::Registry::new()).unwrap());
+        let service = Service::new(1, 1 << 20, stats.clone());
+        let listener = server::bind(&path).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept = std::thread::spawn({
+            let stop = stop.clone();
+            move || server::serve(listener, service, stop)
+        });
+        let client = ZipClient::new(path, "attempt-a".into(), Duration::from_secs(5));
+        let input = b"compaction farm ".repeat(256);
+        let mut remote = vec![0u8; input.len()];
+        let r = client
+            .compress(&snappy(), &input, &mut remote)
+            .expect("compressed remotely");
+        let mut local = vec![0u8; input.len()];
+        let l = BuiltinCompressor::new(&snappy())
+            .unwrap()
+            .unwrap()
+            .compress(&input, &mut local)
+            .unwrap();
+        assert_eq!(r, l);
+        assert_eq!(remote[..r.size], local[..l.size]);
+        let c = client.counts();
+        assert_eq!(
+            (c.remote_blocks, c.remote_bytes_in),
+            (1, input.len() as u64)
+        );
+        assert_eq!(c.remote_bytes_out, r.size as u64);
+        assert_eq!((c.fallback_blocks, c.connects), (0, 1));
+        let snap = stats.snapshot(1, 1 << 20, String::new());
+        assert_eq!(snap.clients["attempt-a"].bytes_in, input.len() as u64);
+        stop.store(true, Ordering::Release);
+        accept.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn no_zipserver_means_in_process_with_a_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = ZipClient::new(
+            dir.path().join("nobody.sock"),
+            "a".into(),
+            Duration::from_millis(100),
+        );
+        let input = vec![7u8; 4096];
+        let mut out = vec![0u8; 4096];
+        assert_eq!(client.compress(&snappy(), &input, &mut out), None);
+        assert_eq!(client.compress(&snappy(), &input, &mut out), None);
+        let c = client.counts();
+        assert_eq!((c.fallback_blocks, c.fallback_bytes), (2, 8192));
+        assert_eq!((c.remote_blocks, c.connects), (0, 0));
+        let p = client.pause.lock().unwrap();
+        assert!(p.until.is_some_and(|t| t > Instant::now()), "pausing");
+        assert_eq!(
+            p.next,
+            FIRST_PAUSE * 2,
+            "a block during the pause neither retries nor lengthens it"
+        );
     }
 }

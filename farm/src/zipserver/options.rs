@@ -9,7 +9,7 @@
 //! | `num_threads` | number of CPUs | compression threads: the zipserver never uses more cores for compression |
 //! | `unix_socket` | `/tmp/zipserver.sock`; a worker uses `WORKER_DB_ROOT/zipserver.sock` | where compression requests arrive |
 //! | `memory_budget` | `256M` | bytes of blocks (input and output) held at once; beyond it requests wait |
-//! | `client_timeout` | `2s` | worker side: a block not answered within this is compressed in-process |
+//! | `client_timeout` | `500ms` | worker side: a block not answered within this is compressed in-process |
 //! | `blocks_in_flight` | `4` | worker side: blocks of one compaction output at the zipserver at once (RocksDB's parallel compression threads); 1 sends one block at a time |
 
 use std::net::SocketAddr;
@@ -61,7 +61,7 @@ impl Default for ZipServerOptions {
             num_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             unix_socket: None,
             memory_budget: 256 << 20,
-            client_timeout: Duration::from_secs(2),
+            client_timeout: Duration::from_millis(500),
             blocks_in_flight: 4,
         }
     }
