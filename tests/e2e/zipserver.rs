@@ -1,6 +1,10 @@
 //! The zipserver: MULTI_PROCESS children send their output blocks to one
 //! compression sidecar; the SSTs stay plain RocksDB files, and a zipserver
 //! that dies mid-job costs CPU (in-process compression), never a job.
+//!
+//! Each test has its own instance name: attempt names (and so the attempt
+//! markers a worker uses to end an attempt's processes) must not collide
+//! between workers running at once on this host.
 
 use crate::harness::*;
 use farm::worker::local::LocalWorker;
@@ -120,7 +124,11 @@ fn ssts_compressed_by_the_zipserver_are_plain_rocksdb_files() {
         .unwrap()
         .to_owned();
     let (zip_addr, _) = zipserver_addr(&worker).unwrap();
-    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let params = params(
+        &d.root,
+        &[worker.base_url()],
+        serde_json::json!({"instance_name": "zip-plain"}),
+    );
     let cfs = || vec![ColumnFamilyDescriptor::new("default", snappy_options())];
     let hoster = Hoster::open(&d.db, snappy_options(), cfs(), &params);
     let mut model = Model::default();
@@ -233,7 +241,11 @@ fn a_killed_zipserver_costs_no_job_and_comes_back() {
         d.tmp.path(),
         "listening_ports=127.0.0.1:0:num_threads=1:client_timeout=500ms",
     );
-    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let params = params(
+        &d.root,
+        &[worker.base_url()],
+        serde_json::json!({"instance_name": "zip-killed"}),
+    );
     let cfs = vec![ColumnFamilyDescriptor::new("default", snappy_options())];
     let hoster = Hoster::open(&d.db, snappy_options(), cfs, &params);
     let (_, first_pid) = zipserver_addr(&worker).unwrap();
@@ -415,7 +427,11 @@ fn a_stalled_zipserver_is_waited_for_only_until_the_bound() {
         ],
     );
     assert!(zip_view(&worker)["sidecar"].is_null());
-    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let params = params(
+        &d.root,
+        &[worker.base_url()],
+        serde_json::json!({"instance_name": "zip-stalled"}),
+    );
     let cfs = vec![ColumnFamilyDescriptor::new("default", snappy_options())];
     let hoster = Hoster::open(&d.db, snappy_options(), cfs, &params);
     let mut model = Model::default();
@@ -454,7 +470,16 @@ fn a_stalled_zipserver_is_waited_for_only_until_the_bound() {
         .values()
         .map(|v| v.as_u64().unwrap())
         .sum();
-    assert_eq!(failed, 0, "{}", stat["counters"]);
+    let ended: Vec<String> = attempt_logs(&d.tmp.path().join("worker"))
+        .iter()
+        .flat_map(|l| {
+            l.lines()
+                .filter(|l| l.contains("outcome="))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(failed, 0, "{} {ended:?}", stat["counters"]);
     assert_eq!(hoster.farm.stats().local_total(), 0);
     let zs = zipserver_stat(&addr);
     assert!(
@@ -472,7 +497,11 @@ fn blocks_beyond_the_memory_budget_are_compressed_in_process() {
         "listening_ports=127.0.0.1:0:num_threads=1:memory_budget=1K",
     );
     let (addr, _) = zipserver_addr(&worker).unwrap();
-    let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
+    let params = params(
+        &d.root,
+        &[worker.base_url()],
+        serde_json::json!({"instance_name": "zip-budget"}),
+    );
     let cfs = vec![ColumnFamilyDescriptor::new("default", snappy_options())];
     let hoster = Hoster::open(&d.db, snappy_options(), cfs, &params);
     let mut model = Model::default();
