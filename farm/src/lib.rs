@@ -18,6 +18,8 @@
 //!
 //! - [`etcd`]: worker registration and discovery, and "attempt done"
 //!   events, over etcd's JSON gateway.
+//! - [`zipserver`]: the compression sidecar: one process per worker host
+//!   compresses the output blocks of every compaction child.
 //! - [`workload`]: a reproducible write workload with an in-memory model
 //!   (the demo and the end-to-end tests).
 //!
@@ -31,3 +33,4 @@ pub mod protocol;
 pub mod rocks;
 pub mod worker;
 pub mod workload;
+pub mod zipserver;

@@ -27,3 +27,4 @@ mod user_classes;
 mod web_view;
 mod worker_killed;
 mod worker_logs;
+mod zipserver;

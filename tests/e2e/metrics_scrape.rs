@@ -200,8 +200,26 @@ fn dashboard_queries() -> Vec<String> {
 fn prometheus_scrapes_the_counts_of_the_jobs_run() {
     let d = dirs("db");
     // Retention sweeps every RESULT_RETENTION / 10: twice a second here.
-    let worker = start_worker(d.tmp.path(), &[("RESULT_RETENTION", "5s".into())]);
+    // With MULTI_PROCESS the worker also runs its zipserver, scraped too.
+    let mut env = vec![("RESULT_RETENTION", "5s".to_string())];
+    if multi_process() {
+        env.push((
+            "ZIP_SERVER_OPTIONS",
+            "listening_ports=127.0.0.1:0:num_threads=2".into(),
+        ));
+    }
+    let worker = start_worker(d.tmp.path(), &env);
     let base = worker.base_url();
+    let zipserver_addr = multi_process().then(|| {
+        let mut addr = None;
+        eventually("the worker's zipserver serves HTTP", || {
+            addr = worker_stat(&worker)["zipserver"]["sidecar"]["http_addr"]
+                .as_str()
+                .map(str::to_owned);
+            addr.is_some()
+        });
+        addr.unwrap()
+    });
 
     let params = params(
         &d.root,
@@ -214,15 +232,17 @@ fn prometheus_scrapes_the_counts_of_the_jobs_run() {
     hoster.farm.register_metrics(&registry).unwrap();
     let hoster_metrics = MetricsEndpoint::serve(registry);
 
-    let prom = Prometheus::start(
-        &d.tmp.path().join("prometheus"),
-        &[
-            ("farm-worker", base.trim_start_matches("http://")),
-            ("farm-hoster", &hoster_metrics.addr),
-        ],
-    );
-    prom.wait_for("up{job=\"farm-worker\"}", 1.0);
-    prom.wait_for("up{job=\"farm-hoster\"}", 1.0);
+    let mut jobs = vec![
+        ("farm-worker", base.trim_start_matches("http://")),
+        ("farm-hoster", hoster_metrics.addr.as_str()),
+    ];
+    if let Some(addr) = &zipserver_addr {
+        jobs.push(("farm-zipserver", addr.as_str()));
+    }
+    let prom = Prometheus::start(&d.tmp.path().join("prometheus"), &jobs);
+    for (job, _) in &jobs {
+        prom.wait_for(&format!("up{{job=\"{job}\"}}"), 1.0);
+    }
     let spec = WorkloadSpec {
         ops: 40_000,
         key_space: 15_000,
@@ -291,6 +311,27 @@ fn prometheus_scrapes_the_counts_of_the_jobs_run() {
     );
     let spawned = if multi_process() { n } else { 0.0 };
     prom.wait_for("farm_worker_child_spawn_seconds_count", spawned);
+    if multi_process() {
+        // Every block went to the zipserver: what the children counted
+        // sending, what the zipserver counted receiving, and what
+        // Prometheus scraped from both agree.
+        let z = &stat["zipserver"]["counts"];
+        let sent = z["remote_bytes_in"].as_f64().unwrap();
+        assert!(sent > 0.0, "{z}");
+        assert_eq!(z["fallback_blocks"], 0, "{z}");
+        prom.wait_for("farm_worker_zip_bytes_total{path=\"remote\"}", sent);
+        prom.wait_for(
+            "farm_worker_zip_blocks_total{path=\"remote\"}",
+            z["remote_blocks"].as_f64().unwrap(),
+        );
+        prom.wait_for("farm_worker_zip_blocks_total{path=\"fallback\"}", 0.0);
+        prom.wait_for("zipserver_bytes_in_total", sent);
+        prom.wait_for(
+            "zipserver_bytes_out_total",
+            z["remote_bytes_out"].as_f64().unwrap(),
+        );
+        prom.wait_for("farm_worker_zipserver_up", 1.0);
+    }
     // The process collector reads the worker's own /proc entry.
     let rss = prom
         .query("process_resident_memory_bytes")
@@ -309,12 +350,10 @@ fn prometheus_scrapes_the_counts_of_the_jobs_run() {
     println!("{series} farm_worker series scraped");
 
     // Every query of the Grafana dashboard is valid, and has data here
-    // unless it needs MULTI_PROCESS children or a zipserver (the zipserver
-    // serves its own /metrics; this test starts none).
+    // unless it needs MULTI_PROCESS children (spawns, the zipserver).
     for q in dashboard_queries() {
         let result = prom.query_all(&q);
-        let absent_here =
-            (q.contains("child_spawn") && !multi_process()) || q.contains("zipserver_");
+        let absent_here = (q.contains("child_spawn") || q.contains("zip")) && !multi_process();
         assert!(
             !result.is_empty() || absent_here,
             "dashboard query without data: {q}"

@@ -39,10 +39,12 @@
 //! | `ETCD_LOAD_BALANCER` | `round_robin` | over several endpoints: `round_robin` or `pick_first` |
 //! | `ETCD_LEASE_TTL` | `10s` | the registration's lease: a worker that dies disappears after this |
 //! | `ETCD_DONE_TTL` | `60s` | how long a `dcompact-res/<attempt>` key lives |
-//! | `ZIP_SERVER_OPTIONS` | off | not yet in this build: setting them is refused at start-up |
+//! | `ZIP_SERVER_OPTIONS` | unset | with `MULTI_PROCESS`: start a zipserver with these options (`zipserver::options`; its socket defaults to `WORKER_DB_ROOT/zipserver.sock`) and send the children's blocks to it |
+//! | `ZIP_SERVER_SOCKET` | unset | with `MULTI_PROCESS`: the Unix socket of a zipserver already running; the worker starts none |
 
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
 use crate::worker::child::spawner::ChildLimits;
+use crate::zipserver::options::ZipServerOptions;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -106,6 +108,10 @@ pub struct WorkerConfig {
     pub mount_timeout: Duration,
     /// Registration and "done" events; `None` without `ETCD_URL`.
     pub etcd: Option<EtcdConfig>,
+    /// `ZIP_SERVER_OPTIONS`, parsed: the zipserver the worker starts.
+    pub zip_server: Option<ZipServerOptions>,
+    /// `ZIP_SERVER_SOCKET`: a running zipserver; none is started.
+    pub zip_server_socket: Option<PathBuf>,
 }
 
 impl WorkerConfig {
@@ -157,6 +163,7 @@ struct FileConfig {
     attempt_retention_bytes: Option<toml::Value>,
     output_space_margin: Option<toml::Value>,
     zip_server_options: Option<String>,
+    zip_server_socket: Option<String>,
     etcd_url: Option<String>,
     web_domain: Option<String>,
     etcd_root: Option<String>,
@@ -217,6 +224,7 @@ impl Sources<'_> {
             "ATTEMPT_RETENTION_BYTES" => value(&f.attempt_retention_bytes),
             "OUTPUT_SPACE_MARGIN" => value(&f.output_space_margin),
             "ZIP_SERVER_OPTIONS" => f.zip_server_options.clone(),
+            "ZIP_SERVER_SOCKET" => f.zip_server_socket.clone(),
             "ETCD_URL" => f.etcd_url.clone(),
             "WEB_DOMAIN" => f.web_domain.clone(),
             "ETCD_ROOT" => f.etcd_root.clone(),
@@ -330,14 +338,6 @@ impl WorkerConfig {
             }
         };
         let src = Sources { env, file };
-
-        if let Some(v) = src.get("ZIP_SERVER_OPTIONS") {
-            return Err(invalid(
-                "ZIP_SERVER_OPTIONS",
-                &v,
-                "not supported by this build yet; leave it unset",
-            ));
-        }
 
         let listen_raw = src
             .get("LISTEN_ADDR")
@@ -488,6 +488,35 @@ impl WorkerConfig {
         };
         let mount_timeout = duration("MOUNT_TIMEOUT", Duration::from_secs(60))?;
         let etcd = etcd_config(&src)?;
+        let zip_server = src
+            .get("ZIP_SERVER_OPTIONS")
+            .map(|v| {
+                ZipServerOptions::parse(&v)
+                    .map_err(|e| invalid("ZIP_SERVER_OPTIONS", &v, e.to_string()))
+            })
+            .transpose()?;
+        let zip_server_socket = src.get("ZIP_SERVER_SOCKET").map(PathBuf::from);
+        if let Some(p) = &zip_server_socket {
+            if !p.is_absolute() {
+                return Err(invalid(
+                    "ZIP_SERVER_SOCKET",
+                    &p.display().to_string(),
+                    "must be an absolute path",
+                ));
+            }
+        }
+        for (name, set) in [
+            ("ZIP_SERVER_OPTIONS", zip_server.is_some()),
+            ("ZIP_SERVER_SOCKET", zip_server_socket.is_some()),
+        ] {
+            if set && !multi_process {
+                return Err(invalid(
+                    name,
+                    &src.get(name).unwrap_or_default(),
+                    "needs MULTI_PROCESS=true: the zipserver compresses for attempt children",
+                ));
+            }
+        }
 
         Ok(WorkerConfig {
             listen,
@@ -516,6 +545,8 @@ impl WorkerConfig {
             nfs_mount_cache,
             mount_timeout,
             etcd,
+            zip_server,
+            zip_server_socket,
         })
     }
 }
@@ -718,6 +749,46 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("ETCD_LOAD_BALANCER"), "{err}");
+    }
+
+    #[test]
+    fn zipserver_settings() {
+        let c = load(
+            &[
+                ("MULTI_PROCESS", "true"),
+                (
+                    "ZIP_SERVER_OPTIONS",
+                    "listening_ports=127.0.0.1:0:num_threads=2",
+                ),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.zip_server.unwrap().num_threads, 2);
+        let e = load(&[("ZIP_SERVER_OPTIONS", "num_threads=2")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs MULTI_PROCESS"), "{e}");
+        let e = load(
+            &[
+                ("MULTI_PROCESS", "true"),
+                ("ZIP_SERVER_OPTIONS", "threads=2"),
+            ],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ZIP_SERVER_OPTIONS") && e.contains("unknown key"),
+            "{e}"
+        );
+        let e = load(
+            &[("MULTI_PROCESS", "true"), ("ZIP_SERVER_SOCKET", "zip.sock")],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("absolute"), "{e}");
     }
 
     #[test]

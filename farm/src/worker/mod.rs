@@ -26,6 +26,8 @@
 //! - [`retention`]: removes retained attempt directories by age and size.
 //! - [`registration`]: the worker's registration in etcd and its "attempt
 //!   done" events.
+//! - [`zip_link`]: the worker's zipserver (MULTI_PROCESS): started,
+//!   restarted, stopped; its socket told to each child; children's counts.
 //! - [`outcome`]: the closed classification of how an attempt ended.
 //! - [`metrics`]: what `/metrics` serves, in Prometheus text format.
 //! - [`web`]: `/stat` and `/list` as HTML, and an attempt's retained files.
@@ -52,3 +54,4 @@ pub mod stats;
 pub mod summary;
 pub mod supervisor;
 pub mod web;
+pub mod zip_link;

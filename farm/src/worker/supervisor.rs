@@ -33,6 +33,7 @@ use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
 use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use crate::worker::summary::Summary;
+use crate::worker::zip_link::{ZipLink, ZipLinkSnapshot};
 use base64::Engine;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -151,6 +152,9 @@ pub struct StatSnapshot {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etcd: Option<RegistrationSnapshot>,
     pub attempts: Vec<AttemptRow>,
+    /// The zipserver the children use (MULTI_PROCESS with a zipserver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zipserver: Option<ZipLinkSnapshot>,
 }
 
 /// The plugin part of `/stat`.
@@ -180,6 +184,8 @@ pub struct Supervisor {
     observer: OnceLock<Observer>,
     /// The etcd registration shown by `/stat`.
     registration: OnceLock<Arc<RegistrationStatus>>,
+    /// With MULTI_PROCESS and a zipserver configured.
+    zip: Option<ZipLink>,
 }
 
 impl Supervisor {
@@ -200,6 +206,7 @@ impl Supervisor {
         } else {
             None
         };
+        let zip = ZipLink::start(&config, worker_exe)?;
         let mounts = match (&config.nfs_mount_root, config.nfs_dynamic_mount) {
             (Some(root), true) => Some(MountTable::new(
                 root.clone(),
@@ -217,6 +224,7 @@ impl Supervisor {
             .map_err(std::io::Error::other)?;
         let sup = Arc::new(Supervisor {
             mounts,
+            zip,
             config,
             identity,
             state: Mutex::new(State::default()),
@@ -233,6 +241,13 @@ impl Supervisor {
         sup.registry
             .register(Box::new(gauges))
             .map_err(std::io::Error::other)?;
+        if sup.zip.is_some() {
+            let zip = crate::worker::metrics::zip::collector(Arc::downgrade(&sup))
+                .map_err(std::io::Error::other)?;
+            sup.registry
+                .register(Box::new(zip))
+                .map_err(std::io::Error::other)?;
+        }
         if let Some(table) = &sup.mounts {
             let mounts = crate::worker::metrics::mounts::collector(Arc::downgrade(table))
                 .map_err(std::io::Error::other)?;
@@ -272,6 +287,11 @@ impl Supervisor {
 
     pub fn config(&self) -> &WorkerConfig {
         &self.config
+    }
+
+    /// The zipserver link, with MULTI_PROCESS and a zipserver configured.
+    pub fn zip_snapshot(&self) -> Option<ZipLinkSnapshot> {
+        self.zip.as_ref().map(ZipLink::snapshot)
     }
 
     pub fn mounts(&self) -> Option<&Arc<MountTable>> {
@@ -523,6 +543,7 @@ impl Supervisor {
             cf_name: prepared.cf_name.clone(),
             identity: self.identity.clone(),
             plugins: self.config.plugins.clone(),
+            zip: self.zip.as_ref().map(ZipLink::child_spec),
         };
         let written = serde_json::to_vec_pretty(&spec)
             .map_err(std::io::Error::other)
@@ -554,6 +575,12 @@ impl Supervisor {
             if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
                 self.lock().child_plugin_counts.add(&counts);
             }
+        }
+        if let Some(c) = self.zip.as_ref().and_then(|z| z.collect(dir.path())) {
+            dir.log(&format!(
+                "zip blocks_seen={} remote_blocks={} remote_bytes_in={} remote_bytes_out={} fallback_blocks={}",
+                c.blocks_seen, c.remote_blocks, c.remote_bytes_in, c.remote_bytes_out, c.fallback_blocks
+            ));
         }
         (r, Some(latency))
     }
@@ -725,6 +752,7 @@ impl Supervisor {
             mounts: self.mounts.as_ref().map(|m| m.snapshot()),
             etcd: self.registration.get().map(|r| r.snapshot()),
             attempts,
+            zipserver: self.zip_snapshot(),
         }
     }
 
@@ -778,6 +806,10 @@ impl Supervisor {
                 self.cancel(key);
             }
             self.tasks.wait().await;
+        }
+        // No child compresses any more: stop the zipserver.
+        if let Some(mut sidecar) = self.zip.as_ref().and_then(ZipLink::take_sidecar) {
+            let _ = tokio::task::spawn_blocking(move || sidecar.stop()).await;
         }
         // Every attempt has ended, so no mount is in use: unmount them all.
         if let Some(table) = self.mounts.clone() {

@@ -4,10 +4,17 @@ use super::spec::{self, ChildSpec};
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::plugins;
+use crate::rocks::zip;
 use crate::worker::options_file::{check_override, OptionsText};
 use crate::worker::runner::persist_result;
+use crate::zipserver::client::ZipClient;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The child's zipserver client, when the worker has a zipserver (one
+/// attempt per process, so one client).
+static ZIP_CLIENT: OnceLock<Arc<ZipClient>> = OnceLock::new();
 
 /// Runs the attempt in `dir` and returns the process exit code.
 pub fn run(dir: &Path) -> i32 {
@@ -15,6 +22,15 @@ pub fn run(dir: &Path) -> i32 {
     let counts = serde_json::to_vec(&plugins::counts()).unwrap_or_default();
     if let Err(e) = std::fs::write(dir.join(spec::PLUGIN_COUNTS), counts) {
         eprintln!("failed to write {}: {e}", spec::PLUGIN_COUNTS);
+    }
+    if let Some(client) = ZIP_CLIENT.get() {
+        let mut counts = client.counts();
+        counts.blocks_seen = zip::blocks_seen();
+        eprintln!("zip counts: {counts:?}");
+        let json = serde_json::to_vec(&counts).unwrap_or_default();
+        if let Err(e) = std::fs::write(dir.join(spec::ZIP_COUNTS), json) {
+            eprintln!("failed to write {}: {e}", spec::ZIP_COUNTS);
+        }
     }
     code
 }
@@ -112,6 +128,25 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
     overrides
         .set_option("db_host_id", &child.identity)
         .map_err(|e| e.to_string())?;
+    if let Some(z) = &child.zip {
+        // The zipserver counts per client: the attempt's name.
+        let name = std::env::var(spec::ATTEMPT_MARKER).map_or_else(
+            |_| format!("pid-{}", std::process::id()),
+            |m| spec::marker_name(&m).to_owned(),
+        );
+        let client = ZIP_CLIENT.get_or_init(|| {
+            Arc::new(ZipClient::new(
+                z.socket.clone(),
+                name,
+                Duration::from_millis(z.timeout_ms),
+            ))
+        });
+        // Blocks go to the zipserver; the SSTs stay built-in format.
+        let manager = zip::register(Some(client.clone()), z.blocks_in_flight);
+        overrides
+            .set_option("compression_manager", manager)
+            .map_err(|e| e.to_string())?;
+    }
     Ok((child, input, overrides))
 }
 

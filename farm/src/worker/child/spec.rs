@@ -10,6 +10,7 @@
 //! | `result.bin` | child, written to `result.bin.tmp` then renamed | RocksDB's serialized result |
 //! | `error.txt` | child | RocksDB's message when the compaction failed |
 //! | `plugin_counts.json` | child | merges and filter decisions of plugin code |
+//! | `zip_counts.json` | child | blocks sent to the zipserver and compressed in-process |
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub const ERROR: &str = "error.txt";
 pub const LOG_CHILD: &str = "LOG.child";
 /// What plugin code did in the child, written as it ends.
 pub const PLUGIN_COUNTS: &str = "plugin_counts.json";
+/// What the child's compression did (`zipserver::client::ZipCounts`).
+pub const ZIP_COUNTS: &str = "zip_counts.json";
 
 /// The environment variable every process of an attempt inherits: its value
 /// is [`attempt_marker`], so the supervisor can find descendants that left
@@ -34,6 +37,14 @@ pub const ATTEMPT_MARKER: &str = "DCOMPACT_ATTEMPT";
 /// its marker, so the marker names the worker too.
 pub fn attempt_marker(name: &str) -> String {
     format!("{name}@{}", std::process::id())
+}
+
+/// The attempt (or helper) name in a marker made by [`attempt_marker`].
+pub fn marker_name(marker: &str) -> &str {
+    match marker.rsplit_once('@') {
+        Some((name, pid)) if pid.parse::<u32>().is_ok() => name,
+        _ => marker,
+    }
 }
 
 /// Exit codes of the child. Any other code, or a signal, is classified as
@@ -60,4 +71,37 @@ pub struct ChildSpec {
     /// lets them register their classes).
     #[serde(default)]
     pub plugins: Vec<PathBuf>,
+    /// The zipserver to send output blocks to, when the worker has one.
+    #[serde(default)]
+    pub zip: Option<ChildZip>,
+}
+
+/// How a child reaches the zipserver.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildZip {
+    pub socket: PathBuf,
+    /// A block not answered within this is compressed in-process.
+    pub timeout_ms: u64,
+    /// Blocks of one output at the zipserver at once.
+    #[serde(default = "one")]
+    pub blocks_in_flight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_names_the_attempt_and_the_worker() {
+        let name = "i/1700000000/db/job-00004-00/att-00";
+        let marker = attempt_marker(name);
+        assert_eq!(marker, format!("{name}@{}", std::process::id()));
+        assert_eq!(marker_name(&marker), name);
+        assert_eq!(marker_name("plain"), "plain");
+        assert_eq!(marker_name("a@b"), "a@b");
+    }
 }

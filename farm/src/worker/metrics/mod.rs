@@ -6,8 +6,10 @@
 //!   (mount and zipserver counters plug in the same way).
 //! - [`queue`]: the supervisor's queue as gauges, through [`snapshot`].
 //! - [`mounts`]: the mount table of `NFS_DYNAMIC_MOUNT`, through [`snapshot`].
+//! - [`zip`]: what attempt children sent to the zipserver, through [`snapshot`].
 
 pub mod attempts;
 pub mod mounts;
 pub mod queue;
 pub mod snapshot;
+pub mod zip;

@@ -96,6 +96,7 @@ mod tests {
             output_dir: "/r/db/out".into(),
             compaction_service_input: String::new(),
             plugins: Vec::new(),
+            job_info: None,
         }
     }
 

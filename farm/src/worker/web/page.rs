@@ -122,6 +122,7 @@ pub fn render(page: Page, snap: &StatSnapshot, ctx: &PageContext) -> String {
         counters(&mut html, snap);
         etcd(&mut html, snap);
         mounts(&mut html, snap);
+        zipserver(&mut html, snap);
     }
     attempts(&mut html, snap, ctx);
     html.push_str("</body></html>");
@@ -177,6 +178,45 @@ fn etcd(html: &mut String, snap: &StatSnapshot) {
             " &middot; last error: {}",
             escape(x)
         ))
+    );
+}
+
+/// With a zipserver: its socket, the worker's own zipserver (a link to its
+/// `/stat`) and what the children sent to it or compressed themselves.
+fn zipserver(html: &mut String, snap: &StatSnapshot) {
+    let Some(z) = &snap.zipserver else { return };
+    let c = &z.counts;
+    let _ = write!(
+        html,
+        "<h2>zipserver</h2><p id=zipserver>socket <code>{}</code>",
+        escape(&z.socket)
+    );
+    if let Some(s) = &z.sidecar {
+        match (&s.pid, &s.http_addr) {
+            (Some(pid), Some(addr)) => {
+                let _ = write!(
+                    html,
+                    " &middot; pid {pid} &middot; <a href=\"http://{a}/stat\">{a}</a>",
+                    a = escape(addr)
+                );
+            }
+            _ => html.push_str(" &middot; not running"),
+        }
+        let _ = write!(html, " &middot; restarts {}", s.restarts);
+        if let Some(e) = &s.last_exit {
+            let _ = write!(html, " (last exit: {})", escape(e));
+        }
+    }
+    let _ = write!(
+        html,
+        "</p><table id=zip><tr><th></th><th>blocks</th><th>bytes in</th><th>bytes out</th></tr>\
+         <tr><th>zipserver</th><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\
+         <tr><th>in the child (fallback)</th><td class=n>{}</td><td class=n>{}</td><td></td></tr></table>",
+        c.remote_blocks,
+        bytes(c.remote_bytes_in),
+        bytes(c.remote_bytes_out),
+        c.fallback_blocks,
+        bytes(c.fallback_bytes)
     );
 }
 
@@ -295,6 +335,9 @@ mod tests {
     use crate::worker::registration::RegistrationSnapshot;
     use crate::worker::stats::Counters;
     use crate::worker::supervisor::PluginsSnapshot;
+    use crate::worker::zip_link::ZipLinkSnapshot;
+    use crate::zipserver::client::ZipCounts;
+    use crate::zipserver::sidecar::SidecarStatus;
 
     fn snapshot() -> StatSnapshot {
         let row = |name: &str, state: &'static str, outcome: Option<&'static str>| AttemptRow {
@@ -333,6 +376,25 @@ mod tests {
                 row("i/1/db/job-00004-00/att-00", "running", None),
                 row("i/1/db/job-00003-00/att-00", "finished", Some("succeeded")),
             ],
+            zipserver: Some(ZipLinkSnapshot {
+                socket: "/w/zipserver.sock".into(),
+                sidecar: Some(SidecarStatus {
+                    pid: Some(42),
+                    http_addr: Some("127.0.0.1:8090".into()),
+                    starts: 2,
+                    restarts: 1,
+                    last_exit: Some("signal 9".into()),
+                }),
+                counts: ZipCounts {
+                    blocks_seen: 7,
+                    remote_blocks: 5,
+                    remote_bytes_in: 5 << 12,
+                    remote_bytes_out: 1 << 12,
+                    fallback_blocks: 2,
+                    fallback_bytes: 2 << 12,
+                    connects: 3,
+                },
+            }),
             etcd: Some(RegistrationSnapshot {
                 key: "/dcompact/workers/w7.example:8080".into(),
                 registered: false,
@@ -397,6 +459,12 @@ mod tests {
         assert!(!html.contains("<h2>mounts</h2>"));
         assert!(stat.contains("not registered as <code>/dcompact/workers/w7.example:8080</code>"));
         assert!(stat.contains("last error: connection refused &lt;x&gt;"));
+        assert!(stat.contains("<a href=\"http://127.0.0.1:8090/stat\">127.0.0.1:8090</a>"));
+        assert!(stat.contains("restarts 1 (last exit: signal 9)"), "{stat}");
+        assert!(
+            stat.contains("<tr><th>zipserver</th><td class=n>5</td>"),
+            "{stat}"
+        );
 
         let plain = PageContext {
             web_domain: None,

@@ -1,0 +1,109 @@
+//! `zipserver`: compresses RocksDB output blocks for the compaction children
+//! of one worker host, with one thread pool and one memory budget.
+
+use anyhow::Context;
+use clap::Parser;
+use farm::zipserver::http::{self, HttpState};
+use farm::zipserver::options::ZipServerOptions;
+use farm::zipserver::server::{self, Service};
+use farm::zipserver::stats::ZipStats;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Compresses RocksDB output blocks for every compaction child of a worker
+/// host, so N children share `num_threads` cores and one memory budget.
+///
+/// Options come from ZIP_SERVER_OPTIONS, civetweb style:
+///   listening_ports=8090:num_threads=32:unix_socket=/run/zip.sock:memory_budget=256M
+///
+///   listening_ports  HTTP /stat and /metrics: port or ip:port (default 127.0.0.1:8090; 0 = any)
+///   num_threads      compression threads (default: number of CPUs)
+///   unix_socket      where compression requests arrive (default /tmp/zipserver.sock)
+///   memory_budget    bytes of blocks held at once; more requests wait (default 256M)
+///   client_timeout   read by workers: slower answers are compressed in-process (default 500ms)
+///
+/// The first line on stdout is "listening on <ip:port>".
+#[derive(Debug, Parser)]
+#[command(name = "zipserver", version, verbatim_doc_comment)]
+struct Args {}
+
+fn main() -> anyhow::Result<()> {
+    Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let text = std::env::var("ZIP_SERVER_OPTIONS").unwrap_or_default();
+    let opts = ZipServerOptions::parse(&text).context("invalid ZIP_SERVER_OPTIONS")?;
+    let socket = opts
+        .unix_socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/tmp/zipserver.sock"));
+
+    let registry = prometheus::Registry::new();
+    let stats = Arc::new(ZipStats::new(&registry).context("failed to register metrics")?);
+    let service = Service::new(opts.num_threads, opts.memory_budget, stats.clone());
+    let listener = server::bind(&socket)
+        .with_context(|| format!("failed to listen on {}", socket.display()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let accept = std::thread::Builder::new()
+        .name("zip-accept".into())
+        .spawn({
+            let (service, stop) = (service.clone(), stop.clone());
+            move || server::serve(listener, service, stop)
+        })?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let state = Arc::new(HttpState {
+        stats,
+        registry,
+        num_threads: opts.num_threads,
+        memory_budget: opts.memory_budget,
+        unix_socket: socket.display().to_string(),
+    });
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpListener::bind(opts.listening_ports)
+            .await
+            .with_context(|| format!("failed to listen on {}", opts.listening_ports))?;
+        let addr = tcp.local_addr()?;
+        println!("listening on {addr}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, socket = %socket.display(), threads = opts.num_threads, "zipserver started");
+        axum::serve(tcp, http::router(state))
+            .with_graceful_shutdown(stop_signal())
+            .await?;
+        anyhow::Ok(())
+    })?;
+    stop.store(true, Ordering::Release);
+    match accept.join() {
+        Ok(r) => r.context("accepting on the unix socket failed")?,
+        Err(_) => anyhow::bail!("the accept thread panicked"),
+    }
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("zipserver stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("failed to install signal handlers; stop the zipserver with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}
