@@ -35,6 +35,8 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
         delete_every: 7,
         range_delete_every: 2_000,
         seed: 7,
+        // Half of each value compresses, so output blocks really shrink.
+        compressible: 0.5,
     };
     let mut model = Model::default();
     let written = model.write(&hoster.db, cf, &spec).expect("no write fails");

@@ -50,6 +50,7 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 
     let tmp;
@@ -133,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         delete_every: 10,
         range_delete_every: 10_000,
         seed: 42,
+        compressible: 0.0,
     };
     println!(
         "writing {} operations over {} keys ...",

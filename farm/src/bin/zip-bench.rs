@@ -58,6 +58,10 @@ struct Args {
     /// RocksDB's parallel compression without the round trips.
     #[arg(long)]
     baseline_fallback: bool,
+    /// Share of each value that is compressible text (0: random bytes,
+    /// which the codecs give up on quickly).
+    #[arg(long, default_value_t = 0.5)]
+    compressible: f64,
     /// CPU sampling period of the zipserver, milliseconds.
     #[arg(long, default_value_t = 250)]
     sample_ms: u64,
@@ -75,12 +79,19 @@ fn main() -> anyhow::Result<()> {
         "zstd" => rocksdb::DBCompressionType::Zstd,
         other => bail!("--compression {other:?}: expected snappy, lz4 or zstd"),
     };
+    if !(0.0..=1.0).contains(&args.compressible) {
+        bail!(
+            "--compressible {}: expected a share from 0 to 1",
+            args.compressible
+        );
+    }
     let dir = std::env::temp_dir().join(format!("zip-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let spec = WorkloadSpec {
         ops: args.ops,
         key_space: args.ops,
         value_size: 200,
+        compressible: args.compressible,
         ..WorkloadSpec::default()
     };
     let mut opts = rocksdb::Options::default();
@@ -91,8 +102,8 @@ fn main() -> anyhow::Result<()> {
     opts.set_block_based_table_factory(&table);
     let captured = capture_input(&dir, opts, &spec).context("capturing a compaction input")?;
     println!(
-        "input: {} operations, {} compression, {} B blocks; {} attempts per round and side, MAX_PARALLEL_COMPACTIONS={}, zipserver num_threads={} blocks_in_flight={}",
-        args.ops, args.compression, args.block_size, args.attempts, args.parallel, args.threads, args.in_flight
+        "input: {} operations ({:.0}% of each value compressible), {} compression, {} B blocks; {} attempts per round and side, MAX_PARALLEL_COMPACTIONS={}, zipserver num_threads={} blocks_in_flight={}",
+        args.ops, args.compressible * 100.0, args.compression, args.block_size, args.attempts, args.parallel, args.threads, args.in_flight
     );
     let mut walls = [Vec::new(), Vec::new()];
     let mut max_cores: f64 = 0.0;

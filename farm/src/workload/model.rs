@@ -6,6 +6,38 @@
 use rocksdb::{ColumnFamily, IteratorMode, DB};
 use std::collections::BTreeMap;
 
+/// Overwrites the tail `share` of `value` with words from a small
+/// vocabulary: text that compresses about as well as typical records.
+fn fill_text(rng: &mut fastrand::Rng, value: &mut [u8], share: f64) {
+    const WORDS: [&str; 16] = [
+        "compaction ",
+        "level ",
+        "key ",
+        "value ",
+        "farm ",
+        "worker ",
+        "table ",
+        "block ",
+        "merge ",
+        "filter ",
+        "snapshot ",
+        "range ",
+        "delete ",
+        "output ",
+        "input ",
+        "file ",
+    ];
+    let n = ((value.len() as f64) * share.clamp(0.0, 1.0)) as usize;
+    let start = value.len() - n;
+    let mut i = start;
+    while i < value.len() {
+        let w = WORDS[rng.usize(0..WORDS.len())].as_bytes();
+        let m = w.len().min(value.len() - i);
+        value[i..i + m].copy_from_slice(&w[..m]);
+        i += m;
+    }
+}
+
 /// What to write.
 #[derive(Debug, Clone)]
 pub struct WorkloadSpec {
@@ -19,6 +51,9 @@ pub struct WorkloadSpec {
     /// Every n-th operation is a range delete of up to 50 keys (0: none).
     pub range_delete_every: u64,
     pub seed: u64,
+    /// The share (0.0 to 1.0) of each value that is text a compressor can
+    /// shrink; the rest is random bytes. 0: values are incompressible.
+    pub compressible: f64,
 }
 
 impl Default for WorkloadSpec {
@@ -30,6 +65,7 @@ impl Default for WorkloadSpec {
             delete_every: 10,
             range_delete_every: 5_000,
             seed: 1,
+            compressible: 0.0,
         }
     }
 }
@@ -101,6 +137,7 @@ impl Model {
             } else {
                 let k = key(i);
                 rng.fill(&mut value);
+                fill_text(&mut rng, &mut value, spec.compressible);
                 // A readable prefix makes mismatches easy to read in a failure.
                 let tag = format!("v{op}:");
                 let n = tag.len().min(value.len());
