@@ -223,7 +223,7 @@ fn prometheus_scrapes_the_counts_of_the_jobs_run() {
 
     let params = params(
         &d.root,
-        &[base.clone()],
+        std::slice::from_ref(&base),
         serde_json::json!({"instance_name": "scraped"}),
     );
     let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];

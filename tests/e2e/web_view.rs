@@ -60,7 +60,7 @@ fn kill_button_in_the_browser_cancels_a_running_attempt() {
     let base = worker.base_url();
     let params = params(
         &d.root,
-        &[base.clone()],
+        std::slice::from_ref(&base),
         serde_json::json!({
             "instance_name": instance,
             "dcompact_http_headers": {"Authorization": format!("Bearer {TOKEN}")},
@@ -230,7 +230,7 @@ fn attempt_files_are_served_and_confined_to_the_root() {
     let base = worker.base_url();
     let params = params(
         &d.root,
-        &[base.clone()],
+        std::slice::from_ref(&base),
         serde_json::json!({"instance_name": "webfiles"}),
     );
     let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];

@@ -90,8 +90,7 @@ fn plain_scan_equals_model(db: &Path, model: &Model) {
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("farm_code=absent"));
-    let mut entries = 0;
-    for line in lines {
+    for (entries, line) in lines.enumerate() {
         if let Some(n) = line.strip_prefix("entries=") {
             assert_eq!(n.parse::<usize>().unwrap(), entries);
             assert_eq!(entries, model.len(), "as many entries as the model");
@@ -107,7 +106,6 @@ fn plain_scan_equals_model(db: &Path, model: &Model) {
             "key {}",
             String::from_utf8_lossy(&key)
         );
-        entries += 1;
     }
     panic!("plain-scan output ended without an entries line");
 }
