@@ -62,6 +62,13 @@ pub fn worker_stat(worker: &LocalWorker) -> Value {
     get_json(&format!("{}/stat?html=0", worker.base_url()))
 }
 
+/// Attempts that ended other than `succeeded`, from a `/stat` answer.
+pub fn failed_attempts(stat: &Value) -> u64 {
+    stat["counters"]["failed"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+}
+
 /// Options that make a small workload compact often: small memtables and
 /// files, a low level-0 trigger.
 pub fn small_options() -> Options {

@@ -106,12 +106,7 @@ fn a_stale_handle_remounts_once_and_the_attempt_succeeds() {
         "{m}"
     );
     assert_eq!(lines(&s.calls), 2, "the helper mounted, then remounted");
-    let failed: u64 = stat["counters"]["failed"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let failed = failed_attempts(&stat);
     assert_eq!(failed, 0, "{stat}");
     let installed = hoster.farm.stats().remote_installed;
     assert!(installed > 0);

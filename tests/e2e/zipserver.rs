@@ -306,12 +306,7 @@ fn a_killed_zipserver_costs_no_job_and_comes_back() {
 
     // No job failed: every attempt succeeded, every result was installed.
     let stat = worker_stat(&worker);
-    let failed: u64 = stat["counters"]["failed"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let failed = failed_attempts(&stat);
     assert_eq!(failed, 0, "{}", stat["counters"]);
     let hoster_stats = hoster.farm.stats();
     assert_eq!(hoster_stats.local_total(), 0, "{hoster_stats:?}");
@@ -462,12 +457,7 @@ fn a_stalled_zipserver_is_waited_for_only_until_the_bound() {
     assert!(grew(&stalled, &after, "remote_blocks") > 0, "{after}");
 
     let stat = worker_stat(&worker);
-    let failed: u64 = stat["counters"]["failed"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let failed = failed_attempts(&stat);
     let ended: Vec<String> = attempt_logs(&d.tmp.path().join("worker"))
         .iter()
         .flat_map(|l| {

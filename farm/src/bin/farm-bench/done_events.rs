@@ -15,8 +15,7 @@ use farm::etcd::local::LocalEtcd;
 use farm::hoster::FarmService;
 use farm::rocks::service::{CompactionService, InstallStatus, ScheduleAnswer, WaitAnswer};
 use farm::worker::local::LocalWorker;
-use farm::workload::capture::{capture_input, Captured};
-use farm::workload::WorkloadSpec;
+use farm::workload::capture::Captured;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -42,15 +41,7 @@ fn measure(
     rounds: u32,
     ops: u64,
 ) -> anyhow::Result<()> {
-    let spec = WorkloadSpec {
-        ops,
-        key_space: ops,
-        value_size: 200,
-        ..WorkloadSpec::default()
-    };
-    let mut opts = rocksdb::Options::default();
-    opts.set_write_buffer_size(64 << 20);
-    let captured = capture_input(dir, opts, &spec).context("capturing a compaction input")?;
+    let captured = super::bench_input(dir, ops)?;
     let etcd = LocalEtcd::start(dir).context("starting etcd")?;
     let worker = LocalWorker::start(
         worker_bin,

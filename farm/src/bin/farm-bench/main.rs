@@ -96,15 +96,7 @@ fn children(
 ) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("farm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let spec = WorkloadSpec {
-        ops,
-        key_space: ops,
-        value_size: 200,
-        ..WorkloadSpec::default()
-    };
-    let mut opts = rocksdb::Options::default();
-    opts.set_write_buffer_size(64 << 20);
-    let captured = capture_input(&dir, opts, &spec).context("capturing a compaction input")?;
+    let captured = bench_input(&dir, ops)?;
     println!(
         "input: {} operations, {} input files; {attempts} attempts per round, MAX_PARALLEL_COMPACTIONS={parallel}",
         ops,
@@ -146,6 +138,20 @@ fn children(
     );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
+}
+
+/// One compaction input of `ops` operations (as many keys, 200-byte
+/// values), captured below `dir`: what every attempt of a benchmark runs.
+pub fn bench_input(dir: &Path, ops: u64) -> anyhow::Result<Captured> {
+    let spec = WorkloadSpec {
+        ops,
+        key_space: ops,
+        value_size: 200,
+        ..WorkloadSpec::default()
+    };
+    let mut opts = rocksdb::Options::default();
+    opts.set_write_buffer_size(64 << 20);
+    capture_input(dir, opts, &spec).context("capturing a compaction input")
 }
 
 fn run_round(
