@@ -62,6 +62,10 @@ struct Args {
     /// which the codecs give up on quickly).
     #[arg(long, default_value_t = 0.5)]
     compressible: f64,
+    /// CHILD_NICE of both sides' workers: children below the zipserver's
+    /// priority, so a woken zipserver thread runs at once.
+    #[arg(long, default_value_t = 0)]
+    child_nice: u32,
     /// CPU sampling period of the zipserver, milliseconds.
     #[arg(long, default_value_t = 250)]
     sample_ms: u64,
@@ -102,8 +106,8 @@ fn main() -> anyhow::Result<()> {
     opts.set_block_based_table_factory(&table);
     let captured = capture_input(&dir, opts, &spec).context("capturing a compaction input")?;
     println!(
-        "input: {} operations ({:.0}% of each value compressible), {} compression, {} B blocks; {} attempts per round and side, MAX_PARALLEL_COMPACTIONS={}, zipserver num_threads={} blocks_in_flight={}",
-        args.ops, args.compressible * 100.0, args.compression, args.block_size, args.attempts, args.parallel, args.threads, args.in_flight
+        "input: {} operations ({:.0}% of each value compressible), {} compression, {} B blocks; {} attempts per round and side, MAX_PARALLEL_COMPACTIONS={}, CHILD_NICE={}, zipserver num_threads={} blocks_in_flight={}",
+        args.ops, args.compressible * 100.0, args.compression, args.block_size, args.attempts, args.parallel, args.child_nice, args.threads, args.in_flight
     );
     let mut walls = [Vec::new(), Vec::new()];
     let mut max_cores: f64 = 0.0;
@@ -180,6 +184,7 @@ fn run_round(
         ("MAX_WAITING_COMPACTIONS", args.attempts.to_string()),
         ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
         ("RUST_LOG", "warn".into()),
+        ("CHILD_NICE", args.child_nice.to_string()),
     ];
     if !zip && args.baseline_fallback {
         env.push((
