@@ -1,5 +1,7 @@
 //! Workers found in etcd: every `<root>/workers/<addr>` registration joins
 //! the rotation, beside `http_workers`; a deleted or expired one leaves it.
+//! A registration whose load says every slot and waiting place is taken
+//! makes the worker a last resort until its next update.
 //! While etcd is unreachable the rotation keeps the workers it had.
 
 use super::config::WorkerEndpoint;
@@ -50,6 +52,14 @@ impl Discovery {
         self.workers
             .set_discovered(self.known.values().cloned().collect());
     }
+
+    /// Passes on whether the registration says the worker is full.
+    fn note_load(&self, kv: &KeyValue, ep: &WorkerEndpoint) {
+        if let Ok(r) = serde_json::from_str::<Registration>(&kv.value) {
+            let full = r.running >= r.capacity && r.waiting >= r.max_waiting;
+            self.workers.set_full(&ep.base_url, full);
+        }
+    }
 }
 
 impl Follow for Discovery {
@@ -60,20 +70,29 @@ impl Follow for Discovery {
             .collect();
         tracing::info!(workers = self.known.len(), "workers listed in etcd");
         self.publish();
+        for kv in &kvs {
+            if let Some(ep) = self.known.get(&kv.key) {
+                self.note_load(kv, ep);
+            }
+        }
     }
 
     fn changed(&mut self, event: WatchEvent) {
         match event {
             WatchEvent::Put(kv) => {
-                // A load update changes nothing the rotation uses.
                 let Some(ep) = Self::endpoint(&kv) else {
                     return;
                 };
                 if self.known.get(&kv.key) == Some(&ep) {
+                    // A load update: only whether the worker is full.
+                    self.note_load(&kv, &ep);
                     return;
                 }
                 tracing::info!(worker = ep.base_url, "worker registered");
-                self.known.insert(kv.key, ep);
+                self.known.insert(kv.key.clone(), ep.clone());
+                self.publish();
+                self.note_load(&kv, &ep);
+                return;
             }
             WatchEvent::Delete { key, .. } => {
                 let Some(ep) = self.known.remove(&key) else {

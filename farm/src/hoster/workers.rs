@@ -40,6 +40,9 @@ struct Slot {
     credit: i64,
     /// Until when the worker is skipped.
     backoff_until: Option<Instant>,
+    /// Its last registration in etcd said every slot and every waiting
+    /// place was taken: chosen only when no other worker is available.
+    full: bool,
 }
 
 struct State {
@@ -70,6 +73,7 @@ impl Workers {
                         discovered: false,
                         credit: 0,
                         backoff_until: None,
+                        full: false,
                     })
                     .collect(),
             }),
@@ -110,21 +114,44 @@ impl Workers {
                     discovered: true,
                     credit: 0,
                     backoff_until: None,
+                    full: false,
                 }),
             }
         }
     }
 
-    /// The next worker not backing off, or `None`.
+    /// Records what the worker at `base_url` last registered: whether all
+    /// its slots and waiting places were taken (it would answer 503).
+    pub fn set_full(&self, base_url: &str, full: bool) {
+        let mut st = self.lock();
+        if let Some(s) = st
+            .slots
+            .iter_mut()
+            .find(|s| s.endpoint.base_url == base_url)
+        {
+            s.full = full;
+        }
+    }
+
+    /// The next worker not backing off, or `None`. Workers registered as
+    /// full are passed over while another one is available (their
+    /// registration may be up to a moment old, so they stay a last resort).
     pub fn pick(&self) -> Option<WorkerEndpoint> {
         let now = Instant::now();
         let mut st = self.lock();
         let n = st.slots.len();
-        let available: Vec<bool> = st
+        let live: Vec<bool> = st
             .slots
             .iter()
             .map(|s| s.backoff_until.is_none_or(|t| t <= now))
             .collect();
+        let roomy: Vec<bool> = st
+            .slots
+            .iter()
+            .zip(&live)
+            .map(|(s, live)| *live && !s.full)
+            .collect();
+        let available = if roomy.contains(&true) { roomy } else { live };
         let chosen = match self.balance {
             LoadBalance::RoundRobin => (0..n).find_map(|_| {
                 let i = st.next % n;
@@ -229,6 +256,30 @@ mod tests {
             .all(|e| e.base_url == "http://a:1"));
         assert_eq!(LoadBalance::parse("kWeight"), Some(LoadBalance::Weight));
         assert_eq!(LoadBalance::parse("kRandom"), None);
+    }
+
+    #[test]
+    fn full_workers_are_a_last_resort() {
+        for balance in [LoadBalance::RoundRobin, LoadBalance::Weight] {
+            let w = Workers::new(
+                vec![ep("http://a:1", 1), ep("http://b:1", 3)],
+                balance,
+                Duration::from_secs(60),
+            );
+            w.set_full("http://b:1", true);
+            assert!(
+                (0..8)
+                    .filter_map(|_| w.pick())
+                    .all(|e| e.base_url == "http://a:1"),
+                "{balance:?}"
+            );
+            // Nothing else available: the full one is still tried.
+            w.failed("http://a:1");
+            assert_eq!(w.pick().map(|e| e.base_url).as_deref(), Some("http://b:1"));
+            w.set_full("http://b:1", false);
+            w.set_full("http://nobody:1", true);
+            assert_eq!(w.pick().map(|e| e.base_url).as_deref(), Some("http://b:1"));
+        }
     }
 
     #[test]
