@@ -91,10 +91,7 @@ fn parallel_limit_queue_and_503() {
     }
 
     // Never more than one running; every accepted attempt ends done.
-    let identity = worker_stat(&worker)["identity"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let identity = worker_identity(&worker);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut done = Vec::new();
     while done.len() < accepted.len() {

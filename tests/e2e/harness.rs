@@ -62,6 +62,14 @@ pub fn worker_stat(worker: &LocalWorker) -> Value {
     get_json(&format!("{}/stat?html=0", worker.base_url()))
 }
 
+/// The identity the worker stamps on its outputs (`/stat`'s `identity`).
+pub fn worker_identity(worker: &LocalWorker) -> String {
+    worker_stat(worker)["identity"]
+        .as_str()
+        .expect("/stat names the worker's identity")
+        .to_owned()
+}
+
 /// Attempts that ended other than `succeeded`, from a `/stat` answer.
 pub fn failed_attempts(stat: &Value) -> u64 {
     stat["counters"]["failed"]

@@ -5,6 +5,7 @@
 //! plugin class is refused and compacted locally.
 
 use crate::harness::*;
+use farm::worker::local::LocalWorker;
 use rocksdb::compaction_filter::Decision;
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, MergeOperands, Options, DB};
 use std::path::{Path, PathBuf};
@@ -139,19 +140,10 @@ fn run_with_plugin(append_version: u32) -> PluginRun {
     }
 }
 
-#[test]
-fn plugin_classes_run_on_the_worker_as_on_the_hoster() {
-    let PluginRun {
-        d,
-        expected,
-        worker,
-        hoster,
-    } = run_with_plugin(1);
-    let identity = worker_stat(&worker)["identity"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let stat = worker_stat(&worker);
+/// Every compaction ran on the worker, and the plugin code there resolved
+/// merges and dropped entries.
+fn plugin_code_ran_remotely(worker: &LocalWorker, hoster: &Hoster) {
+    let stat = worker_stat(worker);
     let stats = hoster.farm.stats();
     println!(
         "worker {} {}; hoster {stats:?}",
@@ -165,13 +157,25 @@ fn plugin_classes_run_on_the_worker_as_on_the_hoster() {
     assert!(stats.remote_installed > 0);
     let counts = &stat["plugins"]["counts"];
     assert!(
-        counts["merges"].as_u64().unwrap() > 0,
+        counts["merges"].as_u64().expect("merge count") > 0,
         "merges resolved on the worker: {counts}"
     );
     assert!(
-        counts["dropped"].as_u64().unwrap() > 0,
+        counts["dropped"].as_u64().expect("dropped count") > 0,
         "entries dropped on the worker: {counts}"
     );
+}
+
+#[test]
+fn plugin_classes_run_on_the_worker_as_on_the_hoster() {
+    let PluginRun {
+        d,
+        expected,
+        worker,
+        hoster,
+    } = run_with_plugin(1);
+    let identity = worker_identity(&worker);
+    plugin_code_ran_remotely(&worker, &hoster);
     let ssts = live_ssts(&hoster.db, &d.db);
     assert!(
         ssts.iter().all(|s| s.props.db_host_id == identity),
@@ -341,27 +345,8 @@ mod examples {
     fn counter_and_ttl_run_on_the_worker_as_on_the_hoster() {
         let r = run(true, serde_json::json!({}));
         let (worker, hoster) = (&r.worker, &r.hoster);
-        let identity = worker_stat(worker)["identity"].as_str().unwrap().to_owned();
-        let stat = worker_stat(worker);
-        let stats = hoster.farm.stats();
-        println!(
-            "worker {} {}; hoster {stats:?}",
-            stat["counters"], stat["plugins"]
-        );
-        assert_eq!(
-            stats.local_total(),
-            0,
-            "every compaction ran remotely: {stats:?}"
-        );
-        let counts = &stat["plugins"]["counts"];
-        assert!(
-            counts["merges"].as_u64().unwrap() > 0,
-            "merges resolved on the worker: {counts}"
-        );
-        assert!(
-            counts["dropped"].as_u64().unwrap() > 0,
-            "expired entries dropped on the worker: {counts}"
-        );
+        let identity = worker_identity(worker);
+        plugin_code_ran_remotely(worker, hoster);
         for s in live_ssts(&hoster.db, &r._dirs.db)
             .iter()
             .filter(|s| s.cf != "default")

@@ -13,10 +13,7 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
     let db_path = root.join("db");
     std::fs::create_dir_all(&root).unwrap();
     let worker = start_worker(dir.path(), &[("MAX_PARALLEL_COMPACTIONS", "2".into())]);
-    let identity = worker_stat(&worker)["identity"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let identity = worker_identity(&worker);
     assert_eq!(identity, format!("dcompact-worker@{}", worker.addr));
 
     let params = params(&root, &[worker.base_url()], serde_json::json!({}));

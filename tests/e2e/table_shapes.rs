@@ -33,10 +33,7 @@ fn remote_outputs_keep_each_familys_table_options() {
     let db_path = root.join("shapes");
     std::fs::create_dir_all(&root).unwrap();
     let worker = start_worker(dir.path(), &[]);
-    let identity = worker_stat(&worker)["identity"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let identity = worker_identity(&worker);
 
     let mut universal = small_options();
     universal.set_compaction_style(DBCompactionStyle::Universal);

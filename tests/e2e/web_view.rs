@@ -278,12 +278,7 @@ fn attempt_files_are_served_and_confined_to_the_root() {
         summary.contains(".sst</td>"),
         "inputs and outputs listed: {summary}"
     );
-    assert!(summary.contains(
-        &worker_stat(&worker)["identity"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    ));
+    assert!(summary.contains(&worker_identity(&worker)));
 
     // A file outside the root, and a link inside the root that leads there.
     let secret = "outside-the-worker-root";
