@@ -26,13 +26,18 @@ impl Discovery {
         }
     }
 
-    fn endpoint(kv: &KeyValue) -> Option<WorkerEndpoint> {
+    /// The worker a registration names, and whether it says the worker is
+    /// full (every slot and waiting place taken).
+    fn endpoint(kv: &KeyValue) -> Option<(WorkerEndpoint, bool)> {
         match serde_json::from_str::<Registration>(&kv.value) {
-            Ok(r) if r.url.starts_with("http://") => Some(WorkerEndpoint {
-                base_url: r.url.trim_end_matches('/').to_owned(),
-                web_url: Some(r.web_url),
-                weight: r.weight.max(1),
-            }),
+            Ok(r) if r.url.starts_with("http://") => Some((
+                WorkerEndpoint {
+                    base_url: r.url.trim_end_matches('/').to_owned(),
+                    web_url: Some(r.web_url),
+                    weight: r.weight.max(1),
+                },
+                r.running >= r.capacity && r.waiting >= r.max_waiting,
+            )),
             Ok(r) => {
                 tracing::warn!(
                     key = kv.key,
@@ -52,46 +57,41 @@ impl Discovery {
         self.workers
             .set_discovered(self.known.values().cloned().collect());
     }
-
-    /// Passes on whether the registration says the worker is full.
-    fn note_load(&self, kv: &KeyValue, ep: &WorkerEndpoint) {
-        if let Ok(r) = serde_json::from_str::<Registration>(&kv.value) {
-            let full = r.running >= r.capacity && r.waiting >= r.max_waiting;
-            self.workers.set_full(&ep.base_url, full);
-        }
-    }
 }
 
 impl Follow for Discovery {
     fn listed(&mut self, kvs: Vec<KeyValue>) {
-        self.known = kvs
+        let found: Vec<(String, WorkerEndpoint, bool)> = kvs
             .iter()
-            .filter_map(|kv| Some((kv.key.clone(), Self::endpoint(kv)?)))
+            .filter_map(|kv| {
+                let (ep, full) = Self::endpoint(kv)?;
+                Some((kv.key.clone(), ep, full))
+            })
+            .collect();
+        self.known = found
+            .iter()
+            .map(|(key, ep, _)| (key.clone(), ep.clone()))
             .collect();
         tracing::info!(workers = self.known.len(), "workers listed in etcd");
         self.publish();
-        for kv in &kvs {
-            if let Some(ep) = self.known.get(&kv.key) {
-                self.note_load(kv, ep);
-            }
+        for (_, ep, full) in &found {
+            self.workers.set_full(&ep.base_url, *full);
         }
     }
 
     fn changed(&mut self, event: WatchEvent) {
         match event {
             WatchEvent::Put(kv) => {
-                let Some(ep) = Self::endpoint(&kv) else {
+                let Some((ep, full)) = Self::endpoint(&kv) else {
                     return;
                 };
-                if self.known.get(&kv.key) == Some(&ep) {
-                    // A load update: only whether the worker is full.
-                    self.note_load(&kv, &ep);
-                    return;
+                if self.known.get(&kv.key) != Some(&ep) {
+                    tracing::info!(worker = ep.base_url, "worker registered");
+                    self.known.insert(kv.key, ep.clone());
+                    self.publish();
                 }
-                tracing::info!(worker = ep.base_url, "worker registered");
-                self.known.insert(kv.key.clone(), ep.clone());
-                self.publish();
-                self.note_load(&kv, &ep);
+                // A load update changes only whether the worker is full.
+                self.workers.set_full(&ep.base_url, full);
                 return;
             }
             WatchEvent::Delete { key, .. } => {
