@@ -543,7 +543,7 @@ impl Supervisor {
             cf_name: prepared.cf_name.clone(),
             identity: self.identity.clone(),
             plugins: self.config.plugins.clone(),
-            zip: self.zip.as_ref().map(ZipLink::child_spec),
+            zip: self.zip.as_ref().map(|z| z.child_spec(name.as_str())),
         };
         let written = serde_json::to_vec_pretty(&spec)
             .map_err(std::io::Error::other)

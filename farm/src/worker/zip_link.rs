@@ -70,10 +70,11 @@ impl ZipLink {
         }))
     }
 
-    /// What a child is told.
-    pub fn child_spec(&self) -> ChildZip {
+    /// What the child of the attempt named `attempt` is told.
+    pub fn child_spec(&self, attempt: &str) -> ChildZip {
         ChildZip {
             socket: self.socket.clone(),
+            client: attempt.to_owned(),
             timeout_ms: self.timeout.as_millis() as u64,
             blocks_in_flight: self.blocks_in_flight,
         }

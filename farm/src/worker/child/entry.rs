@@ -129,15 +129,10 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         .set_option("db_host_id", &child.identity)
         .map_err(|e| e.to_string())?;
     if let Some(z) = &child.zip {
-        // The zipserver counts per client: the attempt's name.
-        let name = std::env::var(spec::ATTEMPT_MARKER).map_or_else(
-            |_| format!("pid-{}", std::process::id()),
-            |m| spec::marker_name(&m).to_owned(),
-        );
         let client = ZIP_CLIENT.get_or_init(|| {
             Arc::new(ZipClient::new(
                 z.socket.clone(),
-                name,
+                z.client.clone(),
                 Duration::from_millis(z.timeout_ms),
             ))
         });

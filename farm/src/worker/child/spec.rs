@@ -39,14 +39,6 @@ pub fn attempt_marker(name: &str) -> String {
     format!("{name}@{}", std::process::id())
 }
 
-/// The attempt (or helper) name in a marker made by [`attempt_marker`].
-pub fn marker_name(marker: &str) -> &str {
-    match marker.rsplit_once('@') {
-        Some((name, pid)) if pid.parse::<u32>().is_ok() => name,
-        _ => marker,
-    }
-}
-
 /// Exit codes of the child. Any other code, or a signal, is classified as
 /// such by the supervisor.
 pub const EXIT_OK: i32 = 0;
@@ -80,6 +72,9 @@ pub struct ChildSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildZip {
     pub socket: PathBuf,
+    /// The name the zipserver counts this child's blocks under: the
+    /// attempt's name.
+    pub client: String,
     /// A block not answered within this is compressed in-process.
     pub timeout_ms: u64,
     /// Blocks of one output at the zipserver at once.
@@ -100,8 +95,5 @@ mod tests {
         let name = "i/1700000000/db/job-00004-00/att-00";
         let marker = attempt_marker(name);
         assert_eq!(marker, format!("{name}@{}", std::process::id()));
-        assert_eq!(marker_name(&marker), name);
-        assert_eq!(marker_name("plain"), "plain");
-        assert_eq!(marker_name("a@b"), "a@b");
     }
 }
