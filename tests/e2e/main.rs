@@ -4,6 +4,7 @@
 //! per capability.
 
 mod harness;
+mod sandbox;
 
 mod admission;
 mod browser;
@@ -23,6 +24,7 @@ mod remote_compaction;
 mod rocksdb_scenarios;
 mod stale_mount;
 mod table_shapes;
+mod trust_boundary;
 mod user_classes;
 mod web_view;
 mod worker_killed;

@@ -82,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         &worker_bin,
         &[
             ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
+            ("HOSTER_ROOTS", data.display().to_string()),
             ("DEL_WORKER_TEMP_DB", "true".into()),
             ("OUTPUT_SPACE_MARGIN", "64M".into()),
             ("PLUGINS", plugins.join(":")),

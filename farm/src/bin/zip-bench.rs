@@ -179,6 +179,7 @@ fn run_round(
     let root = dir.join(format!("worker-{round}-{zip}"));
     let mut env = vec![
         ("WORKER_DB_ROOT", root.display().to_string()),
+        ("HOSTER_ROOTS", captured.root.display().to_string()),
         ("MULTI_PROCESS", "true".to_string()),
         ("MAX_PARALLEL_COMPACTIONS", args.parallel.to_string()),
         ("MAX_WAITING_COMPACTIONS", args.attempts.to_string()),

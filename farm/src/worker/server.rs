@@ -20,6 +20,7 @@ use crate::worker::config::WorkerConfig;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::registration::Registrar;
 use crate::worker::retention;
+use crate::worker::root_guard::WorkerRoot;
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
 use crate::worker::web;
@@ -30,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -59,7 +61,8 @@ pub async fn run(
         .advertise_addr
         .clone()
         .unwrap_or_else(|| bound.to_string());
-    std::fs::create_dir_all(&config.worker_db_root)?;
+    refuse_open_exposure(&config, bound)?;
+    let root = Arc::new(WorkerRoot::open(&config.worker_db_root).map_err(std::io::Error::other)?);
     let exe = std::env::current_exe()?;
     // Plugin code runs in the worker itself only without MULTI_PROCESS.
     let catalog = if config.multi_process {
@@ -87,6 +90,7 @@ pub async fn run(
     };
     let sup = Supervisor::new(
         Arc::new(config),
+        root,
         format!("dcompact-worker@{advertise}"),
         &exe,
         catalog,
@@ -153,6 +157,24 @@ pub async fn run(
     served
 }
 
+/// A worker reachable beyond loopback runs jobs for anyone who reaches it:
+/// it needs `WORKER_AUTH_TOKEN`, unless the operator opted out.
+fn refuse_open_exposure(config: &WorkerConfig, bound: SocketAddr) -> std::io::Result<()> {
+    if bound.ip().is_loopback() || config.auth_token.is_some() {
+        return Ok(());
+    }
+    if config.allow_no_token {
+        tracing::warn!(%bound, "WORKER_ALLOW_NO_TOKEN=true: listening beyond loopback without WORKER_AUTH_TOKEN; anyone who reaches this port can make the worker read and write below its roots");
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "the worker listens on {bound}, beyond loopback, without WORKER_AUTH_TOKEN: anyone who \
+         reaches it could submit jobs; set WORKER_AUTH_TOKEN (hosters send it through \
+         dcompact_http_headers), listen on 127.0.0.1, or set WORKER_ALLOW_NO_TOKEN=true to run \
+         without one"
+    )))
+}
+
 /// Applies the retention policy to kept attempt directories.
 async fn sweep_attempt_dirs(sup: &Arc<Supervisor>) {
     let c = sup.config();
@@ -160,11 +182,11 @@ async fn sweep_attempt_dirs(sup: &Arc<Supervisor>) {
         return;
     }
     let (root, age, bytes) = (
-        c.worker_db_root.clone(),
+        sup.root().clone(),
         c.attempt_retention_age,
         c.attempt_retention_bytes,
     );
-    let in_use = sup.active_dirs();
+    let in_use = sup.active_names();
     let swept =
         tokio::task::spawn_blocking(move || retention::sweep(&root, age, bytes, &in_use)).await;
     if let Ok(report) = swept {

@@ -30,7 +30,8 @@ use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
 use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
-use crate::worker::runner::{self, PreparedJob, RunResult};
+use crate::worker::root_guard::WorkerRoot;
+use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use crate::worker::summary::Summary;
 use crate::worker::zip_link::{ZipLink, ZipLinkSnapshot};
@@ -38,7 +39,7 @@ use base64::Engine;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::task::TaskTracker;
@@ -168,6 +169,8 @@ pub struct PluginsSnapshot {
 
 pub struct Supervisor {
     config: Arc<WorkerConfig>,
+    /// `WORKER_DB_ROOT`, opened: attempt directories are made beneath it.
+    root: Arc<WorkerRoot>,
     identity: String,
     state: Mutex<State>,
     tasks: TaskTracker,
@@ -193,6 +196,7 @@ impl Supervisor {
     /// `worker_exe`.
     pub fn new(
         config: Arc<WorkerConfig>,
+        root: Arc<WorkerRoot>,
         identity: String,
         worker_exe: &Path,
         catalog: Arc<Catalog>,
@@ -223,6 +227,7 @@ impl Supervisor {
             ))
             .map_err(std::io::Error::other)?;
         let sup = Arc::new(Supervisor {
+            root,
             mounts,
             zip,
             config,
@@ -442,7 +447,7 @@ impl Supervisor {
         cancel: &CancelFlag,
         waited: Duration,
     ) -> (Outcome, Option<String>, u64, u64) {
-        let dir = match AttemptDir::create(&self.config.worker_db_root, name, job) {
+        let dir = match AttemptDir::create(&self.root, name, job, &self.identity) {
             Ok(d) => d,
             Err(e) => {
                 return (
@@ -456,40 +461,14 @@ impl Supervisor {
         dir.log(&format!("attempt {name} running on {}", self.identity));
         dir.log(&format!(
             "start db={} output_dir={} cf={} options={}",
-            prepared.db_path.display(),
-            prepared.output_dir.display(),
+            prepared.db.path().display(),
+            prepared.output.path().display(),
             prepared.cf_name,
-            prepared.options_file.display()
+            prepared.options_file
         ));
         let started = Instant::now();
         let started_at = SystemTime::now();
-        let run = |prepared: &mut PreparedJob| match &self.spawner {
-            None => (runner::run(prepared, &dir, &self.identity, cancel), None),
-            Some(spawner) => self.run_child(spawner, name, job, prepared, &dir, cancel),
-        };
-        if let (Some(table), Some(lease)) = (&self.mounts, &prepared.mount) {
-            table.observe(lease);
-        }
-        let (mut r, mut spawn_latency) = run(prepared);
-        // A stale handle on a dynamic mount: remount once and run once more.
-        let stale = r.outcome.error().is_some_and(|e| is_stale_handle(&e));
-        if let (true, Some(table), Some(lease)) = (stale, &self.mounts, &prepared.mount) {
-            dir.log(&format!(
-                "stale file handle ({}): remounting instance {} and retrying once",
-                r.outcome,
-                lease.instance()
-            ));
-            tracing::warn!(attempt = %name, outcome = %r.outcome, "stale file handle: remounting and retrying");
-            (r, spawn_latency) = match table.remount(lease) {
-                Ok(()) => run(prepared),
-                Err(e) => (
-                    RunResult::failed(Outcome::SetupFailed(format!(
-                        "remount after a stale file handle failed: {e}"
-                    ))),
-                    None,
-                ),
-            };
-        }
+        let (r, spawn_latency) = self.run_with_retry(name, job, prepared, &dir, cancel);
         let ran = started.elapsed();
         dir.log(&format!(
             "end outcome={} elapsed_ms={}",
@@ -515,7 +494,7 @@ impl Supervisor {
             tracing::warn!(error = %e, "failed to write summary.html");
         }
         if self.config.del_worker_temp_db {
-            if let Err(e) = dir.remove(&self.config.worker_db_root) {
+            if let Err(e) = dir.remove(&self.root, name) {
                 tracing::warn!(error = %e, "failed to remove attempt dir");
             }
         }
@@ -523,6 +502,52 @@ impl Supervisor {
             .result
             .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
         (r.outcome, result, r.bytes_read, r.bytes_written)
+    }
+
+    /// Creates the output directory and runs the attempt; after a stale
+    /// file handle on a dynamic mount, remounts once and runs once more.
+    fn run_with_retry(
+        &self,
+        name: &AttemptName,
+        job: &Job,
+        prepared: &mut PreparedJob,
+        dir: &AttemptDir,
+        cancel: &CancelFlag,
+    ) -> (RunResult, Option<Duration>) {
+        let run = |prepared: &mut PreparedJob, dirs: &AttemptDirs| match &self.spawner {
+            None => (
+                runner::run(prepared, dirs, dir, &self.identity, cancel),
+                None,
+            ),
+            Some(spawner) => self.run_child(spawner, name, job, prepared, dir, cancel),
+        };
+        let dirs = match AttemptDirs::create(prepared) {
+            Ok(d) => d,
+            Err(e) => return (RunResult::failed(Outcome::SetupFailed(e.to_string())), None),
+        };
+        if let (Some(table), Some(lease)) = (&self.mounts, &prepared.mount) {
+            table.observe(lease);
+        }
+        let first = run(prepared, &dirs);
+        let stale = first.0.outcome.error().is_some_and(|e| is_stale_handle(&e));
+        let (true, Some(table), Some(lease)) = (stale, &self.mounts, &prepared.mount) else {
+            return first;
+        };
+        dir.log(&format!(
+            "stale file handle ({}): remounting instance {} and retrying once",
+            first.0.outcome,
+            lease.instance()
+        ));
+        tracing::warn!(attempt = %name, outcome = %first.0.outcome, "stale file handle: remounting and retrying");
+        drop(dirs);
+        let again = table
+            .remount(lease)
+            .map_err(|e| format!("remount after a stale file handle failed: {e}"))
+            .and_then(|()| AttemptDirs::reopen(prepared));
+        match again {
+            Ok(dirs) => run(prepared, &dirs),
+            Err(e) => (RunResult::failed(Outcome::SetupFailed(e)), None),
+        }
     }
 
     /// MULTI_PROCESS: the attempt in a child, supervised. Also says how
@@ -537,8 +562,8 @@ impl Supervisor {
         cancel: &CancelFlag,
     ) -> (RunResult, Option<Duration>) {
         let spec = ChildSpec {
-            db_path: prepared.db_path.clone(),
-            output_dir: prepared.output_dir.clone(),
+            db: prepared.db.clone(),
+            output: prepared.output.clone(),
             options_file: prepared.options_file.clone(),
             cf_name: prepared.cf_name.clone(),
             identity: self.identity.clone(),
@@ -756,14 +781,19 @@ impl Supervisor {
         }
     }
 
-    /// Directories of attempts that are queued or running.
-    pub fn active_dirs(&self) -> HashSet<PathBuf> {
+    /// Names of attempts that are queued or running.
+    pub fn active_names(&self) -> HashSet<String> {
         let st = self.lock();
         st.attempts
             .values()
             .filter(|e| !matches!(e.phase, Phase::Finished { .. }))
-            .map(|e| self.config.worker_db_root.join(e.name.as_str()))
+            .map(|e| e.name.as_str().to_owned())
             .collect()
+    }
+
+    /// The worker's root, checked and opened at start.
+    pub fn root(&self) -> &Arc<WorkerRoot> {
+        &self.root
     }
 
     pub fn is_stopping(&self) -> bool {

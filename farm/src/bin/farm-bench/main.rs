@@ -168,6 +168,7 @@ fn run_round(
         worker_bin,
         &[
             ("WORKER_DB_ROOT", root.display().to_string()),
+            ("HOSTER_ROOTS", captured.root.display().to_string()),
             ("MULTI_PROCESS", multi.to_string()),
             ("MAX_PARALLEL_COMPACTIONS", parallel.to_string()),
             ("MAX_WAITING_COMPACTIONS", attempts.to_string()),

@@ -6,7 +6,7 @@ use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::plugins;
 use crate::rocks::zip;
 use crate::worker::options_file::{check_override, OptionsText};
-use crate::worker::runner::persist_result;
+use crate::worker::runner::{named_result, persist_result, AttemptDirs};
 use crate::zipserver::client::ZipClient;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -49,24 +49,28 @@ fn compact(dir: &Path) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
     };
-    let (child, input, overrides) = prepared;
+    let (child, dirs, input, overrides) = prepared;
     eprintln!(
         "child {} compacting {} cf={} into {}",
         std::process::id(),
-        child.db_path.display(),
+        child.db.path().display(),
         child.cf_name,
-        child.output_dir.display()
+        child.output.path().display()
     );
     match open_and_compact(
-        &child.db_path,
-        &child.output_dir,
+        &dirs.db_path(),
+        &dirs.output_path(),
         &input,
         &overrides,
         &cancel,
         false,
     ) {
         Ok(result) => {
-            if let Err(e) = persist_result(&child.output_dir, &result) {
+            let result = match named_result(&result, &child.output) {
+                Ok(r) => r,
+                Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
+            };
+            if let Err(e) = persist_result(&dirs.output, &result) {
                 return fail(dir, spec::EXIT_SETUP_FAILED, &e);
             }
             let tmp = dir.join(spec::RESULT_TMP);
@@ -92,7 +96,7 @@ fn compact(dir: &Path) -> i32 {
     }
 }
 
-type Prepared = (ChildSpec, Vec<u8>, Override);
+type Prepared = (ChildSpec, AttemptDirs, Vec<u8>, Override);
 
 fn prepare(dir: &Path) -> Result<Prepared, String> {
     let read = |name: &str| {
@@ -108,18 +112,14 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
     for p in &child.plugins {
         plugins::load(p).map_err(|e| e.to_string())?;
     }
-    std::fs::create_dir_all(&child.output_dir).map_err(|e| {
-        format!(
-            "failed to create output dir {}: {e}",
-            child.output_dir.display()
-        )
-    })?;
-    let mut overrides = Override::from_options_file(&child.options_file, &child.cf_name)
-        .map_err(|e| e.to_string())?;
+    let dirs = AttemptDirs::open(&child.db, &child.output).map_err(|e| e.to_string())?;
+    let options_file = dirs.db_path().join(&child.options_file);
+    let mut overrides =
+        Override::from_options_file(&options_file, &child.cf_name).map_err(|e| e.to_string())?;
     // With the plugins loaded here, every class the OPTIONS file names must
     // be in the override.
     let loaded = overrides.describe().map_err(|e| e.to_string())?;
-    let text = OptionsText::read(&child.options_file)
+    let text = OptionsText::read(&options_file)
         .map_err(|e| format!("failed to read the options file: {e}"))?;
     check_override(&text, &child.cf_name, &loaded, &|_, _| false)?;
     overrides
@@ -142,7 +142,7 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
             .set_option("compression_manager", manager)
             .map_err(|e| e.to_string())?;
     }
-    Ok((child, input, overrides))
+    Ok((child, dirs, input, overrides))
 }
 
 fn fail(dir: &Path, code: i32, message: &str) -> i32 {
