@@ -92,7 +92,7 @@ fn malformed_and_hostile_requests_are_refused() {
             "output_dir holding someone else's files",
             job(&r, &d, &format!("{r}/other")).to_string().into_bytes(),
             412,
-            "not empty",
+            "already exists",
         ),
         ("huge body", vec![b' '; 200_000], 400, "MAX_REQUEST_BYTES"),
         (
