@@ -169,16 +169,6 @@ fn retained_attempt_directories_are_swept_by_size() {
     });
 }
 
-/// The entries of a worker's root other than the root's own marker.
-fn attempt_entries(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| !p.ends_with(farm::worker::root_guard::ROOT_MARKER))
-        .collect()
-}
-
 /// A small workload through `worker`, of which some compactions ran there.
 fn churn_remotely(d: &Dirs, worker: &farm::worker::local::LocalWorker) {
     let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
