@@ -11,6 +11,7 @@ use crate::rocks::serialized::ResultInfo;
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::mounts::table::MountLease;
 use crate::worker::outcome::Outcome;
+use crate::worker::timings::{now_us, AttemptTimings};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,8 @@ pub struct PreparedJob {
     /// With `NFS_DYNAMIC_MOUNT`: the instance's mount, held until the
     /// attempt ends.
     pub mount: Option<MountLease>,
+    /// When each step of the attempt happened, from its submission on.
+    pub timings: AttemptTimings,
 }
 
 /// What a finished attempt hands back.
@@ -89,6 +92,7 @@ pub fn run(
     if let Err(e) = setup() {
         return RunResult::failed(Outcome::SetupFailed(e));
     }
+    job.timings.prepared_us = Some(now_us());
 
     let result = match open_and_compact(
         &job.db_path,
@@ -110,11 +114,13 @@ pub fn run(
             return RunResult::failed(outcome);
         }
     };
+    job.timings.compacted_us = Some(now_us());
     let r = accept_result(result);
     if let Some(result) = &r.result {
         if let Err(e) = persist_result(&job.output_dir, result) {
             return RunResult::failed(Outcome::SetupFailed(e));
         }
+        job.timings.persisted_us = Some(now_us());
         dir.log(&format!(
             "compacted bytes_read={} bytes_written={}",
             r.bytes_read, r.bytes_written

@@ -33,6 +33,8 @@ use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
 use crate::worker::runner::{self, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use crate::worker::summary::Summary;
+use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
+use crate::rocks::serialized::ResultInfo;
 use crate::worker::zip_link::{ZipLink, ZipLinkSnapshot};
 use base64::Engine;
 use serde::Serialize;
@@ -186,6 +188,8 @@ pub struct Supervisor {
     registration: OnceLock<Arc<RegistrationStatus>>,
     /// With MULTI_PROCESS and a zipserver configured.
     zip: Option<ZipLink>,
+    /// Bumped whenever an attempt ends: what a held `/probe` waits for.
+    ended: tokio::sync::watch::Sender<u64>,
 }
 
 impl Supervisor {
@@ -235,6 +239,7 @@ impl Supervisor {
             metrics,
             observer: OnceLock::new(),
             registration: OnceLock::new(),
+            ended: tokio::sync::watch::channel(0).0,
         });
         // Weak: the registry lives in the supervisor it reads.
         let gauges = queue::collector(Arc::downgrade(&sup)).map_err(std::io::Error::other)?;
@@ -315,7 +320,15 @@ impl Supervisor {
         let _ = self.registration.set(status);
     }
 
+    /// Changes whenever an attempt ends (see `/probe`'s `wait_ms`).
+    pub fn ended_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
+    }
+
     fn tell(&self, st: &State, ended: Option<&AttemptName>) {
+        if ended.is_some() {
+            self.ended.send_modify(|n| *n += 1);
+        }
         if let Some(o) = self.observer.get() {
             if let Some(name) = ended {
                 o(SupervisorEvent::Ended(name.clone()));
@@ -442,6 +455,7 @@ impl Supervisor {
         cancel: &CancelFlag,
         waited: Duration,
     ) -> (Outcome, Option<String>, u64, u64) {
+        prepared.timings.started_us = Some(now_us());
         let dir = match AttemptDir::create(&self.config.worker_db_root, name, job) {
             Ok(d) => d,
             Err(e) => {
@@ -491,10 +505,21 @@ impl Supervisor {
             };
         }
         let ran = started.elapsed();
+        prepared.timings.ended_us = Some(now_us());
+        prepared.timings.compaction_us = r
+            .result
+            .as_deref()
+            .and_then(|b| ResultInfo::parse(b).ok())
+            .map(|info| info.stats.micros);
         dir.log(&format!(
             "end outcome={} elapsed_ms={}",
             r.outcome,
             ran.as_millis()
+        ));
+        dir.log(&format!(
+            "timings {} {}",
+            serde_json::to_string(&prepared.timings).unwrap_or_default(),
+            prepared.timings.describe()
         ));
         tracing::info!(outcome = %r.outcome, elapsed_ms = ran.as_millis() as u64, "finished");
         let summary = Summary {
@@ -510,6 +535,7 @@ impl Supervisor {
             started_at,
             ran,
             spawn_latency,
+            timings: &prepared.timings,
         };
         if let Err(e) = summary.write(dir.path()) {
             tracing::warn!(error = %e, "failed to write summary.html");
@@ -532,7 +558,7 @@ impl Supervisor {
         spawner: &Spawner,
         name: &AttemptName,
         job: &Job,
-        prepared: &PreparedJob,
+        prepared: &mut PreparedJob,
         dir: &AttemptDir,
         cancel: &CancelFlag,
     ) -> (RunResult, Option<Duration>) {
@@ -558,6 +584,7 @@ impl Supervisor {
             Ok(s) => s,
             Err(e) => return (RunResult::failed(Outcome::SpawnFailed(e.to_string())), None),
         };
+        prepared.timings.spawned_us = Some(now_us());
         self.metrics.child_spawned(spawned.latency);
         let latency = spawned.latency;
         let limits = Limits {
@@ -571,6 +598,11 @@ impl Supervisor {
             limits.timeout
         ));
         let r = supervise(spawned.child, cancel, limits, dir.path(), &marker);
+        if let Ok(bytes) = std::fs::read(dir.path().join(CHILD_TIMINGS)) {
+            if let Ok(child) = serde_json::from_slice::<AttemptTimings>(&bytes) {
+                prepared.timings.merge(&child);
+            }
+        }
         if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
             if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
                 self.lock().child_plugin_counts.add(&counts);
