@@ -22,6 +22,7 @@
 //! | `dcompact_http_headers` | {} | headers sent on every request (e.g. `Authorization`) |
 //! | `plugin_versions` | {} | the version of each plugin class the hoster uses, e.g. `{"counter": 1}`: sent with every job, and a worker with another version refuses it |
 //! | `verify_output` | true | check block checksums of every output before installing |
+//! | `max_background_jobs` | 8 | `enable` raises the DB's `max_background_jobs` to this (never lowers it; 0: leave it), so that several compactions run on the farm at once (see `hoster::tuning`) |
 //! | `probe_wait` | 1 | seconds a worker may hold a `/probe` until the attempt ends (at most half of `http_timeout`); 0: probe with pauses of 5 ms doubling to 100 ms, as workers that ignore it are probed anyway |
 //! | `nfs_type`, `nfs_mnt_src`, `nfs_mnt_opt` | "" | passed to workers for dynamic mounts |
 //!
@@ -73,6 +74,8 @@ pub struct HosterConfig {
     pub verify_output: bool,
     /// How long a worker may hold a probe (see `probe_wait`).
     pub probe_wait: Duration,
+    /// The least `max_background_jobs` `enable` gives the DB (0: none).
+    pub max_background_jobs: i32,
     pub plugin_versions: Vec<PluginVersion>,
     pub nfs_type: String,
     pub nfs_mnt_src: String,
@@ -156,6 +159,7 @@ struct Raw {
     dcompact_http_headers: BTreeMap<String, String>,
     verify_output: Option<bool>,
     probe_wait: Option<f64>,
+    max_background_jobs: Option<u16>,
     #[serde(default)]
     plugin_versions: BTreeMap<String, u32>,
     nfs_type: Option<String>,
@@ -290,6 +294,7 @@ impl HosterConfig {
             dcompact_http_headers: raw.dcompact_http_headers.into_iter().collect(),
             verify_output: raw.verify_output.unwrap_or(true),
             probe_wait,
+            max_background_jobs: raw.max_background_jobs.map_or(8, i32::from),
             plugin_versions: raw
                 .plugin_versions
                 .into_iter()

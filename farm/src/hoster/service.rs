@@ -60,7 +60,8 @@ pub enum HosterError {
 }
 
 /// Turns the farm on for `options` of the DB at `dbname`, with ToplingDB's
-/// `DcompactEtcd` JSON params. Returns the service, whose
+/// `DcompactEtcd` JSON params, and raises the compactions RocksDB may run
+/// at once ([`super::tuning`]). Returns the service, whose
 /// [`FarmService::stats`] the application may read.
 pub fn enable(
     options: &mut rocksdb::Options,
@@ -68,6 +69,7 @@ pub fn enable(
     params_json: &str,
 ) -> Result<Arc<FarmService>, HosterError> {
     let config = HosterConfig::from_json(params_json)?;
+    super::tuning::apply(options, &config);
     let service = Arc::new(FarmService::new(config, dbname)?);
     service::install(options, service.clone());
     Ok(service)

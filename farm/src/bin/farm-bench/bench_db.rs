@@ -125,13 +125,15 @@ impl DbFigures {
     }
 }
 
-/// `name: value` pairs of a write-stall-stats property with a non-zero count.
+/// `name: value` pairs with a non-zero count from a write-stall-stats
+/// property (`Write Stall (count): a: 1, b: 0\n`).
 fn parse_stall_stats(text: &str) -> Vec<(String, u64)> {
-    text.split([';', '\n'])
+    text.split([',', ';', '\n'])
         .filter_map(|kv| {
-            let (k, v) = kv.split_once([':', '='])?;
+            let (k, v) = kv.rsplit_once([':', '='])?;
             let v: u64 = v.trim().parse().ok()?;
-            (v > 0).then(|| (k.trim().to_owned(), v))
+            let k = k.rsplit(": ").next()?.trim();
+            (v > 0).then(|| (k.to_owned(), v))
         })
         .collect()
 }
@@ -163,7 +165,7 @@ mod tests {
 
     #[test]
     fn stall_stats_both_forms() {
-        let text = "cf-l0-file-count-limit-delays-with-ongoing-compaction: 3\n\
+        let text = "Write Stall (count): cf-l0-file-count-limit-delays-with-ongoing-compaction: 3, \
                     cf-l0-file-count-limit-stops: 0\nmemtable-limit-stops=2;";
         assert_eq!(
             parse_stall_stats(text),

@@ -48,6 +48,9 @@ pub struct OffloadArgs {
     /// Keys per phase (fillrandom writes this many, overwrite as many again).
     #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
+    /// Writes per phase (default: --keys).
+    #[arg(long)]
+    ops: Option<u64>,
     #[arg(long, default_value_t = 200)]
     value_size: usize,
     /// none, snappy, lz4, zstd.
@@ -69,9 +72,11 @@ pub struct OffloadArgs {
     /// RocksDB's max_background_jobs in every mode.
     #[arg(long, default_value_t = 2)]
     background_jobs: i32,
-    /// max_background_jobs in the farm and direct modes (default: as local).
-    #[arg(long)]
-    offload_background_jobs: Option<i32>,
+    /// The hoster's `max_background_jobs` param in the farm modes (what
+    /// `farm::hoster::enable` raises the DB's setting to), and the setting
+    /// of the direct mode; 0 leaves them at --background-jobs.
+    #[arg(long, default_value_t = 8)]
+    offload_background_jobs: i32,
     #[arg(long, default_value_t = 1)]
     subcompactions: u32,
     /// The writer's (and the hoster's) cores.
@@ -216,9 +221,10 @@ fn rounds(worker_bin: &Path, args: &OffloadArgs, dir: &Path) -> anyhow::Result<V
         merge: args.merge_every > 0,
     };
     println!(
-        "offload: {} keys x 2 phases, {} B values, {}, {} famil{}{}, memtable {} MiB, \
+        "offload: {} writes over {} keys x 2 phases, {} B values, {}, {} famil{}{}, memtable {} MiB, \
          background jobs {} (offloaded: {}), writer on CPUs {}, worker on CPUs {}, \
          MAX_PARALLEL_COMPACTIONS={}, verify_output={}, probe_wait={} s",
+        args.ops.unwrap_or(args.keys),
         args.keys,
         args.value_size,
         args.compression,
@@ -231,7 +237,7 @@ fn rounds(worker_bin: &Path, args: &OffloadArgs, dir: &Path) -> anyhow::Result<V
         },
         args.write_buffer_mib,
         args.background_jobs,
-        args.offload_background_jobs.unwrap_or(args.background_jobs),
+        args.offload_background_jobs.max(args.background_jobs),
         args.writer_cpus,
         args.worker_cpus,
         args.worker_parallel,
@@ -242,8 +248,8 @@ fn rounds(worker_bin: &Path, args: &OffloadArgs, dir: &Path) -> anyhow::Result<V
     for round in 0..args.rounds {
         for &mode in &args.modes {
             let mut spec = base.clone();
-            if mode != Mode::Local {
-                spec.background_jobs = args.offload_background_jobs.unwrap_or(spec.background_jobs);
+            if mode == Mode::Direct {
+                spec.background_jobs = spec.background_jobs.max(args.offload_background_jobs);
             }
             let here = dir.join(format!("r{round}-{}", mode.name()));
             let r = run_mode(worker_bin, args, &spec, mode, round, &here)
@@ -311,8 +317,11 @@ fn run_mode(
                 "instance_name": format!("offload{round}"),
                 "verify_output": args.verify_output,
                 "probe_wait": args.probe_wait,
+                "max_background_jobs": args.offload_background_jobs,
             });
             let config = HosterConfig::from_json(&params.to_string())?;
+            // What `farm::hoster::enable` does besides installing the service.
+            farm::hoster::tuning::apply(&mut opts, &config);
             let f = Arc::new(FarmService::new(config, &db_path.display().to_string())?);
             farm = Some(f.clone());
             f
@@ -341,6 +350,7 @@ fn run_mode(
     let merge = db.cf_handle(MERGE_FAMILY);
     let wspec = WriterSpec {
         keys: args.keys,
+        ops: args.ops.unwrap_or(args.keys),
         value_size: args.value_size,
         merge_every: args.merge_every,
         seed: 42 + round as u64,

@@ -1,5 +1,6 @@
-//! A db_bench-style writer: `fillrandom` (as many random keys as the key
-//! count, drawn with replacement), then `overwrite` (as many again), 16-byte
+//! A db_bench-style writer: `fillrandom` (random keys drawn with
+//! replacement, as many writes as keys unless told otherwise), then
+//! `overwrite` (as many again), 16-byte
 //! keys, values taken from a pool that compresses to about half (db_bench's
 //! `compression_ratio=0.5`). Writes go round robin over the column families;
 //! with a merge family, every n-th operation is a merge of a counter there
@@ -13,8 +14,10 @@ use std::time::{Duration, Instant};
 /// What to write.
 #[derive(Debug, Clone)]
 pub struct WriterSpec {
-    /// Keys are drawn from `0..keys`; each phase writes this many.
+    /// Keys are drawn from `0..keys`.
     pub keys: u64,
+    /// Writes per phase (db_bench's `num`: the key count).
+    pub ops: u64,
     pub value_size: usize,
     /// Every n-th operation is a merge into the merge family (0: none).
     pub merge_every: u64,
@@ -82,8 +85,8 @@ pub fn run(
     let one = 1u64.to_le_bytes();
     for phase in 0..2 {
         let phase_start = Instant::now();
-        for i in 0..spec.keys {
-            let op = phase * spec.keys + i;
+        for i in 0..spec.ops {
+            let op = phase * spec.ops + i;
             let k = rng.u64(0..spec.keys);
             let _ = write!(&mut key[..], "{k:016}");
             let t = Instant::now();
