@@ -65,7 +65,16 @@ fn a_held_probe_learns_of_the_end_in_one_request() {
         let child = [t.spawned_us, t.child_main_us];
         assert_eq!(child.iter().all(Option::is_some), multi_process(), "{t:?}");
         // The marks follow the attempt's path, in order.
-        let path = [t.received_us, t.admitted_us, t.started_us, t.spawned_us, t.prepared_us, t.compacted_us, t.persisted_us, t.ended_us];
+        let path = [
+            t.received_us,
+            t.admitted_us,
+            t.started_us,
+            t.spawned_us,
+            t.prepared_us,
+            t.compacted_us,
+            t.persisted_us,
+            t.ended_us,
+        ];
         let seen: Vec<u64> = path.iter().flatten().copied().collect();
         assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
     }
@@ -73,5 +82,8 @@ fn a_held_probe_learns_of_the_end_in_one_request() {
     // Without the wait, the hoster paces its probes: more than one per job.
     let (installed, probes, _) = churn_with(0.0);
     assert!(installed > 0);
-    assert!(probes > installed, "paced probing: {probes} probes for {installed} jobs");
+    assert!(
+        probes > installed,
+        "paced probing: {probes} probes for {installed} jobs"
+    );
 }

@@ -45,7 +45,10 @@ mod tests {
         let r: ProbeRequest = serde_json::from_str(&bare).unwrap();
         assert_eq!((r.key.clone(), r.wait_ms), (key.clone(), 0));
         assert_eq!(serde_json::to_string(&r).unwrap(), bare);
-        let waiting = ProbeRequest { key: key.clone(), wait_ms: 500 };
+        let waiting = ProbeRequest {
+            key: key.clone(),
+            wait_ms: 500,
+        };
         let text = serde_json::to_string(&waiting).unwrap();
         assert!(text.contains("\"wait_ms\":500"), "{text}");
         // A worker that knows only the key reads the same body.

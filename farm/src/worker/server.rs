@@ -14,8 +14,8 @@
 
 use crate::etcd::keys::Registration;
 use crate::protocol::answers::{self, ErrorAnswer, SubmitAnswer, NOT_FOUND};
-use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
 use crate::protocol::attempt::AttemptKey;
+use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
 use crate::worker::admission::{admit, AdmissionError};
 use crate::worker::config::WorkerConfig;
 use crate::worker::plugin_catalog::Catalog;

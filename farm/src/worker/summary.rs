@@ -83,7 +83,11 @@ impl Summary<'_> {
         h.push_str("</table><h2>steps</h2><table id=steps><tr><th>step</th><th>ms</th></tr>");
         for (step, us) in self.timings.parts() {
             if let Some(us) = us {
-                let _ = write!(h, "<tr><td>{step}</td><td>{:.3}</td></tr>", us as f64 / 1000.0);
+                let _ = write!(
+                    h,
+                    "<tr><td>{step}</td><td>{:.3}</td></tr>",
+                    us as f64 / 1000.0
+                );
             }
         }
         h.push_str("</table><h2>inputs</h2><table id=inputs><tr><th>file</th><th>bytes</th></tr>");

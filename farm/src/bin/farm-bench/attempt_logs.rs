@@ -16,7 +16,12 @@ pub struct AttemptRecord {
 
 /// `job-00012-03` and `att-01` into `(12, 3, 1)`.
 fn job_numbers(dir: &Path) -> Option<(u32, u32, u32)> {
-    let att = dir.file_name()?.to_str()?.strip_prefix("att-")?.parse().ok()?;
+    let att = dir
+        .file_name()?
+        .to_str()?
+        .strip_prefix("att-")?
+        .parse()
+        .ok()?;
     let job = dir.parent()?.file_name()?.to_str()?.strip_prefix("job-")?;
     let (db, sub) = job.split_once('-')?;
     Some((db.parse().ok()?, sub.parse().ok()?, att))
@@ -47,9 +52,11 @@ fn read_one(log: &Path) -> Option<AttemptRecord> {
     let dir = log.parent()?;
     let (db_job, sub_job, attempt) = job_numbers(dir)?;
     let text = std::fs::read_to_string(log).ok()?;
-    let json = text
-        .lines()
-        .find_map(|l| l.split(' ').nth(2).filter(|_| l.split(' ').nth(1) == Some("timings")))?;
+    let json = text.lines().find_map(|l| {
+        l.split(' ')
+            .nth(2)
+            .filter(|_| l.split(' ').nth(1) == Some("timings"))
+    })?;
     Some(AttemptRecord {
         db_job,
         sub_job,

@@ -96,7 +96,10 @@ impl DbFigures {
                 }
             }
         };
-        add(db.property_value("rocksdb.db-write-stall-stats").ok().flatten());
+        add(db
+            .property_value("rocksdb.db-write-stall-stats")
+            .ok()
+            .flatten());
         let mut names = spec.family_names();
         if spec.merge {
             names.push(MERGE_FAMILY.into());
@@ -165,7 +168,8 @@ mod tests {
 
     #[test]
     fn stall_stats_both_forms() {
-        let text = "Write Stall (count): cf-l0-file-count-limit-delays-with-ongoing-compaction: 3, \
+        let text =
+            "Write Stall (count): cf-l0-file-count-limit-delays-with-ongoing-compaction: 3, \
                     cf-l0-file-count-limit-stops: 0\nmemtable-limit-stops=2;";
         assert_eq!(
             parse_stall_stats(text),

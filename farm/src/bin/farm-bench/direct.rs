@@ -12,9 +12,7 @@
 use crate::pin::CpuSet;
 use farm::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use farm::rocks::serialized::InputInfo;
-use farm::rocks::service::{
-    CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer,
-};
+use farm::rocks::service::{CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,7 +83,10 @@ impl DirectService {
     }
 
     fn take(&self, id: &str) -> Option<Slot> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(id)
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
     }
 }
 

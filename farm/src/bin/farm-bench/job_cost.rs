@@ -58,7 +58,11 @@ pub struct JobCostArgs {
     probe_wait: f64,
     /// Modes, in the order each round runs them: direct, farm-inproc,
     /// farm-multi, farm-multi-paced (MULTI_PROCESS, probe_wait 0).
-    #[arg(long, value_delimiter = ',', default_value = "direct,farm-inproc,farm-multi")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "direct,farm-inproc,farm-multi"
+    )]
     modes: Vec<String>,
     /// Prints each job's parts.
     #[arg(long)]
@@ -141,9 +145,27 @@ fn measure(worker_bin: &Path, args: &JobCostArgs, dir: &Path) -> anyhow::Result<
             let side = &mut sides[i];
             match *mode {
                 "direct" => direct_round(args, &captured, round, side)?,
-                "farm-inproc" => farm_round(worker_bin, args, &captured, round, (false, args.probe_wait), dir, side)?,
-                "farm-multi" => farm_round(worker_bin, args, &captured, round, (true, args.probe_wait), dir, side)?,
-                "farm-multi-paced" => farm_round(worker_bin, args, &captured, round, (true, 0.0), dir, side)?,
+                "farm-inproc" => farm_round(
+                    worker_bin,
+                    args,
+                    &captured,
+                    round,
+                    (false, args.probe_wait),
+                    dir,
+                    side,
+                )?,
+                "farm-multi" => farm_round(
+                    worker_bin,
+                    args,
+                    &captured,
+                    round,
+                    (true, args.probe_wait),
+                    dir,
+                    side,
+                )?,
+                "farm-multi-paced" => {
+                    farm_round(worker_bin, args, &captured, round, (true, 0.0), dir, side)?
+                }
                 other => bail!("unknown mode {other:?}"),
             }
             let mut walls = sides[i].walls[before..].to_vec();
@@ -244,13 +266,23 @@ fn farm_round(
     for a in 0..args.attempts {
         let mut info = captured.info.clone();
         info.job_id = ((a as u64 + 1) << 32) | info.sub_job_id() as u64;
-        let (cpu0, verify0, start_us) = (farm::workload::cpu::thread(), service.stats().verify_micros, now_us());
+        let (cpu0, verify0, start_us) = (
+            farm::workload::cpu::thread(),
+            service.stats().verify_micros,
+            now_us(),
+        );
         let ScheduleAnswer::Scheduled(id) = service.schedule(&info, &captured.input) else {
-            bail!("the farm did not take the job: {:?}", service.stats().last_errors);
+            bail!(
+                "the farm did not take the job: {:?}",
+                service.stats().last_errors
+            );
         };
         let scheduled_us = now_us();
         let WaitAnswer::Success(_) = service.wait(&id) else {
-            bail!("the farm answered use-local: {:?}", service.stats().last_errors);
+            bail!(
+                "the farm answered use-local: {:?}",
+                service.stats().last_errors
+            );
         };
         let wait_end_us = now_us();
         let hoster_cpu = farm::workload::cpu::thread() - cpu0;
@@ -265,7 +297,10 @@ fn farm_round(
         });
     }
     drop(service);
-    anyhow::ensure!(worker.stop(Duration::from_secs(30)), "the worker did not stop");
+    anyhow::ensure!(
+        worker.stop(Duration::from_secs(30)),
+        "the worker did not stop"
+    );
     let attempts = attempt_logs::read_all(&root);
     std::fs::remove_dir_all(&root).ok();
     for j in jobs {
@@ -306,7 +341,10 @@ fn report(modes: &[&str], sides: &mut [Side], input_bytes: u64, verbose: bool) {
     );
     for (mode, side) in modes.iter().zip(sides.iter_mut()).skip(1) {
         let p50 = percentile(&mut side.walls, 0.5).unwrap_or(1);
-        let names: Vec<&str> = side.parts.first().map_or(vec![], |p| p.iter().map(|x| x.0).collect());
+        let names: Vec<&str> = side
+            .parts
+            .first()
+            .map_or(vec![], |p| p.iter().map(|x| x.0).collect());
         println!(
             "{mode}: job p50 {:.1} ms, {:.1} MiB/s, throughput {mode}/direct {:.3} (goal >= 0.95 for multi), hoster CPU per job p50 {:.2} ms",
             p50 as f64 / 1000.0,
@@ -337,7 +375,10 @@ fn report(modes: &[&str], sides: &mut [Side], input_bytes: u64, verbose: bool) {
         );
         if verbose {
             for p in &side.parts {
-                let line: Vec<String> = p.iter().map(|(n, v)| format!("{n}={}", fmt_ms(*v))).collect();
+                let line: Vec<String> = p
+                    .iter()
+                    .map(|(n, v)| format!("{n}={}", fmt_ms(*v)))
+                    .collect();
                 println!("    {}", line.join(" "));
             }
         }

@@ -96,7 +96,11 @@ pub struct OffloadArgs {
     #[arg(long, default_value_t = 1.0)]
     probe_wait: f64,
     /// Modes, in the order each round runs them.
-    #[arg(long, value_delimiter = ',', default_value = "local,farm-inproc,farm-multi,direct")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "local,farm-inproc,farm-multi,direct"
+    )]
     modes: Vec<Mode>,
     #[arg(long, default_value_t = 2)]
     rounds: u32,
@@ -330,7 +334,10 @@ fn run_mode(
             if args.merge_every > 0 {
                 farm::rocks::plugins::load(&worker_bin.with_file_name("libcounter.so"))?;
             }
-            let d = Arc::new(DirectService::new(db_path.clone(), args.worker_cpus.clone()));
+            let d = Arc::new(DirectService::new(
+                db_path.clone(),
+                args.worker_cpus.clone(),
+            ));
             direct = Some(d.clone());
             d
         }
@@ -362,14 +369,18 @@ fn run_mode(
     let direct_cpu = direct
         .as_ref()
         .map_or(0, |d| d.shared.cpu_micros.load(Ordering::Relaxed));
-    let hoster_cpu = (farm::workload::cpu::process() - cpu0).saturating_sub(Duration::from_micros(direct_cpu));
+    let hoster_cpu =
+        (farm::workload::cpu::process() - cpu0).saturating_sub(Duration::from_micros(direct_cpu));
     let figures = DbFigures::read(&db, &opts, spec);
     drop(families);
     drop(db);
     let stats = farm.as_ref().map(|f| f.stats());
     let mut attempts = Vec::new();
     if let Some(w) = worker.as_mut() {
-        anyhow::ensure!(w.stop(Duration::from_secs(60)), "the worker did not stop within 60 s");
+        anyhow::ensure!(
+            w.stop(Duration::from_secs(60)),
+            "the worker did not stop within 60 s"
+        );
         attempts = attempt_logs::read_all(&dir.join("worker"));
     }
     let worker_cpu = match &direct {

@@ -120,7 +120,11 @@ fn stall_causes(runs: &[ModeRun], mode: Mode) {
     println!(
         "stall causes {}: {}",
         mode.name(),
-        if list.is_empty() { "none".into() } else { list.join(" ") }
+        if list.is_empty() {
+            "none".into()
+        } else {
+            list.join(" ")
+        }
     );
 }
 
@@ -131,19 +135,39 @@ fn ms(us: Option<u64>) -> String {
 /// The p50 of each part of a remote job, over every round of `mode`.
 fn job_parts(runs: &[ModeRun], mode: Mode, verbose: bool) {
     let of: Vec<&ModeRun> = runs.iter().filter(|r| r.mode == mode).collect();
-    let jobs: Vec<_> = of.iter().flat_map(|r| r.jobs.iter()).filter(|j| j.success).collect();
+    let jobs: Vec<_> = of
+        .iter()
+        .flat_map(|r| r.jobs.iter())
+        .filter(|j| j.success)
+        .collect();
     if jobs.is_empty() {
         return;
     }
-    let total = p50(jobs.iter().map(|j| j.installed_us.saturating_sub(j.schedule_start_us)));
-    let submit = p50(jobs.iter().map(|j| j.schedule_end_us.saturating_sub(j.schedule_start_us)));
-    let to_wait = p50(jobs.iter().map(|j| j.wait_start_us.saturating_sub(j.schedule_end_us)));
-    let wait = p50(jobs.iter().map(|j| j.wait_end_us.saturating_sub(j.wait_start_us)));
-    let install = p50(jobs.iter().map(|j| j.installed_us.saturating_sub(j.wait_end_us)));
-    let cpu = p50(jobs.iter().map(|j| (j.schedule_cpu + j.wait_cpu).as_micros() as u64));
+    let total = p50(jobs
+        .iter()
+        .map(|j| j.installed_us.saturating_sub(j.schedule_start_us)));
+    let submit = p50(jobs
+        .iter()
+        .map(|j| j.schedule_end_us.saturating_sub(j.schedule_start_us)));
+    let to_wait = p50(jobs
+        .iter()
+        .map(|j| j.wait_start_us.saturating_sub(j.schedule_end_us)));
+    let wait = p50(jobs
+        .iter()
+        .map(|j| j.wait_end_us.saturating_sub(j.wait_start_us)));
+    let install = p50(jobs
+        .iter()
+        .map(|j| j.installed_us.saturating_sub(j.wait_end_us)));
+    let cpu = p50(jobs
+        .iter()
+        .map(|j| (j.schedule_cpu + j.wait_cpu).as_micros() as u64));
     let farm = of.iter().filter_map(|r| r.farm.as_ref());
     let (probes, verify_us, installed) = farm.fold((0, 0, 0), |a, s| {
-        (a.0 + s.probes, a.1 + s.verify_micros, a.2 + s.remote_installed)
+        (
+            a.0 + s.probes,
+            a.1 + s.verify_micros,
+            a.2 + s.remote_installed,
+        )
     });
     let per_job = |v: u64| v as f64 / installed.max(1) as f64;
     println!(
@@ -170,7 +194,11 @@ fn job_parts(runs: &[ModeRun], mode: Mode, verbose: bool) {
     if attempts.is_empty() {
         return;
     }
-    let mut line = format!("worker parts {} ({} attempts), p50 ms:", mode.name(), attempts.len());
+    let mut line = format!(
+        "worker parts {} ({} attempts), p50 ms:",
+        mode.name(),
+        attempts.len()
+    );
     let names = attempts[0].timings.parts().map(|(n, _)| n);
     for (i, name) in names.iter().enumerate() {
         let v = p50(attempts.iter().filter_map(|a| a.timings.parts()[i].1));
@@ -188,11 +216,20 @@ fn job_parts(runs: &[ModeRun], mode: Mode, verbose: bool) {
             Some(j.wait_end_us.saturating_sub(a.timings.ended_us?))
         })
     }));
-    line.push_str(&format!(" | ended->hoster has verified result {}", ms(notice)));
+    line.push_str(&format!(
+        " | ended->hoster has verified result {}",
+        ms(notice)
+    ));
     println!("{line}");
     if verbose {
         for a in attempts {
-            println!("  job {}-{} att {}: {}", a.db_job, a.sub_job, a.attempt, a.timings.describe());
+            println!(
+                "  job {}-{} att {}: {}",
+                a.db_job,
+                a.sub_job,
+                a.attempt,
+                a.timings.describe()
+            );
         }
     }
 }

@@ -114,8 +114,16 @@ fn cpu(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
             Rectangle::new([(x + 0.52, 0.0), (x + 0.9, *worker)], c.mix(0.35).filled()),
         ])?;
         chart.draw_series([
-            Text::new(format!("{hoster:.2}"), (x + 0.15, *hoster + ymax * 0.02), ("sans-serif", 14)),
-            Text::new(format!("{worker:.2}"), (x + 0.57, *worker + ymax * 0.02), ("sans-serif", 14)),
+            Text::new(
+                format!("{hoster:.2}"),
+                (x + 0.15, *hoster + ymax * 0.02),
+                ("sans-serif", 14),
+            ),
+            Text::new(
+                format!("{worker:.2}"),
+                (x + 0.57, *worker + ymax * 0.02),
+                ("sans-serif", 14),
+            ),
         ])?;
     }
     root.present()?;

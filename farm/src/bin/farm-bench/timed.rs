@@ -3,9 +3,7 @@
 //! hoster's side of a remote job (submission, the wait with its probes,
 //! verification and decoding) and RocksDB's install after it.
 
-use farm::rocks::service::{
-    CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer,
-};
+use farm::rocks::service::{CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer};
 use farm::worker::timings::now_us;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -51,12 +51,18 @@ mod tests {
 
     #[test]
     fn wakes_when_the_child_exits() {
-        let mut child = std::process::Command::new("sleep").arg("0.05").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.05")
+            .spawn()
+            .unwrap();
         let wait = ExitWait::new(child.id());
         let t = Instant::now();
         while child.try_wait().unwrap().is_none() {
             wait.pause(Duration::from_secs(5));
-            assert!(t.elapsed() < Duration::from_secs(4), "not woken by the exit");
+            assert!(
+                t.elapsed() < Duration::from_secs(4),
+                "not woken by the exit"
+            );
         }
     }
 }

@@ -178,7 +178,10 @@ fn own_children() -> Option<Vec<i32>> {
     let mut out = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let text = std::fs::read_to_string(task.path().join("children")).ok()?;
-        out.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
     }
     Some(out)
 }
