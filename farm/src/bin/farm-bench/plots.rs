@@ -1,7 +1,7 @@
 //! The plots of `farm-bench offload` (SVG, with `plotters`): ingest
 //! throughput over time per mode (round 0), hoster and worker CPU-seconds
 //! per GiB ingested per mode (means), and the CDF of put latency per mode
-//! (every round).
+//! (every round), drawn as the share of puts slower than each latency.
 
 use crate::offload::{latencies, Mode, ModeRun};
 use crate::offload_report::means;
@@ -130,11 +130,21 @@ fn cpu(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The CDF drawn from its top: the share of puts slower than each latency,
+/// on log scales, so that the tail where stalls show is readable.
 fn latency(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
     let cdfs: Vec<(Mode, Vec<(f64, f64)>)> = MODES
         .iter()
         .filter(|m| runs.iter().any(|r| r.mode == **m))
-        .map(|m| (*m, latencies(runs, *m).cdf()))
+        .map(|m| {
+            let above = latencies(runs, *m)
+                .cdf()
+                .into_iter()
+                .map(|(x, share)| (x, 1.0 - share))
+                .filter(|(_, above)| *above > 0.0)
+                .collect();
+            (*m, above)
+        })
         .collect();
     let xmax = cdfs
         .iter()
@@ -143,15 +153,19 @@ fn latency(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Put latency CDF (every round)", ("sans-serif", 20))
+        .caption(
+            "Put latency CDF, from the top (every round)",
+            ("sans-serif", 20),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((0.1f64..xmax).log_scale(), 0f64..1.0)?;
+        .build_cartesian_2d((1f64..xmax).log_scale(), (1e-7f64..1.0).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("put latency, microseconds (log)")
-        .y_desc("share of puts at or below")
+        .y_desc("share of puts slower (log)")
+        .y_label_formatter(&|y| format!("{y:.0e}"))
         .draw()?;
     for (m, cdf) in cdfs {
         let c = color(m);
@@ -162,7 +176,7 @@ fn latency(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
