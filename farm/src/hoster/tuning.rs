@@ -14,7 +14,10 @@
 //! `max_background_jobs` param (default 8: 6 compactions and 2 flushes) when
 //! the DB's own setting is lower. It never lowers it; 0 leaves it alone.
 //! When the farm falls back to local compaction, as many compactions share
-//! the hoster's cores: set the param to what the hoster can take then.
+//! the hoster's cores: set the param to what the hoster can take then. The
+//! workers should take that many at once too: a worker answers 503 beyond
+//! `MAX_PARALLEL_COMPACTIONS + MAX_WAITING_COMPACTIONS` (by default three
+//! times its CPUs), and a job no worker takes compacts locally.
 
 use super::config::HosterConfig;
 use crate::rocks::options::max_background_jobs;
