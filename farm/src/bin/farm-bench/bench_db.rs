@@ -20,6 +20,8 @@ pub struct DbSpec {
     pub target_file_size: u64,
     pub level_base: u64,
     pub compression: DBCompressionType,
+    /// Level 0's compression (what flushes write), when it differs.
+    pub l0_compression: Option<DBCompressionType>,
     /// RocksDB's `max_background_jobs` (flushes and compactions at once).
     pub background_jobs: i32,
     pub subcompactions: u32,
@@ -39,6 +41,11 @@ impl DbSpec {
         o.set_target_file_size_base(self.target_file_size);
         o.set_max_bytes_for_level_base(self.level_base);
         o.set_compression_type(self.compression);
+        if let Some(l0) = self.l0_compression {
+            let mut levels = vec![self.compression; 7];
+            levels[0] = l0;
+            o.set_compression_per_level(&levels);
+        }
         o.set_max_background_jobs(self.background_jobs);
         o.set_max_subcompactions(self.subcompactions);
         o.enable_statistics();

@@ -56,6 +56,9 @@ pub struct OffloadArgs {
     /// none, snappy, lz4, zstd.
     #[arg(long, default_value = "zstd")]
     compression: String,
+    /// Level 0's compression, what flushes write (default: --compression).
+    #[arg(long)]
+    l0_compression: Option<String>,
     /// Column families written round robin.
     #[arg(long, default_value_t = 1)]
     families: usize,
@@ -219,19 +222,25 @@ fn rounds(worker_bin: &Path, args: &OffloadArgs, dir: &Path) -> anyhow::Result<V
         target_file_size: args.target_file_mib << 20,
         level_base: args.level_base_mib << 20,
         compression: compression(&args.compression)?,
+        l0_compression: args
+            .l0_compression
+            .as_deref()
+            .map(compression)
+            .transpose()?,
         background_jobs: args.background_jobs,
         subcompactions: args.subcompactions,
         families: args.families,
         merge: args.merge_every > 0,
     };
     println!(
-        "offload: {} writes over {} keys x 2 phases, {} B values, {}, {} famil{}{}, memtable {} MiB, \
+        "offload: {} writes over {} keys x 2 phases, {} B values, {} (L0 {}), {} famil{}{}, memtable {} MiB, \
          background jobs {} (offloaded: {}), writer on CPUs {}, worker on CPUs {}, \
          MAX_PARALLEL_COMPACTIONS={}, verify_output={}, probe_wait={} s",
         args.ops.unwrap_or(args.keys),
         args.keys,
         args.value_size,
         args.compression,
+        args.l0_compression.as_deref().unwrap_or(&args.compression),
         base.families,
         if base.families == 1 { "y" } else { "ies" },
         if base.merge {
