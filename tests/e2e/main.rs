@@ -15,6 +15,7 @@ mod etcd;
 mod etcd_secured;
 mod fake_worker;
 mod fault_proxy;
+mod held_probes;
 mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;

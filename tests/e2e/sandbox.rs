@@ -11,7 +11,6 @@
 //! - the directories the test shares, bound at their own paths (read-write,
 //!   or read-only for the worker's binaries), so the test sees what the
 //!   worker did to them;
-//! - whatever the test seeds into the tmpfs before the worker starts.
 //!
 //! The network namespace is the host's, so the test reaches the worker on
 //! 127.0.0.1. The worker is the namespace's PID 1: when it dies, the kernel
@@ -32,9 +31,6 @@ pub struct Sandbox {
     shared: Vec<PathBuf>,
     /// Bound read-only at the same path.
     read_only: Vec<PathBuf>,
-    /// Copied into the sandbox's own tmpfs root before the worker starts
-    /// (the contents of the directory, at `/`).
-    seed: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -47,7 +43,6 @@ impl Sandbox {
             root,
             shared: Vec::new(),
             read_only: Vec::new(),
-            seed: None,
         };
         // The worker binary and the zipserver beside it.
         let bin_dir = worker_bin().parent().expect("binary has a directory");
@@ -64,12 +59,6 @@ impl Sandbox {
     /// Shares `path` read-only at its own path (a plugin, a helper).
     pub fn share_read_only(mut self, path: &Path) -> Sandbox {
         self.read_only.push(path.to_owned());
-        self
-    }
-
-    /// Copies the contents of `dir` into the sandbox's root tmpfs.
-    pub fn seed(mut self, dir: &Path) -> Sandbox {
-        self.seed = Some(dir.to_owned());
         self
     }
 
@@ -174,7 +163,6 @@ printf '%s\n' "$SANDBOX_READ_ONLY" | while IFS= read -r d; do
   bind "$d"
   mount -o remount,bind,ro "$R$d"
 done
-if [ -n "$SANDBOX_SEED" ]; then cp -a "$SANDBOX_SEED/." "$R/"; fi
 mount -t proc proc "$R/proc"
 cd "$R"
 exec chroot "$R" "$@"

@@ -37,8 +37,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const OUTPUT_SUBDIR: &str = "farm-output";
 
 /// The longest pause between two probes of an attempt without etcd (the
-/// pause doubles from 5 ms up to it), and the pause while etcd's "done"
-/// events arrive: then an event ends the pause and probing is the fallback.
+/// pause doubles from 5 ms up to it) when the worker does not hold probes
+/// (`probe_wait` 0, or a worker that predates it), and the pause while
+/// etcd's "done" events arrive: then an event ends the pause and probing is
+/// the fallback.
 const PROBE_PAUSE_MAX: Duration = Duration::from_millis(100);
 const PROBE_PAUSE_MAX_WATCHED: Duration = Duration::from_secs(1);
 /// How long a watch read waits before its thread checks whether to stop.
@@ -63,7 +65,8 @@ pub enum HosterError {
 }
 
 /// Turns the farm on for `options` of the DB at `dbname`, with ToplingDB's
-/// `DcompactEtcd` JSON params. Returns the service, whose
+/// `DcompactEtcd` JSON params, and raises the compactions RocksDB may run
+/// at once ([`super::tuning`]). Returns the service, whose
 /// [`FarmService::stats`] the application may read.
 pub fn enable(
     options: &mut rocksdb::Options,
@@ -71,6 +74,7 @@ pub fn enable(
     params_json: &str,
 ) -> Result<Arc<FarmService>, HosterError> {
     let config = HosterConfig::from_json(params_json)?;
+    super::tuning::apply(options, &config);
     let service = Arc::new(FarmService::new(config, dbname)?);
     service::install(options, service.clone());
     Ok(service)
@@ -408,7 +412,17 @@ impl FarmService {
                 return self.abandon(&p, FallbackReason::Timeout, &why, true);
             }
             self.stats.probed();
-            match self.client.probe(&base, &p.key) {
+            // Without etcd's events, the worker holds the probe until the
+            // attempt ends (or `probe_wait` passes).
+            let held = if self.watching_completions() {
+                Duration::ZERO
+            } else {
+                self.config
+                    .probe_wait
+                    .min(deadline.saturating_duration_since(Instant::now()))
+            };
+            let probe_started = Instant::now();
+            match self.client.probe(&base, &p.key, held) {
                 Ok(a) if a.status == answers::QUEUED || a.status == answers::RUNNING => {
                     transient = 0;
                 }
@@ -462,7 +476,10 @@ impl FarmService {
                 woken = self
                     .completions
                     .wait(&p.name, PROBE_PAUSE_MAX_WATCHED.min(until_deadline));
+            } else if !held.is_zero() && probe_started.elapsed() >= held / 2 {
+                // The worker held the probe: ask again at once.
             } else {
+                // No wait asked, or a worker that answers at once.
                 std::thread::sleep(pause.min(until_deadline));
                 pause = (pause * 2).min(PROBE_PAUSE_MAX);
             }

@@ -6,3 +6,4 @@ pub mod answers;
 pub mod attempt;
 pub mod job;
 pub mod output_dir;
+pub mod probe;

@@ -206,6 +206,7 @@ fn prepare(
         input_files,
         input_bytes,
         mount: None,
+        timings: Default::default(),
     };
     Ok((job, name, prepared))
 }

@@ -37,6 +37,7 @@
 //! - [`metrics`]: what `/metrics` serves, in Prometheus text format.
 //! - [`web`]: `/stat` and `/list` as HTML, and an attempt's retained files.
 //! - [`summary`]: `summary.html`, written into an attempt's directory at its end.
+//! - [`timings`]: when each step of an attempt happened (its fixed cost, in parts).
 
 pub mod admission;
 pub mod attempt_dir;
@@ -60,5 +61,6 @@ pub mod space_guard;
 pub mod stats;
 pub mod summary;
 pub mod supervisor;
+pub mod timings;
 pub mod web;
 pub mod zip_link;

@@ -17,6 +17,7 @@ use crate::worker::beneath;
 use crate::worker::mounts::table::MountLease;
 use crate::worker::outcome::Outcome;
 use crate::worker::paths::{Mapped, PathError};
+use crate::worker::timings::{now_us, AttemptTimings};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -41,6 +42,8 @@ pub struct PreparedJob {
     /// With `NFS_DYNAMIC_MOUNT`: the instance's mount, held until the
     /// attempt ends.
     pub mount: Option<MountLease>,
+    /// When each step of the attempt happened, from its submission on.
+    pub timings: AttemptTimings,
 }
 
 /// The DB and output directories of a running attempt, opened beneath
@@ -128,6 +131,7 @@ pub fn run(
     if let Err(e) = setup() {
         return RunResult::failed(Outcome::SetupFailed(e));
     }
+    job.timings.prepared_us = Some(now_us());
 
     let result = match open_and_compact(
         &dirs.db_path(),
@@ -149,6 +153,7 @@ pub fn run(
             return RunResult::failed(outcome);
         }
     };
+    job.timings.compacted_us = Some(now_us());
     let result = match named_result(&result, &job.output) {
         Ok(r) => r,
         Err(e) => return RunResult::failed(Outcome::SetupFailed(e)),
@@ -158,6 +163,7 @@ pub fn run(
         if let Err(e) = persist_result(&dirs.output, result, key) {
             return RunResult::failed(Outcome::SetupFailed(e));
         }
+        job.timings.persisted_us = Some(now_us());
         dir.log(&format!(
             "compacted bytes_read={} bytes_written={}",
             r.bytes_read, r.bytes_written

@@ -3,7 +3,7 @@
 //! | endpoint | answers |
 //! | --- | --- |
 //! | `POST /dcompact` | 200 `{"status":"ok","addr"}`, 400, 401, 412, 503 |
-//! | `POST /probe` | 200 queued / running / done / failed, 404 `NotFound` |
+//! | `POST /probe` | 200 queued / running / done / failed, 404 `NotFound`; with `wait_ms`, held until the attempt ends or the wait is over |
 //! | `POST /shutdown` | 200 `{"status":"ok"}`, 401, 404 `NotFound` |
 //! | `GET /health` | 200 `{"status":"OK"}`, 412 while stopping |
 //! | `GET /stat`, `GET /list` | HTML; `?html=0`: JSON counters and attempts (see [`web::routes`]) |
@@ -13,8 +13,9 @@
 //! Every error answer is JSON with `status` and `error`.
 
 use crate::etcd::keys::Registration;
-use crate::protocol::answers::{ErrorAnswer, SubmitAnswer, NOT_FOUND};
+use crate::protocol::answers::{self, ErrorAnswer, SubmitAnswer, NOT_FOUND};
 use crate::protocol::attempt::AttemptKey;
+use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
 use crate::worker::admission::{admit, AdmissionError};
 use crate::worker::config::WorkerConfig;
 use crate::worker::plugin_catalog::Catalog;
@@ -23,6 +24,7 @@ use crate::worker::retention;
 use crate::worker::root_guard::WorkerRoot;
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
+use crate::worker::timings::now_us;
 use crate::worker::web;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
@@ -33,6 +35,7 @@ use axum::{Json, Router};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -244,6 +247,7 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
             "missing or wrong bearer token",
         );
     }
+    let received_us = now_us();
     let body = match read_body(&sup, body).await {
         Ok(b) => b,
         Err(r) => {
@@ -270,7 +274,7 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
         )
     })
     .await;
-    let (job, name, prepared) = match admitted {
+    let (job, name, mut prepared) = match admitted {
         Ok(Ok(a)) => a,
         Ok(Err(AdmissionError::Malformed(e))) => {
             sup.count_reject(RejectReason::Malformed);
@@ -288,6 +292,8 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
             )
         }
     };
+    prepared.timings.received_us = Some(received_us);
+    prepared.timings.admitted_us = Some(now_us());
     match sup.submit(job, name, prepared) {
         Ok(()) => {
             let addr = sup
@@ -320,14 +326,39 @@ async fn attempt_key(sup: &Supervisor, body: Body) -> Result<AttemptKey, Respons
     })
 }
 
+/// Answers at once, or with `wait_ms` as soon as the attempt ends or the
+/// wait is over (see [`ProbeRequest`]).
 async fn probe(State(sup): State<Shared>, body: Body) -> Response {
-    let key = match attempt_key(&sup, body).await {
-        Ok(k) => k,
+    let request: ProbeRequest = match read_body(&sup, body).await.and_then(|b| {
+        serde_json::from_slice(&b).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("expected instance_name, start_time, dbname, job_id, attempt: {e}"),
+            )
+        })
+    }) {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    match sup.probe(&key) {
-        Some(answer) => Json(answer).into_response(),
-        None => error(StatusCode::NOT_FOUND, NOT_FOUND, "no such attempt"),
+    let wait = Duration::from_millis(request.wait_ms.min(MAX_PROBE_WAIT_MS));
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed before the first look, so an end in between is not missed.
+    let mut ended = sup.ended_events();
+    loop {
+        match sup.probe(&request.key) {
+            None => return error(StatusCode::NOT_FOUND, NOT_FOUND, "no such attempt"),
+            Some(a)
+                if (a.status == answers::QUEUED || a.status == answers::RUNNING)
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                match tokio::time::timeout_at(deadline, ended.changed()).await {
+                    Ok(Ok(())) | Err(_) => continue,
+                    Ok(Err(_)) => return Json(a).into_response(),
+                }
+            }
+            Some(a) => return Json(a).into_response(),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use crate::protocol::attempt::{AttemptKey, AttemptName};
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::CancelFlag;
 use crate::rocks::plugins::{self, PluginClass, PluginCounts};
+use crate::rocks::serialized::ResultInfo;
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};
@@ -34,6 +35,7 @@ use crate::worker::root_guard::WorkerRoot;
 use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use crate::worker::summary::Summary;
+use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
 use crate::worker::zip_link::{ZipLink, ZipLinkSnapshot};
 use base64::Engine;
 use serde::Serialize;
@@ -189,6 +191,8 @@ pub struct Supervisor {
     registration: OnceLock<Arc<RegistrationStatus>>,
     /// With MULTI_PROCESS and a zipserver configured.
     zip: Option<ZipLink>,
+    /// Bumped whenever an attempt ends: what a held `/probe` waits for.
+    ended: tokio::sync::watch::Sender<u64>,
 }
 
 impl Supervisor {
@@ -240,6 +244,7 @@ impl Supervisor {
             metrics,
             observer: OnceLock::new(),
             registration: OnceLock::new(),
+            ended: tokio::sync::watch::channel(0).0,
         });
         // Weak: the registry lives in the supervisor it reads.
         let gauges = queue::collector(Arc::downgrade(&sup)).map_err(std::io::Error::other)?;
@@ -320,7 +325,15 @@ impl Supervisor {
         let _ = self.registration.set(status);
     }
 
+    /// Changes whenever an attempt ends (see `/probe`'s `wait_ms`).
+    pub fn ended_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
+    }
+
     fn tell(&self, st: &State, ended: Option<&AttemptName>) {
+        if ended.is_some() {
+            self.ended.send_modify(|n| *n += 1);
+        }
         if let Some(o) = self.observer.get() {
             if let Some(name) = ended {
                 o(SupervisorEvent::Ended(name.clone()));
@@ -447,6 +460,7 @@ impl Supervisor {
         cancel: &CancelFlag,
         waited: Duration,
     ) -> (Outcome, Option<String>, u64, u64) {
+        prepared.timings.started_us = Some(now_us());
         let dir = match AttemptDir::create(&self.root, name, job, &self.identity) {
             Ok(d) => d,
             Err(e) => {
@@ -470,10 +484,21 @@ impl Supervisor {
         let started_at = SystemTime::now();
         let (r, spawn_latency) = self.run_with_retry(name, job, prepared, &dir, cancel);
         let ran = started.elapsed();
+        prepared.timings.ended_us = Some(now_us());
+        prepared.timings.compaction_us = r
+            .result
+            .as_deref()
+            .and_then(|b| ResultInfo::parse(b).ok())
+            .map(|info| info.stats.micros);
         dir.log(&format!(
             "end outcome={} elapsed_ms={}",
             r.outcome,
             ran.as_millis()
+        ));
+        dir.log(&format!(
+            "timings {} {}",
+            serde_json::to_string(&prepared.timings).unwrap_or_default(),
+            prepared.timings.describe()
         ));
         tracing::info!(outcome = %r.outcome, elapsed_ms = ran.as_millis() as u64, "finished");
         let summary = Summary {
@@ -489,6 +514,7 @@ impl Supervisor {
             started_at,
             ran,
             spawn_latency,
+            timings: &prepared.timings,
         };
         if let Err(e) = summary.write(dir.path()) {
             tracing::warn!(error = %e, "failed to write summary.html");
@@ -557,7 +583,7 @@ impl Supervisor {
         spawner: &Spawner,
         name: &AttemptName,
         job: &Job,
-        prepared: &PreparedJob,
+        prepared: &mut PreparedJob,
         dir: &AttemptDir,
         cancel: &CancelFlag,
     ) -> (RunResult, Option<Duration>) {
@@ -584,6 +610,7 @@ impl Supervisor {
             Ok(s) => s,
             Err(e) => return (RunResult::failed(Outcome::SpawnFailed(e.to_string())), None),
         };
+        prepared.timings.spawned_us = Some(now_us());
         self.metrics.child_spawned(spawned.latency);
         let latency = spawned.latency;
         let limits = Limits {
@@ -597,6 +624,11 @@ impl Supervisor {
             limits.timeout
         ));
         let r = supervise(spawned.child, cancel, limits, dir.path(), &marker);
+        if let Ok(bytes) = std::fs::read(dir.path().join(CHILD_TIMINGS)) {
+            if let Ok(child) = serde_json::from_slice::<AttemptTimings>(&bytes) {
+                prepared.timings.merge(&child);
+            }
+        }
         if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
             if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
                 self.lock().child_plugin_counts.add(&counts);

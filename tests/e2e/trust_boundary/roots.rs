@@ -82,6 +82,47 @@ fn sandbox(dir: &Path) -> Sandbox {
     Sandbox::new().share(dir)
 }
 
+/// The sandbox itself: the worker sees a tmpfs root with `/usr`, its own
+/// `/proc`, and the test's directory, nothing else of the host.
+#[test]
+fn the_sandbox_shows_the_worker_nothing_of_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = sandbox(dir.path())
+        .start_worker(
+            &[
+                (
+                    "WORKER_DB_ROOT",
+                    dir.path().join("worker").display().to_string(),
+                ),
+                ("HOSTER_ROOTS", test_hoster_roots(dir.path())),
+            ],
+            Stdio::inherit(),
+        )
+        .expect("worker starts");
+    let inner = Sandbox::inner_pid(worker.pid()).expect("the worker runs in the sandbox");
+    let root = PathBuf::from(format!("/proc/{inner}/root"));
+    let mut top: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(
+        top,
+        ["bin", "dev", "etc", "lib", "lib64", "proc", "root", "run", "sbin", "tmp", "usr", "var"],
+        "the sandbox's root"
+    );
+    assert_eq!(std::fs::read_dir(root.join("etc")).unwrap().count(), 0);
+    // Its own PID namespace: the worker is PID 1 there.
+    let status = std::fs::read_to_string(format!("/proc/{inner}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert!(nspid.trim_end().ends_with("\t1"), "{nspid}");
+    assert_eq!(
+        get_json(&format!("{}/health", worker.base_url()))["status"],
+        "OK"
+    );
+}
+
 #[test]
 fn system_directories_as_roots_refuse_to_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@ use crate::rocks::plugins;
 use crate::rocks::zip;
 use crate::worker::options_file::{check_override, OptionsText};
 use crate::worker::runner::{named_result, persist_result, AttemptDirs};
+use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
 use crate::zipserver::client::ZipClient;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -18,7 +19,11 @@ static ZIP_CLIENT: OnceLock<Arc<ZipClient>> = OnceLock::new();
 
 /// Runs the attempt in `dir` and returns the process exit code.
 pub fn run(dir: &Path) -> i32 {
-    let code = compact(dir);
+    let mut timings = AttemptTimings {
+        child_main_us: Some(now_us()),
+        ..Default::default()
+    };
+    let code = compact(dir, &mut timings);
     let counts = serde_json::to_vec(&plugins::counts()).unwrap_or_default();
     if let Err(e) = std::fs::write(dir.join(spec::PLUGIN_COUNTS), counts) {
         eprintln!("failed to write {}: {e}", spec::PLUGIN_COUNTS);
@@ -32,10 +37,20 @@ pub fn run(dir: &Path) -> i32 {
             eprintln!("failed to write {}: {e}", spec::ZIP_COUNTS);
         }
     }
+    // The last file the child writes: its marks, up to its exit.
+    timings.exiting_us = Some(now_us());
+    match serde_json::to_vec(&timings) {
+        Ok(json) => {
+            if let Err(e) = std::fs::write(dir.join(CHILD_TIMINGS), json) {
+                eprintln!("failed to write {CHILD_TIMINGS}: {e}");
+            }
+        }
+        Err(e) => eprintln!("failed to encode the timings: {e}"),
+    }
     code
 }
 
-fn compact(dir: &Path) -> i32 {
+fn compact(dir: &Path, timings: &mut AttemptTimings) -> i32 {
     let cancel = Arc::new(CancelFlag::new());
     if let Err(e) = cancel_on_sigterm(cancel.clone()) {
         eprintln!("failed to install the SIGTERM handler: {e}");
@@ -50,6 +65,7 @@ fn compact(dir: &Path) -> i32 {
         Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
     };
     let (child, dirs, input, overrides) = prepared;
+    timings.prepared_us = Some(now_us());
     eprintln!(
         "child {} compacting {} cf={} into {}",
         std::process::id(),
@@ -66,6 +82,7 @@ fn compact(dir: &Path) -> i32 {
         false,
     ) {
         Ok(result) => {
+            timings.compacted_us = Some(now_us());
             let result = match named_result(&result, &child.output) {
                 Ok(r) => r,
                 Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
@@ -73,6 +90,7 @@ fn compact(dir: &Path) -> i32 {
             if let Err(e) = persist_result(&dirs.output, &result, &child.key) {
                 return fail(dir, spec::EXIT_SETUP_FAILED, &e);
             }
+            timings.persisted_us = Some(now_us());
             let tmp = dir.join(spec::RESULT_TMP);
             let written = std::fs::write(&tmp, &result)
                 .and_then(|()| std::fs::rename(&tmp, dir.join(spec::RESULT)));

@@ -11,6 +11,7 @@
 //! | `error.txt` | child | RocksDB's message when the compaction failed |
 //! | `plugin_counts.json` | child | merges and filter decisions of plugin code |
 //! | `zip_counts.json` | child | blocks sent to the zipserver and compressed in-process |
+//! | `timings.child.json` | child | when its steps happened (`worker::timings`) |
 
 use crate::protocol::attempt::AttemptKey;
 use crate::worker::paths::Mapped;
