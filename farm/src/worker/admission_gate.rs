@@ -71,12 +71,16 @@ impl Drop for Held {
 /// the attempt ends.
 #[derive(Debug)]
 #[must_use = "the place is given back when the reservation is dropped"]
-pub struct Reservation(Held);
+pub struct Reservation {
+    _place: Held,
+}
 
 /// The right to run admission work on a blocking thread.
 #[derive(Debug)]
 #[must_use = "the permit is given back when dropped"]
-pub struct AdmissionPermit(Held);
+pub struct AdmissionPermit {
+    _permit: Held,
+}
 
 /// The queue's places and the admission permits.
 #[derive(Debug)]
@@ -108,7 +112,7 @@ impl AdmissionGate {
     pub fn enter(&self) -> Result<(Reservation, AdmissionPermit), Closed> {
         let place = self.places.try_hold().ok_or(Closed::QueueFull)?;
         let permit = self.admissions.try_hold().ok_or(Closed::AdmissionsFull)?;
-        Ok((Reservation(place), AdmissionPermit(permit)))
+        Ok((Reservation { _place: place }, AdmissionPermit { _permit: permit }))
     }
 
     /// Places taken: attempts running, waiting or being admitted.

@@ -245,7 +245,7 @@ fn slowloris_connections_are_closed_after_the_header_timeout_while_the_worker_an
 
     // Halfway through the timeout, every stalled connection is still open.
     std::thread::sleep((header_timeout / 2).saturating_sub(opened));
-    let early = stalled.iter_mut().filter(|s| closed_now(s)).count();
+    let early = stalled.iter_mut().map(closed_now).filter(|c| *c).count();
     assert_eq!(early, 0, "connections closed before HTTP_HEADER_TIMEOUT");
 
     // Each is closed by the worker soon after its timeout.
