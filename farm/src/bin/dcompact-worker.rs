@@ -145,8 +145,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("failed to start the async runtime")?;
     let served = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+        let listener = farm::worker::listener::accept::bind(config.listen)
             .with_context(|| format!("failed to listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         println!("listening on {addr}");

@@ -112,7 +112,10 @@ impl AdmissionGate {
     pub fn enter(&self) -> Result<(Reservation, AdmissionPermit), Closed> {
         let place = self.places.try_hold().ok_or(Closed::QueueFull)?;
         let permit = self.admissions.try_hold().ok_or(Closed::AdmissionsFull)?;
-        Ok((Reservation { _place: place }, AdmissionPermit { _permit: permit }))
+        Ok((
+            Reservation { _place: place },
+            AdmissionPermit { _permit: permit },
+        ))
     }
 
     /// Places taken: attempts running, waiting or being admitted.
@@ -159,7 +162,11 @@ mod tests {
         let gate = AdmissionGate::new(10, 2);
         let held: Vec<_> = (0..2).map(|_| gate.enter().unwrap()).collect();
         assert_eq!(gate.enter().unwrap_err(), Closed::AdmissionsFull);
-        assert_eq!(gate.places_taken(), 2, "the refused request's place was given back");
+        assert_eq!(
+            gate.places_taken(),
+            2,
+            "the refused request's place was given back"
+        );
         assert_eq!(gate.max_admissions(), 2);
         drop(held);
         assert!(gate.enter().is_ok());

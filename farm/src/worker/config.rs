@@ -657,9 +657,10 @@ fn http_limits(src: &Sources<'_>) -> Result<HttpLimits, ConfigError> {
     let max_connections = match src.get("MAX_CONNECTIONS") {
         Some(v) => parse_count("MAX_CONNECTIONS", &v, 1)?,
         None => {
-            let open_files = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-                .ok()
-                .map(|(soft, _)| soft);
+            let open_files =
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                    .ok()
+                    .map(|(soft, _)| soft);
             HttpLimits::default_max_connections(open_files)
         }
     };

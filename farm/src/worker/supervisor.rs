@@ -17,9 +17,9 @@
 use crate::protocol::answers::{self, ProbeAnswer, Progress};
 use crate::protocol::attempt::{AttemptKey, AttemptName};
 use crate::protocol::job::Job;
-use crate::worker::admission_gate::{AdmissionGate, AdmissionPermit, Closed, Reservation};
 use crate::rocks::open_and_compact::CancelFlag;
 use crate::rocks::plugins::{self, PluginClass, PluginCounts};
+use crate::worker::admission_gate::{AdmissionGate, AdmissionPermit, Closed, Reservation};
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};

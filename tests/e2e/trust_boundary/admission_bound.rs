@@ -113,7 +113,11 @@ impl Watch {
     fn new(dir: &Path) -> Watch {
         // SAFETY: inotify_init1 takes flags only; the result is checked.
         let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
         // SAFETY: `fd` is a new descriptor owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let path = CString::new(dir.as_os_str().as_bytes()).unwrap();
@@ -125,7 +129,11 @@ impl Watch {
                 libc::IN_OPEN | libc::IN_ACCESS,
             )
         };
-        assert!(wd >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+        assert!(
+            wd >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
         Watch(fd)
     }
 
@@ -174,16 +182,20 @@ fn beyond_max_admissions_a_submission_is_refused_at_once_and_reads_nothing() {
     let blocked: Vec<_> = (0..2)
         .map(|i| submit_in_background(&base, &job(dir.path(), &format!("stuck-{i}"))))
         .collect();
-    crate::harness::eventually("two admissions are in progress", || {
-        admitting(&base) == 2.0
-    });
+    crate::harness::eventually("two admissions are in progress", || admitting(&base) == 2.0);
     let watch = Watch::new(&canary);
     let mut slowest_refusal = Duration::ZERO;
     for _ in 0..5 {
         let (code, answer, took) = submit(&base, &job(dir.path(), "canary"));
         assert_eq!(code, 503, "{answer}");
         assert_eq!(answer["status"], "busy");
-        assert!(answer["error"].as_str().unwrap().contains("MAX_ADMISSIONS=2"), "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("MAX_ADMISSIONS=2"),
+            "{answer}"
+        );
         slowest_refusal = slowest_refusal.max(took);
     }
     assert_eq!(watch.events(), 0, "a refused submission's DB was opened");
@@ -194,7 +206,10 @@ fn beyond_max_admissions_a_submission_is_refused_at_once_and_reads_nothing() {
          {rounds} rounds of /health, /probe, /stat: slowest answer {slowest:?}"
     );
     assert!(slowest_refusal < Duration::from_secs(1));
-    assert!(slowest < Duration::from_secs(1), "slowest answer {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest answer {slowest:?}"
+    );
     let c = counters(&base);
     assert_eq!(c["rejected"]["admissions_full"], 5, "{c}");
     assert_eq!(c["rejected"]["busy"], 0, "{c}");
@@ -206,7 +221,10 @@ fn beyond_max_admissions_a_submission_is_refused_at_once_and_reads_nothing() {
     for b in blocked {
         let (code, answer) = b.join().unwrap();
         assert_eq!(code, 412, "{answer}");
-        assert!(answer["error"].as_str().unwrap().contains("CURRENT"), "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("CURRENT"),
+            "{answer}"
+        );
     }
     crate::harness::eventually("the admissions ended", || admitting(&base) == 0.0);
     // Admitted now, the canary's DB is read (and its input refused).
@@ -256,7 +274,10 @@ fn a_full_queue_refuses_before_reading_and_a_dropped_request_gives_its_place_bac
     println!("a submission to a full worker was refused in {took:?}");
     assert_eq!(code, 503, "{answer}");
     assert!(
-        answer["error"].as_str().unwrap().contains("MAX_PARALLEL_COMPACTIONS=1"),
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("MAX_PARALLEL_COMPACTIONS=1"),
         "{answer}"
     );
     assert!(took < Duration::from_secs(1));
@@ -268,7 +289,10 @@ fn a_full_queue_refuses_before_reading_and_a_dropped_request_gives_its_place_bac
     crate::harness::eventually("the place is given back", || {
         let (code, answer, _) = submit(&base, &job(dir.path(), "canary"));
         assert_eq!(code, 503, "{answer}");
-        answer["error"].as_str().unwrap().contains("MAX_ADMISSIONS=1")
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("MAX_ADMISSIONS=1")
     });
     assert_eq!(watch.events(), 0, "a refused submission's DB was opened");
     assert_eq!(admitting(&base), 1.0, "the blocked work keeps its permit");
@@ -282,5 +306,8 @@ fn a_full_queue_refuses_before_reading_and_a_dropped_request_gives_its_place_bac
     assert!(watch.events() > 0, "the watch sees an admission");
     let c = counters(&base);
     assert_eq!(c["accepted"], 0, "{c}");
-    assert!(c["rejected"]["admissions_full"].as_u64().unwrap() >= 1, "{c}");
+    assert!(
+        c["rejected"]["admissions_full"].as_u64().unwrap() >= 1,
+        "{c}"
+    );
 }

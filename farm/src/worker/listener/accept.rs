@@ -21,6 +21,25 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
+/// Connections the kernel queues for `accept`. The standard library's
+/// 128 overflows when a burst of connections meets a busy worker: the
+/// kernel then drops SYNs, and every client caught in it, a hoster's probe
+/// too, waits a second for its retransmission. The kernel caps it at
+/// `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` (with `SO_REUSEADDR`, as the standard library does) and
+/// listens with [`LISTEN_BACKLOG`].
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// How long connections may finish what is in flight once the supervisor
 /// has stopped.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -142,7 +161,7 @@ mod tests {
                 "done"
             }),
         );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let registry = prometheus::Registry::new();
         let metrics = HttpMetrics::new(&registry, 8).unwrap();
@@ -158,7 +177,8 @@ mod tests {
         let (addr, stop, served, _) = start().await;
         let client = tokio::task::spawn_blocking(move || {
             let mut s = std::net::TcpStream::connect(addr).unwrap();
-            s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
             let mut answer = String::new();
             s.read_to_string(&mut answer).unwrap();
             answer
@@ -167,13 +187,19 @@ mod tests {
         stop.send(()).unwrap();
         let answer = client.await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(answer.ends_with("done"), "the answer in flight was finished");
+        assert!(
+            answer.ends_with("done"),
+            "the answer in flight was finished"
+        );
         tokio::time::timeout(Duration::from_secs(5), served)
             .await
             .expect("the listener stopped")
             .unwrap()
             .unwrap();
-        assert!(std::net::TcpStream::connect(addr).is_err(), "no more accepting");
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "no more accepting"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,10 +215,17 @@ mod tests {
         });
         let (after, rest) = closed_after.await.unwrap();
         assert!(rest.is_empty(), "no answer, just a close");
-        assert!(after >= Duration::from_millis(250), "closed after {after:?}");
+        assert!(
+            after >= Duration::from_millis(250),
+            "closed after {after:?}"
+        );
         let mut text = Vec::new();
-        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut text)
-            .unwrap();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &registry.gather(),
+            &mut text,
+        )
+        .unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(
             text.contains("farm_worker_http_closed_total{reason=\"header_timeout\"} 1"),

@@ -14,7 +14,7 @@
 //! | `HTTP_HEADER_TIMEOUT` | `10s` | from accept (or a request's first byte on a kept-alive connection) until its head is complete |
 //! | `HTTP_BODY_TIMEOUT` | `60s` | from a request's head until its body has arrived; also how long an answer may stall unread |
 //! | `HTTP_IDLE_TIMEOUT` | `30s` | a kept-alive connection waiting for its next request |
-//! | `MAX_CONNECTIONS` | 1024 | connections open at once; more wait in the kernel's backlog until one closes |
+//! | `MAX_CONNECTIONS` | 1024 | connections open at once; more wait in the kernel's backlog ([`accept::LISTEN_BACKLOG`]) until one closes |
 //!
 //! - [`limits`]: the settings.
 //! - [`accept`]: the accept loop, the connection limit and the drain.

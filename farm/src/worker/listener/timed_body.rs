@@ -31,7 +31,11 @@ pub struct TimedBody<B> {
 
 impl<B> TimedBody<B> {
     /// `on_timeout` runs once, when the time is up (it counts).
-    pub fn new(inner: B, limit: Duration, on_timeout: impl FnOnce() + Send + Sync + 'static) -> Self {
+    pub fn new(
+        inner: B,
+        limit: Duration,
+        on_timeout: impl FnOnce() + Send + Sync + 'static,
+    ) -> Self {
         TimedBody {
             inner,
             deadline: Box::pin(tokio::time::sleep(limit)),
@@ -80,7 +84,10 @@ where
 pub fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(err);
     while let Some(e) = cause {
-        if matches!(e.downcast_ref::<BodyError>(), Some(BodyError::TimedOut { .. })) {
+        if matches!(
+            e.downcast_ref::<BodyError>(),
+            Some(BodyError::TimedOut { .. })
+        ) {
             return true;
         }
         cause = e.source();

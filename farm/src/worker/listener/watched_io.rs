@@ -106,9 +106,11 @@ mod tests {
         );
         clock.request_started();
         // The client reads nothing: the pipe fills and the write stalls.
-        let stalled =
-            tokio::time::timeout(std::time::Duration::from_millis(50), io.write_all(&[0; 256]))
-                .await;
+        let stalled = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            io.write_all(&[0; 256]),
+        )
+        .await;
         assert!(stalled.is_err(), "the write blocked");
         assert_eq!(
             clock.deadline(&limits).map(|(_, why)| why),

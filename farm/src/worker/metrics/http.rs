@@ -60,7 +60,8 @@ impl HttpMetrics {
         registry.register(Box::new(m.limit_waits.clone()))?;
         registry.register(Box::new(m.closed.clone()))?;
         registry.register(Box::new(m.body_timeouts.clone()))?;
-        m.max.set(i64::try_from(max_connections).unwrap_or(i64::MAX));
+        m.max
+            .set(i64::try_from(max_connections).unwrap_or(i64::MAX));
         for why in Expiry::ALL {
             m.closed.with_label_values(&[why.name()]);
         }
