@@ -145,7 +145,7 @@ impl Watch {
         loop {
             // SAFETY: reading into a buffer of the length given.
             let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            let Ok(n) = usize::try_from(n) else {
+            let Ok(n @ 1..) = usize::try_from(n) else {
                 return count; // EAGAIN: nothing more
             };
             let mut at = 0;
