@@ -29,6 +29,12 @@ use std::path::PathBuf;
 ///   MAX_WAITING_COMPACTIONS   attempts queued beyond that; more get 503 (default 2 x parallel)
 ///   RESULT_RETENTION          how long /probe still answers for a finished attempt (default 10m)
 ///   MAX_REQUEST_BYTES         largest request body (default 67108864)
+///   MAX_ADMISSIONS            jobs admitted at once (mounting, reading CURRENT and OPTIONS); more get 503 (default 4)
+///   HTTP_HEADER_TIMEOUT       a request head must be complete this long after accept, or after its first byte (default 10s)
+///   HTTP_BODY_TIMEOUT         a request body must arrive this long after its head, else 408 (default 60s)
+///   HTTP_IDLE_TIMEOUT         a kept-alive connection with no request is closed after this (default 30s)
+///   MAX_CONNECTIONS           HTTP connections open at once; more wait until one closes
+///                             (default 1024, or half the open-file limit when lower)
 ///   WORKER_AUTH_TOKEN         require "Authorization: Bearer <token>" on /dcompact and /shutdown
 ///   MULTI_PROCESS             run each attempt in its own child process (default false)
 ///   PLUGINS                   plugin .so files, ':'-separated: loaded in-process, or into each child
@@ -138,9 +144,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+    let served = runtime.block_on(async move {
+        let listener = farm::worker::listener::accept::bind(config.listen)
             .with_context(|| format!("failed to listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         println!("listening on {addr}");
@@ -150,7 +155,11 @@ fn main() -> anyhow::Result<()> {
         server::run(config, listener, stop_signal()).await?;
         tracing::info!("worker stopped");
         Ok(())
-    })
+    });
+    // Every attempt has ended. What may still hold a blocking thread is an
+    // admission stuck on storage that does not answer: exit without it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    served
 }
 
 /// Whether a cgroup v2 hierarchy with the memory controller is mounted.

@@ -15,6 +15,11 @@
 //! | `MAX_WAITING_COMPACTIONS` | 2 × parallel | attempts queued beyond that; more get 503 |
 //! | `RESULT_RETENTION` | `10m` | how long a finished attempt stays answerable by `/probe` |
 //! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 413 |
+//! | `MAX_ADMISSIONS` | 4 | jobs admitted at once (storage mounted, `CURRENT`, inputs and OPTIONS read, on blocking threads); a submission beyond it gets 503 at once. Admission takes milliseconds on healthy storage, so 4 keep up with hundreds of submissions a second, while a dead NFS server can hold no more than 4 threads |
+//! | `HTTP_HEADER_TIMEOUT` | `10s` | a request's head must be complete this long after the connection was accepted (or after its first byte on a kept-alive connection); else the connection is closed |
+//! | `HTTP_BODY_TIMEOUT` | `60s` | a request's body must have arrived this long after its head (else 408 and the connection closes); an answer the client stops reading may stall this long |
+//! | `HTTP_IDLE_TIMEOUT` | `30s` | a kept-alive connection with no request for this long is closed |
+//! | `MAX_CONNECTIONS` | 1024, or half the open-file limit when lower | HTTP connections open at once; more wait in the listen backlog until one closes (see [`crate::worker::listener`]) |
 //! | `WORKER_AUTH_TOKEN` | unset | when set, `/dcompact` and `/shutdown` need `Authorization: Bearer <token>`; required when the worker listens on an address other than loopback |
 //! | `WORKER_ALLOW_NO_TOKEN` | `false` | `true`: listen beyond loopback without `WORKER_AUTH_TOKEN` (anyone who reaches the port may submit jobs); logged as a warning at every start |
 //! | `MULTI_PROCESS` | `false` | run each attempt in its own child process |
@@ -46,6 +51,7 @@
 
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
 use crate::worker::child::spawner::ChildLimits;
+use crate::worker::listener::limits::HttpLimits;
 use crate::worker::root_guard::{self, RootError, RootKind};
 use crate::zipserver::options::ZipServerOptions;
 use serde::Deserialize;
@@ -94,6 +100,11 @@ pub struct WorkerConfig {
     pub max_waiting_compactions: usize,
     pub result_retention: Duration,
     pub max_request_bytes: usize,
+    /// `MAX_ADMISSIONS`: jobs admitted at once.
+    pub max_admissions: usize,
+    /// `HTTP_HEADER_TIMEOUT`, `HTTP_BODY_TIMEOUT`, `HTTP_IDLE_TIMEOUT`,
+    /// `MAX_CONNECTIONS`.
+    pub http: HttpLimits,
     /// Printed as `<redacted>` by `Debug`.
     pub auth_token: Option<Secret>,
     /// `WORKER_ALLOW_NO_TOKEN`: no token on a non-loopback address.
@@ -191,6 +202,11 @@ struct FileConfig {
     max_waiting_compactions: Option<toml::Value>,
     result_retention: Option<String>,
     max_request_bytes: Option<toml::Value>,
+    max_admissions: Option<toml::Value>,
+    http_header_timeout: Option<String>,
+    http_body_timeout: Option<String>,
+    http_idle_timeout: Option<String>,
+    max_connections: Option<toml::Value>,
     worker_auth_token: Option<String>,
     worker_allow_no_token: Option<toml::Value>,
     multi_process: Option<toml::Value>,
@@ -254,6 +270,11 @@ impl Sources<'_> {
             "MAX_WAITING_COMPACTIONS" => value(&f.max_waiting_compactions),
             "RESULT_RETENTION" => f.result_retention.clone(),
             "MAX_REQUEST_BYTES" => value(&f.max_request_bytes),
+            "MAX_ADMISSIONS" => value(&f.max_admissions),
+            "HTTP_HEADER_TIMEOUT" => f.http_header_timeout.clone(),
+            "HTTP_BODY_TIMEOUT" => f.http_body_timeout.clone(),
+            "HTTP_IDLE_TIMEOUT" => f.http_idle_timeout.clone(),
+            "MAX_CONNECTIONS" => value(&f.max_connections),
             "WORKER_AUTH_TOKEN" => f.worker_auth_token.clone(),
             "WORKER_ALLOW_NO_TOKEN" => value(&f.worker_allow_no_token),
             "MULTI_PROCESS" => value(&f.multi_process),
@@ -457,6 +478,11 @@ impl WorkerConfig {
             Some(v) => parse_count("MAX_REQUEST_BYTES", &v, 4096)?,
             None => 64 << 20,
         };
+        let max_admissions = match src.get("MAX_ADMISSIONS") {
+            Some(v) => parse_count("MAX_ADMISSIONS", &v, 1)?,
+            None => 4,
+        };
+        let http = http_limits(&src)?;
         let auth_token = src.get("WORKER_AUTH_TOKEN").map(Secret::new);
         let allow_no_token = match src.get("WORKER_ALLOW_NO_TOKEN") {
             Some(v) => parse_bool("WORKER_ALLOW_NO_TOKEN", &v)?,
@@ -589,6 +615,8 @@ impl WorkerConfig {
             max_waiting_compactions,
             result_retention,
             max_request_bytes,
+            max_admissions,
+            http,
             auth_token,
             allow_no_token,
             multi_process,
@@ -611,6 +639,37 @@ impl WorkerConfig {
             zip_server_socket,
         })
     }
+}
+
+/// `HTTP_HEADER_TIMEOUT`, `HTTP_BODY_TIMEOUT`, `HTTP_IDLE_TIMEOUT` (each
+/// at least 1 ms) and `MAX_CONNECTIONS`.
+fn http_limits(src: &Sources<'_>) -> Result<HttpLimits, ConfigError> {
+    let timeout = |name: &'static str, default: Duration| {
+        let Some(v) = src.get(name) else {
+            return Ok(default);
+        };
+        let d = parse_duration(name, &v)?;
+        if d.is_zero() {
+            return Err(invalid(name, &v, "must be longer than 0"));
+        }
+        Ok(d)
+    };
+    let max_connections = match src.get("MAX_CONNECTIONS") {
+        Some(v) => parse_count("MAX_CONNECTIONS", &v, 1)?,
+        None => {
+            let open_files =
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                    .ok()
+                    .map(|(soft, _)| soft);
+            HttpLimits::default_max_connections(open_files)
+        }
+    };
+    Ok(HttpLimits {
+        header_timeout: timeout("HTTP_HEADER_TIMEOUT", HttpLimits::DEFAULT_HEADER_TIMEOUT)?,
+        body_timeout: timeout("HTTP_BODY_TIMEOUT", HttpLimits::DEFAULT_BODY_TIMEOUT)?,
+        idle_timeout: timeout("HTTP_IDLE_TIMEOUT", HttpLimits::DEFAULT_IDLE_TIMEOUT)?,
+        max_connections,
+    })
 }
 
 /// The `ETCD_*` settings, when `ETCD_URL` is set.
@@ -914,6 +973,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn http_limits_and_admissions() {
+        let c = load(&[], None).unwrap();
+        assert_eq!(c.max_admissions, 4);
+        assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(30));
+        assert!((16..=1024).contains(&c.http.max_connections));
+        let c = load(
+            &[("HTTP_HEADER_TIMEOUT", "500ms"), ("MAX_CONNECTIONS", "8")],
+            Some("http_body_timeout = \"2s\"\nhttp_idle_timeout = \"1m\"\nmax_admissions = 2\n"),
+        )
+        .unwrap();
+        assert_eq!(c.http.header_timeout, Duration::from_millis(500));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.max_connections, 8);
+        assert_eq!(c.max_admissions, 2);
+        for (name, bad) in [
+            ("HTTP_HEADER_TIMEOUT", "0s"),
+            ("HTTP_BODY_TIMEOUT", "soon"),
+            ("HTTP_IDLE_TIMEOUT", "0"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_ADMISSIONS", "0"),
+        ] {
+            let e = load(&[(name, bad)], None).unwrap_err().to_string();
+            assert!(e.starts_with(name), "{name}={bad}: {e}");
+        }
     }
 
     #[test]

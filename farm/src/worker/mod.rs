@@ -12,6 +12,10 @@
 //!   the job's OPTIONS file, `OpenAndCompact`, result files.
 //! - [`admission`]: turns a request body into a job the worker will run, or
 //!   a 400/412 answer that names the problem.
+//! - [`admission_gate`]: the queue place and the admission permit a
+//!   submission holds before anything is read for it.
+//! - [`listener`]: accepting HTTP connections under `MAX_CONNECTIONS`,
+//!   with header, body and idle timeouts, and a bounded drain.
 //! - [`space_guard`]: refuses jobs whose output would not fit with a margin.
 //! - [`mounts`]: `NFS_DYNAMIC_MOUNT`: mounts per hoster instance, shared by
 //!   its jobs, LRU-evicted, remounted after a stale file handle.
@@ -40,10 +44,12 @@
 //! - [`timings`]: when each step of an attempt happened (its fixed cost, in parts).
 
 pub mod admission;
+pub mod admission_gate;
 pub mod attempt_dir;
 pub mod beneath;
 pub mod child;
 pub mod config;
+pub mod listener;
 pub mod local;
 pub mod metrics;
 pub mod mounts;

@@ -10,7 +10,15 @@
 //! | `GET /metrics` | Prometheus text format (see [`crate::worker::metrics`]) |
 //! | `GET /attempts/<attempt name>/<file>` | an attempt's `LOG`, `LOG.child`, `summary.html`, ...: 400, 403 outside `WORKER_DB_ROOT`, 404 |
 //!
-//! Every error answer is JSON with `status` and `error`.
+//! Every error answer is JSON with `status` and `error`. A request body
+//! that does not arrive within `HTTP_BODY_TIMEOUT` is answered 408
+//! `{"status":"timeout"}` and its connection closed; connections are
+//! accepted and timed by [`crate::worker::listener`].
+//!
+//! `/dcompact` reserves a place in the queue and an admission permit
+//! ([`Supervisor::enter_admission`]) before its job is admitted on a
+//! blocking thread: a full worker, or one with `MAX_ADMISSIONS` admissions
+//! in progress, answers 503 before it reads any file for the job.
 
 use crate::etcd::keys::Registration;
 use crate::protocol::answers::{self, ErrorAnswer, SubmitAnswer, NOT_FOUND};
@@ -18,6 +26,8 @@ use crate::protocol::attempt::AttemptKey;
 use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
 use crate::worker::admission::{admit, AdmissionError};
 use crate::worker::config::WorkerConfig;
+use crate::worker::listener::{accept, timed_body};
+use crate::worker::metrics::http::HttpMetrics;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::registration::Registrar;
 use crate::worker::retention;
@@ -26,9 +36,9 @@ use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
 use crate::worker::timings::now_us;
 use crate::worker::web;
-use axum::body::{to_bytes, Body};
+use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -91,6 +101,7 @@ pub async fn run(
         waiting: 0,
         version: env!("CARGO_PKG_VERSION").into(),
     };
+    let limits = config.http;
     let sup = Supervisor::new(
         Arc::new(config),
         root,
@@ -148,9 +159,9 @@ pub async fn run(
             sup.shutdown().await;
         }
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(graceful)
-        .await;
+    let http_metrics =
+        HttpMetrics::new(sup.registry(), limits.max_connections).map_err(std::io::Error::other)?;
+    let served = accept::serve(listener, app, limits, http_metrics, graceful).await;
     stop_sweeper.cancel();
     let _ = sweeper.await;
     if let Some(r) = registrar {
@@ -227,15 +238,44 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-async fn read_body(sup: &Supervisor, body: Body) -> Result<axum::body::Bytes, Response> {
+/// The whole request body, or the answer that says why not (and the
+/// reason a refused submission counts under).
+async fn read_body(sup: &Supervisor, body: Body) -> Result<Bytes, (RejectReason, Response)> {
     let limit = sup.config().max_request_bytes;
     to_bytes(body, limit).await.map_err(|e| {
-        error(
+        if timed_body::is_timeout(&e) {
+            let mut answer = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request body did not arrive within HTTP_BODY_TIMEOUT={:?}",
+                    sup.config().http.body_timeout
+                ),
+            );
+            // The rest of the body may still trickle in: not worth reading.
+            answer
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return (RejectReason::Timeout, answer);
+        }
+        let answer = error(
             StatusCode::BAD_REQUEST,
             "malformed",
             format!("failed to read request body (limit MAX_REQUEST_BYTES={limit} bytes): {e}"),
-        )
+        );
+        (RejectReason::Malformed, answer)
     })
+}
+
+/// A submission the supervisor turned away: 503 busy, or 412.
+fn submit_error(e: SubmitError) -> Response {
+    let (code, status) = match e {
+        SubmitError::Busy { .. } | SubmitError::AdmissionsFull { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "busy")
+        }
+        SubmitError::Refused(_) => (StatusCode::PRECONDITION_FAILED, "refused"),
+    };
+    error(code, status, e.to_string())
 }
 
 async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Response {
@@ -250,22 +290,23 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
     let received_us = now_us();
     let body = match read_body(&sup, body).await {
         Ok(b) => b,
-        Err(r) => {
-            sup.count_reject(RejectReason::Malformed);
+        Err((reason, r)) => {
+            sup.count_reject(reason);
             return r;
         }
     };
-    if sup.is_stopping() {
-        sup.count_reject(RejectReason::Refused);
-        return error(
-            StatusCode::PRECONDITION_FAILED,
-            "refused",
-            "worker is stopping",
-        );
-    }
-    // Admission parses the input through RocksDB and touches the filesystem.
+    // A place in the queue first, so that a full worker reads nothing;
+    // dropped (given back) on every return below but the last.
+    let (place, permit) = match sup.enter_admission() {
+        Ok(entered) => entered,
+        Err(e) => return submit_error(e),
+    };
+    // Admission parses the input through RocksDB and touches the
+    // filesystem, perhaps a slow NFS server: the blocking work holds the
+    // permit until it returns, even when this request is gone.
     let admitting = sup.clone();
     let admitted = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         admit(
             admitting.config(),
             admitting.catalog(),
@@ -294,7 +335,7 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
     };
     prepared.timings.received_us = Some(received_us);
     prepared.timings.admitted_us = Some(now_us());
-    match sup.submit(job, name, prepared) {
+    match sup.submit(place, job, name, prepared) {
         Ok(()) => {
             let addr = sup
                 .identity()
@@ -306,17 +347,12 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
             })
             .into_response()
         }
-        Err(e @ SubmitError::Busy { .. }) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
-        }
-        Err(e @ SubmitError::Refused(_)) => {
-            error(StatusCode::PRECONDITION_FAILED, "refused", e.to_string())
-        }
+        Err(e) => submit_error(e),
     }
 }
 
 async fn attempt_key(sup: &Supervisor, body: Body) -> Result<AttemptKey, Response> {
-    let body = read_body(sup, body).await?;
+    let body = read_body(sup, body).await.map_err(|(_, r)| r)?;
     serde_json::from_slice(&body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,

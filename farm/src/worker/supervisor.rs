@@ -3,7 +3,10 @@
 //! Admission: at most `MAX_PARALLEL_COMPACTIONS` attempts run at once, at
 //! most `MAX_WAITING_COMPACTIONS` wait (the next to run is chosen by
 //! [`priority`]), and beyond that a
-//! submission is answered 503. Each running attempt is a tracked blocking
+//! submission is answered 503. A submission reserves its place before its
+//! job is admitted ([`Supervisor::enter_admission`], see
+//! [`crate::worker::admission_gate`]), so attempts being admitted count
+//! too, and a full worker refuses before it reads anything. Each running attempt is a tracked blocking
 //! task with its own cancel flag. A finished attempt stays answerable by
 //! `/probe` for `RESULT_RETENTION`.
 //!
@@ -17,6 +20,7 @@ use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::CancelFlag;
 use crate::rocks::plugins::{self, PluginClass, PluginCounts};
 use crate::rocks::serialized::ResultInfo;
+use crate::worker::admission_gate::{AdmissionGate, AdmissionPermit, Closed, Reservation};
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};
@@ -51,13 +55,16 @@ use tokio_util::task::TaskTracker;
 pub enum SubmitError {
     #[error("{0}")]
     Refused(String),
-    #[error("worker busy: {running} running and {waiting} waiting (MAX_PARALLEL_COMPACTIONS={parallel}, MAX_WAITING_COMPACTIONS={queue})")]
+    #[error("worker busy: {running} running and {waiting} waiting, {admitting} being admitted (MAX_PARALLEL_COMPACTIONS={parallel}, MAX_WAITING_COMPACTIONS={queue})")]
     Busy {
         running: usize,
         waiting: usize,
+        admitting: usize,
         parallel: usize,
         queue: usize,
     },
+    #[error("worker busy: MAX_ADMISSIONS={max} jobs are being admitted (their storage may be slow to answer); try another worker")]
+    AdmissionsFull { max: usize },
 }
 
 /// What the supervisor tells its observer (the etcd registrar).
@@ -86,6 +93,8 @@ enum Phase {
 
 struct Entry {
     name: AttemptName,
+    /// Its place in the queue, until the attempt ends.
+    place: Option<Reservation>,
     job: Arc<Job>,
     prepared: Option<PreparedJob>,
     accepted: Instant,
@@ -193,6 +202,8 @@ pub struct Supervisor {
     zip: Option<ZipLink>,
     /// Bumped whenever an attempt ends: what a held `/probe` waits for.
     ended: tokio::sync::watch::Sender<u64>,
+    /// Places in the queue and admission permits.
+    gate: AdmissionGate,
 }
 
 impl Supervisor {
@@ -230,7 +241,12 @@ impl Supervisor {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .map_err(std::io::Error::other)?;
+        let gate = AdmissionGate::new(
+            config.max_parallel_compactions + config.max_waiting_compactions,
+            config.max_admissions,
+        );
         let sup = Arc::new(Supervisor {
+            gate,
             root,
             mounts,
             zip,
@@ -288,6 +304,8 @@ impl Supervisor {
             max_parallel: self.config.max_parallel_compactions,
             max_waiting: self.config.max_waiting_compactions,
             stopping: st.stopping,
+            admitting: self.gate.admitting(),
+            max_admissions: self.gate.max_admissions(),
         }
     }
 
@@ -350,9 +368,49 @@ impl Supervisor {
         self.metrics.rejected(reason);
     }
 
-    /// Admits a validated job, or says why not.
+    /// A place in the queue and an admission permit for a submission, taken
+    /// before its job is read; 412 while stopping, 503 when the queue or
+    /// the admissions are full.
+    pub fn enter_admission(&self) -> Result<(Reservation, AdmissionPermit), SubmitError> {
+        let mut st = self.lock();
+        if st.stopping {
+            st.counters.reject(RejectReason::Refused);
+            self.metrics.rejected(RejectReason::Refused);
+            return Err(SubmitError::Refused("worker is stopping".into()));
+        }
+        let closed = match self.gate.enter() {
+            Ok(entered) => return Ok(entered),
+            Err(closed) => closed,
+        };
+        let (reason, err) = match closed {
+            Closed::QueueFull => {
+                let (running, waiting) = (st.running, st.queue.len());
+                let err = SubmitError::Busy {
+                    running,
+                    waiting,
+                    admitting: self.gate.places_taken().saturating_sub(running + waiting),
+                    parallel: self.config.max_parallel_compactions,
+                    queue: self.config.max_waiting_compactions,
+                };
+                (RejectReason::Busy, err)
+            }
+            Closed::AdmissionsFull => {
+                let err = SubmitError::AdmissionsFull {
+                    max: self.gate.max_admissions(),
+                };
+                (RejectReason::AdmissionsFull, err)
+            }
+        };
+        st.counters.reject(reason);
+        self.metrics.rejected(reason);
+        Err(err)
+    }
+
+    /// Queues an admitted job in the place `place` reserved for it, or says
+    /// why not (the place is then given back).
     pub fn submit(
         self: &Arc<Self>,
+        place: Reservation,
         job: Job,
         name: AttemptName,
         prepared: PreparedJob,
@@ -370,18 +428,6 @@ impl Supervisor {
         if st.attempts.contains_key(&key) {
             return refuse(&mut st, format!("attempt {name} was already submitted"));
         }
-        let parallel = self.config.max_parallel_compactions;
-        let queue = self.config.max_waiting_compactions;
-        if st.running + st.queue.len() >= parallel + queue {
-            st.counters.reject(RejectReason::Busy);
-            self.metrics.rejected(RejectReason::Busy);
-            return Err(SubmitError::Busy {
-                running: st.running,
-                waiting: st.queue.len(),
-                parallel,
-                queue,
-            });
-        }
         tracing::info!(attempt = %name, "accepted");
         st.counters.accepted += 1;
         self.metrics.accepted();
@@ -389,6 +435,7 @@ impl Supervisor {
             key.clone(),
             Entry {
                 name,
+                place: Some(place),
                 job: Arc::new(job),
                 input_bytes: prepared.input_bytes,
                 prepared: Some(prepared),
@@ -665,6 +712,7 @@ impl Supervisor {
             entry.ran = ran;
             entry.bytes_read = read;
             entry.bytes_written = written;
+            entry.place = None;
         }
         self.metrics.ended(&outcome, ran, read, written);
         match &outcome {
@@ -735,6 +783,7 @@ impl Supervisor {
             Phase::Queued => {
                 st.queue.retain(|k| k != key);
                 entry.prepared = None;
+                entry.place = None;
                 entry.phase = Phase::Finished {
                     outcome: Outcome::Cancelled,
                     result: None,
