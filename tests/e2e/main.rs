@@ -17,6 +17,7 @@ mod fault_proxy;
 mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;
+mod nfs_stand_in;
 mod output_check;
 mod path_mapping;
 mod plugins;

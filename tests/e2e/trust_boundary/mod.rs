@@ -5,6 +5,7 @@
 
 mod canary;
 mod exposure;
+mod mount_requests;
 mod properties;
 mod requests;
 mod roots;

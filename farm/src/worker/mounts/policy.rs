@@ -92,7 +92,7 @@ pub enum RequestError {
         allowed: String,
         hint: &'static str,
     },
-    #[error("nfs_mnt_opt: {name:?} is never allowed: {why}; the worker always mounts {ENFORCED_OPTIONS}")]
+    #[error("nfs_mnt_opt: {name:?} is never allowed: {why}; the worker always mounts {enforced}", enforced = ENFORCED_OPTIONS)]
     Forbidden { name: String, why: &'static str },
     #[error("nfs_mnt_opt: {name:?} is not in this worker's MOUNT_ALLOWED_OPTIONS; an operator who needs it adds it there")]
     NotAllowed { name: String },

@@ -242,9 +242,9 @@ impl Slots {
         instance: &str,
         id: u64,
         result: Result<(), MountError>,
-    ) -> Result<u64, (MountError, Option<Unmount>)> {
+    ) -> (Result<u64, MountError>, Option<Unmount>) {
         let Some(slot) = self.map.get_mut(instance).filter(|s| s.id == id) else {
-            return Err((MountError::Gone(instance.to_owned()), None));
+            return (Err(MountError::Gone(instance.to_owned())), None);
         };
         match result {
             Ok(()) => {
@@ -253,12 +253,12 @@ impl Slots {
                 slot.generation += 1;
                 slot.state = State::Ready;
                 tracing::info!(instance, "remounted after a stale file handle");
-                Ok(slot.generation)
+                (Ok(slot.generation), None)
             }
             Err(e) => {
                 self.counters.failed += 1;
                 slot.state = State::Unmounting;
-                Err((e, Some(unmount_of(instance, slot))))
+                (Err(e), Some(unmount_of(instance, slot)))
             }
         }
     }

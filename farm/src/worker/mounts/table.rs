@@ -330,20 +330,14 @@ impl MountTable {
         };
         drop(slots);
         let result = mounter::mount(&spec, &target, self.path_var.as_deref(), self.timeout);
-        let settled = sh.lock().end_remount(instance, lease.slot_id, result);
+        let (settled, unmount) = sh.lock().end_remount(instance, lease.slot_id, result);
         sh.changed.notify_all();
-        match settled {
-            Ok(generation) => {
-                lease.generation.store(generation, Ordering::Relaxed);
-                Ok(())
-            }
-            Err((e, unmount)) => {
-                if let Some(u) = unmount {
-                    sh.unmount(&u);
-                }
-                Err(e)
-            }
+        if let Some(u) = unmount {
+            sh.unmount(&u);
         }
+        let generation = settled?;
+        lease.generation.store(generation, Ordering::Relaxed);
+        Ok(())
     }
 
     /// A lease ended: the evictor looks whether an idle mount should go.
