@@ -7,7 +7,9 @@
 //! worker remounts once and runs the attempt again; if that mount is stale
 //! too, the attempt fails and the hoster compacts locally.
 
-use crate::dynamic_mount::{mounted_below, small_spec, start_mounting_worker, Instance, MountGuard};
+use crate::dynamic_mount::{
+    mounted_below, small_spec, start_mounting_worker, Instance, MountGuard,
+};
 use crate::harness::*;
 use crate::nfs_stand_in::NfsStandIn;
 use farm::worker::local::LocalWorker;

@@ -854,7 +854,10 @@ mod tests {
             Some("mount_allowed_options = \"vers,hard,timeo=\"\n"),
         )
         .unwrap();
-        assert_eq!(c.mount_policy, MountPolicy::new("nfs4", "vers,hard,timeo").unwrap());
+        assert_eq!(
+            c.mount_policy,
+            MountPolicy::new("nfs4", "vers,hard,timeo").unwrap()
+        );
         for (name, value, says) in [
             ("MOUNT_ALLOWED_TYPES", "nfs,none", "only nfs and nfs4"),
             ("MOUNT_ALLOWED_TYPES", "tmpfs", "only nfs and nfs4"),
@@ -864,10 +867,17 @@ mod tests {
             ("MOUNT_ALLOWED_OPTIONS", "vers,suid", "never allowed"),
             ("MOUNT_ALLOWED_OPTIONS", "X-mount.mkdir", "never allowed"),
             ("MOUNT_ALLOWED_OPTIONS", "helper=", "never allowed"),
-            ("MOUNT_ALLOWED_OPTIONS", "vers;sh", "not a mount option name"),
+            (
+                "MOUNT_ALLOWED_OPTIONS",
+                "vers;sh",
+                "not a mount option name",
+            ),
         ] {
             let e = load(&[(name, value)], None).unwrap_err().to_string();
-            assert!(e.starts_with(name) && e.contains(says), "{name}={value}: {e}");
+            assert!(
+                e.starts_with(name) && e.contains(says),
+                "{name}={value}: {e}"
+            );
         }
     }
 

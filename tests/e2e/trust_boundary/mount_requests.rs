@@ -114,26 +114,116 @@ fn mounts_the_configuration_does_not_allow_are_refused_before_anything_runs() {
 
     let hostile: Vec<(&str, &str, String, &str, &str)> = vec![
         // (instance, nfs_type, nfs_mnt_src, nfs_mnt_opt, the refusal says)
-        ("none-bind", "none", "/".into(), "bind", "MOUNT_ALLOWED_TYPES"),
-        ("none-rbind", "none", "/".into(), "rbind", "MOUNT_ALLOWED_TYPES"),
+        (
+            "none-bind",
+            "none",
+            "/".into(),
+            "bind",
+            "MOUNT_ALLOWED_TYPES",
+        ),
+        (
+            "none-rbind",
+            "none",
+            "/".into(),
+            "rbind",
+            "MOUNT_ALLOWED_TYPES",
+        ),
         ("bind-type", "bind", "/".into(), "", "MOUNT_ALLOWED_TYPES"),
-        ("disk", "ext4", "/dev/sda1".into(), "", "MOUNT_ALLOWED_TYPES"),
-        ("ram", "tmpfs", "farm".into(), "size=1m", "MOUNT_ALLOWED_TYPES"),
-        ("fuse-sshfs", "fuse.sshfs", "root@h:/".into(), "", "MOUNT_ALLOWED_TYPES"),
-        ("root", "nfs", "/".into(), "", "a local path is never an NFS source"),
-        ("etc", "nfs", "/etc".into(), "", "a local path is never an NFS source"),
-        ("dev", "nfs4", "/dev/sda1".into(), "", "a local path is never an NFS source"),
+        (
+            "disk",
+            "ext4",
+            "/dev/sda1".into(),
+            "",
+            "MOUNT_ALLOWED_TYPES",
+        ),
+        (
+            "ram",
+            "tmpfs",
+            "farm".into(),
+            "size=1m",
+            "MOUNT_ALLOWED_TYPES",
+        ),
+        (
+            "fuse-sshfs",
+            "fuse.sshfs",
+            "root@h:/".into(),
+            "",
+            "MOUNT_ALLOWED_TYPES",
+        ),
+        (
+            "root",
+            "nfs",
+            "/".into(),
+            "",
+            "a local path is never an NFS source",
+        ),
+        (
+            "etc",
+            "nfs",
+            "/etc".into(),
+            "",
+            "a local path is never an NFS source",
+        ),
+        (
+            "dev",
+            "nfs4",
+            "/dev/sda1".into(),
+            "",
+            "a local path is never an NFS source",
+        ),
         ("loop", "nfs4", "localhost:/".into(), "", "loopback"),
-        ("dots", "nfs", format!("{NFS_HOST}:/copy/../../etc"), "", "normal"),
+        (
+            "dots",
+            "nfs",
+            format!("{NFS_HOST}:/copy/../../etc"),
+            "",
+            "normal",
+        ),
         ("nfs-bind", "nfs", good.clone(), "bind", "never allowed"),
-        ("nfs-rbind", "nfs", good.clone(), "vers=3,rbind", "never allowed"),
+        (
+            "nfs-rbind",
+            "nfs",
+            good.clone(),
+            "vers=3,rbind",
+            "never allowed",
+        ),
         ("suid", "nfs", good.clone(), "hard,suid", "never allowed"),
         ("dev-opt", "nfs", good.clone(), "dev", "never allowed"),
-        ("exec", "nfs4", good.clone(), "exec,vers=4.2", "never allowed"),
-        ("remount", "nfs", good.clone(), "remount,rw", "never allowed"),
-        ("mkdir", "nfs", good.clone(), "X-mount.mkdir", "never allowed"),
-        ("helper", "nfs", good.clone(), "helper=/bin/sh", "never allowed"),
-        ("unlisted", "nfs", good.clone(), "farm_test=1", "MOUNT_ALLOWED_OPTIONS"),
+        (
+            "exec",
+            "nfs4",
+            good.clone(),
+            "exec,vers=4.2",
+            "never allowed",
+        ),
+        (
+            "remount",
+            "nfs",
+            good.clone(),
+            "remount,rw",
+            "never allowed",
+        ),
+        (
+            "mkdir",
+            "nfs",
+            good.clone(),
+            "X-mount.mkdir",
+            "never allowed",
+        ),
+        (
+            "helper",
+            "nfs",
+            good.clone(),
+            "helper=/bin/sh",
+            "never allowed",
+        ),
+        (
+            "unlisted",
+            "nfs",
+            good.clone(),
+            "farm_test=1",
+            "MOUNT_ALLOWED_OPTIONS",
+        ),
     ];
     for (instance, fs_type, src, opt, says) in &hostile {
         let job = asking(&c, instance, fs_type, src, opt);
@@ -142,7 +232,10 @@ fn mounts_the_configuration_does_not_allow_are_refused_before_anything_runs() {
         assert_eq!(answer["status"], "refused", "{instance}: {answer}");
         let error = answer["error"].as_str().unwrap();
         assert!(error.contains(says), "{instance}: {error}");
-        assert!(!error.contains("/bin/sh"), "option values are never shown: {error}");
+        assert!(
+            !error.contains("/bin/sh"),
+            "option values are never shown: {error}"
+        );
     }
     assert_eq!(nfs.calls(), Vec::<Vec<String>>::new(), "no helper ran");
     assert_eq!(worker_mounts(&worker), mounts_before, "nothing was mounted");
@@ -153,7 +246,10 @@ fn mounts_the_configuration_does_not_allow_are_refused_before_anything_runs() {
         "{stat}"
     );
     let m = &stat["mounts"];
-    assert_eq!((m["mounted"].as_u64(), m["failed"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (m["mounted"].as_u64(), m["failed"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert_eq!(m["mounts"], serde_json::json!([]), "{m}");
 
     // The same job with an allowed mount is admitted, mounted once with
@@ -161,7 +257,9 @@ fn mounts_the_configuration_does_not_allow_are_refused_before_anything_runs() {
     let job = asking(&c, "tenant", "nfs4", &good, "vers=4.1,hard");
     let (code, answer) = submit(&worker, &job);
     assert_eq!(code, 200, "{answer}");
-    eventually("the allowed job is done", || probe(&worker, &job)["status"] == "done");
+    eventually("the allowed job is done", || {
+        probe(&worker, &job)["status"] == "done"
+    });
     let mnt = dir.join("mnt");
     assert_eq!(
         nfs.calls(),
@@ -193,10 +291,18 @@ fn an_operator_cannot_allow_what_cannot_be_checked() {
     let sandbox = Sandbox::new().share(dir);
     for (name, value, says) in [
         ("MOUNT_ALLOWED_TYPES", "nfs,none", "only nfs and nfs4"),
-        ("MOUNT_ALLOWED_TYPES", "nfs4,fuse.sshfs", "only nfs and nfs4"),
+        (
+            "MOUNT_ALLOWED_TYPES",
+            "nfs4,fuse.sshfs",
+            "only nfs and nfs4",
+        ),
         ("MOUNT_ALLOWED_OPTIONS", "vers,hard,bind", "never allowed"),
         ("MOUNT_ALLOWED_OPTIONS", "vers,suid", "never allowed"),
-        ("MOUNT_ALLOWED_OPTIONS", "vers,X-mount.mkdir", "never allowed"),
+        (
+            "MOUNT_ALLOWED_OPTIONS",
+            "vers,X-mount.mkdir",
+            "never allowed",
+        ),
     ] {
         let mut env = sandboxed_env(dir, &nfs);
         env.push((name, value.to_string()));
@@ -305,11 +411,17 @@ fn a_mount_that_hangs_holds_back_only_the_jobs_of_its_instance() {
         let scrape = s.spawn(|| {
             poll(
                 &stop,
-                &[("/metrics", &|| get("/metrics")), ("/stat?html=0", &|| get("/stat?html=0"))],
+                &[
+                    ("/metrics", &|| get("/metrics")),
+                    ("/stat?html=0", &|| get("/stat?html=0")),
+                ],
             )
         });
         let asks = s.spawn(|| {
-            poll(&stop, &[("/probe", &probe_alive), ("/health", &|| get("/health"))])
+            poll(
+                &stop,
+                &[("/probe", &probe_alive), ("/health", &|| get("/health"))],
+            )
         });
         let started = Instant::now();
         let first = s.spawn(|| submit(&worker, &dead(0)));
@@ -354,7 +466,10 @@ fn a_mount_that_hangs_holds_back_only_the_jobs_of_its_instance() {
         );
         assert!(!error.contains("hard"), "options never shown: {error}");
     }
-    assert!(hung >= timeout, "refused only when the helper was killed: {hung:?}");
+    assert!(
+        hung >= timeout,
+        "refused only when the helper was killed: {hung:?}"
+    );
     for (what, took, n) in &slowest {
         assert!(*n > 10, "{what} asked {n} times");
         assert!(*took < Duration::from_secs(1), "{what} took {took:?}");
@@ -368,7 +483,11 @@ fn a_mount_that_hangs_holds_back_only_the_jobs_of_its_instance() {
     });
     let m = worker_stat(&worker)["mounts"].clone();
     assert_eq!(
-        (m["mounted"].as_u64(), m["failed"].as_u64(), m["active"].as_u64()),
+        (
+            m["mounted"].as_u64(),
+            m["failed"].as_u64(),
+            m["active"].as_u64()
+        ),
         (Some(1), Some(1), Some(1)),
         "{m}"
     );

@@ -63,7 +63,9 @@ pub enum MountError {
     /// waited for, failed.
     #[error(transparent)]
     Shared(Arc<MountError>),
-    #[error("the mount of instance {instance} was still being changed for another job after {waited:?}")]
+    #[error(
+        "the mount of instance {instance} was still being changed for another job after {waited:?}"
+    )]
     Busy { instance: String, waited: Duration },
 }
 
@@ -229,10 +231,7 @@ mod tests {
     fn a_timeout_kills_what_the_helper_started() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
-        let script = format!(
-            "sleep 30 & echo $! > {}; wait",
-            pid_file.display()
-        );
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
         let e = run_mount(sh(&script), dir.path(), Duration::from_millis(300)).unwrap_err();
         assert!(matches!(e, MountError::TimedOut { .. }), "{e}");
         let pid = std::fs::read_to_string(&pid_file).unwrap();

@@ -75,7 +75,9 @@ pub enum PolicyError {
     NoType,
     #[error("{0:?}: only {checkable} can be allowed: the worker checks their sources (host:/path); another type would let a request mount the worker host's own files (none/bind a directory, a block-device filesystem a disk, tmpfs or fuse.* anything)", checkable = CHECKABLE_TYPES.join(" and "))]
     Uncheckable(String),
-    #[error("{0:?} is not a mount option name (a letter or digit, then letters, digits, '_', '-', '.')")]
+    #[error(
+        "{0:?} is not a mount option name (a letter or digit, then letters, digits, '_', '-', '.')"
+    )]
     OptionName(String),
     #[error("{name}: never allowed: {why}")]
     Forbidden { name: String, why: &'static str },
@@ -86,7 +88,9 @@ pub enum PolicyError {
 /// values are never repeated (they may hold credentials).
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
-    #[error("nfs_type {asked:?} is not allowed by this worker's MOUNT_ALLOWED_TYPES ({allowed}){hint}")]
+    #[error(
+        "nfs_type {asked:?} is not allowed by this worker's MOUNT_ALLOWED_TYPES ({allowed}){hint}"
+    )]
     Type {
         asked: String,
         allowed: String,
@@ -254,10 +258,21 @@ mod tests {
 
     #[test]
     fn types_that_cannot_be_checked_are_refused_at_start_and_in_jobs() {
-        for t in ["none", "bind", "tmpfs", "ext4", "fuse", "fuse.sshfs", "cifs"] {
+        for t in [
+            "none",
+            "bind",
+            "tmpfs",
+            "ext4",
+            "fuse",
+            "fuse.sshfs",
+            "cifs",
+        ] {
             let e = MountPolicy::new(&format!("nfs,{t}"), DEFAULT_OPTIONS).unwrap_err();
             assert!(e.to_string().contains(t), "{e}");
-            let e = MountPolicy::default().check_type(t).unwrap_err().to_string();
+            let e = MountPolicy::default()
+                .check_type(t)
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.contains("MOUNT_ALLOWED_TYPES") && e.contains("only nfs and nfs4"),
                 "{e}"
@@ -318,13 +333,20 @@ mod tests {
         let p = MountPolicy::new("nfs", "vers,hard").unwrap();
         p.check_options("vers=4.2,hard").unwrap();
         let e = p.check_options("vers=4.2,soft").unwrap_err().to_string();
-        assert!(e.contains("\"soft\"") && e.contains("MOUNT_ALLOWED_OPTIONS"), "{e}");
-        let e = p
-            .check_options("password=hunter2")
-            .unwrap_err()
-            .to_string();
+        assert!(
+            e.contains("\"soft\"") && e.contains("MOUNT_ALLOWED_OPTIONS"),
+            "{e}"
+        );
+        let e = p.check_options("password=hunter2").unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
-        for bad in ["vers=4,,hard", "vers=a b", "vers=\"4\"", "vers=4=5", ",hard", "ha rd"] {
+        for bad in [
+            "vers=4,,hard",
+            "vers=a b",
+            "vers=\"4\"",
+            "vers=4=5",
+            ",hard",
+            "ha rd",
+        ] {
             assert!(p.check_options(bad).is_err(), "{bad}");
         }
         assert!(MountPolicy::new("nfs", "vers;rm").is_err());

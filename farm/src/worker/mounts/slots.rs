@@ -48,10 +48,7 @@ impl State {
 
     /// Something is mounted on the target.
     fn mounted(&self) -> bool {
-        matches!(
-            self,
-            State::Ready | State::Remounting | State::Unmounting
-        )
+        matches!(self, State::Ready | State::Remounting | State::Unmounting)
     }
 }
 
@@ -85,15 +82,22 @@ pub(super) enum Found {
     /// No slot: the job mounts.
     Absent,
     /// Shared: a lease on slot `id`, at `generation`.
-    Lease { id: u64, generation: u64 },
+    Lease {
+        id: u64,
+        generation: u64,
+    },
     /// Mounted from another source for running jobs.
-    Conflict { mounted: String },
+    Conflict {
+        mounted: String,
+    },
     /// Idle and mounted from another source: unmount it, then look again.
     Replace(Unmount),
     /// The mount the job waited for failed.
     Failed(Arc<MountError>),
     /// A command runs on slot `id`: wait, then look again.
-    Wait { id: u64 },
+    Wait {
+        id: u64,
+    },
     Closed,
 }
 

@@ -97,8 +97,10 @@ fn check_path(path: &str) -> Result<(), SourceError> {
     // One trailing '/' is usual ("server:/export/"); the root alone too.
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     let bad_char = path.chars().any(|c| c.is_control() || c.is_whitespace());
-    let bad_component =
-        !rest.is_empty() && rest.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+    let bad_component = !rest.is_empty()
+        && rest
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..");
     if bad_char || bad_component || path.len() > 4096 {
         return Err(SourceError::NotNormal);
     }

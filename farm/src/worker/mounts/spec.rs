@@ -29,7 +29,9 @@ pub enum SpecError {
     Missing,
     #[error(transparent)]
     Refused(#[from] RequestError),
-    #[error("nfs_mnt_src {value:?} is not an NFS export of the form host:/absolute/path: {source}")]
+    #[error(
+        "nfs_mnt_src {value:?} is not an NFS export of the form host:/absolute/path: {source}"
+    )]
     Source {
         value: String,
         #[source]

@@ -99,10 +99,7 @@ impl Shared {
             let keep = if slots.closed { 0 } else { self.capacity };
             let victims = slots.idle_victims(keep);
             if victims.is_empty() {
-                slots = self
-                    .changed
-                    .wait(slots)
-                    .unwrap_or_else(|p| p.into_inner());
+                slots = self.changed.wait(slots).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
             drop(slots);
@@ -410,9 +407,10 @@ impl MountTable {
             if Instant::now() >= deadline {
                 return false;
             }
-            slots = self
-                .shared
-                .wait(slots, deadline.min(Instant::now() + Duration::from_millis(20)));
+            slots = self.shared.wait(
+                slots,
+                deadline.min(Instant::now() + Duration::from_millis(20)),
+            );
         }
     }
 }

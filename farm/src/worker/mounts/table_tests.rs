@@ -156,7 +156,10 @@ impl Helpers {
     }
 
     fn table(&self, root: &Path, timeout: Duration) -> Arc<MountTable> {
-        let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.dir.path().display());
+        let path = format!(
+            "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+            self.dir.path().display()
+        );
         MountTable::with_path(root.to_owned(), 4, timeout, Some(path)).unwrap()
     }
 
@@ -244,7 +247,11 @@ fn jobs_that_waited_for_a_mount_that_hangs_get_its_timeout() {
     assert_eq!(helpers.calls(), 1, "the waiting job did not mount again");
     let s = table.snapshot();
     assert_eq!((s.counters.failed, s.active), (1, 0));
-    assert!(s.mounts.is_empty(), "the failed slot is gone: {:?}", s.mounts);
+    assert!(
+        s.mounts.is_empty(),
+        "the failed slot is gone: {:?}",
+        s.mounts
+    );
     // The next job tries again.
     assert!(table.acquire("dead", &dead).is_err());
     assert_eq!(helpers.calls(), 2);
