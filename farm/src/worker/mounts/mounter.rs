@@ -15,6 +15,16 @@
 //! Unmount: `umount2(target)`; when the target is busy (a file still open
 //! from a lazily detached generation, a shell's cwd), a lazy detach.
 
+use super::mountinfo::mounts_at;
+use super::spec::MountSpec;
+use super::sys;
+use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error("failed to create mount point {path}: {source}")]

@@ -73,7 +73,7 @@ fn check_host(host: &str) -> Result<(), SourceError> {
         (1..=63).contains(&l.len())
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
     };
     // A last label of digits only reads as an address ("1.2.3", "10").
     let numeric_tail = labels
