@@ -25,6 +25,11 @@ use std::path::PathBuf;
 ///   NFS_DYNAMIC_MOUNT         mount each instance's nfs_mnt_src on NFS_MOUNT_ROOT/<instance_name> (default false)
 ///   NFS_MOUNT_CACHE           idle mounts kept; least recently used unmounted beyond it (default 32)
 ///   MOUNT_TIMEOUT             a mount helper still running after this is killed (default 60s)
+///   MOUNT_ALLOWED_TYPES       nfs_types a job may ask for; only nfs and nfs4 can be listed (default nfs,nfs4)
+///   MOUNT_ALLOWED_OPTIONS     option names a job's nfs_mnt_opt may use, ','-separated (default: the usual
+///                             NFS options: vers, proto, timeo, hard, rsize, nolock, sec, ro, noatime...);
+///                             bind, remount, X-*, suid, dev, exec, helper... are never allowed;
+///                             nosuid,nodev,noexec are always added
 ///   MAX_PARALLEL_COMPACTIONS  attempts running at once (default: number of CPUs)
 ///   MAX_WAITING_COMPACTIONS   attempts queued beyond that; more get 503 (default 2 x parallel)
 ///   RESULT_RETENTION          how long /probe still answers for a finished attempt (default 10m)

@@ -52,7 +52,8 @@ pub fn admit(
     let Some(table) = mounts else {
         return prepare(config, catalog, job, name);
     };
-    let spec = MountSpec::from_job(&job).map_err(|e| Refused(e.to_string()))?;
+    let spec =
+        MountSpec::from_job(&job, &config.mount_policy).map_err(|e| Refused(e.to_string()))?;
     let lease = table.acquire(&job.instance_name, &spec).map_err(|e| {
         Refused(format!(
             "failed to mount {spec} on {}: {e}",

@@ -38,7 +38,9 @@
 //! | `WEB_DOMAIN` | unset | the web view sets `document.domain` to it, for pages embedded in an operator's portal |
 //! | `NFS_DYNAMIC_MOUNT` | `false` | mount each instance's `nfs_mnt_src` on `NFS_MOUNT_ROOT/<instance_name>` on its first job; needs `NFS_MOUNT_ROOT` |
 //! | `NFS_MOUNT_CACHE` | 32 | with `NFS_DYNAMIC_MOUNT`, idle mounts kept; the least recently used is unmounted beyond it |
-//! | `MOUNT_TIMEOUT` | `60s` | a mount helper still running after this is killed and the job refused |
+//! | `MOUNT_TIMEOUT` | `60s` | a mount helper still running after this is killed (with what it started) and the job refused; jobs of the same instance wait for it, others do not |
+//! | `MOUNT_ALLOWED_TYPES` | `nfs,nfs4` | the `nfs_type`s a job may ask for; only `nfs` and `nfs4` may be listed (their sources are checked: `host:/absolute/path`, not loopback); anything else is refused at start |
+//! | `MOUNT_ALLOWED_OPTIONS` | the usual NFS options (see [`crate::worker::mounts::policy::DEFAULT_OPTIONS`]) | the option names a job's `nfs_mnt_opt` may use (`name=value` checked by name); replaces the default. Never allowed, even when listed (refused at start): `bind`, `rbind`, `remount`, `move`, propagation (`make-*`, `shared`...), `X-*`, `suid`, `dev`, `exec`, `defaults`, `user(s)`, `owner`, `group`, `helper`, `uhelper`, `loop`, `offset`, SELinux contexts. `nosuid,nodev,noexec` are always added |
 //! | `ETCD_URL` | unset | etcd endpoints (`host:port` or `http(s)://host:port`, `,`-separated): register under `ETCD_ROOT/workers/<addr>` and publish finished attempts |
 //! | `ETCD_ROOT` | `/dcompact` | the farm's key prefix in etcd |
 //! | `ETCD_USERNAME`, `ETCD_PASSWORD` | unset | etcd credentials (never logged) |
@@ -52,6 +54,7 @@
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
 use crate::worker::child::spawner::ChildLimits;
 use crate::worker::listener::limits::HttpLimits;
+use crate::worker::mounts::policy::{self, MountPolicy};
 use crate::worker::root_guard::{self, RootError, RootKind};
 use crate::zipserver::options::ZipServerOptions;
 use serde::Deserialize;
@@ -127,6 +130,8 @@ pub struct WorkerConfig {
     pub nfs_dynamic_mount: bool,
     pub nfs_mount_cache: usize,
     pub mount_timeout: Duration,
+    /// `MOUNT_ALLOWED_TYPES` and `MOUNT_ALLOWED_OPTIONS`.
+    pub mount_policy: MountPolicy,
     /// Registration and "done" events; `None` without `ETCD_URL`.
     pub etcd: Option<EtcdConfig>,
     /// `ZIP_SERVER_OPTIONS`, parsed: the zipserver the worker starts.
@@ -213,6 +218,8 @@ struct FileConfig {
     nfs_dynamic_mount: Option<toml::Value>,
     nfs_mount_cache: Option<toml::Value>,
     mount_timeout: Option<String>,
+    mount_allowed_types: Option<String>,
+    mount_allowed_options: Option<String>,
     plugins: Option<String>,
     child_memory_limit: Option<toml::Value>,
     child_file_size_limit: Option<toml::Value>,
@@ -281,6 +288,8 @@ impl Sources<'_> {
             "NFS_DYNAMIC_MOUNT" => value(&f.nfs_dynamic_mount),
             "NFS_MOUNT_CACHE" => value(&f.nfs_mount_cache),
             "MOUNT_TIMEOUT" => f.mount_timeout.clone(),
+            "MOUNT_ALLOWED_TYPES" => f.mount_allowed_types.clone(),
+            "MOUNT_ALLOWED_OPTIONS" => f.mount_allowed_options.clone(),
             "PLUGINS" => f.plugins.clone(),
             "CHILD_MEMORY_LIMIT" => value(&f.child_memory_limit),
             "CHILD_FILE_SIZE_LIMIT" => value(&f.child_file_size_limit),
@@ -573,6 +582,7 @@ impl WorkerConfig {
             None => 32,
         };
         let mount_timeout = duration("MOUNT_TIMEOUT", Duration::from_secs(60))?;
+        let mount_policy = mount_policy(&src)?;
         let etcd = etcd_config(&src)?;
         let zip_server = src
             .get("ZIP_SERVER_OPTIONS")
@@ -634,6 +644,7 @@ impl WorkerConfig {
             nfs_dynamic_mount,
             nfs_mount_cache,
             mount_timeout,
+            mount_policy,
             etcd,
             zip_server,
             zip_server_socket,
@@ -670,6 +681,22 @@ fn http_limits(src: &Sources<'_>) -> Result<HttpLimits, ConfigError> {
         idle_timeout: timeout("HTTP_IDLE_TIMEOUT", HttpLimits::DEFAULT_IDLE_TIMEOUT)?,
         max_connections,
     })
+}
+
+/// `MOUNT_ALLOWED_TYPES` and `MOUNT_ALLOWED_OPTIONS`: an error names the
+/// setting and the item it refuses.
+fn mount_policy(src: &Sources<'_>) -> Result<MountPolicy, ConfigError> {
+    let types = src.get("MOUNT_ALLOWED_TYPES");
+    let options = src.get("MOUNT_ALLOWED_OPTIONS");
+    let types_text = types.as_deref().unwrap_or(policy::DEFAULT_TYPES);
+    let options_text = options.as_deref().unwrap_or(policy::DEFAULT_OPTIONS);
+    // Each list alone, so that the error names the setting at fault.
+    MountPolicy::new(types_text, policy::DEFAULT_OPTIONS)
+        .map_err(|e| invalid("MOUNT_ALLOWED_TYPES", types_text, e.to_string()))?;
+    MountPolicy::new(policy::DEFAULT_TYPES, options_text)
+        .map_err(|e| invalid("MOUNT_ALLOWED_OPTIONS", options_text, e.to_string()))?;
+    MountPolicy::new(types_text, options_text)
+        .map_err(|e| invalid("MOUNT_ALLOWED_TYPES", types_text, e.to_string()))
 }
 
 /// The `ETCD_*` settings, when `ETCD_URL` is set.
@@ -875,6 +902,42 @@ mod tests {
         assert_eq!(c.mount_timeout, Duration::from_secs(5));
         assert_eq!(load(&[], None).unwrap().nfs_mount_cache, 32);
         assert!(load(&[("NFS_MOUNT_CACHE", "0")], None).is_err());
+    }
+
+    #[test]
+    fn mount_allow_lists_refuse_what_cannot_be_a_boundary() {
+        let c = load(&[], None).unwrap();
+        assert_eq!(c.mount_policy, MountPolicy::default());
+        let c = load(
+            &[("MOUNT_ALLOWED_TYPES", "nfs4")],
+            Some("mount_allowed_options = \"vers,hard,timeo=\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.mount_policy,
+            MountPolicy::new("nfs4", "vers,hard,timeo").unwrap()
+        );
+        for (name, value, says) in [
+            ("MOUNT_ALLOWED_TYPES", "nfs,none", "only nfs and nfs4"),
+            ("MOUNT_ALLOWED_TYPES", "tmpfs", "only nfs and nfs4"),
+            ("MOUNT_ALLOWED_TYPES", "fuse.sshfs", "only nfs and nfs4"),
+            ("MOUNT_ALLOWED_TYPES", "ext4", "only nfs and nfs4"),
+            ("MOUNT_ALLOWED_OPTIONS", "vers,bind", "never allowed"),
+            ("MOUNT_ALLOWED_OPTIONS", "vers,suid", "never allowed"),
+            ("MOUNT_ALLOWED_OPTIONS", "X-mount.mkdir", "never allowed"),
+            ("MOUNT_ALLOWED_OPTIONS", "helper=", "never allowed"),
+            (
+                "MOUNT_ALLOWED_OPTIONS",
+                "vers;sh",
+                "not a mount option name",
+            ),
+        ] {
+            let e = load(&[(name, value)], None).unwrap_err().to_string();
+            assert!(
+                e.starts_with(name) && e.contains(says),
+                "{name}={value}: {e}"
+            );
+        }
     }
 
     #[test]

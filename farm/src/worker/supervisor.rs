@@ -231,7 +231,7 @@ impl Supervisor {
                 root.clone(),
                 config.nfs_mount_cache,
                 config.mount_timeout,
-            )),
+            )?),
             _ => None,
         };
         let registry = prometheus::Registry::new();
@@ -805,6 +805,9 @@ impl Supervisor {
     }
 
     pub fn stat(&self) -> StatSnapshot {
+        // Before the state lock, never under it: the mount table has a lock
+        // of its own.
+        let mounts = self.mounts.as_ref().map(|m| m.snapshot());
         let st = self.lock();
         let now = Instant::now();
         let mut attempts: Vec<AttemptRow> = st
@@ -856,7 +859,7 @@ impl Supervisor {
                     c
                 },
             },
-            mounts: self.mounts.as_ref().map(|m| m.snapshot()),
+            mounts,
             etcd: self.registration.get().map(|r| r.snapshot()),
             attempts,
             zipserver: self.zip_snapshot(),

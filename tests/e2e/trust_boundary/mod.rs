@@ -7,6 +7,7 @@ mod admission_bound;
 mod canary;
 mod exposure;
 mod http_limits;
+mod mount_requests;
 mod properties;
 mod requests;
 mod roots;
