@@ -8,6 +8,7 @@ mod sandbox;
 
 mod admission;
 mod browser;
+mod child_cgroups;
 mod child_faults;
 mod dynamic_mount;
 mod etcd;
