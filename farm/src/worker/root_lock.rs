@@ -14,6 +14,7 @@ use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootLockError {
@@ -33,21 +34,36 @@ pub struct RootLock {
     _held: Flock<File>,
 }
 
+/// How long a starting worker waits for a predecessor that is still
+/// dying (a restart right after a kill) to release the lock.
+pub const CLAIM_WAIT: Duration = Duration::from_secs(5);
+
 impl RootLock {
-    /// Takes the root's lock, or says that a live worker holds it.
-    pub fn claim(root: &WorkerRoot) -> Result<RootLock, RootLockError> {
+    /// Takes the root's lock, waiting up to `wait` for a holder to go
+    /// away; or says that a live worker holds it.
+    pub fn claim(root: &WorkerRoot, wait: Duration) -> Result<RootLock, RootLockError> {
         let io_error = |source| RootLockError::Io {
             path: root.path().to_owned(),
             source,
         };
-        let marker = beneath::open_file(root.fd(), Path::new(ROOT_MARKER), Crossing::SameFilesystem)
-            .map_err(io_error)?;
-        match Flock::lock(marker, FlockArg::LockExclusiveNonblock) {
-            Ok(held) => Ok(RootLock { _held: held }),
-            Err((_, Errno::EWOULDBLOCK)) => Err(RootLockError::Held {
-                path: root.path().to_owned(),
-            }),
-            Err((_, e)) => Err(io_error(io::Error::from(e))),
+        let mut marker =
+            beneath::open_file(root.fd(), Path::new(ROOT_MARKER), Crossing::SameFilesystem)
+                .map_err(io_error)?;
+        let until = Instant::now() + wait;
+        loop {
+            match Flock::lock(marker, FlockArg::LockExclusiveNonblock) {
+                Ok(held) => return Ok(RootLock { _held: held }),
+                Err((file, Errno::EWOULDBLOCK)) if Instant::now() < until => {
+                    marker = file;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return Err(RootLockError::Held {
+                        path: root.path().to_owned(),
+                    })
+                }
+                Err((_, e)) => return Err(io_error(io::Error::from(e))),
+            }
         }
     }
 }
@@ -61,12 +77,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("root");
         let root = WorkerRoot::open(&path).unwrap();
-        let first = RootLock::claim(&root).unwrap();
+        let first = RootLock::claim(&root, Duration::ZERO).unwrap();
         let again = WorkerRoot::open(&path).unwrap();
-        let e = RootLock::claim(&again).unwrap_err();
+        let e = RootLock::claim(&again, Duration::from_millis(100)).unwrap_err();
         assert!(matches!(e, RootLockError::Held { .. }), "{e}");
         assert!(e.to_string().contains("another running worker"), "{e}");
-        drop(first);
-        RootLock::claim(&again).unwrap();
+        // A holder that goes away while the claim waits.
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(first);
+        });
+        RootLock::claim(&again, Duration::from_secs(10)).unwrap();
+        release.join().unwrap();
     }
 }

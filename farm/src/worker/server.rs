@@ -22,7 +22,7 @@ use crate::worker::plugin_catalog::Catalog;
 use crate::worker::registration::Registrar;
 use crate::worker::retention;
 use crate::worker::root_guard::WorkerRoot;
-use crate::worker::root_lock::RootLock;
+use crate::worker::root_lock::{RootLock, CLAIM_WAIT};
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
 use crate::worker::web;
@@ -66,7 +66,7 @@ pub async fn run(
     refuse_open_exposure(&config, bound)?;
     let root = Arc::new(WorkerRoot::open(&config.worker_db_root).map_err(std::io::Error::other)?);
     // Held until the worker ends: what is under the root is this worker's.
-    let root_lock = RootLock::claim(&root).map_err(std::io::Error::other)?;
+    let root_lock = RootLock::claim(&root, CLAIM_WAIT).map_err(std::io::Error::other)?;
     let cgroups = if config.multi_process {
         child_cgroups(&config.child_limits, &root, &root_lock).map_err(std::io::Error::other)?
     } else {

@@ -19,6 +19,7 @@ use crate::worker::root_lock::{RootLock, RootLockError};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Where this worker makes its children's cgroups.
 #[derive(Debug)]
@@ -119,7 +120,7 @@ pub fn sweep_after(root: &Path) -> Result<Option<Swept>, SweepError> {
         return Ok(None);
     }
     let root = WorkerRoot::open(root)?;
-    let _lock = match RootLock::claim(&root) {
+    let _lock = match RootLock::claim(&root, Duration::ZERO) {
         Ok(lock) => lock,
         Err(RootLockError::Held { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -129,6 +130,12 @@ pub fn sweep_after(root: &Path) -> Result<Option<Swept>, SweepError> {
     let swept = sweep(layout.version, &homes)?;
     let dirs: Vec<PathBuf> = homes.iter().map(|(_, h)| h.clone()).collect();
     remove(&dirs)?;
+    for home in &dirs {
+        // Shared with workers on other roots: removed only when empty.
+        if let Some(parent) = home.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
     Ok(Some(swept))
 }
 
@@ -192,7 +199,7 @@ fn sweep(version: Version, homes: &[(Tree, PathBuf)]) -> Result<Swept, CgroupErr
 /// Creates `home` (and `dcompact-worker` above it); with cgroup v2, hands
 /// the controllers down to it.
 fn make(version: Version, tree: &Tree, home: &Path) -> Result<(), CgroupError> {
-    std::fs::create_dir_all(home).map_err(CgroupError::io("create", home))?;
+    create_home(home)?;
     if version == Version::V2 {
         let enable: Vec<String> = tree.controllers.iter().map(|c| format!("+{c}")).collect();
         let enable = enable.join(" ");
@@ -202,6 +209,19 @@ fn make(version: Version, tree: &Tree, home: &Path) -> Result<(), CgroupError> {
         }
     }
     Ok(())
+}
+
+/// `create_dir_all`, tried again when a worker on another root removed the
+/// shared `dcompact-worker` directory (empty at that moment) in between.
+fn create_home(home: &Path) -> Result<(), CgroupError> {
+    let mut tries = 0;
+    loop {
+        match std::fs::create_dir_all(home) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            Err(e) => return Err(CgroupError::io("create", home)(e)),
+        }
+    }
 }
 
 /// cgroup v2, the worker alone in its cgroup: moves it into the leaf
