@@ -100,9 +100,9 @@ fn the_next_worker_on_a_root_ends_what_a_killed_worker_left() {
         attempt_processes("orphans").len() == 1 && describe_processes().len() == 1
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let orphans = [attempt_processes("orphans"), describe_processes()];
+    let orphans = (attempt_processes("orphans"), describe_processes());
     assert!(
-        orphans.iter().all(|o| o.len() == 1),
+        orphans.0.len() == 1 && orphans.1.len() == 1,
         "the grandchildren outlive a killed worker by themselves: {orphans:?}"
     );
     assert!(cgroup.is_dir(), "the dead worker's cgroup is still there");
