@@ -269,6 +269,7 @@ fn tls_with_client_certificates() {
     let worker = start_worker(
         &d.tmp.path().join("w"),
         &[
+            ("HOSTER_ROOTS", d.root.display().to_string()),
             ("ETCD_URL", etcd.url()),
             ("ETCD_ROOT", ROOT.into()),
             ("ETCD_CA", client.ca.display().to_string()),

@@ -198,6 +198,16 @@ pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The entries of a worker's root other than the root's own marker.
+pub fn attempt_entries(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root)
+        .expect("the worker's root exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.ends_with(farm::worker::root_guard::ROOT_MARKER))
+        .collect()
+}
+
 /// Every file named `name` below `dir` (an attempt's `LOG`, `job.json`).
 pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
     files_where(dir, &|p| p.file_name().is_some_and(|n| n == name))

@@ -7,6 +7,7 @@ mod harness;
 mod sandbox;
 
 mod admission;
+mod attempt_ownership;
 mod browser;
 mod child_cgroups;
 mod child_faults;

@@ -357,6 +357,7 @@ fn bad_zip_server_options_are_refused_with_the_key_named() {
     let d = dirs("db");
     let out = std::process::Command::new(worker_bin())
         .env("WORKER_DB_ROOT", d.tmp.path().join("w"))
+        .env("HOSTER_ROOTS", &d.root)
         .env("ZIP_SERVER_OPTIONS", "num_threads=2")
         .env("MULTI_PROCESS", "false")
         .output()

@@ -17,6 +17,7 @@ use crate::etcd::keys;
 use crate::protocol::answers;
 use crate::protocol::attempt::{relative_below, AttemptKey, AttemptName};
 use crate::protocol::job::{Job, PluginVersion};
+use crate::protocol::output_dir::{done_by, COMPACT_DONE, RPC_RESULTS};
 use crate::rocks::serialized::InputInfo;
 use crate::rocks::service::{
     self, CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer,
@@ -28,7 +29,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The directory below the DB that holds attempts' output directories.
+/// The directory below the DB that holds attempts' output directories:
+/// `farm-output/<start_time>.<nonce>/job-NNNNN-NN-att-NN`, one directory
+/// per run of the hoster process, so an attempt of an earlier run (a
+/// worker may still be writing it) never shares a directory with one of
+/// this run, although RocksDB numbers jobs from 1 again after every open.
 pub const OUTPUT_SUBDIR: &str = "farm-output";
 
 /// The longest pause between two probes of an attempt without etcd (the
@@ -92,6 +97,9 @@ pub struct FarmService {
     config: HosterConfig,
     dbname: String,
     start_time: u64,
+    /// `<db>/farm-output/<start_time>.<nonce>`: this run's output
+    /// directories live below it.
+    run_dir: PathBuf,
     client: Client,
     workers: Arc<Workers>,
     completions: Arc<Completions>,
@@ -139,6 +147,7 @@ impl FarmService {
         let start_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let run_dir = outputs.join(format!("{start_time}.{:08x}", fastrand::u32(..)));
         let workers = Arc::new(Workers::new(
             config.http_workers.clone(),
             config.load_balance,
@@ -163,6 +172,7 @@ impl FarmService {
             config,
             dbname,
             start_time,
+            run_dir,
             attempts: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -238,7 +248,7 @@ impl FarmService {
     }
 
     fn output_dir(&self, key: &AttemptKey) -> PathBuf {
-        Path::new(&self.dbname).join(OUTPUT_SUBDIR).join(format!(
+        self.run_dir.join(format!(
             "job-{:05}-{:02}-att-{:02}",
             key.db_job(),
             key.sub_job(),
@@ -439,7 +449,7 @@ impl FarmService {
                 Err(e) => {
                     // The worker writes its result beside the outputs, so one
                     // that died right after finishing still delivers.
-                    if let Some(result) = finished_on_disk(&p.output_dir) {
+                    if let Some(result) = finished_on_disk(&p.output_dir, &p.key) {
                         tracing::info!(job = id, error = %e, "worker unreachable; collecting its result from the output directory");
                         return self.install(p, &result);
                     }
@@ -546,11 +556,15 @@ fn plugin_versions(configured: &[PluginVersion]) -> Vec<PluginVersion> {
     all
 }
 
-fn finished_on_disk(output_dir: &Path) -> Option<Vec<u8>> {
-    if !output_dir.join("compact.done").is_file() {
+/// The result a worker left in `output_dir`, when its `compact.done`
+/// names the attempt `key` (see [`crate::protocol::output_dir`]).
+fn finished_on_disk(output_dir: &Path, key: &AttemptKey) -> Option<Vec<u8>> {
+    let marker = std::fs::read(output_dir.join(COMPACT_DONE)).ok()?;
+    if done_by(&marker).as_ref() != Some(key) {
+        tracing::warn!(dir = %output_dir.display(), "compact.done names another attempt: not collected");
         return None;
     }
-    std::fs::read(output_dir.join("rpc.results")).ok()
+    std::fs::read(output_dir.join(RPC_RESULTS)).ok()
 }
 
 fn remove_output_dir(dir: &Path) {
@@ -565,7 +579,9 @@ fn remove_output_dir(dir: &Path) {
 
 impl Drop for FarmService {
     /// Both etcd threads stop at once; dropping the fields then joins them.
+    /// This run's output directory goes when nothing is left in it.
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.run_dir);
         for f in [&self.done_follower, &self.discovery].into_iter().flatten() {
             f.request_stop();
         }

@@ -5,3 +5,4 @@
 pub mod answers;
 pub mod attempt;
 pub mod job;
+pub mod output_dir;

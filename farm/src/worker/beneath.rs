@@ -42,8 +42,20 @@ fn resolve_flags(crossing: Crossing) -> ResolveFlag {
     }
 }
 
-/// Opens a directory the worker trusts by its absolute path (a root from
-/// its own configuration), refusing a symlink as the last component.
+/// Opens a directory the worker trusts by its absolute path: a root from
+/// its own configuration, or a mount point below `NFS_MOUNT_ROOT` (which
+/// an operator may have made a symlink to the mount).
+pub fn open_trusted(path: &Path) -> io::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(fd)
+}
+
+/// [`open_trusted`], refusing a symlink as the last component (the
+/// worker's own root).
 pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
     let fd = nix::fcntl::open(
         path,

@@ -65,7 +65,7 @@ impl Mapped {
 
     /// Opens the base (a root from the worker's configuration).
     pub fn open_base(&self) -> Result<OwnedFd, PathError> {
-        beneath::open_root(&self.base).map_err(|source| PathError::Root {
+        beneath::open_trusted(&self.base).map_err(|source| PathError::Root {
             root: self.base.clone(),
             source,
         })

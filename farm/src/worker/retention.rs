@@ -195,7 +195,8 @@ mod tests {
         let busy = attempt(&root, "i/2/db/job-00001-00/att-00", 5000, 200 * hour);
         let in_use: HashSet<String> = ["i/2/db/job-00001-00/att-00".to_string()].into();
 
-        let report = sweep(&root, 24 * hour, 2000, &in_use);
+        // Two attempts of 1000 bytes and their markers fit; three do not.
+        let report = sweep(&root, 24 * hour, 2100, &in_use);
         assert!(!ancient.exists(), "older than the age limit");
         assert!(!old.exists(), "oldest over the byte budget");
         assert!(mid.exists() && new.exists(), "fit in the budget");

@@ -238,6 +238,32 @@ fn adopt(path: &Path, fd: &OwnedFd) -> Result<String, RootError> {
     Ok(id)
 }
 
+/// Checks that only the worker's user (or root) can create entries in
+/// `dir`, the directory of a socket the worker trusts (the zipserver's):
+/// anyone else could put a fake server there.
+pub fn check_private_dir(name: &'static str, dir: &Path) -> Result<(), RootError> {
+    let meta = std::fs::metadata(dir).map_err(|source| RootError::Io {
+        path: dir.to_owned(),
+        action: "reading the socket's directory",
+        source,
+    })?;
+    let euid = nix::unistd::geteuid().as_raw();
+    let owner_ok = meta.uid() == euid || meta.uid() == 0;
+    if !owner_ok || meta.mode() & 0o022 != 0 {
+        return Err(RootError::System {
+            name,
+            path: dir.to_owned(),
+            why: format!(
+                "the socket's directory is owned by uid {} with mode {:o}: others could plant a \
+                 server there; use a directory only the worker's user can write",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What a root is for, which decides how strict its check is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RootKind {

@@ -8,6 +8,8 @@
 //! then write `rpc.results` and `compact.done` beside the outputs so that a
 //! hoster can still collect the result should the worker die right after.
 
+use crate::protocol::attempt::AttemptKey;
+use crate::protocol::output_dir::{done_marker, COMPACT_DONE, RPC_RESULTS};
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::serialized::{rewrite_output_path, ResultInfo};
 use crate::worker::attempt_dir::AttemptDir;
@@ -107,6 +109,7 @@ impl RunResult {
 }
 
 pub fn run(
+    key: &AttemptKey,
     job: &mut PreparedJob,
     dirs: &AttemptDirs,
     dir: &AttemptDir,
@@ -152,7 +155,7 @@ pub fn run(
     };
     let r = accept_result(result);
     if let Some(result) = &r.result {
-        if let Err(e) = persist_result(&dirs.output, result) {
+        if let Err(e) = persist_result(&dirs.output, result, key) {
             return RunResult::failed(Outcome::SetupFailed(e));
         }
         dir.log(&format!(
@@ -170,13 +173,14 @@ pub fn named_result(result: &[u8], output: &Mapped) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("failed to name the output directory in the result: {e}"))
 }
 
-/// Writes `rpc.results` and then `compact.done` into the output directory
-/// `output`, so a hoster can collect the result even if the worker dies
-/// right after.
-pub fn persist_result(output: &OwnedFd, result: &[u8]) -> Result<(), String> {
-    beneath::write_new_file(output, "rpc.results", result)
-        .and_then(|()| beneath::write_new_file(output, "compact.done", b"done\n"))
-        .map_err(|e| format!("failed to write rpc.results: {e}"))
+/// Writes `rpc.results` and then `compact.done` (naming attempt `key`)
+/// into the output directory `output`, so the hoster waiting for that
+/// attempt can collect the result even if the worker dies right after
+/// (see [`crate::protocol::output_dir`]).
+pub fn persist_result(output: &OwnedFd, result: &[u8], key: &AttemptKey) -> Result<(), String> {
+    beneath::write_new_file(output, RPC_RESULTS, result)
+        .and_then(|()| beneath::write_new_file(output, COMPACT_DONE, &done_marker(key)))
+        .map_err(|e| format!("failed to write {RPC_RESULTS} and {COMPACT_DONE}: {e}"))
 }
 
 /// Describes a successful result for the counters, or says why it is not.

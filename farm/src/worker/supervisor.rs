@@ -519,7 +519,7 @@ impl Supervisor {
     ) -> (RunResult, Option<Duration>) {
         let run = |prepared: &mut PreparedJob, dirs: &AttemptDirs| match &self.spawner {
             None => (
-                runner::run(prepared, dirs, dir, &self.identity, cancel),
+                runner::run(&job.key(), prepared, dirs, dir, &self.identity, cancel),
                 None,
             ),
             Some(spawner) => self.run_child(spawner, name, job, prepared, dir, cancel),
@@ -565,6 +565,7 @@ impl Supervisor {
         cancel: &CancelFlag,
     ) -> (RunResult, Option<Duration>) {
         let spec = ChildSpec {
+            key: job.key(),
             db: prepared.db.clone(),
             output: prepared.output.clone(),
             options_file: prepared.options_file.clone(),

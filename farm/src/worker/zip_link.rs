@@ -5,6 +5,7 @@
 
 use crate::worker::child::spec::{ChildZip, ZIP_COUNTS};
 use crate::worker::config::WorkerConfig;
+use crate::worker::root_guard;
 use crate::zipserver::client::ZipCounts;
 use crate::zipserver::options::ZipServerOptions;
 use crate::zipserver::sidecar::{self, Sidecar, SidecarStatus};
@@ -33,6 +34,13 @@ pub struct ZipLinkSnapshot {
     pub counts: ZipCounts,
 }
 
+/// The directory of a zipserver socket named by a setting must be private
+/// to the worker's user.
+fn check_socket_dir(name: &'static str, socket: &Path) -> std::io::Result<()> {
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    root_guard::check_private_dir(name, dir).map_err(std::io::Error::other)
+}
+
 impl ZipLink {
     /// With MULTI_PROCESS and a zipserver configured: starts the worker's
     /// zipserver (unless `ZIP_SERVER_SOCKET` names a running one).
@@ -42,12 +50,19 @@ impl ZipLink {
         }
         let (socket, options, sidecar) = match (&config.zip_server_socket, &config.zip_server) {
             (None, None) => return Ok(None),
-            (Some(socket), options) => (socket.clone(), options.clone().unwrap_or_default(), None),
+            (Some(socket), options) => {
+                check_socket_dir("ZIP_SERVER_SOCKET", socket)?;
+                (socket.clone(), options.clone().unwrap_or_default(), None)
+            }
             (None, Some(options)) => {
-                let socket = options
-                    .unix_socket
-                    .clone()
-                    .unwrap_or_else(|| config.worker_db_root.join("zipserver.sock"));
+                // By default beside the attempts, in the worker's own 0700 root.
+                let socket = match &options.unix_socket {
+                    Some(s) => {
+                        check_socket_dir("ZIP_SERVER_OPTIONS", s)?;
+                        s.clone()
+                    }
+                    None => config.worker_db_root.join("zipserver.sock"),
+                };
                 let sidecar = Sidecar::start(
                     sidecar::binary_beside(worker_exe),
                     options.render(&socket),

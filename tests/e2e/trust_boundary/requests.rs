@@ -14,6 +14,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 fn start(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
+    start_in(Sandbox::new().share(dir), dir, extra)
+}
+
+fn start_in(sandbox: Sandbox, dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
     let mut env = vec![
         ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
         ("HOSTER_ROOTS", test_hoster_roots(dir)),
@@ -22,8 +26,7 @@ fn start(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
         ("RUST_LOG", "warn".to_string()),
     ];
     env.extend(extra.iter().cloned());
-    Sandbox::new()
-        .share(dir)
+    sandbox
         .start_worker(&env, Stdio::inherit())
         .expect("worker starts")
 }
@@ -96,21 +99,36 @@ fn input_files_are_names_in_the_db_directory() {
     let dir = tempfile::tempdir().unwrap();
     let c = capture(dir.path());
     let worker = start(dir.path(), &[]);
-    // The input's file names come from RocksDB's input, re-encoded with a
-    // hostile name by hand: the serialization keeps names as text.
+    // The input's first file name replaced by a hostile one: RocksDB's
+    // serialization writes strings hex-encoded.
     let text = String::from_utf8_lossy(&c.input[4..]).into_owned();
     let first = farm::rocks::serialized::InputInfo::parse(&c.input)
         .unwrap()
         .input_files[0]
         .clone();
-    assert!(text.contains(&first), "the input names {first}");
-    let hostile = text.replacen(&first, "/../../../../etc/shadow", 1);
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02X}")).collect::<String>();
+    let evil = "../../../../etc/shadow";
+    let (found, replacement) = [
+        (hex(&first), hex(evil)),
+        (hex(&first).to_lowercase(), hex(evil).to_lowercase()),
+        (first.clone(), evil.to_string()),
+    ]
+    .into_iter()
+    .find(|(h, _)| text.contains(h.as_str()))
+    .unwrap_or_else(|| panic!("the input names {first}: {text}"));
+    let hostile = text.replacen(&found, &replacement, 1);
     let mut input = c.input[..4].to_vec();
     input.extend_from_slice(hostile.as_bytes());
+    let parsed = farm::rocks::serialized::InputInfo::parse(&input).expect("still an input");
+    assert_eq!(parsed.input_files[0], evil);
     let mut job = c.job("evil", 0);
     job.compaction_service_input = Job::encode_input(&input);
     let (code, answer) = submit(&worker, &job);
     assert!(code == 400 || code == 412, "{code} {answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("input file"),
+        "{answer}"
+    );
     let stat = worker_stat(&worker);
     assert_eq!(stat["counters"]["accepted"], 0, "{stat}");
     assert!(!stat.to_string().contains("shadow"), "{stat}");
@@ -144,8 +162,8 @@ fn job_json_never_shows_mount_options() {
     }
 }
 
-/// The pid of the attempt child whose attempt name starts with `name`.
-fn child_of(attempt: &str) -> Option<i32> {
+/// The pid of an attempt child whose attempt name starts with `prefix`.
+fn child_of(prefix: &str) -> Option<i32> {
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -153,7 +171,7 @@ fn child_of(attempt: &str) -> Option<i32> {
         let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
             continue;
         };
-        let marker = format!("DCOMPACT_ATTEMPT={attempt}@");
+        let marker = format!("DCOMPACT_ATTEMPT={prefix}");
         if env
             .split(|b| *b == 0)
             .any(|v| v.starts_with(marker.as_bytes()))
@@ -174,11 +192,17 @@ fn a_symlink_swapped_in_while_queued_is_never_followed() {
     let target = canary(dir.path());
     let before = snapshot(&target);
     // One slot; attempt 0 holds it (its child stopped), attempt 1 waits.
-    let worker = start(
+    // Every child sleeps a second as it starts (the fixture plugin), long
+    // enough to find the first one and stop it.
+    let plugin = crate::child_faults::fixture_plugin();
+    let worker = start_in(
+        Sandbox::new().share(dir.path()).share_read_only(plugin),
         dir.path(),
         &[
             ("MULTI_PROCESS", "true".into()),
             ("MAX_PARALLEL_COMPACTIONS", "1".into()),
+            ("PLUGINS", plugin.display().to_string()),
+            ("FIXTURE_BEHAVIOUR", "sleep1".into()),
         ],
     );
     let holder = c.job("swap", 0);
@@ -189,8 +213,14 @@ fn a_symlink_swapped_in_while_queued_is_never_followed() {
     let mut stopped = None;
     eventually("the first attempt's child runs", || {
         stopped = child_of("swap/7/db/job-");
-        stopped.is_some()
+        stopped.is_some() || probe(&worker, &holder)["status"] == "done"
     });
+    assert_eq!(
+        probe(&worker, &holder)["status"],
+        "running",
+        "{:?}",
+        worker_stat(&worker)
+    );
     let pid = stopped.unwrap();
     // SAFETY: signalling a process of this test's worker by pid.
     unsafe { libc::kill(pid, libc::SIGSTOP) };

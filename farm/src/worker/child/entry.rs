@@ -71,7 +71,7 @@ fn compact(dir: &Path) -> i32 {
                 Ok(r) => r,
                 Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
             };
-            if let Err(e) = persist_result(&dirs.output, &result) {
+            if let Err(e) = persist_result(&dirs.output, &result, &child.key) {
                 return fail(dir, spec::EXIT_SETUP_FAILED, &e);
             }
             let tmp = dir.join(spec::RESULT_TMP);

@@ -12,6 +12,7 @@
 //! | `plugin_counts.json` | child | merges and filter decisions of plugin code |
 //! | `zip_counts.json` | child | blocks sent to the zipserver and compressed in-process |
 
+use crate::protocol::attempt::AttemptKey;
 use crate::worker::paths::Mapped;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -54,6 +55,8 @@ pub const EXIT_SETUP_FAILED: i32 = 12;
 /// path space and already checked by admission.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildSpec {
+    /// The attempt's key, written into `compact.done`.
+    pub key: AttemptKey,
     /// The DB directory beneath its trusted root.
     pub db: Mapped,
     /// The output directory (created by the supervisor) beneath its root.
