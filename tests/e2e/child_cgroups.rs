@@ -60,7 +60,7 @@ fn cgroup_of(log: &str) -> PathBuf {
 /// process group (`setsid`), then both hang; the worker is SIGKILLed. The
 /// children die with the worker, the grandchildren would not: the next
 /// worker started on the same root ends them (and removes the dead
-/// worker's cgroups) before it listens.
+/// worker's cgroups) as it starts, before it serves a request.
 #[test]
 fn the_next_worker_on_a_root_ends_what_a_killed_worker_left() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,8 +107,9 @@ fn the_next_worker_on_a_root_ends_what_a_killed_worker_left() {
     );
     assert!(cgroup.is_dir(), "the dead worker's cgroup is still there");
 
-    // The next worker on the same root: by the time it listens, they are
-    // gone, and so is the dead worker's cgroup.
+    // The next worker on the same root ends them as it starts: once it
+    // answers /health (it serves only after its start), they are gone, and
+    // so is the dead worker's cgroup.
     let second = start_worker(
         dir.path(),
         &[
@@ -116,11 +117,13 @@ fn the_next_worker_on_a_root_ends_what_a_killed_worker_left() {
             ("CHILD_CGROUP", "required".into()),
         ],
     );
-    assert!(attempt_processes("orphans").is_empty());
-    assert!(describe_processes().is_empty());
-    assert!(!cgroup.exists(), "{} removed", cgroup.display());
     assert_eq!(
         get_json(&format!("{}/health", second.base_url()))["status"],
         "OK"
     );
+    assert!(!cgroup.exists(), "{} removed", cgroup.display());
+    // Killed; a process may take a moment to finish dying.
+    eventually("the orphans are gone", || {
+        attempt_processes("orphans").is_empty() && describe_processes().is_empty()
+    });
 }

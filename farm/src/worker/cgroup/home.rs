@@ -238,6 +238,16 @@ fn move_into_leaf(layout: &Layout) -> Result<(), CgroupError> {
 }
 
 #[cfg(test)]
+pub(super) fn test_homes(layout: &Layout, root_id: &str) -> Vec<(Tree, PathBuf)> {
+    homes(layout, root_id)
+}
+
+#[cfg(test)]
+pub(super) fn test_sweep(version: Version, homes: &[(Tree, PathBuf)]) -> Result<Swept, CgroupError> {
+    sweep(version, homes)
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -162,3 +162,35 @@ fn cgroup_v2_kill_ends_a_setsid_grandchild() {
     };
     ends_a_setsid_grandchild(Version::V2, &[tree], "v2");
 }
+
+/// What a killed worker left: a child cgroup whose child is dead and whose
+/// setsid grandchild still runs. The sweep of a new worker ends it and
+/// removes the cgroup.
+#[test]
+fn the_sweep_ends_an_orphan_and_removes_its_cgroup() {
+    let Some(layout) = layout() else { return };
+    let root_id = format!("sweep-test-{}", std::process::id());
+    let homes = super::home::test_homes(&layout, &root_id);
+    for (_, h) in &homes {
+        std::fs::create_dir_all(h).unwrap();
+    }
+    let group = ChildCgroup::create(layout.version, &homes, "attempt-1-0", &LIMITS).unwrap();
+    let (line, exit) = run_in(&group, "setsid sleep 300 >/dev/null & echo $!");
+    assert_eq!(exit, Exit::Code(0));
+    let orphan: i32 = line.parse().unwrap();
+    // The worker died: nobody ends this cgroup but the next worker.
+    std::mem::forget(group);
+    assert!(!gone(orphan));
+    let swept = super::home::test_sweep(layout.version, &homes).unwrap();
+    assert_eq!((swept.cgroups, swept.processes), (1, 1));
+    let state = procfs::process::Process::new(orphan).and_then(|p| p.stat());
+    assert!(
+        state.as_ref().map_or(true, |s| s.state == 'Z' || s.state == 'X'),
+        "the orphan was killed before the sweep returned: {:?}",
+        state.map(|s| s.state)
+    );
+    for (_, h) in &homes {
+        assert!(!h.join("attempt-1-0").exists());
+        std::fs::remove_dir(h).unwrap();
+    }
+}
