@@ -9,6 +9,7 @@ mod sandbox;
 mod admission;
 mod attempt_ownership;
 mod browser;
+mod child_cgroups;
 mod child_faults;
 mod dynamic_mount;
 mod etcd;

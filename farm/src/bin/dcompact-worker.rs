@@ -43,7 +43,12 @@ use std::path::PathBuf;
 ///   WORKER_AUTH_TOKEN         require "Authorization: Bearer <token>" on /dcompact and /shutdown
 ///   MULTI_PROCESS             run each attempt in its own child process (default false)
 ///   PLUGINS                   plugin .so files, ':'-separated: loaded in-process, or into each child
-///   CHILD_MEMORY_LIMIT        a child's RLIMIT_AS, e.g. 4G (default unlimited)
+///   CHILD_MEMORY_LIMIT        a child's memory, e.g. 4G: its cgroup's limit (no swap beyond it), or RLIMIT_AS
+///                             where no cgroup can be made; past it the kernel kills it: out_of_memory (default unlimited)
+///   CHILD_MAX_PROCESSES       processes and threads in a child's cgroup (default 1024)
+///   CHILD_CPU_WEIGHT          a child's cgroup's CPU weight, 1-10000; 100 = an equal share (default 100)
+///   CHILD_CGROUP              auto, required or off: each child in a cgroup of its own, v2 where delegated, else v1
+///                             memory,pids,freezer,cpu; auto falls back to resource limits, said in the log (default auto)
 ///   CHILD_FILE_SIZE_LIMIT     a child's RLIMIT_FSIZE, e.g. 1G (default unlimited)
 ///   CHILD_OPEN_FILES          a child's RLIMIT_NOFILE (default inherited)
 ///   CHILD_NICE                added to a child's nice value, 0-19 (default 0)
@@ -133,16 +138,8 @@ fn main() -> anyhow::Result<()> {
     if config.multi_process {
         // Descendants of an attempt that escape its process group with
         // setsid come back to the worker, which ends them with the attempt.
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            anyhow::bail!(
-                "failed to become a child subreaper: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        if config.child_limits.address_space.is_some() && !cgroup_v2_memory_available() {
-            tracing::info!("no writable cgroup v2 memory controller on this host: children are capped by RLIMIT_AS (CHILD_MEMORY_LIMIT) only");
-        }
+        nix::sys::prctl::set_child_subreaper(true)
+            .context("failed to become a child subreaper")?;
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -165,23 +162,6 @@ fn main() -> anyhow::Result<()> {
     // admission stuck on storage that does not answer: exit without it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     served
-}
-
-/// Whether a cgroup v2 hierarchy with the memory controller is mounted.
-/// The worker does not manage cgroups yet; this only tells the operator
-/// which memory cap is in force.
-fn cgroup_v2_memory_available() -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    mounts
-        .lines()
-        .filter(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .any(|mnt| {
-            std::fs::read_to_string(format!("{mnt}/cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
-        })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -24,7 +24,10 @@
 //! | `WORKER_ALLOW_NO_TOKEN` | `false` | `true`: listen beyond loopback without `WORKER_AUTH_TOKEN` (anyone who reaches the port may submit jobs); logged as a warning at every start |
 //! | `MULTI_PROCESS` | `false` | run each attempt in its own child process |
 //! | `PLUGINS` | unset | `:`-separated plugin `.so` files (with the worker's own `LD_PRELOAD`): loaded into the worker, or with `MULTI_PROCESS` preloaded into each child |
-//! | `CHILD_MEMORY_LIMIT` | unlimited | a child's `RLIMIT_AS`, bytes (suffixes K, M, G) |
+//! | `CHILD_MEMORY_LIMIT` | unlimited | a child's memory, bytes (suffixes K, M, G): its cgroup's memory limit, with no swap beyond it where the host accounts swap; `RLIMIT_AS` where no cgroup can be made. A child past it is killed by the kernel (`out_of_memory`) |
+//! | `CHILD_MAX_PROCESSES` | 1024 | processes and threads at once in a child's cgroup (`pids.max`); no limit without a cgroup |
+//! | `CHILD_CPU_WEIGHT` | 100 | a child's cgroup's CPU weight, 1 to 10000 (100: the share of any other cgroup; cgroup v1: `cpu.shares` = weight × 1024 / 100) |
+//! | `CHILD_CGROUP` | `auto` | with `MULTI_PROCESS`, each child (attempt, plugin description) in a cgroup of its own (v2 where delegated, else v1 `memory`, `pids`, `freezer`, `cpu`; see [`crate::worker::cgroup`]): `auto` (resource limits where none can be made, said in the log), `required` (refuse to start without), `off` |
 //! | `CHILD_FILE_SIZE_LIMIT` | unlimited | a child's `RLIMIT_FSIZE`: a larger write kills it with SIGXFSZ |
 //! | `CHILD_OPEN_FILES` | inherited | a child's `RLIMIT_NOFILE` |
 //! | `CHILD_NICE` | 0 | added to a child's nice value (0 to 19) |
@@ -52,7 +55,9 @@
 //! | `ZIP_SERVER_SOCKET` | unset | with `MULTI_PROCESS`: the Unix socket of a zipserver already running; the worker starts none |
 
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
-use crate::worker::child::spawner::ChildLimits;
+use crate::worker::child::limits::{
+    CgroupMode, ChildLimits, DEFAULT_CPU_WEIGHT, DEFAULT_MAX_PROCESSES,
+};
 use crate::worker::listener::limits::HttpLimits;
 use crate::worker::mounts::policy::{self, MountPolicy};
 use crate::worker::root_guard::{self, RootError, RootKind};
@@ -225,6 +230,9 @@ struct FileConfig {
     child_file_size_limit: Option<toml::Value>,
     child_open_files: Option<toml::Value>,
     child_nice: Option<toml::Value>,
+    child_max_processes: Option<toml::Value>,
+    child_cpu_weight: Option<toml::Value>,
+    child_cgroup: Option<String>,
     attempt_timeout_multiplier: Option<toml::Value>,
     attempt_timeout_min: Option<String>,
     attempt_timeout_max: Option<String>,
@@ -295,6 +303,9 @@ impl Sources<'_> {
             "CHILD_FILE_SIZE_LIMIT" => value(&f.child_file_size_limit),
             "CHILD_OPEN_FILES" => value(&f.child_open_files),
             "CHILD_NICE" => value(&f.child_nice),
+            "CHILD_MAX_PROCESSES" => value(&f.child_max_processes),
+            "CHILD_CPU_WEIGHT" => value(&f.child_cpu_weight),
+            "CHILD_CGROUP" => f.child_cgroup.clone(),
             "ATTEMPT_TIMEOUT_MULTIPLIER" => value(&f.attempt_timeout_multiplier),
             "ATTEMPT_TIMEOUT_MIN" => f.attempt_timeout_min.clone(),
             "ATTEMPT_TIMEOUT_MAX" => f.attempt_timeout_max.clone(),
@@ -517,7 +528,27 @@ impl WorkerConfig {
         }
         let bytes = |name: &'static str| src.get(name).map(|v| parse_bytes(name, &v)).transpose();
         let child_limits = ChildLimits {
-            address_space: bytes("CHILD_MEMORY_LIMIT")?,
+            memory: bytes("CHILD_MEMORY_LIMIT")?,
+            max_processes: match src.get("CHILD_MAX_PROCESSES") {
+                Some(v) => parse_count("CHILD_MAX_PROCESSES", &v, 1)? as u64,
+                None => DEFAULT_MAX_PROCESSES,
+            },
+            cpu_weight: match src.get("CHILD_CPU_WEIGHT") {
+                Some(v) => {
+                    let w = parse_count("CHILD_CPU_WEIGHT", &v, 1)?;
+                    if w > 10_000 {
+                        return Err(invalid("CHILD_CPU_WEIGHT", &v, "must be 1 to 10000"));
+                    }
+                    w as u32
+                }
+                None => DEFAULT_CPU_WEIGHT,
+            },
+            cgroup: match src.get("CHILD_CGROUP") {
+                Some(v) => v
+                    .parse::<CgroupMode>()
+                    .map_err(|why| invalid("CHILD_CGROUP", &v, why))?,
+                None => CgroupMode::Auto,
+            },
             file_size: bytes("CHILD_FILE_SIZE_LIMIT")?,
             open_files: match src.get("CHILD_OPEN_FILES") {
                 Some(v) => Some(parse_count("CHILD_OPEN_FILES", &v, 16)? as u64),
@@ -952,12 +983,40 @@ mod tests {
         )
         .unwrap();
         assert!(c.multi_process);
-        assert_eq!(c.child_limits.address_space, Some(2 << 30));
+        assert_eq!(c.child_limits.memory, Some(2 << 30));
         assert_eq!(c.child_limits.file_size, Some(64 << 20));
+        assert_eq!(c.child_limits.max_processes, 1024);
+        assert_eq!(c.child_limits.cpu_weight, 100);
+        assert_eq!(c.child_limits.cgroup, CgroupMode::Auto);
         assert_eq!(c.attempt_timeout(0), Duration::from_secs(7200));
         assert_eq!(c.attempt_timeout(1_000_000), Duration::from_secs(60));
         assert_eq!(c.attempt_timeout(60_000_000), Duration::from_secs(600));
         assert_eq!(c.attempt_timeout(u64::MAX), Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn child_cgroup_settings() {
+        let c = load(
+            &[
+                ("CHILD_MAX_PROCESSES", "64"),
+                ("CHILD_CPU_WEIGHT", "50"),
+                ("CHILD_CGROUP", "required"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.child_limits.max_processes, 64);
+        assert_eq!(c.child_limits.cpu_weight, 50);
+        assert_eq!(c.child_limits.cgroup, CgroupMode::Required);
+        for (name, bad) in [
+            ("CHILD_MAX_PROCESSES", "0"),
+            ("CHILD_CPU_WEIGHT", "0"),
+            ("CHILD_CPU_WEIGHT", "10001"),
+            ("CHILD_CGROUP", "v1"),
+        ] {
+            let e = load(&[(name, bad)], None).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
     }
 
     #[test]

@@ -26,6 +26,14 @@
 //!   handle, following no symlink: every file operation made for a request.
 //! - [`root_guard`]: the checks that keep the worker off the host's files:
 //!   no system directory as a root, `WORKER_DB_ROOT` the worker's own.
+//! - [`root_lock`]: one live worker per `WORKER_DB_ROOT` (an `flock` on its
+//!   marker), so what a dead predecessor left may be ended.
+//! - [`process`]: the worker's child processes: a pid that knows its group,
+//!   the setup between fork and exec, waiting against a deadline and a stop
+//!   request, `terminate(grace)`, one `extract(ExitStatus)`.
+//! - [`cgroup`]: a cgroup of its own for each child that runs plugin code:
+//!   memory, process and CPU limits, and an end that kills every process in
+//!   it; what a killed predecessor left is ended at start.
 //! - [`plugin_catalog`]: which plugin classes the worker runs, in which versions.
 //! - [`queue_order`]: which waiting attempt runs next.
 //! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with its owner
@@ -47,6 +55,7 @@ pub mod admission;
 pub mod admission_gate;
 pub mod attempt_dir;
 pub mod beneath;
+pub mod cgroup;
 pub mod child;
 pub mod config;
 pub mod listener;
@@ -57,10 +66,12 @@ pub mod options_file;
 pub mod outcome;
 pub mod paths;
 pub mod plugin_catalog;
+pub mod process;
 pub mod queue_order;
 pub mod registration;
 pub mod retention;
 pub mod root_guard;
+pub mod root_lock;
 pub mod runner;
 pub mod server;
 pub mod space_guard;

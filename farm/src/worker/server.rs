@@ -25,6 +25,7 @@ use crate::protocol::answers::{self, ErrorAnswer, SubmitAnswer, NOT_FOUND};
 use crate::protocol::attempt::AttemptKey;
 use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
 use crate::worker::admission::{admit, AdmissionError};
+use crate::worker::child::cgroups::child_cgroups;
 use crate::worker::config::WorkerConfig;
 use crate::worker::listener::{accept, timed_body};
 use crate::worker::metrics::http::HttpMetrics;
@@ -32,6 +33,7 @@ use crate::worker::plugin_catalog::Catalog;
 use crate::worker::registration::Registrar;
 use crate::worker::retention;
 use crate::worker::root_guard::WorkerRoot;
+use crate::worker::root_lock::{RootLock, CLAIM_WAIT};
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
 use crate::worker::timings::now_us;
@@ -76,10 +78,22 @@ pub async fn run(
         .unwrap_or_else(|| bound.to_string());
     refuse_open_exposure(&config, bound)?;
     let root = Arc::new(WorkerRoot::open(&config.worker_db_root).map_err(std::io::Error::other)?);
+    // Held until the worker ends: what is under the root is this worker's.
+    let root_lock = RootLock::claim(&root, CLAIM_WAIT).map_err(std::io::Error::other)?;
+    let cgroups = if config.multi_process {
+        child_cgroups(&config.child_limits, &root, &root_lock).map_err(std::io::Error::other)?
+    } else {
+        None
+    };
     let exe = std::env::current_exe()?;
     // Plugin code runs in the worker itself only without MULTI_PROCESS.
     let catalog = if config.multi_process {
-        Catalog::describe_in_child(exe.clone(), config.plugins.clone())
+        Catalog::describe_in_child(
+            exe.clone(),
+            config.plugins.clone(),
+            config.child_limits.clone(),
+            cgroups.clone(),
+        )
     } else {
         Arc::new(Catalog::load_here(&config.plugins).map_err(std::io::Error::other)?)
     };
@@ -108,6 +122,7 @@ pub async fn run(
         format!("dcompact-worker@{advertise}"),
         &exe,
         catalog,
+        cgroups.clone(),
     )?;
 
     let registrar = match etcd {
@@ -168,6 +183,10 @@ pub async fn run(
         // Joins the registrar thread, which may be finishing a request.
         let _ = tokio::task::spawn_blocking(move || drop(r)).await;
     }
+    if let Some(home) = cgroups {
+        let _ = tokio::task::spawn_blocking(move || home.close()).await;
+    }
+    drop(root_lock);
     served
 }
 

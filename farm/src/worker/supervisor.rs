@@ -22,6 +22,7 @@ use crate::rocks::plugins::{self, PluginClass, PluginCounts};
 use crate::rocks::serialized::ResultInfo;
 use crate::worker::admission_gate::{AdmissionGate, AdmissionPermit, Closed, Reservation};
 use crate::worker::attempt_dir::AttemptDir;
+use crate::worker::cgroup::home::CgroupHome;
 use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
@@ -208,19 +209,21 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// With MULTI_PROCESS, starts the spawner thread for children running
-    /// `worker_exe`.
+    /// `worker_exe`, each in a cgroup below `cgroups` when set.
     pub fn new(
         config: Arc<WorkerConfig>,
         root: Arc<WorkerRoot>,
         identity: String,
         worker_exe: &Path,
         catalog: Arc<Catalog>,
+        cgroups: Option<Arc<CgroupHome>>,
     ) -> std::io::Result<Arc<Self>> {
         let spawner = if config.multi_process {
             Some(Spawner::start(
                 worker_exe.to_owned(),
                 config.plugins.clone(),
                 config.child_limits.clone(),
+                cgroups,
             )?)
         } else {
             None
@@ -664,13 +667,18 @@ impl Supervisor {
             timeout: self.config.attempt_timeout(job.estimate_time_us),
             grace: self.config.cancel_grace,
         };
+        let cgroup = spawned.cgroup.as_ref().map_or_else(
+            || "none (resource limits)".to_owned(),
+            |c| c.path().display().to_string(),
+        );
         dir.log(&format!(
-            "child pid={} spawned in {} us; timeout {:?}",
-            spawned.child.id(),
+            "child pid={} spawned in {} us; timeout {:?}; cgroup {cgroup}",
+            spawned.process.id(),
             spawned.latency.as_micros(),
             limits.timeout
         ));
-        let r = supervise(spawned.child, cancel, limits, dir.path(), &marker);
+        let log = |line: &str| dir.log(line);
+        let r = supervise(spawned, cancel, limits, dir.path(), &marker, &log);
         if let Ok(bytes) = std::fs::read(dir.path().join(CHILD_TIMINGS)) {
             if let Ok(child) = serde_json::from_slice::<AttemptTimings>(&bytes) {
                 prepared.timings.merge(&child);
