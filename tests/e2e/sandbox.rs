@@ -83,14 +83,7 @@ impl Sandbox {
         cmd.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin")
             .env("SANDBOX_SHARED", join(&self.shared))
-            .env("SANDBOX_READ_ONLY", join(&self.read_only))
-            .env(
-                "SANDBOX_SEED",
-                self.seed
-                    .as_deref()
-                    .map(Path::as_os_str)
-                    .unwrap_or_default(),
-            );
+            .env("SANDBOX_READ_ONLY", join(&self.read_only));
         let mut inner_env = vec!["PATH=/usr/sbin:/usr/bin".to_string()];
         inner_env.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         cmd.arg("--").arg("/usr/bin/env").arg("-i").args(inner_env);

@@ -62,8 +62,16 @@ fn beyond_loopback_a_token_is_required_unless_the_operator_opts_out() {
         &["--listen", "0.0.0.0:0"],
         &env(dir.path(), &[("WORKER_AUTH_TOKEN", "s3cret")]),
     );
-    let worker = LocalWorker::start_command(cmd, Stdio::inherit()).expect("a token suffices");
+    let log = dir.path().join("token.log");
+    let worker = LocalWorker::start_command(cmd, std::fs::File::create(&log).unwrap().into())
+        .expect("a token suffices");
     let port = worker.addr.rsplit(':').next().unwrap().to_owned();
-    let health = get_json(&format!("http://127.0.0.1:{port}/health"));
+    let health = ureq::get(&format!("http://127.0.0.1:{port}/health"))
+        .call()
+        .map(|r| r.into_json::<serde_json::Value>().expect("JSON answer"));
+    let health = health.unwrap_or_else(|e| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("GET /health of the worker with a token: {e}; its log:\n{text}")
+    });
     assert_eq!(health["status"], "OK");
 }
