@@ -384,7 +384,8 @@ async fn attempt_key(sup: &Supervisor, body: Body) -> Result<AttemptKey, Respons
 /// Answers at once, or with `wait_ms` as soon as the attempt ends or the
 /// wait is over (see [`ProbeRequest`]).
 async fn probe(State(sup): State<Shared>, body: Body) -> Response {
-    let request: ProbeRequest = match read_body(&sup, body).await.and_then(|b| {
+    let body = read_body(&sup, body).await.map_err(|(_, answer)| answer);
+    let request: ProbeRequest = match body.and_then(|b| {
         serde_json::from_slice(&b).map_err(|e| {
             error(
                 StatusCode::BAD_REQUEST,
