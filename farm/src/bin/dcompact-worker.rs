@@ -138,8 +138,7 @@ fn main() -> anyhow::Result<()> {
     if config.multi_process {
         // Descendants of an attempt that escape its process group with
         // setsid come back to the worker, which ends them with the attempt.
-        nix::sys::prctl::set_child_subreaper(true)
-            .context("failed to become a child subreaper")?;
+        nix::sys::prctl::set_child_subreaper(true).context("failed to become a child subreaper")?;
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

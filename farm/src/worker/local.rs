@@ -66,13 +66,12 @@ impl LocalWorker {
             .get_envs()
             .find(|(k, _)| *k == "WORKER_DB_ROOT")
             .and_then(|(_, v)| v.map(PathBuf::from));
-        let mut process =
-            Running::spawn(&mut cmd, ChildSetup::default()).map_err(|source| {
-                LocalWorkerError::Spawn {
-                    bin: cmd.get_program().to_string_lossy().into_owned(),
-                    source,
-                }
-            })?;
+        let mut process = Running::spawn(&mut cmd, ChildSetup::default()).map_err(|source| {
+            LocalWorkerError::Spawn {
+                bin: cmd.get_program().to_string_lossy().into_owned(),
+                source,
+            }
+        })?;
         let stdout = process.take_stdout().expect("stdout was piped");
         let mut line = String::new();
         let read = BufReader::new(stdout).read_line(&mut line);
@@ -123,9 +122,7 @@ impl LocalWorker {
     /// SIGTERM, then waits up to `grace` before SIGKILL. Returns whether the
     /// worker exited by itself.
     pub fn stop(&mut self, grace: Duration) -> bool {
-        self.process
-            .terminate(grace)
-            .is_ok_and(|t| !t.escalated)
+        self.process.terminate(grace).is_ok_and(|t| !t.escalated)
     }
 }
 

@@ -4,7 +4,7 @@
 //! worker keeps answering the endpoints hosters and operators rely on.
 
 use crate::harness::*;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxedWorker};
 use farm::worker::local::LocalWorker;
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A sandboxed worker with `extra` settings.
-pub(super) fn start(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
+pub(super) fn start(dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
     let mut env = vec![
         ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
         ("HOSTER_ROOTS", test_hoster_roots(dir)),

@@ -14,7 +14,7 @@
 use super::canary::{assert_unchanged, canary, snapshot};
 use crate::harness::*;
 use crate::nfs_stand_in::{NfsStandIn, NFS_HOST};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxedWorker};
 use farm::protocol::job::Job;
 use farm::worker::local::LocalWorker;
 use farm::worker::mounts::mountinfo::mount_points;
@@ -49,7 +49,7 @@ fn captured(dir: &Path) -> Captured {
 
 /// A sandboxed worker mounting through `nfs` on `dir/mnt`, logging to
 /// `dir/worker.log`.
-fn start(dir: &Path, nfs: &NfsStandIn, extra: &[(&str, String)]) -> LocalWorker {
+fn start(dir: &Path, nfs: &NfsStandIn, extra: &[(&str, String)]) -> SandboxedWorker {
     let mut env = sandboxed_env(dir, nfs);
     env.extend(extra.iter().cloned());
     let log = std::fs::File::create(dir.join("worker.log")).unwrap();
@@ -336,6 +336,15 @@ fn poll(stop: &AtomicBool, requests: &[(&str, &dyn Fn() -> bool)]) -> Vec<(Strin
     out
 }
 
+/// Sets its flag when dropped (a panic unwinding included).
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The processes of the sandbox still running, but the worker.
 fn sandbox_processes(inner: u32) -> Vec<String> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
@@ -408,6 +417,8 @@ fn a_mount_that_hangs_holds_back_only_the_jobs_of_its_instance() {
     };
 
     let (slowest, refusals, hung) = std::thread::scope(|s| {
+        // The pollers stop when this scope ends, a failed assertion too.
+        let _stop_pollers = StopOnDrop(&stop);
         let scrape = s.spawn(|| {
             poll(
                 &stop,

@@ -5,7 +5,7 @@
 use super::canary::{assert_unchanged, canary, snapshot};
 use crate::admission::capture;
 use crate::harness::*;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxedWorker};
 use farm::protocol::job::Job;
 use farm::worker::local::LocalWorker;
 use serde_json::Value;
@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-fn start(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
+fn start(dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
     start_in(Sandbox::new().share(dir), dir, extra)
 }
 
-fn start_in(sandbox: Sandbox, dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
+fn start_in(sandbox: Sandbox, dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
     let mut env = vec![
         ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
         ("HOSTER_ROOTS", test_hoster_roots(dir)),

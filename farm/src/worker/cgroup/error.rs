@@ -54,7 +54,10 @@ impl fmt::Display for Unavailable {
 }
 
 impl CgroupError {
-    pub(super) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+    pub(super) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| CgroupError::Io {
             action,

@@ -47,7 +47,10 @@ mod tests {
         assert_eq!(keyed(dir.path(), "memory.oom_control", "oom"), None);
         assert_eq!(keyed(dir.path(), "memory.events", "oom_kill"), None);
         std::fs::write(dir.path().join("cgroup.procs"), "12\n34\n").unwrap();
-        assert_eq!(procs(dir.path()), vec![Pid::from_raw(12), Pid::from_raw(34)]);
+        assert_eq!(
+            procs(dir.path()),
+            vec![Pid::from_raw(12), Pid::from_raw(34)]
+        );
         assert!(procs(&dir.path().join("gone")).is_empty());
     }
 }

@@ -243,7 +243,10 @@ pub(super) fn test_homes(layout: &Layout, root_id: &str) -> Vec<(Tree, PathBuf)>
 }
 
 #[cfg(test)]
-pub(super) fn test_sweep(version: Version, homes: &[(Tree, PathBuf)]) -> Result<Swept, CgroupError> {
+pub(super) fn test_sweep(
+    version: Version,
+    homes: &[(Tree, PathBuf)],
+) -> Result<Swept, CgroupError> {
     sweep(version, homes)
 }
 

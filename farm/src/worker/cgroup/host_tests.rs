@@ -19,11 +19,16 @@ struct Homes(Vec<(Tree, PathBuf)>);
 impl Homes {
     fn new(trees: &[Tree], name: &str) -> Option<Homes> {
         let leaf = format!("dcompact-worker-test-{}-{name}", std::process::id());
-        let homes: Vec<(Tree, PathBuf)> =
-            trees.iter().map(|t| (t.clone(), t.own.join(&leaf))).collect();
+        let homes: Vec<(Tree, PathBuf)> = trees
+            .iter()
+            .map(|t| (t.clone(), t.own.join(&leaf)))
+            .collect();
         for (_, h) in &homes {
             if let Err(e) = std::fs::create_dir(h) {
-                eprintln!("cannot make test cgroups here ({}: {e}): skipped", h.display());
+                eprintln!(
+                    "cannot make test cgroups here ({}: {e}): skipped",
+                    h.display()
+                );
                 return None;
             }
         }
@@ -126,7 +131,10 @@ fn a_child_past_its_memory_limit_is_killed_and_counted() {
     };
     let mut group = ChildCgroup::create(layout.version, &homes.0, "child", &LIMITS).unwrap();
     // dd reads 256 MiB into one buffer: every page of it is touched.
-    let (_, exit) = run_in(&group, "echo; exec dd if=/dev/zero of=/dev/null bs=256M count=1");
+    let (_, exit) = run_in(
+        &group,
+        "echo; exec dd if=/dev/zero of=/dev/null bs=256M count=1",
+    );
     assert_eq!(exit, Exit::Signal(Signal::SIGKILL as i32));
     assert!(group.oom_kills() >= 1, "the cgroup counted the OOM kill");
     assert_eq!(group.memory_limit(), Some(64 << 20));
@@ -185,7 +193,9 @@ fn the_sweep_ends_an_orphan_and_removes_its_cgroup() {
     assert_eq!((swept.cgroups, swept.processes), (1, 1));
     let state = procfs::process::Process::new(orphan).and_then(|p| p.stat());
     assert!(
-        state.as_ref().map_or(true, |s| s.state == 'Z' || s.state == 'X'),
+        state
+            .as_ref()
+            .map_or(true, |s| s.state == 'Z' || s.state == 'X'),
         "the orphan was killed before the sweep returned: {:?}",
         state.map(|s| s.state)
     );

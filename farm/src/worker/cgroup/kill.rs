@@ -144,7 +144,10 @@ fn remove_one(dir: &Path) -> Result<(), CgroupError> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             // Busy until the last exiting process has left it.
-            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32) && Instant::now() < until => {
+            Err(e)
+                if e.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32)
+                    && Instant::now() < until =>
+            {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => return Err(CgroupError::io("remove the cgroup", dir)(e)),

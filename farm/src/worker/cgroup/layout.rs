@@ -167,7 +167,10 @@ fn v2(mounts: &[MountInfo], cgroups: &[ProcessCGroup]) -> Result<Option<Layout>,
     }
     Ok(Some(Layout {
         version: Version::V2,
-        trees: vec![Tree { controllers, own: dir }],
+        trees: vec![Tree {
+            controllers,
+            own: dir,
+        }],
         needs_move,
     }))
 }
@@ -231,7 +234,10 @@ mod tests {
             own_dir(&m, "/process_api/abc"),
             Some(PathBuf::from("/sys/fs/cgroup/memory/process_api/abc"))
         );
-        assert_eq!(own_dir(&m, "/"), Some(PathBuf::from("/sys/fs/cgroup/memory")));
+        assert_eq!(
+            own_dir(&m, "/"),
+            Some(PathBuf::from("/sys/fs/cgroup/memory"))
+        );
         // A mount of a sub-cgroup shows only what lies below it.
         let m = mount("30 25 0:26 /lxc/c1 /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids");
         assert_eq!(

@@ -30,7 +30,12 @@ pub fn cpu_shares(weight: u32) -> u64 {
 
 impl CgroupLimits {
     /// Writes the limits into the cgroup `dir` of `tree`.
-    pub(super) fn write(&self, version: Version, tree: &Tree, dir: &Path) -> Result<(), CgroupError> {
+    pub(super) fn write(
+        &self,
+        version: Version,
+        tree: &Tree,
+        dir: &Path,
+    ) -> Result<(), CgroupError> {
         match version {
             Version::V1 => self.write_v1(tree, dir),
             Version::V2 => self.write_v2(tree, dir),

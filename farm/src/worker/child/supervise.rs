@@ -69,10 +69,16 @@ pub fn supervise(
     let deadline = Instant::now() + limits.timeout;
     let (stop, status) = match process.wait(Some(deadline), &|| cancel.is_set()) {
         Ok(Waited::Exited(status)) => (None, Ok(status)),
-        Ok(Waited::Stopped) => (Some(Stop::Cancelled), stop_child(&mut process, limits.grace, log)),
+        Ok(Waited::Stopped) => (
+            Some(Stop::Cancelled),
+            stop_child(&mut process, limits.grace, log),
+        ),
         Ok(Waited::Deadline) => {
             cancel.cancel();
-            (Some(Stop::TimedOut), stop_child(&mut process, limits.grace, log))
+            (
+                Some(Stop::TimedOut),
+                stop_child(&mut process, limits.grace, log),
+            )
         }
         Err(e) => {
             let _ = process.kill();
@@ -90,7 +96,11 @@ pub fn supervise(
 }
 
 /// SIGTERM, the grace, SIGKILL; the escalation is logged.
-fn stop_child(process: &mut Running, grace: Duration, log: &dyn Fn(&str)) -> io::Result<ExitStatus> {
+fn stop_child(
+    process: &mut Running,
+    grace: Duration,
+    log: &dyn Fn(&str),
+) -> io::Result<ExitStatus> {
     let t = process.terminate(grace)?;
     if t.escalated {
         log(&format!(
@@ -108,12 +118,7 @@ fn stop_child(process: &mut Running, grace: Duration, log: &dyn Fn(&str)) -> io:
 }
 
 /// Ends every process of the attempt that outlived the child.
-fn end_attempt(
-    pid: ChildPid,
-    cgroup: Option<&mut ChildCgroup>,
-    marker: &str,
-    log: &dyn Fn(&str),
-) {
+fn end_attempt(pid: ChildPid, cgroup: Option<&mut ChildCgroup>, marker: &str, log: &dyn Fn(&str)) {
     let left = match cgroup {
         Some(cg) => cg.end().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "failed to end the child's cgroup");
@@ -187,14 +192,29 @@ mod tests {
         let d = dir.path();
         std::fs::write(d.join(spec::ERROR), "boom").unwrap();
         let outcome = |e| classify(e, d).outcome;
-        assert_eq!(outcome(ended(None, 9, 1)), Outcome::OutOfMemory {
-            limit: Some(1 << 20)
-        });
-        assert_eq!(outcome(ended(None, 9, 0)), Outcome::Killed("SIGKILL".into()));
-        assert_eq!(outcome(ended(None, 11, 1)), Outcome::Killed("SIGSEGV".into()));
+        assert_eq!(
+            outcome(ended(None, 9, 1)),
+            Outcome::OutOfMemory {
+                limit: Some(1 << 20)
+            }
+        );
+        assert_eq!(
+            outcome(ended(None, 9, 0)),
+            Outcome::Killed("SIGKILL".into())
+        );
+        assert_eq!(
+            outcome(ended(None, 11, 1)),
+            Outcome::Killed("SIGSEGV".into())
+        );
         // A stop the supervisor asked for wins over how the child died.
-        assert_eq!(outcome(ended(Some(Stop::TimedOut), 9, 1)), Outcome::TimedOut);
-        assert_eq!(outcome(ended(Some(Stop::Cancelled), 15, 0)), Outcome::Cancelled);
+        assert_eq!(
+            outcome(ended(Some(Stop::TimedOut), 9, 1)),
+            Outcome::TimedOut
+        );
+        assert_eq!(
+            outcome(ended(Some(Stop::Cancelled), 15, 0)),
+            Outcome::Cancelled
+        );
         assert_eq!(outcome(ended(None, 4 << 8, 0)), Outcome::Exited(4));
         assert_eq!(
             outcome(ended(None, spec::EXIT_COMPACTION_FAILED << 8, 0)),
@@ -204,7 +224,10 @@ mod tests {
             outcome(ended(None, spec::EXIT_SETUP_FAILED << 8, 0)),
             Outcome::SetupFailed("boom".into())
         );
-        assert_eq!(outcome(ended(None, spec::EXIT_CANCELLED << 8, 0)), Outcome::Cancelled);
+        assert_eq!(
+            outcome(ended(None, spec::EXIT_CANCELLED << 8, 0)),
+            Outcome::Cancelled
+        );
         assert!(matches!(
             outcome(ended(None, 0, 0)),
             Outcome::SetupFailed(e) if e.contains("without a result")

@@ -21,11 +21,10 @@ pub fn marked(name: &str, value: &str) -> Vec<Pid> {
     all.filter_map(Result::ok)
         .filter(|p| p.pid != me)
         .filter(|p| {
-            p.environ()
-                .is_ok_and(|env| {
-                    env.get(OsStr::new(name))
-                        .is_some_and(|v| v.as_os_str() == OsStr::new(value))
-                })
+            p.environ().is_ok_and(|env| {
+                env.get(OsStr::new(name))
+                    .is_some_and(|v| v.as_os_str() == OsStr::new(value))
+            })
         })
         .map(|p| Pid::from_raw(p.pid))
         .collect()

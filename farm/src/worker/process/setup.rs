@@ -128,7 +128,11 @@ mod tests {
         let f: Vec<i64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
         assert_eq!(f[0], f[1], "pid = pgid: {out}");
         assert_eq!(f[2], 77, "{out}");
-        let own_nice = procfs::process::Process::myself().unwrap().stat().unwrap().nice;
+        let own_nice = procfs::process::Process::myself()
+            .unwrap()
+            .stat()
+            .unwrap()
+            .nice;
         assert_eq!(f[3], own_nice + 3, "{out}");
     }
 
