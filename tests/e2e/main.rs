@@ -3,6 +3,8 @@
 //! in-memory model. One test binary (each binary links RocksDB), one module
 //! per capability.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod harness;
 
 mod admission;
@@ -13,6 +15,7 @@ mod etcd;
 mod etcd_secured;
 mod fake_worker;
 mod fault_proxy;
+mod ffi_edges;
 mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;

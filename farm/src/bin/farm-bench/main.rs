@@ -9,6 +9,8 @@
 //! attempt finished, with etcd's "done" events against probing alone
 //! (see `done_events.rs`).
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod done_events;
 
 use anyhow::{bail, Context};
