@@ -139,7 +139,10 @@ mod tests {
         assert!(check_variable("ROCKSDB_CXX_STD", Some("-std=c++23")).is_err());
         assert!(check_variable("ROCKSDB_CXX_STD", Some("gnu++20")).is_err());
         assert_eq!(check_variable("ROCKSDB_CXX_STD", Some("c++20")), Ok(()));
-        assert_eq!(check_variable("ROCKSDB_CXX_STD", Some("-std=c++20")), Ok(()));
+        assert_eq!(
+            check_variable("ROCKSDB_CXX_STD", Some("-std=c++20")),
+            Ok(())
+        );
         let message = check_variable("ROCKSDB_LIB_DIR", Some("/opt/rocksdb"))
             .unwrap_err()
             .to_string();
@@ -148,7 +151,9 @@ mod tests {
 
     #[test]
     fn only_the_checked_versions_pass() {
-        let manifest = |v: &str| format!("[package]\nedition = \"2021\"\nname = \"librocksdb-sys\"\nversion = \"{v}\"\n\n[dependencies.libc]\nversion = \"0.2\"\n");
+        let manifest = |v: &str| {
+            format!("[package]\nedition = \"2021\"\nname = \"librocksdb-sys\"\nversion = \"{v}\"\n\n[dependencies.libc]\nversion = \"0.2\"\n")
+        };
         assert_eq!(check_crate_manifest(&manifest("0.19.0+11.8.1")), Ok(()));
         assert!(check_crate_manifest(&manifest("0.19.1+11.9.0")).is_err());
         assert!(check_crate_manifest("[package]\nname = \"x\"\n").is_err());

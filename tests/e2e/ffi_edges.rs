@@ -15,7 +15,15 @@ fn throwing_plugin() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = std::env::temp_dir().join(format!("farm-throwing-plugin-{}.so", std::process::id()));
     let status = Command::new("c++")
-        .args(["-std=c++20", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-I"])
+        .args([
+            "-std=c++20",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-Wall",
+            "-Werror",
+            "-I",
+        ])
         .arg(root.join("plugins/include"))
         .arg("-o")
         .arg(&out)
@@ -79,7 +87,8 @@ fn a_panicking_merge_operator_on_the_hoster_fails_reads_not_the_db() {
     let db = &hoster.db;
     for i in 0..4_000u32 {
         db.put(format!("plain{i:04}"), format!("{i}")).unwrap();
-        db.merge(format!("merged{:03}", i % 100), format!("{i}")).unwrap();
+        db.merge(format!("merged{:03}", i % 100), format!("{i}"))
+            .unwrap();
         if i % 1_000 == 999 {
             db.flush().unwrap();
         }
@@ -90,7 +99,9 @@ fn a_panicking_merge_operator_on_the_hoster_fails_reads_not_the_db() {
     let stats = hoster.farm.stats();
     assert!(stats.fallbacks["remote_failed"] > 0, "{stats:?}");
     assert_eq!(stats.remote_installed, 0, "{stats:?}");
-    let level0 = db.property_int_value("rocksdb.num-files-at-level0").unwrap();
+    let level0 = db
+        .property_int_value("rocksdb.num-files-at-level0")
+        .unwrap();
     assert_eq!(level0, Some(0), "the local compactions completed");
     let errors = db.property_int_value("rocksdb.background-errors").unwrap();
     assert_eq!(errors, Some(0), "no background error stopped the DB");

@@ -116,7 +116,8 @@ fn main() -> anyhow::Result<()> {
     // The family's options must be given explicitly: a bare name opens it
     // with RocksDB's defaults (64 MiB memtables).
     let mut counters = opts.clone();
-    install_merge_operator(&mut counters, Counter).context("failed to install the counter merge operator")?;
+    install_merge_operator(&mut counters, Counter)
+        .context("failed to install the counter merge operator")?;
     let mut sessions = opts.clone();
     install_compaction_filter(&mut sessions, Ttl::new(TTL, Some(NOW)));
     let families = [

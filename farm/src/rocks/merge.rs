@@ -221,7 +221,11 @@ mod tests {
             assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"a,b,c"[..]));
             assert_eq!(drops.load(Ordering::SeqCst), 0, "alive while the DB is");
         }
-        assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped with the last holder");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "dropped with the last holder"
+        );
     }
 
     /// A merge function that panics: the read of that key fails with

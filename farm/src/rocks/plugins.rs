@@ -116,12 +116,13 @@ pub fn load(path: &Path) -> Result<Loaded, PluginError> {
     // child, an attempt child, or the worker without MULTI_PROCESS) that
     // exists to run it. An object preloaded with LD_PRELOAD returns its
     // existing handle.
-    let library = unsafe { Library::open(Some(&canonical), RTLD_NOW | RTLD_GLOBAL) }.map_err(
-        |source| PluginError::Load {
-            path: path.to_owned(),
-            source,
-        },
-    )?;
+    let library =
+        unsafe { Library::open(Some(&canonical), RTLD_NOW | RTLD_GLOBAL) }.map_err(|source| {
+            PluginError::Load {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
     match register(&library, path) {
         Ok(how) => {
             loaded.insert(canonical, (library, how));

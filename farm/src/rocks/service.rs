@@ -174,7 +174,10 @@ fn use_local_response() -> *mut sys::rocksdb_compactionservice_scheduleresponse_
 /// # Safety
 /// `state` is live until `destroy`.
 unsafe fn release(state: *mut c_void, id: &str) {
-    tracing::warn!(job = id, "answering RocksDB kUseLocal in place of the service");
+    tracing::warn!(
+        job = id,
+        "answering RocksDB kUseLocal in place of the service"
+    );
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: per the caller.
         unsafe { service(state) }.release(id)
@@ -214,7 +217,11 @@ fn scheduled_response(id: &str) -> Option<*mut sys::rocksdb_compactionservice_sc
     let mut err: *mut c_char = std::ptr::null_mut();
     // SAFETY: valid status; RocksDB copies the id.
     let r = unsafe {
-        sys::rocksdb_compactionservice_scheduleresponse_create(id.as_ptr(), STATUS_SUCCESS, &mut err)
+        sys::rocksdb_compactionservice_scheduleresponse_create(
+            id.as_ptr(),
+            STATUS_SUCCESS,
+            &mut err,
+        )
     };
     if !err.is_null() || r.is_null() {
         // SAFETY: a malloc'ed message from RocksDB (free(NULL) is fine).

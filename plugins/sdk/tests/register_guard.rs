@@ -14,7 +14,10 @@ static ADDED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 unsafe extern "C" fn add_merge_operator(d: *const MergeOperatorV1) -> c_int {
     // SAFETY: per the ABI, a live descriptor with a NUL-terminated name.
     let name = unsafe { CStr::from_ptr((*d).name) };
-    ADDED.lock().unwrap().push(name.to_string_lossy().into_owned());
+    ADDED
+        .lock()
+        .unwrap()
+        .push(name.to_string_lossy().into_owned());
     0
 }
 
@@ -23,7 +26,10 @@ unsafe extern "C" fn add_merge_operator(d: *const MergeOperatorV1) -> c_int {
 unsafe extern "C" fn add_compaction_filter(d: *const CompactionFilterV1) -> c_int {
     // SAFETY: per the ABI, a live descriptor with a NUL-terminated name.
     let name = unsafe { CStr::from_ptr((*d).name) };
-    ADDED.lock().unwrap().push(name.to_string_lossy().into_owned());
+    ADDED
+        .lock()
+        .unwrap()
+        .push(name.to_string_lossy().into_owned());
     0
 }
 
