@@ -3,6 +3,8 @@
 //! in-memory model. One test binary (each binary links RocksDB), one module
 //! per capability.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod harness;
 mod sandbox;
 
@@ -17,6 +19,7 @@ mod etcd_secured;
 mod fake_worker;
 mod fault_proxy;
 mod held_probes;
+mod ffi_edges;
 mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;

@@ -1,5 +1,7 @@
 //! `dcompact-worker`: runs RocksDB compactions for hoster databases.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use anyhow::Context;
 use clap::Parser;
 use farm::worker::{config::WorkerConfig, server};

@@ -11,6 +11,8 @@
 //! `--sample-ms`; the figure printed is the most cores it used in any
 //! sample window, which must not exceed `num_threads`.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use anyhow::{bail, Context};
 use clap::Parser;
 use farm::worker::local::LocalWorker;

@@ -1,6 +1,8 @@
 //! `zipserver`: compresses RocksDB output blocks for the compaction children
 //! of one worker host, with one thread pool and one memory budget.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use anyhow::Context;
 use clap::Parser;
 use farm::zipserver::http::{self, HttpState};

@@ -640,4 +640,16 @@ impl CompactionService for FarmService {
         }
         remove_output_dir(&p.output_dir);
     }
+
+    fn release(&self, scheduled_job_id: &str) {
+        let p = lock(&self.pending).remove(scheduled_job_id);
+        if let Some(p) = p {
+            self.abandon(
+                &p,
+                FallbackReason::Internal,
+                &"the RocksDB bridge answered kUseLocal in place of this service",
+                true,
+            );
+        }
+    }
 }

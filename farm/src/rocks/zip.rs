@@ -60,7 +60,11 @@ type TransportFn = unsafe extern "C" fn(
 ) -> c_int;
 
 extern "C" {
-    fn farm_zip_register(transport: Option<TransportFn>, in_flight: u32) -> *const c_char;
+    fn farm_zip_register(
+        transport: Option<TransportFn>,
+        in_flight: u32,
+        errptr: *mut *mut c_char,
+    ) -> *const c_char;
     fn farm_zip_blocks_seen() -> u64;
     fn farm_zip_compressor_new(params: *const ZipParams, errptr: *mut *mut c_char) -> *mut c_void;
     fn farm_zip_compress(
@@ -78,6 +82,11 @@ extern "C" {
 static TRANSPORT: OnceLock<Arc<dyn BlockTransport>> = OnceLock::new();
 
 /// The callback the shim calls for every block.
+///
+/// # Safety
+/// Called by the shim with live `params`, `out_size` and `out_type`, and
+/// with `in_len` readable bytes at `input` and `*out_size` writable bytes at
+/// `out` whenever those pointers are not NULL.
 unsafe extern "C" fn transport_trampoline(
     params: *const ZipParams,
     input: *const c_char,
@@ -89,15 +98,50 @@ unsafe extern "C" fn transport_trampoline(
     let Some(transport) = TRANSPORT.get() else {
         return 0;
     };
-    // A panic must not unwind into C++: it becomes an in-process fallback.
+    // SAFETY: per this function's contract.
+    unsafe { forward(&**transport, params, input, in_len, out, out_size, out_type) }
+}
+
+/// Hands one block to `transport`. Returns 1 with `*out_size` and
+/// `*out_type` set when it compressed the block, 0 when the block must be
+/// compressed in-process: also for a NULL pointer or an empty output buffer
+/// (RocksDB passes a NULL buffer of size 0 when its size limit leaves no
+/// room), and when the transport panics (a panic must not unwind into C++).
+///
+/// # Safety
+/// As [`transport_trampoline`].
+unsafe fn forward(
+    transport: &dyn BlockTransport,
+    params: *const ZipParams,
+    input: *const c_char,
+    in_len: usize,
+    out: *mut c_char,
+    out_size: *mut usize,
+    out_type: *mut u8,
+) -> c_int {
+    if params.is_null() || out_size.is_null() || out_type.is_null() || out.is_null() {
+        return 0;
+    }
+    if input.is_null() && in_len > 0 {
+        return 0;
+    }
+    // SAFETY: `out_size` is live (checked non-NULL, per the contract).
+    let capacity = unsafe { *out_size };
+    if capacity == 0 {
+        return 0;
+    }
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: the shim passes live pointers: `params`, `in_len` bytes at
-        // `input`, `*out_size` writable bytes at `out`, and both out-params.
+        // SAFETY: non-NULL (checked above) and live per the contract; an
+        // empty input is read as an empty slice without touching `input`.
         let (params, input, out) = unsafe {
             (
                 &*params,
-                std::slice::from_raw_parts(input.cast::<u8>(), in_len),
-                std::slice::from_raw_parts_mut(out.cast::<u8>(), *out_size),
+                if in_len == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(input.cast::<u8>(), in_len)
+                },
+                std::slice::from_raw_parts_mut(out.cast::<u8>(), capacity),
             )
         };
         match transport.compress(params, input, out) {
@@ -122,7 +166,10 @@ unsafe extern "C" fn transport_trampoline(
 /// one compaction can be at the zipserver at once. The transport of a
 /// process is set once; later calls keep the first. Returns the manager's
 /// name, the value for `compression_manager`.
-pub fn register(transport: Option<Arc<dyn BlockTransport>>, in_flight: u32) -> &'static str {
+pub fn register(
+    transport: Option<Arc<dyn BlockTransport>>,
+    in_flight: u32,
+) -> Result<&'static str, RocksError> {
     let installed = match transport {
         Some(t) => {
             let _ = TRANSPORT.set(t);
@@ -130,11 +177,22 @@ pub fn register(transport: Option<Arc<dyn BlockTransport>>, in_flight: u32) -> &
         }
         None => None,
     };
-    // SAFETY: registers a factory and stores a function pointer; the
-    // returned name is a static C string in the shim.
-    let name = unsafe { CStr::from_ptr(farm_zip_register(installed, in_flight)) };
-    name.to_str()
-        .expect("the manager's name is a static ASCII literal")
+    let name = with_errptr("register the zip compression manager", |err| {
+        // SAFETY: registers a factory and stores a function pointer to a
+        // callback that lives for the process.
+        unsafe { farm_zip_register(installed, in_flight, err) }
+    })?;
+    if name.is_null() {
+        return Err(RocksError::Answer {
+            operation: "register the zip compression manager",
+            detail: "no name and no error".into(),
+        });
+    }
+    // SAFETY: non-NULL: the manager's name, a static C string of the shim.
+    let name = unsafe { CStr::from_ptr(name) };
+    Ok(name
+        .to_str()
+        .expect("the manager's name is a static ASCII literal"))
 }
 
 /// Blocks that reached a `FarmZipServer` compressor in this process,
@@ -204,6 +262,74 @@ impl Drop for BuiltinCompressor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the blocks it is handed; "compresses" each to one byte.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl BlockTransport for Counting {
+        fn compress(&self, _: &ZipParams, _: &[u8], out: &mut [u8]) -> Option<Compressed> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            out[0] = 0xAB;
+            Some(Compressed { size: 1, kind: 7 })
+        }
+    }
+
+    /// RocksDB passes a NULL output buffer of size 0 when its size limit
+    /// leaves no room: the block goes to the in-process compressor and the
+    /// transport never sees it.
+    #[test]
+    fn a_null_or_empty_output_buffer_never_reaches_the_transport() {
+        let t = Counting::default();
+        let params = ZipParams::default();
+        let input = b"block";
+        let (mut size, mut kind) = (0usize, 0u8);
+        // SAFETY: live params and out-params; `out` is NULL with size 0.
+        let r = unsafe {
+            forward(
+                &t,
+                &params,
+                input.as_ptr().cast(),
+                input.len(),
+                std::ptr::null_mut(),
+                &mut size,
+                &mut kind,
+            )
+        };
+        assert_eq!((r, size, kind), (0, 0, 0));
+        let mut out = [0u8; 16];
+        // SAFETY: as above, with a live buffer announced as empty.
+        let r = unsafe {
+            forward(
+                &t,
+                &params,
+                input.as_ptr().cast(),
+                input.len(),
+                out.as_mut_ptr().cast(),
+                &mut size,
+                &mut kind,
+            )
+        };
+        assert_eq!(r, 0);
+        assert_eq!(t.0.load(Ordering::SeqCst), 0, "the transport saw no block");
+
+        size = out.len();
+        // SAFETY: live buffer of `size` bytes; an empty input may be NULL.
+        let r = unsafe {
+            forward(
+                &t,
+                &params,
+                std::ptr::null(),
+                0,
+                out.as_mut_ptr().cast(),
+                &mut size,
+                &mut kind,
+            )
+        };
+        assert_eq!((r, size, kind, out[0]), (1, 1, 7, 0xAB));
+        assert_eq!(t.0.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn builtin_compressor_round_trips_through_rocksdb_format() {

@@ -64,6 +64,8 @@ impl CompactionService for Capture {
     }
     fn cancel_awaiting(&self) {}
     fn on_installation(&self, _: &str, _: InstallStatus) {}
+    /// Never called: this service schedules nothing.
+    fn release(&self, _: &str) {}
 }
 
 /// Fills a DB below `dir` with `spec` twice (auto compactions off, a flush

@@ -156,7 +156,8 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
             ))
         });
         // Blocks go to the zipserver; the SSTs stay built-in format.
-        let manager = zip::register(Some(client.clone()), z.blocks_in_flight);
+        let manager =
+            zip::register(Some(client.clone()), z.blocks_in_flight).map_err(|e| e.to_string())?;
         overrides
             .set_option("compression_manager", manager)
             .map_err(|e| e.to_string())?;
