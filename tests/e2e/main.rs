@@ -8,6 +8,7 @@ mod harness;
 mod admission;
 mod browser;
 mod child_faults;
+mod docs;
 mod dynamic_mount;
 mod etcd;
 mod etcd_secured;

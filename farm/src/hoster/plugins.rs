@@ -2,7 +2,8 @@
 //! loads from the plugin objects (`farm-plugin-sdk`), under the same names,
 //! so both sides run identical code. Every installed class is remembered
 //! with its version and sent with each job; a worker with another version
-//! refuses the job and the hoster compacts locally.
+//! refuses the job and the hoster compacts locally. The crate's
+//! documentation shows [`install_merge_operator`] in a complete example.
 
 use crate::protocol::job::PluginVersion;
 use farm_plugin_sdk::{CompactionFilter, Decision, MergeOperator};
@@ -21,12 +22,16 @@ fn remember(name: &str, version: u32) {
     });
 }
 
-/// The plugin classes installed in this process, with their versions.
+/// The plugin classes installed in this process, with their versions (the
+/// last install of a name wins); sent with every job.
 pub fn installed() -> Vec<PluginVersion> {
     INSTALLED.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Installs `m` as the merge operator of `opts`.
+/// Installs `m` as the merge operator of `opts`, under the name
+/// `M::NAME`, and remembers `M::VERSION` for every job: a worker must load
+/// a plugin object with the same class in the same version (`PLUGINS`), or
+/// it refuses the job and the hoster compacts it locally.
 pub fn install_merge_operator<M: MergeOperator>(opts: &mut Options, m: M) {
     let m = Arc::new(m);
     let full = {
@@ -48,7 +53,8 @@ pub fn install_merge_operator<M: MergeOperator>(opts: &mut Options, m: M) {
     remember(M::NAME, M::VERSION);
 }
 
-/// Installs `f` as the compaction filter of `opts`.
+/// Installs `f` as the compaction filter of `opts`, under the name
+/// `F::NAME`, and remembers `F::VERSION` as [`install_merge_operator`] does.
 ///
 /// The `rocksdb` crate takes a changed value only as `&'static [u8]`, so a
 /// `Decision::Change` on the hoster leaks its bytes; filters that change

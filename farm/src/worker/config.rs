@@ -13,7 +13,7 @@
 //! | `MAX_PARALLEL_COMPACTIONS` | number of CPUs | attempts running at once |
 //! | `MAX_WAITING_COMPACTIONS` | 2 × parallel | attempts queued beyond that; more get 503 |
 //! | `RESULT_RETENTION` | `10m` | how long a finished attempt stays answerable by `/probe` |
-//! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 413 |
+//! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 400 (`malformed`) |
 //! | `WORKER_AUTH_TOKEN` | unset | when set, `/dcompact` and `/shutdown` need `Authorization: Bearer <token>` |
 //! | `MULTI_PROCESS` | `false` | run each attempt in its own child process |
 //! | `PLUGINS` | unset | `:`-separated plugin `.so` files (with the worker's own `LD_PRELOAD`): loaded into the worker, or with `MULTI_PROCESS` preloaded into each child |
