@@ -175,6 +175,22 @@ fn same_shape(documented: &Value, served: &Value, at: &str, optional: &[&str]) -
     problems
 }
 
+#[test]
+fn the_shape_check_sees_what_differs() {
+    let documented = serde_json::json!({"a": 1, "b": {"c": "x"}, "opt": {}, "l": [{"d": true}]});
+    let served = serde_json::json!({"a": "1", "b": {"c": "y", "e": 2}, "l": [{"d": false}, {}]});
+    let problems = same_shape(&documented, &served, "s", &["opt"]);
+    assert_eq!(
+        problems,
+        [
+            "s.a: documented 1, served \"1\"",
+            "s.b.e: served, not documented",
+            "s.l[1].d: documented, not served",
+        ]
+    );
+    assert_eq!(same_shape(&documented, &served, "s", &[]).len(), 4);
+}
+
 /// The parts of `/stat?html=0` a plain test worker does not serve (they
 /// need etcd, dynamic mounts, a zipserver, plugins), against the types.
 fn check_stat_sections(stat: &Value) {

@@ -52,7 +52,7 @@ const FAMILIES: [Family; 6] = [
     gauge("farm_worker_stopping", "1 once the worker began to stop"),
 ];
 
-/// Samples of `q`, in [`FAMILIES`] order.
+/// Samples of `q`, in `FAMILIES` order.
 pub fn samples(q: &QueueState) -> Vec<Sample> {
     let values = [
         q.running as f64,

@@ -27,7 +27,7 @@
 //! Parts: [`spec`] (what a job asks for, checked), [`mounter`] (the
 //! helper or `mount` command and `umount2`), [`table`] (leases, LRU),
 //! [`mountinfo`] (what is mounted), [`stale`] (recognising `ESTALE`),
-//! [`stats`] (counters), [`sys`] (the system calls).
+//! [`stats`] (counters), `sys` (the system calls).
 
 pub mod mounter;
 pub mod mountinfo;
