@@ -29,6 +29,62 @@
 //! only with "installed" (after checking every output file) or "compact
 //! locally". A failing farm costs CPU on the hoster, never data or writes.
 //!
+//! The repository's `docs/` hold the rest: `PROTOCOL.md` (the worker's HTTP
+//! contract), `ARCHITECTURE.md` (the parts and the life of a job) and
+//! `TOPLINGDB.md` (for users of ToplingDB's dcompact).
+//!
+//! ## Using the farm from an application
+//!
+//! [`hoster::enable`] plugs the farm into a database's `rocksdb::Options`
+//! with ToplingDB's `DcompactEtcd` JSON params
+//! ([`hoster::config::HosterConfig`] lists them); the returned
+//! [`hoster::FarmService`] counts what ran where
+//! ([`hoster::stats::StatsSnapshot`]). Merge operators and compaction
+//! filters written with `farm-plugin-sdk` are installed on the hoster with
+//! [`hoster::plugins`]; workers load the same logic from plugin objects.
+//!
+//! Here the only worker is an address where nothing listens, so every
+//! compaction falls back to a local one, and the data is as it would be
+//! without the farm:
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use farm_plugin_counter::Counter;
+//!
+//! let dir = tempfile::tempdir()?; // the shared storage: the hoster root
+//! let db_path = dir.path().join("db");
+//! let mut opts = rocksdb::Options::default();
+//! opts.create_if_missing(true);
+//! // The merge operator adds little-endian u64s; a worker would run the
+//! // same code from `libcounter.so` (`PLUGINS`).
+//! farm::hoster::plugins::install_merge_operator(&mut opts, Counter)?;
+//! let params = serde_json::json!({
+//!     "http_workers": ["http://127.0.0.1:1"], // nothing listens here
+//!     "hoster_root": dir.path(),
+//!     "instance_name": "example",
+//!     "http_timeout": 1,
+//! });
+//! let db_name = db_path.to_str().ok_or("temporary path is not UTF-8")?;
+//! let farm = farm::hoster::enable(&mut opts, db_name, &params.to_string())?;
+//! let db = rocksdb::DB::open(&opts, &db_path)?;
+//!
+//! // Two overlapping level-0 files, then a compaction of all of it.
+//! for round in 1..=2u64 {
+//!     for i in 0..1000u64 {
+//!         db.merge(format!("key{i:04}"), round.to_le_bytes())?;
+//!     }
+//!     db.flush()?;
+//! }
+//! db.compact_range(None::<&[u8]>, None::<&[u8]>);
+//! assert_eq!(db.get(b"key0042")?, Some(3u64.to_le_bytes().to_vec()));
+//!
+//! let stats = farm.stats();
+//! println!("{stats:#?}");
+//! assert_eq!(stats.remote_installed, 0);
+//! assert!(stats.fallbacks["connection"] >= 1, "{stats:?}");
+//! # Ok(()) }
+//! ```
+//!
 //! ## Where `unsafe` lives
 //!
 //! Every `unsafe` block carries a `// SAFETY:` note and every `unsafe fn`

@@ -13,6 +13,7 @@ mod attempt_ownership;
 mod browser;
 mod child_cgroups;
 mod child_faults;
+mod docs;
 mod dynamic_mount;
 mod etcd;
 mod etcd_secured;

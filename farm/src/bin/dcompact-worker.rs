@@ -83,6 +83,10 @@ use std::path::PathBuf;
 /// attempts with kill buttons and links to /attempts/<name>/LOG, LOG.child,
 /// summary.html. With WORKER_AUTH_TOKEN set, type the token into the page or
 /// open it as /list#token=<token>. /metrics serves Prometheus text format.
+// The comment above is the `--help` text (clap, verbatim), not HTML:
+// `<root>`, `<token>` are placeholders for people. (`expect` does not fit:
+// only rustdoc checks this lint, so rustc would call it unfulfilled.)
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Parser)]
 #[command(name = "dcompact-worker", version, verbatim_doc_comment)]
 struct Args {

@@ -2,7 +2,8 @@
 //! loads from the plugin objects (`farm-plugin-sdk`), under the same names,
 //! so both sides run identical code. Every installed class is remembered
 //! with its version and sent with each job; a worker with another version
-//! refuses the job and the hoster compacts locally.
+//! refuses the job and the hoster compacts locally. The crate's
+//! documentation shows [`install_merge_operator`] in a complete example.
 
 use crate::protocol::job::PluginVersion;
 use crate::rocks::{filter, merge, RocksError};
@@ -21,14 +22,18 @@ fn remember(name: &str, version: u32) {
     });
 }
 
-/// The plugin classes installed in this process, with their versions.
+/// The plugin classes installed in this process, with their versions (the
+/// last install of a name wins); sent with every job.
 pub fn installed() -> Vec<PluginVersion> {
     INSTALLED.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Installs `m` as the merge operator of `opts`. A panic in its merge
-/// function fails the read of that key and never the database process, nor
-/// its flushes and compactions (see [`crate::rocks::merge`]).
+/// Installs `m` as the merge operator of `opts`, under the name
+/// `M::NAME`, and remembers `M::VERSION` for every job: a worker must load
+/// a plugin object with the same class in the same version (`PLUGINS`), or
+/// it refuses the job and the hoster compacts it locally. A panic in its
+/// merge function fails the read of that key and never the database
+/// process, nor its flushes and compactions (see [`crate::rocks::merge`]).
 pub fn install_merge_operator<M: MergeOperator>(
     opts: &mut Options,
     m: M,
@@ -38,8 +43,9 @@ pub fn install_merge_operator<M: MergeOperator>(
     Ok(())
 }
 
-/// Installs `f` as the compaction filter of `opts`. A panic in the filter
-/// keeps the entry (see [`crate::rocks::filter`]).
+/// Installs `f` as the compaction filter of `opts`, under the name
+/// `F::NAME`, and remembers `F::VERSION` as [`install_merge_operator`] does.
+/// A panic in the filter keeps the entry (see [`crate::rocks::filter`]).
 pub fn install_compaction_filter<F: CompactionFilter>(opts: &mut Options, f: F) {
     filter::set_compaction_filter(opts, f);
     remember(F::NAME, F::VERSION);

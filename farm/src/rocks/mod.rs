@@ -21,7 +21,7 @@
 //! - [`sst`]: an SST file's table properties and its checksum verification.
 //! - [`zip`]: the `FarmZipServer` compression manager (worker side) and the
 //!   built-in compressor the zipserver runs.
-//! - [`ffi`]: the declarations of the C++ shim (`farm/cpp/farm_shim.cc`).
+//! - `ffi`: the declarations of the C++ shim (`farm/cpp/farm_shim.cc`).
 
 pub mod error;
 mod ffi;

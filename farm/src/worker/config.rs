@@ -14,7 +14,7 @@
 //! | `MAX_PARALLEL_COMPACTIONS` | number of CPUs | attempts running at once |
 //! | `MAX_WAITING_COMPACTIONS` | 2 × parallel | attempts queued beyond that; more get 503 |
 //! | `RESULT_RETENTION` | `10m` | how long a finished attempt stays answerable by `/probe` |
-//! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 413 |
+//! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 400 (`malformed`) |
 //! | `MAX_ADMISSIONS` | 4 | jobs admitted at once (storage mounted, `CURRENT`, inputs and OPTIONS read, on blocking threads); a submission beyond it gets 503 at once. Admission takes milliseconds on healthy storage, so 4 keep up with hundreds of submissions a second, while a dead NFS server can hold no more than 4 threads |
 //! | `HTTP_HEADER_TIMEOUT` | `10s` | a request's head must be complete this long after the connection was accepted (or after its first byte on a kept-alive connection); else the connection is closed |
 //! | `HTTP_BODY_TIMEOUT` | `60s` | a request's body must have arrived this long after its head (else 408 and the connection closes); an answer the client stops reading may stall this long |

@@ -1,11 +1,14 @@
 //! The worker's HTTP server: thin handlers over the [`Supervisor`].
 //!
+//! The router serves exactly [`Endpoint::ALL`] (`docs/PROTOCOL.md` is the
+//! contract, with every status code):
+//!
 //! | endpoint | answers |
 //! | --- | --- |
-//! | `POST /dcompact` | 200 `{"status":"ok","addr"}`, 400, 401, 412, 503 |
-//! | `POST /probe` | 200 queued / running / done / failed, 404 `NotFound`; with `wait_ms`, held until the attempt ends or the wait is over |
-//! | `POST /shutdown` | 200 `{"status":"ok"}`, 401, 404 `NotFound` |
-//! | `GET /health` | 200 `{"status":"OK"}`, 412 while stopping |
+//! | `POST /dcompact` | 200 `{"status":"ok","addr","protocol"}`, 400, 401, 408, 412, 503 |
+//! | `POST /probe` | 200 queued / running / done / failed, 400, 404 `NotFound`; with `wait_ms`, held until the attempt ends or the wait is over |
+//! | `POST /shutdown` | 200 `{"status":"ok"}`, 400, 401, 404 `NotFound` |
+//! | `GET /health` | 200 `{"status":"OK","protocol"}`, 412 while stopping |
 //! | `GET /stat`, `GET /list` | HTML; `?html=0`: JSON counters and attempts (see [`web::routes`]) |
 //! | `GET /metrics` | Prometheus text format (see [`crate::worker::metrics`]) |
 //! | `GET /attempts/<attempt name>/<file>` | an attempt's `LOG`, `LOG.child`, `summary.html`, ...: 400, 403 outside `WORKER_DB_ROOT`, 404 |
@@ -21,9 +24,11 @@
 //! in progress, answers 503 before it reads any file for the job.
 
 use crate::etcd::keys::Registration;
-use crate::protocol::answers::{self, ErrorAnswer, SubmitAnswer, NOT_FOUND};
+use crate::protocol::answers::{self, CancelAnswer, ErrorAnswer, HealthAnswer, SubmitAnswer, NOT_FOUND};
 use crate::protocol::attempt::AttemptKey;
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
+use crate::protocol::version::PROTOCOL_VERSION;
 use crate::worker::admission::{admit, AdmissionError};
 use crate::worker::child::cgroups::child_cgroups;
 use crate::worker::config::WorkerConfig;
@@ -42,7 +47,7 @@ use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -114,6 +119,7 @@ pub async fn run(
         running: 0,
         waiting: 0,
         version: env!("CARGO_PKG_VERSION").into(),
+        protocol: PROTOCOL_VERSION,
     };
     let limits = config.http;
     let sup = Supervisor::new(
@@ -153,12 +159,11 @@ pub async fn run(
         }
     });
 
-    let app = Router::new()
-        .route("/dcompact", post(dcompact))
-        .route("/probe", post(probe))
-        .route("/shutdown", post(cancel))
-        .route("/health", get(health))
-        .merge(web::routes::router())
+    let app = Endpoint::ALL
+        .into_iter()
+        .fold(Router::new(), |router, e| {
+            router.route(e.path(), handler(e))
+        })
         .fallback(|| async { error(StatusCode::NOT_FOUND, NOT_FOUND, "no such endpoint") })
         .with_state(sup.clone());
 
@@ -206,6 +211,31 @@ fn refuse_open_exposure(config: &WorkerConfig, bound: SocketAddr) -> std::io::Re
          dcompact_http_headers), listen on 127.0.0.1, or set WORKER_ALLOW_NO_TOKEN=true to run \
          without one"
     )))
+}
+
+/// The handler of `endpoint`, on its method only; another method gets a
+/// JSON 405.
+fn handler(endpoint: Endpoint) -> MethodRouter<Shared> {
+    let method = MethodFilter::try_from(endpoint.method())
+        .expect("every endpoint uses GET or POST, which have filters");
+    let wrong_method = move || async move {
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "malformed",
+            format!("{} takes only {}", endpoint.prefix(), endpoint.method()),
+        )
+    };
+    let served = match endpoint {
+        Endpoint::Dcompact => on(method, dcompact),
+        Endpoint::Probe => on(method, probe),
+        Endpoint::Shutdown => on(method, cancel),
+        Endpoint::Health => on(method, health),
+        Endpoint::Stat => on(method, web::routes::stat),
+        Endpoint::List => on(method, web::routes::list),
+        Endpoint::Metrics => on(method, web::routes::metrics),
+        Endpoint::AttemptFile => on(method, web::routes::attempt_file),
+    };
+    served.fallback(wrong_method)
 }
 
 /// Applies the retention policy to kept attempt directories.
@@ -363,6 +393,7 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
             Json(SubmitAnswer {
                 status: "ok".into(),
                 addr,
+                protocol: PROTOCOL_VERSION,
             })
             .into_response()
         }
@@ -431,7 +462,10 @@ async fn cancel(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Re
         Err(r) => return r,
     };
     if sup.cancel(&key) {
-        Json(serde_json::json!({"status": "ok"})).into_response()
+        Json(CancelAnswer {
+            status: "ok".into(),
+        })
+        .into_response()
     } else {
         error(
             StatusCode::NOT_FOUND,
@@ -449,7 +483,11 @@ async fn health(State(sup): State<Shared>) -> Response {
             "worker is stopping",
         )
     } else {
-        Json(serde_json::json!({"status": "OK"})).into_response()
+        Json(HealthAnswer {
+            status: "OK".into(),
+            protocol: PROTOCOL_VERSION,
+        })
+        .into_response()
     }
 }
 

@@ -133,6 +133,7 @@ impl Captured {
             job_id: self.info.job_id,
             attempt,
             code_version: String::new(),
+            protocol: crate::protocol::version::PROTOCOL_VERSION,
             cf_name: self.info.cf_name.clone(),
             output_level: self.info.output_level,
             estimate_time_us: 0,

@@ -35,6 +35,7 @@ fn job(dir: &Path, db: &str) -> Job {
         job_id: 1 << 32,
         attempt: 0,
         code_version: String::new(),
+        protocol: farm::protocol::version::PROTOCOL_VERSION,
         cf_name: "default".into(),
         output_level: 1,
         estimate_time_us: 0,

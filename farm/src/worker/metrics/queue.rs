@@ -61,7 +61,7 @@ const FAMILIES: [Family; 8] = [
     gauge("farm_worker_max_admissions", "MAX_ADMISSIONS"),
 ];
 
-/// Samples of `q`, in [`FAMILIES`] order.
+/// Samples of `q`, in `FAMILIES` order.
 pub fn samples(q: &QueueState) -> Vec<Sample> {
     let values = [
         q.running as f64,

@@ -112,6 +112,7 @@ mod tests {
             job_id: 1,
             attempt: 0,
             code_version: String::new(),
+            protocol: 1,
             cf_name: "default".into(),
             output_level: 1,
             estimate_time_us: 0,
