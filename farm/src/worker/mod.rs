@@ -58,6 +58,7 @@ pub mod beneath;
 pub mod cgroup;
 pub mod child;
 pub mod config;
+pub mod deadline;
 pub mod listener;
 pub mod local;
 pub mod metrics;

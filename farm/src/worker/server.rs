@@ -24,7 +24,9 @@
 //! in progress, answers 503 before it reads any file for the job.
 
 use crate::etcd::keys::Registration;
-use crate::protocol::answers::{self, CancelAnswer, ErrorAnswer, HealthAnswer, SubmitAnswer, NOT_FOUND};
+use crate::protocol::answers::{
+    self, CancelAnswer, ErrorAnswer, HealthAnswer, SubmitAnswer, NOT_FOUND,
+};
 use crate::protocol::attempt::AttemptKey;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};

@@ -27,6 +27,7 @@ use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
+use crate::worker::deadline::Watchdog;
 use crate::worker::metrics::attempts::AttemptMetrics;
 use crate::worker::metrics::queue;
 use crate::worker::mounts::stale::is_stale_handle;
@@ -84,6 +85,9 @@ enum Phase {
     Running {
         started: Instant,
         cancel: Arc<CancelFlag>,
+        /// This run's number: an end reported for another run (an
+        /// abandoned thread returning late) is dropped.
+        run: u64,
     },
     Finished {
         outcome: Outcome,
@@ -116,6 +120,8 @@ struct State {
     /// The most attempts ever running at once.
     running_high_water: usize,
     stopping: bool,
+    /// The number of the next run.
+    next_run: u64,
     counters: Counters,
     /// What plugin code did in attempt children that have ended.
     child_plugin_counts: PluginCounts,
@@ -431,6 +437,17 @@ impl Supervisor {
         if st.attempts.contains_key(&key) {
             return refuse(&mut st, format!("attempt {name} was already submitted"));
         }
+        if let Some(other) = name_in_use(&st, &name).cloned() {
+            return refuse(
+                &mut st,
+                format!(
+                    "attempt name {name} is in use by another job (dbname {:?}): two jobs whose \
+                     dbnames differ only in '/' against '_' or a trailing '/' share one name; \
+                     this one is compacted locally",
+                    other.dbname
+                ),
+            );
+        }
         tracing::info!(attempt = %name, "accepted");
         st.counters.accepted += 1;
         self.metrics.accepted();
@@ -470,20 +487,29 @@ impl Supervisor {
             let cancel = Arc::new(CancelFlag::new());
             let waited = entry.accepted.elapsed();
             self.metrics.started(waited);
+            let run = st.next_run;
+            st.next_run += 1;
+            let Some(entry) = st.attempts.get_mut(&key) else {
+                continue;
+            };
             entry.phase = Phase::Running {
                 started: Instant::now(),
                 cancel: cancel.clone(),
+                run,
             };
             st.running += 1;
             st.running_high_water = st.running_high_water.max(st.running);
             let name = entry.name.clone();
             let job = entry.job.clone();
+            let watchdog = self.watch_in_process(&key, &name, &job, run, &cancel);
             let sup = self.clone();
             self.tasks.spawn_blocking(move || {
-                let run = catch_unwind(AssertUnwindSafe(|| {
+                let ran = catch_unwind(AssertUnwindSafe(|| {
                     sup.run_attempt(&name, &job, &mut prepared, &cancel, waited)
                 }));
-                let (outcome, result, read, written) = match run {
+                let timed_out = watchdog.as_ref().is_some_and(Watchdog::fired);
+                drop(watchdog);
+                let (outcome, result, read, written) = match ran {
                     Ok(r) => r,
                     Err(panic) => {
                         let msg = panic
@@ -494,9 +520,46 @@ impl Supervisor {
                         (Outcome::Panicked(msg), None, 0, 0)
                     }
                 };
-                sup.finish(&key, outcome, result, read, written);
+                if timed_out {
+                    sup.finish(&key, run, Outcome::TimedOut, None, read, written);
+                } else {
+                    sup.finish(&key, run, outcome, result, read, written);
+                }
             });
         }
+    }
+
+    /// An in-process attempt's deadline (a child's is kept by its
+    /// supervisor): cancelled at `ATTEMPT_TIMEOUT_*`, ended `timed_out`
+    /// and its slot freed `CANCEL_GRACE` later if it has not returned.
+    fn watch_in_process(
+        self: &Arc<Self>,
+        key: &AttemptKey,
+        name: &AttemptName,
+        job: &Job,
+        run: u64,
+        cancel: &Arc<CancelFlag>,
+    ) -> Option<Watchdog> {
+        if self.spawner.is_some() {
+            return None;
+        }
+        let sup = Arc::downgrade(self);
+        let key = key.clone();
+        let abandon = move || {
+            if let Some(sup) = sup.upgrade() {
+                sup.finish(&key, run, Outcome::TimedOut, None, 0, 0);
+            }
+        };
+        let timeout = self.config.attempt_timeout(job.estimate_time_us);
+        Watchdog::start(
+            name.to_string(),
+            cancel.clone(),
+            timeout,
+            self.config.cancel_grace,
+            abandon,
+        )
+        .map_err(|e| tracing::error!(attempt = %name, error = %e, "no deadline for this attempt: failed to start its watchdog"))
+        .ok()
     }
 
     /// Runs one attempt to its end: its span carries the attempt name to
@@ -702,26 +765,36 @@ impl Supervisor {
         &self.catalog
     }
 
+    /// Ends run `run` of the attempt `key`, once: a second end of the
+    /// same run (a thread abandoned at its deadline that returns late) is
+    /// dropped.
     fn finish(
         self: &Arc<Self>,
         key: &AttemptKey,
+        run: u64,
         outcome: Outcome,
         result: Option<String>,
         read: u64,
         written: u64,
     ) {
         let mut st = self.lock();
-        st.running -= 1;
-        let mut ran = None;
-        if let Some(entry) = st.attempts.get_mut(key) {
-            if let Phase::Running { started, .. } = &entry.phase {
-                ran = Some(started.elapsed());
+        let Some(entry) = st.attempts.get_mut(key) else {
+            return;
+        };
+        let ran = match &entry.phase {
+            Phase::Running {
+                started, run: now, ..
+            } if *now == run => Some(started.elapsed()),
+            _ => {
+                tracing::info!(attempt = %entry.name, outcome = %outcome, "dropped the late end of an attempt that was already ended");
+                return;
             }
-            entry.ran = ran;
-            entry.bytes_read = read;
-            entry.bytes_written = written;
-            entry.place = None;
-        }
+        };
+        entry.ran = ran;
+        entry.bytes_read = read;
+        entry.bytes_written = written;
+        entry.place = None;
+        st.running -= 1;
         self.metrics.ended(&outcome, ran, read, written);
         match &outcome {
             Outcome::Succeeded => {
@@ -905,7 +978,8 @@ impl Supervisor {
 
     /// Stops admitting (new jobs get 412, `/health` 412), cancels queued
     /// attempts, lets running ones finish until `SHUTDOWN_GRACE` has passed,
-    /// then cancels them, and waits until every attempt's task has ended.
+    /// then cancels them, and waits until every attempt's task has ended
+    /// (at most `CANCEL_GRACE` and a margin more).
     pub async fn shutdown(&self) {
         let queued: Vec<AttemptKey> = {
             let mut st = self.lock();
@@ -928,7 +1002,19 @@ impl Supervisor {
             for key in &running {
                 self.cancel(key);
             }
-            self.tasks.wait().await;
+            // A child is killed within CANCEL_GRACE; an in-process attempt
+            // whose code hangs is abandoned at its deadline: wait a bounded
+            // time, never for ever.
+            let bound = self.config.cancel_grace + FINAL_WAIT_MARGIN;
+            if tokio::time::timeout(bound, self.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    waited_ms = bound.as_millis() as u64,
+                    "attempt threads still running after the final wait: stopping without them"
+                );
+            }
         }
         // No child compresses any more: stop the zipserver.
         if let Some(mut sidecar) = self.zip.as_ref().and_then(ZipLink::take_sidecar) {
@@ -946,6 +1032,20 @@ impl Supervisor {
         (self.config.result_retention / 10)
             .clamp(Duration::from_millis(100), Duration::from_secs(30))
     }
+}
+
+/// Beyond `CANCEL_GRACE`, how long shutdown waits for cancelled attempts.
+const FINAL_WAIT_MARGIN: Duration = Duration::from_secs(5);
+
+/// The key of another attempt the worker still knows (queued, running, or
+/// finished and answerable) that has `name`: two keys can share a name
+/// (`/data/a_b` and `/data/a/b` are both `a_b`), and an attempt's name is
+/// its directory, so the second is refused while the first is known.
+fn name_in_use<'a>(st: &'a State, name: &AttemptName) -> Option<&'a AttemptKey> {
+    st.attempts
+        .iter()
+        .find(|(_, e)| &e.name == name)
+        .map(|(k, _)| k)
 }
 
 /// Removes and returns the waiting attempt with the highest priority.

@@ -256,3 +256,61 @@ fn a_symlink_swapped_in_while_queued_is_never_followed() {
     assert!(files.iter().any(|f| f.ends_with("CURRENT")), "{files:?}");
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// Two jobs whose names collide (`/data/a_b` and `/data/a/b` both name
+/// their DB `a_b`; a trailing `/` names the same DB twice): the first runs,
+/// every other is refused while the first is known, and none touches the
+/// first one's files.
+#[test]
+fn jobs_whose_names_collide_never_share_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = capture(dir.path());
+    let worker = start(dir.path(), &[]);
+    let job_for = |rel: &str, dbname: String| {
+        let db = c.root.join(rel);
+        copy_dir(&c.root.join("db"), &db);
+        let mut job = c.job("names", 0);
+        job.dbname = dbname;
+        job.output_dir = db.join("out").display().to_string();
+        job
+    };
+    let first = job_for("a_b", c.root.join("a_b").display().to_string());
+    let second = job_for("a/b", c.root.join("a/b").display().to_string());
+    let mut trailing = first.clone();
+    trailing.dbname.push('/');
+    trailing.output_dir = c.root.join("a_b/out-trailing").display().to_string();
+
+    let (code, answer) = submit(&worker, &first);
+    assert_eq!(code, 200, "{answer}");
+    let second_before = snapshot(&c.root.join("a/b"));
+    for other in [&second, &trailing] {
+        let (code, answer) = submit(&worker, other);
+        assert_eq!(
+            code, 412,
+            "{} after {}: {answer}",
+            other.dbname, first.dbname
+        );
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains("in use by another job"), "{error}");
+        assert!(
+            !Path::new(&other.output_dir).exists(),
+            "{}",
+            other.output_dir
+        );
+    }
+    eventually("the first job is done", || {
+        probe(&worker, &first)["status"] == "done"
+    });
+    // Still refused once the first has ended: its result is answerable.
+    let (code, _) = submit(&worker, &second);
+    assert_eq!(code, 412);
+    assert_unchanged(&c.root.join("a/b"), &second_before);
+    let outputs = std::fs::read_dir(&first.output_dir).unwrap().count();
+    assert!(
+        outputs > 0,
+        "the first job's outputs are in its own directory"
+    );
+    let stat = worker_stat(&worker);
+    assert_eq!(stat["counters"]["accepted"], 1, "{stat}");
+    assert_eq!(stat["counters"]["succeeded"], 1, "{stat}");
+}
