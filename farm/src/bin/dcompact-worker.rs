@@ -35,6 +35,7 @@ use std::path::PathBuf;
 ///   MAX_PARALLEL_COMPACTIONS  attempts running at once (default: number of CPUs)
 ///   MAX_WAITING_COMPACTIONS   attempts queued beyond that; more get 503 (default 2 x parallel)
 ///   RESULT_RETENTION          how long /probe still answers for a finished attempt (default 10m)
+///   QUEUE_PROBE_TIMEOUT       a queued attempt no hoster probed for this long is cancelled (default 60s)
 ///   MAX_REQUEST_BYTES         largest request body (default 67108864)
 ///   MAX_ADMISSIONS            jobs admitted at once (mounting, reading CURRENT and OPTIONS); more get 503 (default 4)
 ///   HTTP_HEADER_TIMEOUT       a request head must be complete this long after accept, or after its first byte (default 10s)

@@ -14,6 +14,7 @@
 //! | `MAX_PARALLEL_COMPACTIONS` | number of CPUs | attempts running at once |
 //! | `MAX_WAITING_COMPACTIONS` | 2 × parallel | attempts queued beyond that; more get 503 |
 //! | `RESULT_RETENTION` | `10m` | how long a finished attempt stays answerable by `/probe` |
+//! | `QUEUE_PROBE_TIMEOUT` | `60s` | a queued attempt that no hoster probed (or submitted) for this long is cancelled: its hoster gave up on it |
 //! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 400 (`malformed`) |
 //! | `MAX_ADMISSIONS` | 4 | jobs admitted at once (storage mounted, `CURRENT`, inputs and OPTIONS read, on blocking threads); a submission beyond it gets 503 at once. Admission takes milliseconds on healthy storage, so 4 keep up with hundreds of submissions a second, while a dead NFS server can hold no more than 4 threads |
 //! | `HTTP_HEADER_TIMEOUT` | `10s` | a request's head must be complete this long after the connection was accepted (or after its first byte on a kept-alive connection); else the connection is closed |
@@ -107,6 +108,9 @@ pub struct WorkerConfig {
     pub max_parallel_compactions: usize,
     pub max_waiting_compactions: usize,
     pub result_retention: Duration,
+    /// `QUEUE_PROBE_TIMEOUT`: a queued attempt no hoster probed for this
+    /// long is cancelled.
+    pub queue_probe_timeout: Duration,
     pub max_request_bytes: usize,
     /// `MAX_ADMISSIONS`: jobs admitted at once.
     pub max_admissions: usize,
@@ -211,6 +215,7 @@ struct FileConfig {
     max_parallel_compactions: Option<toml::Value>,
     max_waiting_compactions: Option<toml::Value>,
     result_retention: Option<String>,
+    queue_probe_timeout: Option<String>,
     max_request_bytes: Option<toml::Value>,
     max_admissions: Option<toml::Value>,
     http_header_timeout: Option<String>,
@@ -284,6 +289,7 @@ impl Sources<'_> {
             "MAX_PARALLEL_COMPACTIONS" => value(&f.max_parallel_compactions),
             "MAX_WAITING_COMPACTIONS" => value(&f.max_waiting_compactions),
             "RESULT_RETENTION" => f.result_retention.clone(),
+            "QUEUE_PROBE_TIMEOUT" => f.queue_probe_timeout.clone(),
             "MAX_REQUEST_BYTES" => value(&f.max_request_bytes),
             "MAX_ADMISSIONS" => value(&f.max_admissions),
             "HTTP_HEADER_TIMEOUT" => f.http_header_timeout.clone(),
@@ -494,6 +500,10 @@ impl WorkerConfig {
             Some(v) => parse_duration("RESULT_RETENTION", &v)?,
             None => Duration::from_secs(600),
         };
+        let queue_probe_timeout = match src.get("QUEUE_PROBE_TIMEOUT") {
+            Some(v) => parse_duration("QUEUE_PROBE_TIMEOUT", &v)?,
+            None => Duration::from_secs(60),
+        };
         let max_request_bytes = match src.get("MAX_REQUEST_BYTES") {
             Some(v) => parse_count("MAX_REQUEST_BYTES", &v, 4096)?,
             None => 64 << 20,
@@ -655,6 +665,7 @@ impl WorkerConfig {
             max_parallel_compactions,
             max_waiting_compactions,
             result_retention,
+            queue_probe_timeout,
             max_request_bytes,
             max_admissions,
             http,

@@ -80,5 +80,6 @@ pub mod stats;
 pub mod summary;
 pub mod supervisor;
 pub mod timings;
+pub mod tombstones;
 pub mod web;
 pub mod zip_link;

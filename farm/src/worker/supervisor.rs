@@ -28,6 +28,7 @@ use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
 use crate::worker::deadline::Watchdog;
+use crate::worker::tombstones::{self, Tombstones};
 use crate::worker::metrics::attempts::AttemptMetrics;
 use crate::worker::metrics::queue;
 use crate::worker::mounts::stale::is_stale_handle;
@@ -103,6 +104,9 @@ struct Entry {
     job: Arc<Job>,
     prepared: Option<PreparedJob>,
     accepted: Instant,
+    /// The last submission or probe of this attempt: a queued attempt
+    /// nobody asks about for `QUEUE_PROBE_TIMEOUT` is cancelled.
+    seen: Instant,
     phase: Phase,
     /// The input's size at admission.
     input_bytes: u64,
@@ -112,7 +116,6 @@ struct Entry {
     bytes_written: u64,
 }
 
-#[derive(Default)]
 struct State {
     attempts: HashMap<AttemptKey, Entry>,
     queue: VecDeque<AttemptKey>,
@@ -125,6 +128,8 @@ struct State {
     counters: Counters,
     /// What plugin code did in attempt children that have ended.
     child_plugin_counts: PluginCounts,
+    /// Cancels of attempts not (yet) submitted.
+    tombstones: Tombstones,
 }
 
 /// One row of `/stat`'s attempt list.
@@ -254,6 +259,7 @@ impl Supervisor {
             config.max_parallel_compactions + config.max_waiting_compactions,
             config.max_admissions,
         );
+        let tombstones = Tombstones::new(tombstones::CAPACITY, config.result_retention);
         let sup = Arc::new(Supervisor {
             gate,
             root,
@@ -261,7 +267,17 @@ impl Supervisor {
             zip,
             config,
             identity,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                attempts: HashMap::new(),
+                queue: VecDeque::new(),
+                running: 0,
+                running_high_water: 0,
+                stopping: false,
+                next_run: 0,
+                counters: Counters::default(),
+                child_plugin_counts: PluginCounts::default(),
+                tombstones,
+            }),
             tasks: TaskTracker::new(),
             spawner,
             catalog,
@@ -437,6 +453,12 @@ impl Supervisor {
         if st.attempts.contains_key(&key) {
             return refuse(&mut st, format!("attempt {name} was already submitted"));
         }
+        if st.tombstones.take(&key) {
+            return refuse(
+                &mut st,
+                format!("attempt {name} was cancelled by its hoster before it was admitted"),
+            );
+        }
         if let Some(other) = name_in_use(&st, &name).cloned() {
             return refuse(
                 &mut st,
@@ -460,6 +482,7 @@ impl Supervisor {
                 input_bytes: prepared.input_bytes,
                 prepared: Some(prepared),
                 accepted: Instant::now(),
+                seen: Instant::now(),
                 phase: Phase::Queued,
                 ran: None,
                 bytes_read: 0,
@@ -818,8 +841,9 @@ impl Supervisor {
     }
 
     pub fn probe(&self, key: &AttemptKey) -> Option<ProbeAnswer> {
-        let st = self.lock();
-        let entry = st.attempts.get(key)?;
+        let mut st = self.lock();
+        let entry = st.attempts.get_mut(key)?;
+        entry.seen = Instant::now();
         Some(match &entry.phase {
             Phase::Queued => ProbeAnswer {
                 status: answers::QUEUED.into(),
@@ -858,6 +882,8 @@ impl Supervisor {
         let mut st = self.lock();
         let st = &mut *st;
         let Some(entry) = st.attempts.get_mut(key) else {
+            // Perhaps still being admitted: its submission will be refused.
+            st.tombstones.record(key.clone());
             return false;
         };
         match &entry.phase {
@@ -969,11 +995,30 @@ impl Supervisor {
     /// Forgets finished attempts older than `RESULT_RETENTION`.
     pub fn sweep(&self) {
         let retention = self.config.result_retention;
-        let mut st = self.lock();
-        st.attempts.retain(|_, e| match &e.phase {
-            Phase::Finished { at, .. } => at.elapsed() < retention,
-            _ => true,
-        });
+        let unprobed: Vec<AttemptKey> = {
+            let mut st = self.lock();
+            st.attempts.retain(|_, e| match &e.phase {
+                Phase::Finished { at, .. } => at.elapsed() < retention,
+                _ => true,
+            });
+            st.tombstones.prune();
+            let limit = self.config.queue_probe_timeout;
+            st.attempts
+                .iter()
+                .filter(|(_, e)| matches!(e.phase, Phase::Queued) && e.seen.elapsed() > limit)
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        for key in &unprobed {
+            tracing::warn!(
+                dbname = %key.dbname,
+                job_id = key.job_id,
+                attempt = key.attempt,
+                "queued attempt not probed for QUEUE_PROBE_TIMEOUT={:?}: its hoster gave up on it; cancelled",
+                self.config.queue_probe_timeout
+            );
+            self.cancel(key);
+        }
     }
 
     /// Stops admitting (new jobs get 412, `/health` 412), cancels queued
