@@ -13,6 +13,8 @@ use farm::protocol::answers::{
 use farm::protocol::attempt::{AttemptKey, AttemptName};
 use farm::protocol::endpoints::Endpoint;
 use farm::protocol::job::Job;
+use farm::protocol::output_dir::done_marker;
+use farm::protocol::probe::ProbeRequest;
 use farm::protocol::version::PROTOCOL_VERSION;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -70,6 +72,10 @@ fn protocol_examples_parse_with_the_wire_types() {
             "AttemptKey" => {
                 let _: AttemptKey = round_trip(&json);
             }
+            "ProbeRequest" => {
+                let r: ProbeRequest = round_trip(&json);
+                assert!(r.wait_ms > 0, "the example shows the optional field");
+            }
             "SubmitAnswer" => {
                 assert_eq!(round_trip::<SubmitAnswer>(&json).protocol, PROTOCOL_VERSION)
             }
@@ -97,6 +103,7 @@ fn protocol_examples_parse_with_the_wire_types() {
     let all = [
         "Job",
         "AttemptKey",
+        "ProbeRequest",
         "SubmitAnswer",
         "HealthAnswer",
         "CancelAnswer",
@@ -115,6 +122,7 @@ fn protocol_examples_parse_with_the_wire_types() {
         "busy",
         "stopping",
         "NotFound",
+        "timeout",
         "internal",
     ];
     assert!(
@@ -361,7 +369,10 @@ fn a_live_worker_answers_as_documented() {
     // The output directory holds what PROTOCOL.md says.
     let out = Path::new(&job.output_dir);
     assert_eq!(std::fs::read(out.join("rpc.results")).unwrap(), result);
-    assert_eq!(std::fs::read(out.join("compact.done")).unwrap(), b"done\n");
+    assert_eq!(
+        std::fs::read(out.join("compact.done")).unwrap(),
+        done_marker(&job.key())
+    );
     // And so does the attempt directory.
     let name = AttemptName::new(&job.key(), &job.hoster_root).unwrap();
     let attempt_dir = dir.path().join("worker").join(name.as_str());
