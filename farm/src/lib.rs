@@ -30,7 +30,8 @@
 //! locally". A failing farm costs CPU on the hoster, never data or writes.
 //!
 //! The repository's `docs/` hold the rest: `PROTOCOL.md` (the worker's HTTP
-//! contract), `ARCHITECTURE.md` (the parts and the life of a job) and
+//! contract), `ARCHITECTURE.md` (the parts and the life of a job),
+//! `SECURITY.md` (the worker's threat model and its controls) and
 //! `TOPLINGDB.md` (for users of ToplingDB's dcompact).
 //!
 //! ## Using the farm from an application
@@ -93,13 +94,16 @@
 //! - [`rocks`]: the FFI to RocksDB, the C++ shim and plugin objects. Every
 //!   callback Rust hands to C catches unwinds, and every `extern "C"`
 //!   function of the shim catches C++ exceptions.
-//! - Process control, in [`worker`] and [`zipserver`], as direct `libc`
-//!   calls: `pre_exec` set-up of children (process group, parent-death
-//!   signal, resource limits), signals and `waitpid` to supervise them,
-//!   `umount2` and `fcntl` for mounts, `statvfs` for the free-space guard,
-//!   `sigwait` in the attempt child.
-//! - The binaries: `prctl(PR_SET_CHILD_SUBREAPER)` in `dcompact-worker`,
-//!   `sysconf` in `zip-bench`.
+//! - Process control, where `nix` has no safe call for it: the
+//!   `pre_exec` set-up of children (`worker::process::setup`: cgroup,
+//!   process group, parent-death signal, resource limits, `nice`; and the
+//!   zipserver sidecar's), `pidfd_open` and `poll` to wake a wait at a
+//!   child's exit (`worker::process::exit_wait`), `umount2` and `fcntl`
+//!   for mounts (`worker::mounts::sys`), `statvfs` for the free-space
+//!   guard, `getrusage` and `sysconf` for CPU figures (`workload::cpu`).
+//!   Signals, `waitpid`, `prctl` and `openat2` go through `nix`.
+//! - The binaries: `sched_setaffinity` in `farm-bench`, `dlsym` through
+//!   `libloading` in `plain-scan`.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 

@@ -104,11 +104,11 @@ pub struct HosterConfig {
     /// `verify_output`: check every output block's checksum before
     /// answering success (sizes and presence are always checked).
     pub verify_output: bool,
-    /// `plugin_versions`: sent with every job, beside the installed plugins.
     /// How long a worker may hold a probe (see `probe_wait`).
     pub probe_wait: Duration,
     /// The least `max_background_jobs` `enable` gives the DB (0: none).
     pub max_background_jobs: i32,
+    /// `plugin_versions`: sent with every job, beside the installed plugins.
     pub plugin_versions: Vec<PluginVersion>,
     /// `nfs_type`, `nfs_mnt_src`, `nfs_mnt_opt`: passed to workers that
     /// mount each hoster's storage themselves (`NFS_DYNAMIC_MOUNT`).

@@ -75,7 +75,7 @@ pub struct HealthAnswer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorAnswer {
     /// A short closed word: `malformed`, `unauthorized`, `refused`, `busy`,
-    /// `stopping`, `NotFound`, `internal`.
+    /// `stopping`, `timeout`, `NotFound`, `internal`.
     pub status: String,
     /// What is wrong, in words.
     pub error: String,

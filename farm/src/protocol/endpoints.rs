@@ -13,8 +13,9 @@ pub enum Endpoint {
     /// `POST /dcompact`: submit an attempt (the body is a
     /// [`Job`](super::job::Job)).
     Dcompact,
-    /// `POST /probe`: the state of an attempt (the body is an
-    /// [`AttemptKey`](super::attempt::AttemptKey)).
+    /// `POST /probe`: the state of an attempt (the body is a
+    /// [`ProbeRequest`](super::probe::ProbeRequest): an `AttemptKey` and
+    /// an optional `wait_ms`).
     Probe,
     /// `POST /shutdown`: cancel an attempt (the body is an `AttemptKey`).
     Shutdown,

@@ -1,8 +1,9 @@
 //! The protocol's version number, and how each side learns the other's.
 //!
 //! The contract only grows: fields and endpoints are added, never renamed,
-//! retyped, given another meaning or removed. Each addition raises
-//! [`PROTOCOL_VERSION`] by one. Both sides say which version they speak:
+//! retyped, given another meaning or removed. A release that adds to it
+//! raises [`PROTOCOL_VERSION`] by one (`docs/PROTOCOL.md` lists what each
+//! version added). Both sides say which version they speak:
 //!
 //! - the worker in `GET /health` (`protocol`), in the answer of an
 //!   accepted `POST /dcompact` and in its etcd registration;
@@ -16,7 +17,7 @@
 //! written contract.
 
 /// The version of the worker protocol this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The version a message without a `protocol` field speaks (serde's
 /// default for every `protocol` field).

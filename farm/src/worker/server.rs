@@ -6,8 +6,8 @@
 //! | endpoint | answers |
 //! | --- | --- |
 //! | `POST /dcompact` | 200 `{"status":"ok","addr","protocol"}`, 400, 401, 408, 412, 503 |
-//! | `POST /probe` | 200 queued / running / done / failed, 400, 404 `NotFound`; with `wait_ms`, held until the attempt ends or the wait is over |
-//! | `POST /shutdown` | 200 `{"status":"ok"}`, 400, 401, 404 `NotFound` |
+//! | `POST /probe` | 200 queued / running / done / failed, 400, 408, 404 `NotFound`; with `wait_ms`, held until the attempt ends or the wait is over |
+//! | `POST /shutdown` | 200 `{"status":"ok"}`, 400, 401, 408, 404 `NotFound` (the cancel is remembered: a later submission of that attempt is refused) |
 //! | `GET /health` | 200 `{"status":"OK","protocol"}`, 412 while stopping |
 //! | `GET /stat`, `GET /list` | HTML; `?html=0`: JSON counters and attempts (see [`web::routes`]) |
 //! | `GET /metrics` | Prometheus text format (see [`crate::worker::metrics`]) |
