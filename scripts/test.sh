@@ -3,7 +3,9 @@
 # tests, doc tests and the end-to-end tests, which start real worker
 # processes on 127.0.0.1. The end-to-end suite runs twice: attempts
 # in-process, then every attempt in a child process (MULTI_PROCESS). Tests
-# and binaries share one profile, so RocksDB compiles once.
+# and binaries share one profile, so RocksDB compiles once for them (the
+# rustdoc step builds it a second time, for check builds: about 20 minutes
+# on a cold cache).
 #
 # At the end, whether the tests passed or not, no process the suite started
 # may still run (scripts/leftovers.sh): the run fails and lists them if any

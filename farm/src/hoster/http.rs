@@ -22,6 +22,7 @@ pub struct RequestError {
     pub status: Option<u16>,
 }
 
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     headers: Vec<(String, String)>,

@@ -373,6 +373,9 @@ impl FarmService {
                 Err(e) => {
                     tracing::info!(worker = base, try_no, error = %e, "submission failed");
                     self.stats.submit_failed();
+                    if e.reason == FallbackReason::Timeout {
+                        self.cancel_in_background(base, &key);
+                    }
                     match e.reason {
                         FallbackReason::Busy => std::thread::sleep(c.retry_sleep_time),
                         // A refusal is about the job, not the worker: no
@@ -388,6 +391,22 @@ impl FarmService {
         match last {
             Some(e) => self.local(e.reason, &e),
             None => self.local(FallbackReason::NoWorker, &"no worker available"),
+        }
+    }
+
+    /// A submission that timed out may still be admitted by the worker
+    /// (admission can take as long as a mount): ask it to cancel the
+    /// attempt, without holding RocksDB's thread. A worker that has not
+    /// got the job yet remembers the cancel and refuses the job when it
+    /// arrives; this hoster has already moved on to another attempt.
+    fn cancel_in_background(&self, base: &str, key: &AttemptKey) {
+        let client = self.client.clone();
+        let (base, key) = (base.to_owned(), key.clone());
+        let sent = std::thread::Builder::new()
+            .name("farm-cancel".into())
+            .spawn(move || client.cancel(&base, &key));
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not send the cancel of a timed-out submission");
         }
     }
 
