@@ -169,7 +169,11 @@ impl FaultProxy {
 
     /// The worker's answer status to each `/shutdown` the hoster sent.
     pub fn hoster_cancels(&self) -> Vec<u16> {
-        self.seen.hoster_cancels.lock().expect("cancels lock").clone()
+        self.seen
+            .hoster_cancels
+            .lock()
+            .expect("cancels lock")
+            .clone()
     }
 
     pub fn jobs(&self) -> Vec<serde_json::Value> {
@@ -320,7 +324,11 @@ impl Route {
             return;
         };
         if path == "/shutdown" {
-            self.seen.hoster_cancels.lock().expect("cancels lock").push(status);
+            self.seen
+                .hoster_cancels
+                .lock()
+                .expect("cancels lock")
+                .push(status);
         }
         if path == "/dcompact" && status == 200 {
             let job = serde_json::from_slice(&body).expect("hoster sends JSON");

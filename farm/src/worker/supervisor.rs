@@ -12,7 +12,14 @@
 //!
 //! Failure modes: a panic in an attempt is caught and classified
 //! (`panicked`); an attempt that cannot be prepared is `setup_failed`; a
-//! cancel sets RocksDB's canceled flag and the attempt ends `cancelled`.
+//! cancel sets RocksDB's canceled flag and the attempt ends `cancelled`; an
+//! attempt past its deadline ends `timed_out` (a child is killed, an
+//! in-process attempt abandoned, see [`crate::worker::deadline`]). Every
+//! run has a number, and only its first end counts.
+//!
+//! This file holds the state and its transitions (submit, dispatch,
+//! finish, probe, cancel); [`run`] runs one attempt, [`snapshot`] is what
+//! `/stat` shows, [`lifecycle`] the sweep and shutdown.
 
 use crate::protocol::answers::{self, ProbeAnswer, Progress};
 use crate::protocol::attempt::{AttemptKey, AttemptName};
@@ -52,6 +59,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::task::TaskTracker;
+
+mod lifecycle;
+mod run;
+mod snapshot;
+
+pub use snapshot::{AttemptRow, PluginsSnapshot, StatSnapshot};
 
 /// Why a submission was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -130,64 +143,6 @@ struct State {
     child_plugin_counts: PluginCounts,
     /// Cancels of attempts not (yet) submitted.
     tombstones: Tombstones,
-}
-
-/// One row of `/stat`'s attempt list.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptRow {
-    pub name: String,
-    /// The body `/probe` and `/shutdown` take for this attempt.
-    pub key: AttemptKey,
-    pub state: &'static str,
-    /// How it ended, with the error: `failed: <error>`.
-    pub outcome: Option<String>,
-    /// The time since the last change of state (accepted, started, ended).
-    pub elapsed_ms: u64,
-    /// The closed outcome name (`succeeded`, `cancelled`, ...), once ended.
-    pub outcome_name: Option<&'static str>,
-    /// The input SSTs' total size at admission.
-    pub input_bytes: u64,
-    /// RocksDB's figures of a succeeded attempt.
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-    /// The hoster's estimate of the run time.
-    pub estimate_ms: u64,
-    /// Run time so far (running) or in all (ended); 0 while queued.
-    pub run_ms: u64,
-}
-
-/// `/stat?html=0`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatSnapshot {
-    pub identity: String,
-    pub running: usize,
-    /// The most attempts ever running at once.
-    pub running_high_water: usize,
-    pub waiting: usize,
-    pub max_parallel_compactions: usize,
-    pub max_waiting_compactions: usize,
-    pub stopping: bool,
-    pub counters: Counters,
-    pub plugins: PluginsSnapshot,
-    /// With `NFS_DYNAMIC_MOUNT`: the mounts and their counters.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mounts: Option<MountsSnapshot>,
-    /// The registration in etcd, with `ETCD_URL`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etcd: Option<RegistrationSnapshot>,
-    pub attempts: Vec<AttemptRow>,
-    /// The zipserver the children use (MULTI_PROCESS with a zipserver).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub zipserver: Option<ZipLinkSnapshot>,
-}
-
-/// The plugin part of `/stat`.
-#[derive(Debug, Clone, Serialize)]
-pub struct PluginsSnapshot {
-    pub classes: Vec<PluginClass>,
-    /// Merges resolved, entries filtered, dropped, changed by plugin code on
-    /// this worker (in-process and in children).
-    pub counts: PluginCounts,
 }
 
 pub struct Supervisor {
@@ -552,238 +507,6 @@ impl Supervisor {
         }
     }
 
-    /// An in-process attempt's deadline (a child's is kept by its
-    /// supervisor): cancelled at `ATTEMPT_TIMEOUT_*`, ended `timed_out`
-    /// and its slot freed `CANCEL_GRACE` later if it has not returned.
-    fn watch_in_process(
-        self: &Arc<Self>,
-        key: &AttemptKey,
-        name: &AttemptName,
-        job: &Job,
-        run: u64,
-        cancel: &Arc<CancelFlag>,
-    ) -> Option<Watchdog> {
-        if self.spawner.is_some() {
-            return None;
-        }
-        let sup = Arc::downgrade(self);
-        let key = key.clone();
-        let abandon = move || {
-            if let Some(sup) = sup.upgrade() {
-                sup.finish(&key, run, Outcome::TimedOut, None, 0, 0);
-            }
-        };
-        let timeout = self.config.attempt_timeout(job.estimate_time_us);
-        Watchdog::start(
-            name.to_string(),
-            cancel.clone(),
-            timeout,
-            self.config.cancel_grace,
-            abandon,
-        )
-        .map_err(|e| tracing::error!(attempt = %name, error = %e, "no deadline for this attempt: failed to start its watchdog"))
-        .ok()
-    }
-
-    /// Runs one attempt to its end: its span carries the attempt name to
-    /// every event logged while it runs.
-    #[tracing::instrument(name = "attempt", skip_all, fields(attempt = %name))]
-    fn run_attempt(
-        &self,
-        name: &AttemptName,
-        job: &Job,
-        prepared: &mut PreparedJob,
-        cancel: &CancelFlag,
-        waited: Duration,
-    ) -> (Outcome, Option<String>, u64, u64) {
-        prepared.timings.started_us = Some(now_us());
-        let dir = match AttemptDir::create(&self.root, name, job, &self.identity) {
-            Ok(d) => d,
-            Err(e) => {
-                return (
-                    Outcome::SetupFailed(format!("failed to create attempt dir: {e}")),
-                    None,
-                    0,
-                    0,
-                )
-            }
-        };
-        dir.log(&format!("attempt {name} running on {}", self.identity));
-        dir.log(&format!(
-            "start db={} output_dir={} cf={} options={}",
-            prepared.db.path().display(),
-            prepared.output.path().display(),
-            prepared.cf_name,
-            prepared.options_file
-        ));
-        let started = Instant::now();
-        let started_at = SystemTime::now();
-        let (r, spawn_latency) = self.run_with_retry(name, job, prepared, &dir, cancel);
-        let ran = started.elapsed();
-        prepared.timings.ended_us = Some(now_us());
-        prepared.timings.compaction_us = r
-            .result
-            .as_deref()
-            .and_then(|b| ResultInfo::parse(b).ok())
-            .map(|info| info.stats.micros);
-        dir.log(&format!(
-            "end outcome={} elapsed_ms={}",
-            r.outcome,
-            ran.as_millis()
-        ));
-        dir.log(&format!(
-            "timings {} {}",
-            serde_json::to_string(&prepared.timings).unwrap_or_default(),
-            prepared.timings.describe()
-        ));
-        tracing::info!(outcome = %r.outcome, elapsed_ms = ran.as_millis() as u64, "finished");
-        let summary = Summary {
-            name,
-            identity: &self.identity,
-            job,
-            inputs: &prepared.input_files,
-            outcome: &r.outcome,
-            result: r.result.as_deref(),
-            bytes_read: r.bytes_read,
-            bytes_written: r.bytes_written,
-            waited,
-            started_at,
-            ran,
-            spawn_latency,
-            timings: &prepared.timings,
-        };
-        if let Err(e) = summary.write(dir.path()) {
-            tracing::warn!(error = %e, "failed to write summary.html");
-        }
-        if self.config.del_worker_temp_db {
-            if let Err(e) = dir.remove(&self.root, name) {
-                tracing::warn!(error = %e, "failed to remove attempt dir");
-            }
-        }
-        let result = r
-            .result
-            .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
-        (r.outcome, result, r.bytes_read, r.bytes_written)
-    }
-
-    /// Creates the output directory and runs the attempt; after a stale
-    /// file handle on a dynamic mount, remounts once and runs once more.
-    fn run_with_retry(
-        &self,
-        name: &AttemptName,
-        job: &Job,
-        prepared: &mut PreparedJob,
-        dir: &AttemptDir,
-        cancel: &CancelFlag,
-    ) -> (RunResult, Option<Duration>) {
-        let run = |prepared: &mut PreparedJob, dirs: &AttemptDirs| match &self.spawner {
-            None => (
-                runner::run(&job.key(), prepared, dirs, dir, &self.identity, cancel),
-                None,
-            ),
-            Some(spawner) => self.run_child(spawner, name, job, prepared, dir, cancel),
-        };
-        let dirs = match AttemptDirs::create(prepared) {
-            Ok(d) => d,
-            Err(e) => return (RunResult::failed(Outcome::SetupFailed(e.to_string())), None),
-        };
-        if let (Some(table), Some(lease)) = (&self.mounts, &prepared.mount) {
-            table.observe(lease);
-        }
-        let first = run(prepared, &dirs);
-        let stale = first.0.outcome.error().is_some_and(|e| is_stale_handle(&e));
-        let (true, Some(table), Some(lease)) = (stale, &self.mounts, &prepared.mount) else {
-            return first;
-        };
-        dir.log(&format!(
-            "stale file handle ({}): remounting instance {} and retrying once",
-            first.0.outcome,
-            lease.instance()
-        ));
-        tracing::warn!(attempt = %name, outcome = %first.0.outcome, "stale file handle: remounting and retrying");
-        drop(dirs);
-        let again = table
-            .remount(lease)
-            .map_err(|e| format!("remount after a stale file handle failed: {e}"))
-            .and_then(|()| AttemptDirs::reopen(prepared));
-        match again {
-            Ok(dirs) => run(prepared, &dirs),
-            Err(e) => (RunResult::failed(Outcome::SetupFailed(e)), None),
-        }
-    }
-
-    /// MULTI_PROCESS: the attempt in a child, supervised. Also says how
-    /// long starting the child took.
-    fn run_child(
-        &self,
-        spawner: &Spawner,
-        name: &AttemptName,
-        job: &Job,
-        prepared: &mut PreparedJob,
-        dir: &AttemptDir,
-        cancel: &CancelFlag,
-    ) -> (RunResult, Option<Duration>) {
-        let spec = ChildSpec {
-            key: job.key(),
-            db: prepared.db.clone(),
-            output: prepared.output.clone(),
-            options_file: prepared.options_file.clone(),
-            cf_name: prepared.cf_name.clone(),
-            identity: self.identity.clone(),
-            plugins: self.config.plugins.clone(),
-            zip: self.zip.as_ref().map(|z| z.child_spec(name.as_str())),
-        };
-        let written = serde_json::to_vec_pretty(&spec)
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(dir.path().join(child_spec::CHILD_SPEC), json));
-        if let Err(e) = written {
-            let failed = Outcome::SetupFailed(format!("failed to write child spec: {e}"));
-            return (RunResult::failed(failed), None);
-        }
-        // Unique on this host: two workers may run attempts of one name.
-        let marker = child_spec::attempt_marker(name.as_str());
-        let spawned = match spawner.spawn(dir.path(), &marker) {
-            Ok(s) => s,
-            Err(e) => return (RunResult::failed(Outcome::SpawnFailed(e.to_string())), None),
-        };
-        prepared.timings.spawned_us = Some(now_us());
-        self.metrics.child_spawned(spawned.latency);
-        let latency = spawned.latency;
-        let limits = Limits {
-            timeout: self.config.attempt_timeout(job.estimate_time_us),
-            grace: self.config.cancel_grace,
-        };
-        let cgroup = spawned.cgroup.as_ref().map_or_else(
-            || "none (resource limits)".to_owned(),
-            |c| c.path().display().to_string(),
-        );
-        dir.log(&format!(
-            "child pid={} spawned in {} us; timeout {:?}; cgroup {cgroup}",
-            spawned.process.id(),
-            spawned.latency.as_micros(),
-            limits.timeout
-        ));
-        let log = |line: &str| dir.log(line);
-        let r = supervise(spawned, cancel, limits, dir.path(), &marker, &log);
-        if let Ok(bytes) = std::fs::read(dir.path().join(CHILD_TIMINGS)) {
-            if let Ok(child) = serde_json::from_slice::<AttemptTimings>(&bytes) {
-                prepared.timings.merge(&child);
-            }
-        }
-        if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
-            if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
-                self.lock().child_plugin_counts.add(&counts);
-            }
-        }
-        if let Some(c) = self.zip.as_ref().and_then(|z| z.collect(dir.path())) {
-            dir.log(&format!(
-                "zip blocks_seen={} remote_blocks={} remote_bytes_in={} remote_bytes_out={} fallback_blocks={}",
-                c.blocks_seen, c.remote_blocks, c.remote_bytes_in, c.remote_bytes_out, c.fallback_blocks
-            ));
-        }
-        (r, Some(latency))
-    }
-
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
@@ -911,78 +634,6 @@ impl Supervisor {
         }
     }
 
-    pub fn stat(&self) -> StatSnapshot {
-        // Before the state lock, never under it: the mount table has a lock
-        // of its own.
-        let mounts = self.mounts.as_ref().map(|m| m.snapshot());
-        let st = self.lock();
-        let now = Instant::now();
-        let mut attempts: Vec<AttemptRow> = st
-            .attempts
-            .values()
-            .map(|e| {
-                let (state, outcome, since, run) = match &e.phase {
-                    Phase::Queued => ("queued", None, e.accepted, Duration::ZERO),
-                    Phase::Running { started, .. } => (
-                        "running",
-                        None,
-                        *started,
-                        now.saturating_duration_since(*started),
-                    ),
-                    Phase::Finished { outcome, at, .. } => {
-                        ("finished", Some(outcome), *at, e.ran.unwrap_or_default())
-                    }
-                };
-                AttemptRow {
-                    name: e.name.to_string(),
-                    key: e.job.key(),
-                    state,
-                    outcome: outcome.map(Outcome::to_string),
-                    elapsed_ms: now.saturating_duration_since(since).as_millis() as u64,
-                    outcome_name: outcome.map(Outcome::name),
-                    input_bytes: e.input_bytes,
-                    bytes_read: e.bytes_read,
-                    bytes_written: e.bytes_written,
-                    estimate_ms: e.job.estimate_time_us / 1000,
-                    run_ms: run.as_millis() as u64,
-                }
-            })
-            .collect();
-        attempts.sort_by(|a, b| a.name.cmp(&b.name));
-        StatSnapshot {
-            identity: self.identity.clone(),
-            running: st.running,
-            running_high_water: st.running_high_water,
-            waiting: st.queue.len(),
-            max_parallel_compactions: self.config.max_parallel_compactions,
-            max_waiting_compactions: self.config.max_waiting_compactions,
-            stopping: st.stopping,
-            counters: st.counters.clone(),
-            plugins: PluginsSnapshot {
-                classes: self.catalog.classes(),
-                counts: {
-                    let mut c = plugins::counts();
-                    c.add(&st.child_plugin_counts);
-                    c
-                },
-            },
-            mounts,
-            etcd: self.registration.get().map(|r| r.snapshot()),
-            attempts,
-            zipserver: self.zip_snapshot(),
-        }
-    }
-
-    /// Names of attempts that are queued or running.
-    pub fn active_names(&self) -> HashSet<String> {
-        let st = self.lock();
-        st.attempts
-            .values()
-            .filter(|e| !matches!(e.phase, Phase::Finished { .. }))
-            .map(|e| e.name.as_str().to_owned())
-            .collect()
-    }
-
     /// The worker's root, checked and opened at start.
     pub fn root(&self) -> &Arc<WorkerRoot> {
         &self.root
@@ -991,96 +642,7 @@ impl Supervisor {
     pub fn is_stopping(&self) -> bool {
         self.lock().stopping
     }
-
-    /// Forgets finished attempts older than `RESULT_RETENTION`.
-    pub fn sweep(&self) {
-        let retention = self.config.result_retention;
-        let unprobed: Vec<AttemptKey> = {
-            let mut st = self.lock();
-            st.attempts.retain(|_, e| match &e.phase {
-                Phase::Finished { at, .. } => at.elapsed() < retention,
-                _ => true,
-            });
-            st.tombstones.prune();
-            let limit = self.config.queue_probe_timeout;
-            st.attempts
-                .iter()
-                .filter(|(_, e)| matches!(e.phase, Phase::Queued) && e.seen.elapsed() > limit)
-                .map(|(k, _)| k.clone())
-                .collect()
-        };
-        for key in &unprobed {
-            tracing::warn!(
-                dbname = %key.dbname,
-                job_id = key.job_id,
-                attempt = key.attempt,
-                "queued attempt not probed for QUEUE_PROBE_TIMEOUT={:?}: its hoster gave up on it; cancelled",
-                self.config.queue_probe_timeout
-            );
-            self.cancel(key);
-        }
-    }
-
-    /// Stops admitting (new jobs get 412, `/health` 412), cancels queued
-    /// attempts, lets running ones finish until `SHUTDOWN_GRACE` has passed,
-    /// then cancels them, and waits until every attempt's task has ended
-    /// (at most `CANCEL_GRACE` and a margin more).
-    pub async fn shutdown(&self) {
-        let queued: Vec<AttemptKey> = {
-            let mut st = self.lock();
-            st.stopping = true;
-            st.queue.iter().cloned().collect()
-        };
-        for key in &queued {
-            self.cancel(key);
-        }
-        self.tasks.close();
-        if tokio::time::timeout(self.config.shutdown_grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            let running: Vec<AttemptKey> = self.lock().attempts.keys().cloned().collect();
-            tracing::warn!(
-                running = running.len(),
-                "shutdown grace passed: cancelling running attempts"
-            );
-            for key in &running {
-                self.cancel(key);
-            }
-            // A child is killed within CANCEL_GRACE; an in-process attempt
-            // whose code hangs is abandoned at its deadline: wait a bounded
-            // time, never for ever.
-            let bound = self.config.cancel_grace + FINAL_WAIT_MARGIN;
-            if tokio::time::timeout(bound, self.tasks.wait())
-                .await
-                .is_err()
-            {
-                tracing::error!(
-                    waited_ms = bound.as_millis() as u64,
-                    "attempt threads still running after the final wait: stopping without them"
-                );
-            }
-        }
-        // No child compresses any more: stop the zipserver.
-        if let Some(mut sidecar) = self.zip.as_ref().and_then(ZipLink::take_sidecar) {
-            let _ = tokio::task::spawn_blocking(move || sidecar.stop()).await;
-        }
-        // Every attempt has ended, so no mount is in use: unmount them all.
-        if let Some(table) = self.mounts.clone() {
-            let _ = tokio::task::spawn_blocking(move || table.close()).await;
-        }
-    }
-
-    /// The sweeper's period: often enough that retention is honoured within
-    /// a tenth of itself.
-    pub fn sweep_period(&self) -> Duration {
-        (self.config.result_retention / 10)
-            .clamp(Duration::from_millis(100), Duration::from_secs(30))
-    }
 }
-
-/// Beyond `CANCEL_GRACE`, how long shutdown waits for cancelled attempts.
-const FINAL_WAIT_MARGIN: Duration = Duration::from_secs(5);
 
 /// The key of another attempt the worker still knows (queued, running, or
 /// finished and answerable) that has `name`: two keys can share a name
