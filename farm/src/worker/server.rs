@@ -417,18 +417,19 @@ async fn attempt_key(sup: &Supervisor, body: Body) -> Result<AttemptKey, Respons
 /// Answers at once, or with `wait_ms` as soon as the attempt ends or the
 /// wait is over (see [`ProbeRequest`]).
 async fn probe(State(sup): State<Shared>, body: Body) -> Response {
-    let body = read_body(&sup, body).await.map_err(|(_, answer)| answer);
-    let request: ProbeRequest = match body.and_then(|b| {
-        serde_json::from_slice(&b).map_err(|e| {
-            error(
+    let body = match read_body(&sup, body).await {
+        Ok(b) => b,
+        Err((_, answer)) => return answer,
+    };
+    let request: ProbeRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
                 StatusCode::BAD_REQUEST,
                 "malformed",
                 format!("expected instance_name, start_time, dbname, job_id, attempt: {e}"),
             )
-        })
-    }) {
-        Ok(r) => r,
-        Err(r) => return r,
+        }
     };
     let wait = Duration::from_millis(request.wait_ms.min(MAX_PROBE_WAIT_MS));
     let deadline = tokio::time::Instant::now() + wait;

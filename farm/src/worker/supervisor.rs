@@ -18,8 +18,8 @@
 //! run has a number, and only its first end counts.
 //!
 //! This file holds the state and its transitions (submit, dispatch,
-//! finish, probe, cancel); [`run`] runs one attempt, [`snapshot`] is what
-//! `/stat` shows, [`lifecycle`] the sweep and shutdown.
+//! finish, probe, cancel); `run` runs one attempt, `snapshot` is what
+//! `/stat` shows, `lifecycle` the sweep and shutdown.
 
 use crate::protocol::answers::{self, ProbeAnswer, Progress};
 use crate::protocol::attempt::{AttemptKey, AttemptName};

@@ -7,7 +7,7 @@
 //! descendants that left it with `setsid` are found by the attempt marker
 //! (the worker is their subreaper, so they are reaped here too).
 //!
-//! The end is classified once, in [`classify`]: a stop the supervisor asked
+//! The end is classified once, in `classify`: a stop the supervisor asked
 //! for (`cancelled`, `timed_out`) wins; a SIGKILL while the cgroup counted
 //! an OOM kill is `out_of_memory`; other signals are `killed`; exit codes
 //! follow the child contract (`spec`).

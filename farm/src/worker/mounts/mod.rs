@@ -51,9 +51,9 @@
 //! Parts: [`policy`] (the allow-lists), [`source`] (NFS sources),
 //! [`spec`] (what a job asks for, checked), [`mounter`] (the helper or
 //! `mount` command and `umount2`), [`table`] (leases, waiting, LRU, the
-//! evictor) over [`slots`] (the state under the table's lock),
+//! evictor) over `slots` (the state under the table's lock),
 //! [`mountinfo`] (what is mounted), [`stale`] (recognising `ESTALE`),
-//! [`stats`] (counters and rows), [`sys`] (the system calls).
+//! [`stats`] (counters and rows), `sys` (the system calls).
 
 pub mod mounter;
 pub mod mountinfo;

@@ -9,7 +9,7 @@
 //!
 //! No mount or unmount command runs under the table's lock, nor in a
 //! thread that may hold another lock:
-//! - a mount in progress is a state of its slot ([`super::slots`]); a job
+//! - a mount in progress is a state of its slot (`super::slots`); a job
 //!   of the same instance waits on a condition variable until it has
 //!   ended (and gets the same error if it failed), while jobs of other
 //!   instances, `/stat` and `/metrics` go on; a helper that hangs is

@@ -50,6 +50,7 @@ mod tests {
     use std::process::Command;
 
     #[test]
+    #[allow(clippy::zombie_processes)] // reaped by end_marked, the code under test
     fn marked_processes_are_found_and_ended() {
         let value = format!("marked-test-{}", std::process::id());
         let child = Command::new("sleep")
