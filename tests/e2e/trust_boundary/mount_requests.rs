@@ -71,19 +71,6 @@ fn sandboxed_env(dir: &Path, nfs: &NfsStandIn) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn submit(worker: &LocalWorker, job: &Job) -> (u16, Value) {
-    post(
-        &format!("{}/dcompact", worker.base_url()),
-        &serde_json::to_vec(job).unwrap(),
-        &[],
-    )
-}
-
-fn probe(worker: &LocalWorker, job: &Job) -> Value {
-    let key = serde_json::to_vec(&job.key()).unwrap();
-    post(&format!("{}/probe", worker.base_url()), &key, &[]).1
-}
-
 /// The sandboxed worker's mount points (its own mount namespace).
 fn worker_mounts(worker: &LocalWorker) -> Vec<PathBuf> {
     let inner = Sandbox::inner_pid(worker.pid()).expect("the worker runs in the sandbox");
@@ -227,7 +214,7 @@ fn mounts_the_configuration_does_not_allow_are_refused_before_anything_runs() {
     ];
     for (instance, fs_type, src, opt, says) in &hostile {
         let job = asking(&c, instance, fs_type, src, opt);
-        let (code, answer) = submit(&worker, &job);
+        let (code, answer) = submit_job(&worker, &job);
         assert_eq!(code, 412, "{instance}: {answer}");
         assert_eq!(answer["status"], "refused", "{instance}: {answer}");
         let error = answer["error"].as_str().unwrap();
@@ -255,10 +242,10 @@ fn mounts_the_configuration_does_not_allow_are_refused_before_anything_runs() {
     // The same job with an allowed mount is admitted, mounted once with
     // nosuid,nodev,noexec last, and runs.
     let job = asking(&c, "tenant", "nfs4", &good, "vers=4.1,hard");
-    let (code, answer) = submit(&worker, &job);
+    let (code, answer) = submit_job(&worker, &job);
     assert_eq!(code, 200, "{answer}");
     eventually("the allowed job is done", || {
-        probe(&worker, &job)["status"] == "done"
+        probe_job(&worker, &job)["status"] == "done"
     });
     let mnt = dir.join("mnt");
     assert_eq!(
@@ -435,20 +422,20 @@ fn a_mount_that_hangs_holds_back_only_the_jobs_of_its_instance() {
             )
         });
         let started = Instant::now();
-        let first = s.spawn(|| submit(&worker, &dead(0)));
+        let first = s.spawn(|| submit_job(&worker, &dead(0)));
         eventually("the helper hangs", || {
             nfs.calls().iter().any(|c| c[1].ends_with(":/hang"))
         });
-        let second = s.spawn(|| submit(&worker, &dead(1)));
+        let second = s.spawn(|| submit_job(&worker, &dead(1)));
         eventually("the second job waits for the first's mount", || {
             let rows = dead_rows(&worker_stat(&worker));
             rows.len() == 1 && rows[0]["state"] == "mounting" && rows[0]["waiting"] == 1
         });
         // Another instance is mounted, and compacts, meanwhile.
-        let (code, answer) = submit(&worker, &alive);
+        let (code, answer) = submit_job(&worker, &alive);
         assert_eq!(code, 200, "{answer}");
         eventually("the other instance's job is done", || {
-            probe(&worker, &alive)["status"] == "done"
+            probe_job(&worker, &alive)["status"] == "done"
         });
         assert!(
             !first.is_finished() && !second.is_finished(),
