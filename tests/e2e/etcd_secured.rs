@@ -162,6 +162,20 @@ fn credentials_reach_an_etcd_with_authentication() {
         seen.iter().any(|(_, t)| t.contains("DEBUG")),
         "the worker logged at debug level"
     );
+    let worker_log = &seen
+        .iter()
+        .find(|(what, _)| what.ends_with("worker.stderr"))
+        .expect("the worker's log was read")
+        .1;
+    let failovers = worker_log
+        .lines()
+        .filter(|l| l.contains("trying the next") && l.contains("127.0.0.1:1"))
+        .count();
+    assert!(
+        failovers > 0,
+        "the dead first endpoint was tried and skipped"
+    );
+    println!("the worker failed over from the dead endpoint {failovers} times");
     for (what, text) in &seen {
         assert!(
             !text.contains(PASSWORD),

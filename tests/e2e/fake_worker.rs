@@ -17,10 +17,21 @@ enum Behaviour {
     Silent,
 }
 
+/// Requests the fake has read, by kind.
+#[derive(Default)]
+struct Seen {
+    /// `POST /dcompact`: submissions, one per try.
+    submits: AtomicU64,
+    /// `POST /shutdown`: the hoster cancelling an attempt it gave up on.
+    cancels: AtomicU64,
+    /// Anything else.
+    other: AtomicU64,
+}
+
 /// A loopback HTTP server that counts requests and misbehaves.
 struct FakeWorker {
     addr: String,
-    requests: Arc<AtomicU64>,
+    requests: Arc<Seen>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -30,7 +41,7 @@ impl FakeWorker {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let requests = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(Seen::default());
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::spawn({
             let requests = requests.clone();
@@ -69,7 +80,7 @@ impl Drop for FakeWorker {
 
 /// Reads one request head; answers per `behaviour`. A silent connection is
 /// returned so it stays open (unanswered) until the server stops.
-fn answer(mut conn: TcpStream, behaviour: Behaviour, requests: &AtomicU64) -> Option<TcpStream> {
+fn answer(mut conn: TcpStream, behaviour: Behaviour, requests: &Seen) -> Option<TcpStream> {
     conn.set_nonblocking(false).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut buf = [0u8; 4096];
@@ -81,7 +92,14 @@ fn answer(mut conn: TcpStream, behaviour: Behaviour, requests: &AtomicU64) -> Op
         }
         head.extend_from_slice(&buf[..n]);
     }
-    requests.fetch_add(1, Ordering::SeqCst);
+    let counter = if head.starts_with(b"POST /dcompact ") {
+        &requests.submits
+    } else if head.starts_with(b"POST /shutdown ") {
+        &requests.cancels
+    } else {
+        &requests.other
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
     let reply: &[u8] = match behaviour {
         Behaviour::Garbage => {
             b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<<not json>>!"
@@ -116,17 +134,26 @@ fn run_against(behaviour: Behaviour, reason: &str) {
     hoster.churn(&mut Model::default(), &spec);
 
     let stats = hoster.farm.stats();
-    let seen = fake.requests.load(Ordering::SeqCst);
+    let seen = fake.requests.submits.load(Ordering::SeqCst);
+    let cancels = fake.requests.cancels.load(Ordering::SeqCst);
+    let other = fake.requests.other.load(Ordering::SeqCst);
     let fallbacks = stats.local_total();
-    println!("{behaviour:?}: fake saw {seen} requests; hoster {stats:?}");
+    println!(
+        "{behaviour:?}: fake saw {seen} submissions, {cancels} cancels, {other} others; \
+         hoster {stats:?}"
+    );
     assert!(fallbacks > 0, "compactions were attempted");
     assert_eq!(
         stats.fallbacks[reason], fallbacks,
         "every fallback is for {reason}: {stats:?}"
     );
+    assert_eq!(
+        seen, fallbacks,
+        "`http_max_retry: 1` means one submission per compaction"
+    );
     assert!(
-        seen >= fallbacks,
-        "the fake saw {seen} requests for {fallbacks} fallbacks"
+        cancels <= seen && other == 0,
+        "only submissions and their cancels reach a worker"
     );
     assert_eq!(stats.remote_installed, 0);
 }

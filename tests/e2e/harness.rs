@@ -85,9 +85,13 @@ pub fn worker_identity(worker: &LocalWorker) -> String {
 
 /// Attempts that ended other than `succeeded`, from a `/stat` answer.
 pub fn failed_attempts(stat: &Value) -> u64 {
-    stat["counters"]["failed"]
+    let failed = stat["counters"]["failed"]
         .as_object()
-        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or_else(|| panic!("/stat has counters.failed: {stat}"));
+    failed
+        .values()
+        .map(|n| n.as_u64().expect("failure counts are numbers"))
+        .sum()
 }
 
 /// Options that make a small workload compact often: small memtables and

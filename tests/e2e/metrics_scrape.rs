@@ -175,16 +175,22 @@ impl Drop for MetricsEndpoint {
     }
 }
 
-/// The Grafana dashboard's queries, made concrete for this Prometheus.
+/// The Grafana dashboard's queries, made concrete for this Prometheus: those
+/// of every panel, inside collapsed rows too.
 fn dashboard_queries() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/compaction-farm.json");
     let dashboard: Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("dashboard JSON");
-    dashboard["panels"]
-        .as_array()
-        .unwrap()
+    let mut targets = Vec::new();
+    panel_targets(&dashboard, &mut targets);
+    let exprs = count_key(&dashboard, "expr");
+    assert_eq!(
+        targets.len(),
+        exprs,
+        "every query of the file is a panel's target"
+    );
+    targets
         .iter()
-        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
         .map(|t| {
             t["expr"]
                 .as_str()
@@ -194,6 +200,26 @@ fn dashboard_queries() -> Vec<String> {
                 .replace("$instance", ".*")
         })
         .collect()
+}
+
+/// The targets of the panels of `node`, and of the panels rows hold.
+fn panel_targets(node: &Value, out: &mut Vec<Value>) {
+    for panel in node["panels"].as_array().into_iter().flatten() {
+        out.extend(panel["targets"].as_array().cloned().unwrap_or_default());
+        panel_targets(panel, out);
+    }
+}
+
+/// How often `key` appears anywhere in `v`.
+fn count_key(v: &Value, key: &str) -> usize {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| usize::from(k == key) + count_key(x, key))
+            .sum(),
+        Value::Array(a) => a.iter().map(|x| count_key(x, key)).sum(),
+        _ => 0,
+    }
 }
 
 #[test]

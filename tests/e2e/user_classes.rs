@@ -49,6 +49,11 @@ fn an_unresolvable_compaction_filter_is_refused_and_applied_locally() {
     assert_eq!(counters["accepted"], 0, "{counters}");
     assert!(stats.fallbacks["refused"] > 0, "{stats:?}");
     assert_eq!(stats.local_total(), stats.fallbacks["refused"], "{stats:?}");
+    let refusal = &stats.last_errors["refused"];
+    assert!(
+        refusal.contains("drop_keys_ending_in_7"),
+        "the 412 names the class: {refusal}"
+    );
 
     // The filter ran (locally): no key ending in 7 is left, and every other
     // key of the model is there with its value.

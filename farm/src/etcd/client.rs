@@ -241,13 +241,16 @@ impl EtcdClient {
                     if status < 500 {
                         return Err(e);
                     }
+                    tracing::debug!(%endpoint, error = %e, "etcd endpoint failed; trying the next");
                     last = Some(e);
                 }
                 Err(ureq::Error::Transport(t)) => {
-                    last = Some(EtcdError::Unreachable {
+                    let e = EtcdError::Unreachable {
                         endpoint: endpoint.clone(),
                         message: t.to_string(),
-                    });
+                    };
+                    tracing::debug!(%endpoint, error = %e, "etcd endpoint failed; trying the next");
+                    last = Some(e);
                 }
             }
         }
