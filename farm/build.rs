@@ -16,7 +16,6 @@ fn main() {
         .cpp(true)
         .file("cpp/farm_shim.cc")
         .file("cpp/farm_plugins.cc")
-        .file("cpp/farm_zip.cc")
         .include("../plugins/include")
         .include(rocksdb_root.join("include"))
         .include(&rocksdb_root)
@@ -65,7 +64,6 @@ fn main() {
 
     println!("cargo:rerun-if-changed=cpp/farm_shim.cc");
     println!("cargo:rerun-if-changed=cpp/farm_plugins.cc");
-    println!("cargo:rerun-if-changed=cpp/farm_zip.cc");
     println!("cargo:rerun-if-changed=../plugins/include/farm_plugin.h");
     println!("cargo:rerun-if-env-changed=DEP_ROCKSDB_CARGO_MANIFEST_DIR");
 }

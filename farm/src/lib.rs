@@ -18,8 +18,9 @@
 //!
 //! - [`etcd`]: worker registration and discovery, and "attempt done"
 //!   events, over etcd's JSON gateway.
-//! - [`zipserver`]: the compression sidecar: one process per worker host
-//!   compresses the output blocks of every compaction child.
+//! - The compression sidecar is the `zipserver` crate; a worker starts and
+//!   watches it (`worker::zip_link`), its children send blocks through the
+//!   crate's client.
 //! - [`workload`]: a reproducible write workload with an in-memory model
 //!   (the demo and the end-to-end tests).
 //!
@@ -33,4 +34,3 @@ pub mod protocol;
 pub mod rocks;
 pub mod worker;
 pub mod workload;
-pub mod zipserver;

@@ -4,13 +4,12 @@ use super::spec::{self, ChildSpec};
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::plugins;
-use crate::rocks::zip;
 use crate::worker::options_file::{check_override, OptionsText};
 use crate::worker::runner::persist_result;
-use crate::zipserver::client::ZipClient;
+use zipserver::client::ZipClient;
+use zipserver::codec;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 /// The child's zipserver client, when the worker has a zipserver (one
 /// attempt per process, so one client).
@@ -25,7 +24,7 @@ pub fn run(dir: &Path) -> i32 {
     }
     if let Some(client) = ZIP_CLIENT.get() {
         let mut counts = client.counts();
-        counts.blocks_seen = zip::blocks_seen();
+        counts.blocks_seen = codec::blocks_seen();
         eprintln!("zip counts: {counts:?}");
         let json = serde_json::to_vec(&counts).unwrap_or_default();
         if let Err(e) = std::fs::write(dir.join(spec::ZIP_COUNTS), json) {
@@ -129,15 +128,9 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         .set_option("db_host_id", &child.identity)
         .map_err(|e| e.to_string())?;
     if let Some(z) = &child.zip {
-        let client = ZIP_CLIENT.get_or_init(|| {
-            Arc::new(ZipClient::new(
-                z.socket.clone(),
-                z.client.clone(),
-                Duration::from_millis(z.timeout_ms),
-            ))
-        });
+        let client = ZIP_CLIENT.get_or_init(|| Arc::new(ZipClient::new(z.clone())));
         // Blocks go to the zipserver; the SSTs stay built-in format.
-        let manager = zip::register(Some(client.clone()), z.blocks_in_flight);
+        let manager = codec::register(Some(client.clone()), z.blocks_in_flight);
         overrides
             .set_option("compression_manager", manager)
             .map_err(|e| e.to_string())?;

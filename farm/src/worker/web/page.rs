@@ -336,8 +336,8 @@ mod tests {
     use crate::worker::stats::Counters;
     use crate::worker::supervisor::PluginsSnapshot;
     use crate::worker::zip_link::ZipLinkSnapshot;
-    use crate::zipserver::client::ZipCounts;
-    use crate::zipserver::sidecar::SidecarStatus;
+    use zipserver::client::ZipCounts;
+    use zipserver::sidecar::SidecarStatus;
 
     fn snapshot() -> StatSnapshot {
         let row = |name: &str, state: &'static str, outcome: Option<&'static str>| AttemptRow {

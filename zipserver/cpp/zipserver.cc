@@ -1,6 +1,6 @@
-// The zipserver's C++ half (farm/src/rocks/zip.rs).
+// The zipserver's C++ half (zipserver/src/codec/).
 //
-// Worker side: `FarmZipServer`, a CompressionManager registered by name in
+// Client side: `FarmZipServer`, a CompressionManager registered by name in
 // ObjectLibrary::Default() and selected with `compression_manager=FarmZipServer`.
 // It wraps RocksDB's built-in V2 manager and keeps its CompatibilityName(), so
 // the SSTs it writes are plain built-in SSTs. Its compressor hands each block
@@ -8,8 +8,8 @@
 // transport declines (unreachable, too slow, refused) the wrapped built-in
 // compressor does the work in-process.
 //
-// Zipserver side: a built-in V2 compressor created from the same parameters,
-// so the bytes a client gets back are exactly the built-in compressor's.
+// Server side: a built-in V2 compressor created from the same parameters, so
+// the bytes a client gets back are exactly the built-in compressor's.
 
 #include <atomic>
 #include <cstdint>
@@ -39,7 +39,7 @@ extern "C" {
 
 // What decides the built-in compressor's output: the compression type and
 // the CompressionOptions fields the built-in compressors read.
-struct farm_zip_params {
+struct zipserver_params {
   uint8_t type;
   uint8_t checksum;
   int32_t level;
@@ -54,7 +54,7 @@ struct farm_zip_params {
 // Compresses `in` remotely into `out` (capacity `*out_size`). Returns 1 with
 // `*out_size` and `*out_type` set as Compressor::CompressBlock would, or 0
 // when the block must be compressed in-process.
-typedef int (*farm_zip_transport_fn)(const farm_zip_params* params,
+typedef int (*zipserver_transport_fn)(const zipserver_params* params,
                                      const char* in, size_t in_len, char* out,
                                      size_t* out_size, uint8_t* out_type);
 
@@ -64,14 +64,14 @@ namespace {
 
 constexpr const char* kManagerName = "FarmZipServer";
 
-std::atomic<farm_zip_transport_fn> g_transport{nullptr};
+std::atomic<zipserver_transport_fn> g_transport{nullptr};
 // Blocks of one table builder that may be at the zipserver at once.
 std::atomic<uint32_t> g_in_flight{0};
 // Blocks that reached a FarmZipServer compressor, remote or not.
 std::atomic<uint64_t> g_blocks{0};
 
-farm_zip_params params_of(const CompressionOptions& o, CompressionType type) {
-  farm_zip_params p{};
+zipserver_params params_of(const CompressionOptions& o, CompressionType type) {
+  zipserver_params p{};
   p.type = static_cast<uint8_t>(type);
   p.checksum = o.checksum ? 1 : 0;
   p.level = o.level;
@@ -85,7 +85,7 @@ farm_zip_params params_of(const CompressionOptions& o, CompressionType type) {
   return p;
 }
 
-CompressionOptions options_of(const farm_zip_params& p) {
+CompressionOptions options_of(const zipserver_params& p) {
   CompressionOptions o;
   o.checksum = p.checksum != 0;
   o.level = p.level;
@@ -102,7 +102,7 @@ CompressionOptions options_of(const farm_zip_params& p) {
 // in-process fallback and owns the working areas.
 class ZipCompressor final : public Compressor {
  public:
-  ZipCompressor(std::unique_ptr<Compressor> inner, farm_zip_params params)
+  ZipCompressor(std::unique_ptr<Compressor> inner, zipserver_params params)
       : inner_(std::move(inner)), params_(params) {}
 
   const char* Name() const override { return "FarmZipCompressor"; }
@@ -144,7 +144,7 @@ class ZipCompressor final : public Compressor {
                        CompressionType* out_type,
                        ManagedWorkingArea* wa) override {
     g_blocks.fetch_add(1, std::memory_order_relaxed);
-    farm_zip_transport_fn transport = g_transport.load(std::memory_order_acquire);
+    zipserver_transport_fn transport = g_transport.load(std::memory_order_acquire);
     if (transport != nullptr) {
       size_t size = *out_size;
       uint8_t type = 0;
@@ -159,13 +159,13 @@ class ZipCompressor final : public Compressor {
 
  private:
   std::unique_ptr<Compressor> inner_;
-  farm_zip_params params_;
+  zipserver_params params_;
 };
 
 std::unique_ptr<Compressor> wrap(std::unique_ptr<Compressor> inner,
                                  const CompressionOptions& opts) {
   if (inner == nullptr) return nullptr;  // no compression: nothing to send
-  farm_zip_params p = params_of(opts, inner->GetPreferredCompressionType());
+  zipserver_params p = params_of(opts, inner->GetPreferredCompressionType());
   return std::make_unique<ZipCompressor>(std::move(inner), p);
 }
 
@@ -207,7 +207,7 @@ extern "C" {
 // (NULL: every block is compressed in-process); `in_flight` > 1 asks RocksDB
 // for that many parallel compression threads per table builder. Returns the
 // name.
-const char* farm_zip_register(farm_zip_transport_fn transport,
+const char* zipserver_register(zipserver_transport_fn transport,
                               uint32_t in_flight) {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -225,11 +225,11 @@ const char* farm_zip_register(farm_zip_transport_fn transport,
 }
 
 // Blocks that reached a FarmZipServer compressor in this process.
-uint64_t farm_zip_blocks_seen() { return g_blocks.load(std::memory_order_relaxed); }
+uint64_t zipserver_blocks_seen() { return g_blocks.load(std::memory_order_relaxed); }
 
 // A built-in compressor for `params`; NULL with `*errptr` unset when those
 // parameters mean "no compression".
-void* farm_zip_compressor_new(const farm_zip_params* params, char** errptr) {
+void* zipserver_compressor_new(const zipserver_params* params, char** errptr) {
   try {
     auto c = ROCKSDB_NAMESPACE::GetBuiltinV2CompressionManager()->GetCompressor(
         options_of(*params), static_cast<CompressionType>(params->type));
@@ -247,7 +247,7 @@ void* farm_zip_compressor_new(const farm_zip_params* params, char** errptr) {
 }
 
 // Compresses as Compressor::CompressBlock. Returns 1 on success.
-int farm_zip_compress(void* handle, const char* in, size_t in_len, char* out,
+int zipserver_compress(void* handle, const char* in, size_t in_len, char* out,
                       size_t* out_size, uint8_t* out_type, char** errptr) {
   try {
     auto* s = static_cast<ServerCompressor*>(handle);
@@ -268,7 +268,7 @@ int farm_zip_compress(void* handle, const char* in, size_t in_len, char* out,
   return 0;
 }
 
-void farm_zip_compressor_free(void* handle) {
+void zipserver_compressor_free(void* handle) {
   delete static_cast<ServerCompressor*>(handle);
 }
 
