@@ -105,12 +105,7 @@ pub fn write_compress(
     let cap = u32::try_from(capacity).map_err(|_| bad("capacity exceeds u32"))?;
     write_frame(
         w,
-        &[
-            &[COMPRESS],
-            &params.encode(),
-            &cap.to_le_bytes(),
-            block,
-        ],
+        &[&[COMPRESS], &params.encode(), &cap.to_le_bytes(), block],
     )
 }
 
@@ -135,7 +130,9 @@ pub fn parse_request(body: Vec<u8>) -> io::Result<Request> {
         }
         Some(&COMPRESS) => Err(bad("compress frame too short")),
         Some(&RING_HELLO) if body.len() >= 13 => {
-            let w = |i: usize| u32::from_le_bytes(body[1 + 4 * i..5 + 4 * i].try_into().expect("4 bytes"));
+            let w = |i: usize| {
+                u32::from_le_bytes(body[1 + 4 * i..5 + 4 * i].try_into().expect("4 bytes"))
+            };
             Ok(Request::RingHello {
                 layout: RingLayout {
                     slots: w(0),
@@ -280,7 +277,10 @@ mod tests {
         for answer in [Ok(()), Err("no")] {
             let f = ring_answer(answer);
             let body = read_frame(&mut &f[..]).unwrap().unwrap();
-            assert_eq!(parse_ring_answer(&body).unwrap(), answer.map_err(str::to_owned));
+            assert_eq!(
+                parse_ring_answer(&body).unwrap(),
+                answer.map_err(str::to_owned)
+            );
         }
 
         for reply in [

@@ -11,6 +11,7 @@
 //! | `unix_socket` | `/tmp/zipserver.sock`; a worker uses `WORKER_DB_ROOT/zipserver.sock` | where children connect |
 //! | `memory_budget` | `256M` | bytes of blocks (input and output) being compressed or read from sockets at once; beyond it blocks wait, and a block larger than all of it is refused |
 //! | `server_spin` | `50us` | how long an idle compression thread keeps polling the rings before it sleeps |
+//! | `pin_threads` | `true` | pin each compression thread to a CPU and have children hand blocks to the thread on their own CPU (`crate::shm::control`); `false` lets the scheduler place them |
 //! | `client_timeout` | `500ms` | child side: a block not answered within this is compressed in-process |
 //! | `blocks_in_flight` | `4` | child side: blocks of one compaction output at the zipserver at once (RocksDB's parallel compression threads); 1 sends one block at a time |
 //! | `client_spin` | `0us` | child side: how long a thread waiting for its block polls before it sleeps |
@@ -39,12 +40,13 @@ pub enum OptionsError {
     },
 }
 
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "listening_ports",
     "num_threads",
     "unix_socket",
     "memory_budget",
     "server_spin",
+    "pin_threads",
     "client_timeout",
     "blocks_in_flight",
     "client_spin",
@@ -72,6 +74,7 @@ pub struct ZipServerOptions {
     pub unix_socket: Option<PathBuf>,
     pub memory_budget: u64,
     pub server_spin: Duration,
+    pub pin_threads: bool,
     pub client_timeout: Duration,
     pub blocks_in_flight: u32,
     pub client_spin: Duration,
@@ -86,6 +89,7 @@ impl Default for ZipServerOptions {
             unix_socket: None,
             memory_budget: 256 << 20,
             server_spin: Duration::from_micros(50),
+            pin_threads: true,
             client_timeout: Duration::from_millis(500),
             blocks_in_flight: 4,
             client_spin: Duration::ZERO,
@@ -140,7 +144,10 @@ fn split(text: &str) -> Result<Vec<(String, String)>, OptionsError> {
 }
 
 /// A whole number in `range`.
-fn count<T: std::str::FromStr + PartialOrd>(value: &str, range: std::ops::RangeInclusive<T>) -> Option<T> {
+fn count<T: std::str::FromStr + PartialOrd>(
+    value: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Option<T> {
     value.parse().ok().filter(|n| range.contains(n))
 }
 
@@ -215,6 +222,13 @@ impl ZipServerOptions {
                 })?
             }
             "server_spin" => self.server_spin = spin(value)?,
+            "pin_threads" => {
+                self.pin_threads = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("expected true or false")),
+                }
+            }
             "client_timeout" => {
                 self.client_timeout = units::parse_duration(value)
                     .filter(|d| !d.is_zero())
@@ -240,12 +254,13 @@ impl ZipServerOptions {
     /// The text form, for the environment of a zipserver a worker starts.
     pub fn render(&self, unix_socket: &std::path::Path) -> String {
         format!(
-            "listening_ports={}:num_threads={}:unix_socket={}:memory_budget={}:server_spin={}:client_timeout={}:blocks_in_flight={}:client_spin={}:transport={}",
+            "listening_ports={}:num_threads={}:unix_socket={}:memory_budget={}:server_spin={}:pin_threads={}:client_timeout={}:blocks_in_flight={}:client_spin={}:transport={}",
             self.listening_ports,
             self.num_threads,
             unix_socket.display(),
             self.memory_budget,
             units::render_duration(self.server_spin),
+            self.pin_threads,
             units::render_duration(self.client_timeout),
             self.blocks_in_flight,
             units::render_duration(self.client_spin),
@@ -272,13 +287,14 @@ mod tests {
         assert_eq!(o.unix_socket, Some(PathBuf::from("/tmp/z.sock")));
         assert_eq!(o.memory_budget, 64 << 20);
         let o = ZipServerOptions::parse(
-            "listening_ports=8090:num_threads=32:server_spin=20us:client_spin=5us:transport=socket",
+            "listening_ports=8090:num_threads=32:server_spin=20us:client_spin=5us:transport=socket:pin_threads=false",
         )
         .unwrap();
         assert_eq!(o.listening_ports, "0.0.0.0:8090".parse().unwrap());
         assert_eq!(o.num_threads, 32);
         assert_eq!(o.server_spin, Duration::from_micros(20));
         assert_eq!(o.transport, Transport::Socket);
+        assert!(!o.pin_threads);
         let again = ZipServerOptions::parse(&o.render(std::path::Path::new("/x/z.sock"))).unwrap();
         assert_eq!(
             again,
@@ -287,7 +303,10 @@ mod tests {
                 ..o
             }
         );
-        assert_eq!(ZipServerOptions::parse("").unwrap(), ZipServerOptions::default());
+        assert_eq!(
+            ZipServerOptions::parse("").unwrap(),
+            ZipServerOptions::default()
+        );
     }
 
     #[test]
@@ -295,7 +314,9 @@ mod tests {
         for off in ["off", "OFF", " false ", "none"] {
             assert_eq!(Setting::parse(off).unwrap(), Setting::Off);
         }
-        assert!(matches!(Setting::parse("num_threads=1"), Ok(Setting::On(o)) if o.num_threads == 1));
+        assert!(
+            matches!(Setting::parse("num_threads=1"), Ok(Setting::On(o)) if o.num_threads == 1)
+        );
     }
 
     #[test]
@@ -311,6 +332,7 @@ mod tests {
         assert!(err("client_timeout=0s").contains("client_timeout"));
         assert!(err("server_spin=1s").contains("server_spin"));
         assert!(err("transport=pipe").contains("transport"));
+        assert!(err("pin_threads=yes").contains("pin_threads"));
         assert!(err("8090").contains("not key=value"));
     }
 }

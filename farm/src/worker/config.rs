@@ -44,11 +44,11 @@
 
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
 use crate::worker::child::spawner::ChildLimits;
-use zipserver::options::Setting as ZipServerSetting;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use zipserver::options::Setting as ZipServerSetting;
 
 /// A configuration error, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -764,8 +764,15 @@ mod tests {
         .unwrap();
         assert!(matches!(c.zip_server, Some(ZipServerSetting::On(o)) if o.num_threads == 2));
         let c = load(&[("ZIP_SERVER_OPTIONS", "num_threads=2")], None).unwrap();
-        assert!(!c.multi_process && c.zip_server.is_some(), "accepted, warned about at start");
-        let c = load(&[("MULTI_PROCESS", "true"), ("ZIP_SERVER_OPTIONS", "off")], None).unwrap();
+        assert!(
+            !c.multi_process && c.zip_server.is_some(),
+            "accepted, warned about at start"
+        );
+        let c = load(
+            &[("MULTI_PROCESS", "true"), ("ZIP_SERVER_OPTIONS", "off")],
+            None,
+        )
+        .unwrap();
         assert_eq!(c.zip_server, Some(ZipServerSetting::Off));
         let e = load(&[("ZIP_SERVER_SOCKET", "/z.sock")], None)
             .unwrap_err()

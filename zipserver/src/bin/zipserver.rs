@@ -24,6 +24,7 @@ use zipserver::server::{ring_threads, socket};
 ///   unix_socket      where children connect (default /tmp/zipserver.sock)
 ///   memory_budget    bytes of blocks worked on at once; more wait (default 256M)
 ///   server_spin      how long an idle compression thread polls before it sleeps (default 50us)
+///   pin_threads      pin each compression thread to a CPU, children use the one on theirs (default true)
 ///   client_timeout, blocks_in_flight, client_spin, transport
 ///                    read by workers for their children (see zipserver/README.md)
 ///
@@ -56,11 +57,13 @@ fn main() -> anyhow::Result<()> {
         num_threads: opts.num_threads,
         memory_budget: opts.memory_budget,
         server_spin: opts.server_spin,
+        pin_threads: opts.pin_threads,
     };
     let service = Service::new(shape, stats).context("failed to make the control page")?;
     let listener = socket::bind(&socket_path)
         .with_context(|| format!("failed to listen on {}", socket_path.display()))?;
-    let compressing = ring_threads::start(&service).context("failed to start compression threads")?;
+    let compressing =
+        ring_threads::start(&service).context("failed to start compression threads")?;
     let stop = Arc::new(AtomicBool::new(false));
     let accept = std::thread::Builder::new()
         .name("zip-accept".into())

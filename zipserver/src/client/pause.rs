@@ -35,7 +35,8 @@ impl Pause {
 
     /// Whether to leave the zipserver alone for now.
     pub fn active(&self) -> bool {
-        self.failing.load(Ordering::Relaxed) && self.lock().until.is_some_and(|t| Instant::now() < t)
+        self.failing.load(Ordering::Relaxed)
+            && self.lock().until.is_some_and(|t| Instant::now() < t)
     }
 
     pub fn succeeded(&self) {

@@ -1,20 +1,21 @@
 //! A child's ring at the zipserver (the design is in [`crate::shm`]).
 //!
 //! [`ClientRing::open`] makes the `memfd`, hands it over and maps the
-//! zipserver's control page; a watcher thread then waits on the connection
-//! and, when it ends (the zipserver died or dropped the ring), marks every
-//! slot `DEAD` and wakes every waiting thread, which then compress their
-//! blocks in-process. [`ClientRing::compress`] claims a free slot, writes
-//! the block into it, rings the doorbell only when no compression thread
-//! is awake, and waits: polling for `client_spin`, then asleep on the
-//! slot's word until the zipserver marks it done or `client_timeout`
-//! passes.
+//! zipserver's control page (`crate::shm::control`); a watcher thread then
+//! waits on the connection and, when it ends (the zipserver died or dropped
+//! the ring), marks every slot `DEAD` and wakes every waiting thread, which
+//! then compress their blocks in-process. [`ClientRing::compress`] claims a
+//! free slot, writes the block into it for the lane of the CPU it runs on,
+//! rings that lane's doorbell only when none of its compression threads is
+//! awake, and waits: polling for `client_spin`, then asleep on the slot's
+//! word until the zipserver marks it done or `client_timeout` passes.
 
 use super::counts::{bump, Atomics};
 use super::error::ClientError;
 use crate::codec::{Compressed, ZipParams};
 use crate::frame;
-use crate::shm::layout::{reply, state, Control, Ring, RingLayout, CONTROL_LEN};
+use crate::shm::control::{self, Control, CONTROL_LEN};
+use crate::shm::layout::{reply, state, Ring, RingLayout};
 use crate::shm::map::SharedMap;
 use crate::shm::{fdpass, futex};
 use std::io::{self, Read};
@@ -143,6 +144,8 @@ impl ClientRing {
         r.in_len(slot).store(input.len() as u32, Ordering::Relaxed);
         r.capacity(slot).store(out.len() as u32, Ordering::Relaxed);
         r.write_params(slot, params);
+        let lane = self.control.lane_for(control::current_cpu());
+        r.lane(slot).store(lane, Ordering::Relaxed);
         // SAFETY: the slot is CLAIMED by this thread, so the zipserver does
         // not read its input area until SUBMITTED; the area holds
         // `input.len()` bytes (checked above) and is not `input`.
@@ -150,7 +153,7 @@ impl ClientRing {
             std::ptr::copy_nonoverlapping(input.as_ptr(), r.input(slot, input.len()), input.len())
         };
         r.state(slot).store(state::SUBMITTED, Ordering::SeqCst);
-        self.ring_doorbell(counts);
+        self.ring_doorbell(lane, counts);
         let deadline = Instant::now() + wait.timeout;
         match self.wait(slot, wait.spin, deadline, counts) {
             Ok(()) => self.read_answer(slot, out).map_err(Declined::Failed),
@@ -177,12 +180,15 @@ impl ClientRing {
         })
     }
 
-    /// Wakes a compression thread when none is awake to see the block.
-    fn ring_doorbell(&self, counts: &Atomics) {
+    /// Wakes a compression thread of `lane` when none is awake to see the
+    /// block.
+    fn ring_doorbell(&self, lane: u32, counts: &Atomics) {
         let ctl = &self.control;
-        if ctl.awake().load(Ordering::SeqCst) == 0 && ctl.sleepers().load(Ordering::SeqCst) > 0 {
-            ctl.doorbell().fetch_add(1, Ordering::SeqCst);
-            futex::wake(ctl.doorbell(), 1);
+        if ctl.awake(lane).load(Ordering::SeqCst) == 0
+            && ctl.sleepers(lane).load(Ordering::SeqCst) > 0
+        {
+            ctl.doorbell(lane).fetch_add(1, Ordering::SeqCst);
+            futex::wake(ctl.doorbell(lane), 1);
             bump(&counts.doorbells, 1);
         }
     }

@@ -82,7 +82,9 @@ impl SocketPath {
         let result = match frame::parse_reply(&body)? {
             Reply::Done { result, bytes } => {
                 if result.size > out.len() || bytes.len() > out.len() {
-                    return Err(ClientError::Malformed("reply larger than the output buffer"));
+                    return Err(ClientError::Malformed(
+                        "reply larger than the output buffer",
+                    ));
                 }
                 out[..bytes.len()].copy_from_slice(&bytes);
                 result

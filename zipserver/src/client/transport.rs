@@ -230,6 +230,7 @@ mod tests {
             num_threads,
             memory_budget,
             server_spin: Duration::from_micros(20),
+            pin_threads: true,
         };
         let service = Service::new(shape, stats.clone()).unwrap();
         let listener = socket::bind(&path).unwrap();
@@ -302,7 +303,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 b.push(x as u8);
             } else {
                 b.extend_from_slice(words[(x % 5) as usize].as_bytes());
@@ -376,7 +377,10 @@ mod tests {
             t.join().unwrap();
         }
         let c = client.counts();
-        assert_eq!((c.remote_blocks, c.ring_blocks, c.fallback_blocks), (1800, 1800, 0));
+        assert_eq!(
+            (c.remote_blocks, c.ring_blocks, c.fallback_blocks),
+            (1800, 1800, 0)
+        );
         let snap = s.stats.snapshot(2, 1 << 20, String::new());
         assert_eq!(snap.ring_requests, 1800);
         assert_eq!(snap.clients["many"].requests, 1800);
@@ -450,8 +454,11 @@ mod tests {
         // opens a new one.
         client.drop_ring();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while s.service.rings.len() != 0 {
-            assert!(std::time::Instant::now() < deadline, "the server dropped the ring");
+        while !s.service.rings.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server dropped the ring"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(client.compress(&snappy(), &input, &mut out).is_some());

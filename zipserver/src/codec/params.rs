@@ -43,9 +43,8 @@ impl ZipParams {
     }
 
     pub fn decode(b: &[u8; PARAMS_LEN]) -> ZipParams {
-        let w = |i: usize| {
-            u32::from_le_bytes([b[2 + 4 * i], b[3 + 4 * i], b[4 + 4 * i], b[5 + 4 * i]])
-        };
+        let w =
+            |i: usize| u32::from_le_bytes([b[2 + 4 * i], b[3 + 4 * i], b[4 + 4 * i], b[5 + 4 * i]]);
         ZipParams {
             kind: b[0],
             checksum: b[1],

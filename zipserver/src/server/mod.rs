@@ -8,6 +8,7 @@
 //! - [`socket`]: accepting children, the ring handshake, blocks on sockets.
 //! - [`rings`]: the rings of connected children.
 //! - [`ring_threads`]: the compression threads that serve the rings.
+//! - [`lanes`]: which CPU each compression thread is pinned to.
 //! - [`permits`]: the `num_threads` bound.
 //! - [`budget`]: the memory budget.
 //! - [`compressors`]: RocksDB's built-in compressors, one per parameters.
@@ -17,6 +18,7 @@
 pub mod budget;
 pub mod compressors;
 pub mod http;
+pub mod lanes;
 pub mod permits;
 pub mod ring_threads;
 pub mod rings;

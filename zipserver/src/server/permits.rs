@@ -47,7 +47,8 @@ impl Permits {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if who == Taker::Socket {
             s.socket_waiting += 1;
-            self.socket_waiting.store(s.socket_waiting, Ordering::Relaxed);
+            self.socket_waiting
+                .store(s.socket_waiting, Ordering::Relaxed);
         }
         while s.free == 0 || (who == Taker::Ring && s.socket_waiting > 0) {
             s = self.released.wait(s).unwrap_or_else(|p| p.into_inner());
@@ -55,7 +56,8 @@ impl Permits {
         s.free -= 1;
         if who == Taker::Socket {
             s.socket_waiting -= 1;
-            self.socket_waiting.store(s.socket_waiting, Ordering::Relaxed);
+            self.socket_waiting
+                .store(s.socket_waiting, Ordering::Relaxed);
         }
     }
 

@@ -1,23 +1,27 @@
-//! The compression threads: `num_threads` of them serve every ring.
+//! The compression threads: `num_threads` of them, each pinned to a CPU
+//! (its lane, `crate::shm::control`), serve every ring.
 //!
-//! An awake thread holds a compression permit, takes any submitted block
-//! from any ring, compresses it in place (input and output areas of the
-//! slot) and marks it done, waking the child's thread only if it sleeps.
-//! When it finds nothing it polls for `server_spin`, then gives its permit
-//! back and sleeps on the control page's doorbell. A child rings the
-//! doorbell only when no thread is awake, so while blocks keep coming one
-//! wake-up serves many of them, from every child. An awake thread that sees
-//! a backlog of at least [`WAKE_ANOTHER_AT`] blocks per awake thread wakes
-//! one more.
+//! An awake thread holds a compression permit, takes the submitted blocks
+//! of its lane from any ring, compresses each in place (input and output
+//! areas of the slot) and marks it done, waking the child's thread only if
+//! it sleeps. When it finds nothing it polls for `server_spin`, then gives
+//! its permit back and sleeps on its lane's doorbell. A child rings a
+//! lane's doorbell only when none of its threads is awake, so while blocks
+//! keep coming one wake-up serves many of them, from every child. An awake
+//! thread that sees a backlog of at least [`WAKE_ANOTHER_AT`] blocks per
+//! awake thread of its lane wakes one more. A thread woken by the time
+//! bound of its sleep ([`IDLE_WAIT`]) takes blocks of any lane, so no block
+//! waits for long on a lane whose threads do not come.
 //!
 //! No lost wake-up: a thread about to sleep counts itself a sleeper and no
 //! longer awake, reads the doorbell, then looks at every ring once more;
-//! a child stores `SUBMITTED`, then reads the awake count (all sequentially
-//! consistent). Either the thread's last look sees the block, or the child
-//! sees nobody awake and rings, changing the doorbell the thread would
-//! sleep on. Sleeps are bounded by [`IDLE_WAIT`] all the same.
+//! a child stores `SUBMITTED`, then reads the lane's awake count (all
+//! sequentially consistent). Either the thread's last look sees the block,
+//! or the child sees nobody awake and rings, changing the doorbell the
+//! thread would sleep on.
 
 use super::compressors::{Compressors, Refusal};
+use super::lanes;
 use super::permits::Taker;
 use super::rings::{RingsView, ServerRing};
 use super::service::Service;
@@ -39,9 +43,17 @@ pub fn start(service: &Arc<Service>) -> io::Result<Vec<JoinHandle<()>>> {
     (0..service.shape.num_threads)
         .map(|i| {
             let service = service.clone();
+            let lane = service.thread_lanes[i];
             std::thread::Builder::new()
                 .name(format!("zip-ring-{i}"))
-                .spawn(move || Worker::new(&service).run())
+                .spawn(move || {
+                    if let Some(cpu) = service.lane_cpus[lane as usize] {
+                        if let Err(e) = lanes::pin_current_thread(cpu) {
+                            tracing::warn!(cpu, error = %e, "could not pin a compression thread");
+                        }
+                    }
+                    Worker::new(&service, lane).run()
+                })
         })
         .collect()
 }
@@ -53,8 +65,20 @@ struct Found {
     others: u32,
 }
 
+/// Which blocks a look takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// Those of the thread's lane (and of no valid lane).
+    Lane,
+    /// Any.
+    Any,
+}
+
 struct Worker<'a> {
     service: &'a Service,
+    lane: u32,
+    /// The next look takes blocks of any lane.
+    take: Take,
     view: RingsView,
     compressors: Compressors,
     /// Where the next look starts, so no ring is always served last.
@@ -62,9 +86,11 @@ struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(service: &'a Service) -> Self {
+    fn new(service: &'a Service, lane: u32) -> Self {
         Worker {
             service,
+            lane,
+            take: Take::Lane,
             view: RingsView::default(),
             compressors: Compressors::default(),
             cursor: 0,
@@ -74,7 +100,7 @@ impl<'a> Worker<'a> {
     fn run(mut self) {
         let service = self.service;
         let ctl = &service.control;
-        ctl.awake().fetch_add(1, Ordering::SeqCst);
+        ctl.awake(self.lane).fetch_add(1, Ordering::SeqCst);
         service.permits.take(Taker::Ring);
         while !service.stopping() {
             service.rings.refresh(&mut self.view);
@@ -87,11 +113,15 @@ impl<'a> Worker<'a> {
                 }
                 continue;
             }
+            if self.take == Take::Any {
+                self.take = Take::Lane;
+                continue;
+            }
             if !self.spin() {
                 self.sleep();
             }
         }
-        ctl.awake().fetch_sub(1, Ordering::SeqCst);
+        ctl.awake(self.lane).fetch_sub(1, Ordering::SeqCst);
         service.permits.give_back();
     }
 
@@ -116,26 +146,41 @@ impl<'a> Worker<'a> {
     fn sleep(&mut self) {
         let service = self.service;
         let ctl = &service.control;
+        let lane = self.lane;
         service.permits.give_back();
-        ctl.sleepers().fetch_add(1, Ordering::SeqCst);
-        ctl.awake().fetch_sub(1, Ordering::SeqCst);
-        let seq = ctl.doorbell().load(Ordering::SeqCst);
+        ctl.sleepers(lane).fetch_add(1, Ordering::SeqCst);
+        ctl.awake(lane).fetch_sub(1, Ordering::SeqCst);
+        let seq = ctl.doorbell(lane).load(Ordering::SeqCst);
         service.rings.refresh(&mut self.view);
         if !self.any_submitted() && !service.stopping() {
-            futex::wait(ctl.doorbell(), seq, IDLE_WAIT);
-            if ctl.doorbell().load(Ordering::Relaxed) != seq {
+            futex::wait(ctl.doorbell(lane), seq, IDLE_WAIT);
+            if ctl.doorbell(lane).load(Ordering::Relaxed) != seq {
                 service.stats.wakeups.inc();
+            } else {
+                // The time bound, not a child: look at every lane once.
+                self.take = Take::Any;
             }
         }
-        ctl.awake().fetch_add(1, Ordering::SeqCst);
-        ctl.sleepers().fetch_sub(1, Ordering::SeqCst);
+        ctl.awake(lane).fetch_add(1, Ordering::SeqCst);
+        ctl.sleepers(lane).fetch_sub(1, Ordering::SeqCst);
         service.permits.take(Taker::Ring);
+    }
+
+    /// Whether `slot` is for this thread under the current look.
+    fn mine(&self, ring: &ServerRing, slot: u32) -> bool {
+        if self.take == Take::Any {
+            return true;
+        }
+        let lane = ring.ring.lane(slot).load(Ordering::Relaxed);
+        lane == self.lane || lane as usize >= self.service.lane_cpus.len()
     }
 
     fn any_submitted(&self) -> bool {
         self.view.rings.iter().any(|r| {
-            (0..r.ring.layout().slots)
-                .any(|s| r.ring.state(s).load(Ordering::SeqCst) & state::MASK == state::SUBMITTED)
+            (0..r.ring.layout().slots).any(|s| {
+                r.ring.state(s).load(Ordering::SeqCst) & state::MASK == state::SUBMITTED
+                    && self.mine(r, s)
+            })
         })
     }
 
@@ -149,7 +194,7 @@ impl<'a> Worker<'a> {
             for slot in 0..ring.ring.layout().slots {
                 let word = ring.ring.state(slot);
                 let s = word.load(Ordering::Acquire);
-                if s & state::MASK != state::SUBMITTED {
+                if s & state::MASK != state::SUBMITTED || !self.mine(ring, slot) {
                     continue;
                 }
                 if found.is_some() {
@@ -174,11 +219,11 @@ impl<'a> Worker<'a> {
     }
 
     fn maybe_wake_another(&self, others: u32) {
-        let ctl = &self.service.control;
-        let awake = ctl.awake().load(Ordering::SeqCst).max(1);
-        if others >= WAKE_ANOTHER_AT * awake && ctl.sleepers().load(Ordering::SeqCst) > 0 {
-            ctl.doorbell().fetch_add(1, Ordering::SeqCst);
-            futex::wake(ctl.doorbell(), 1);
+        let (ctl, lane) = (&self.service.control, self.lane);
+        let awake = ctl.awake(lane).load(Ordering::SeqCst).max(1);
+        if others >= WAKE_ANOTHER_AT * awake && ctl.sleepers(lane).load(Ordering::SeqCst) > 0 {
+            ctl.doorbell(lane).fetch_add(1, Ordering::SeqCst);
+            futex::wake(ctl.doorbell(lane), 1);
         }
     }
 
@@ -241,7 +286,10 @@ impl<'a> Worker<'a> {
         stats.working_bytes.add(len);
         let params = ring.ring.read_params(slot);
         let result = self.compressors.get(params).and_then(|c| {
-            let (input, out) = (ring.ring.input(slot, in_len), ring.ring.output(slot, capacity));
+            let (input, out) = (
+                ring.ring.input(slot, in_len),
+                ring.ring.output(slot, capacity),
+            );
             // SAFETY: both areas lie inside the mapped ring (checked by the
             // layout) and do not overlap; the slot is TAKEN by this thread,
             // so a well-behaved child does not touch them until DONE. A

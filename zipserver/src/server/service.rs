@@ -4,12 +4,13 @@
 
 use super::budget::Budget;
 use super::compressors::{Compressors, Refusal};
+use super::lanes;
 use super::permits::{Permits, Taker};
 use super::rings::Rings;
 use super::stats::ZipStats;
 use crate::codec::{Compressed, ZipParams};
+use crate::shm::control::{Control, CONTROL_LEN};
 use crate::shm::futex;
-use crate::shm::layout::{Control, CONTROL_LEN};
 use crate::shm::map::{MapError, SharedMap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +23,8 @@ pub struct Shape {
     pub num_threads: usize,
     pub memory_budget: u64,
     pub server_spin: Duration,
+    /// Pin the compression threads, one lane per CPU.
+    pub pin_threads: bool,
 }
 
 pub struct Service {
@@ -31,6 +34,10 @@ pub struct Service {
     pub permits: Permits,
     pub rings: Rings,
     pub control: Control,
+    /// The CPU of each lane (`None`: one lane, threads not pinned), and
+    /// the lane of each compression thread.
+    pub lane_cpus: Vec<Option<usize>>,
+    pub thread_lanes: Vec<u32>,
     /// The control page's `memfd`, handed to every child with a ring.
     control_fd: OwnedFd,
     stopping: AtomicBool,
@@ -39,13 +46,24 @@ pub struct Service {
 impl Service {
     pub fn new(shape: Shape, stats: Arc<ZipStats>) -> Result<Arc<Service>, MapError> {
         let (control_fd, map) = SharedMap::create("zipserver-control", CONTROL_LEN)?;
+        let control = Control::new(map)?;
+        let (lane_cpus, thread_lanes) = if shape.pin_threads {
+            let (cpus, threads) = lanes::plan(shape.num_threads, &lanes::allowed_cpus());
+            control.init(&cpus);
+            (cpus.into_iter().map(Some).collect(), threads)
+        } else {
+            control.init(&[]);
+            (vec![None], vec![0; shape.num_threads])
+        };
         Ok(Arc::new(Service {
             stats,
             shape,
             budget: Budget::new(shape.memory_budget),
             permits: Permits::new(shape.num_threads),
             rings: Rings::default(),
-            control: Control::new(map)?,
+            control,
+            lane_cpus,
+            thread_lanes,
             control_fd,
             stopping: AtomicBool::new(false),
         }))
@@ -62,8 +80,10 @@ impl Service {
     /// Tells the compression threads to end, waking the sleeping ones.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
-        self.control.doorbell().fetch_add(1, Ordering::SeqCst);
-        futex::wake(self.control.doorbell(), u32::MAX);
+        for lane in 0..self.lane_cpus.len() as u32 {
+            self.control.doorbell(lane).fetch_add(1, Ordering::SeqCst);
+            futex::wake(self.control.doorbell(lane), u32::MAX);
+        }
     }
 
     /// Blocks submitted to the rings and not answered yet.

@@ -93,7 +93,8 @@ fn connection(stream: UnixStream, service: &Service) -> io::Result<()> {
                 block,
             } => {
                 let reply =
-                    match service.compress_socket_block(&mut compressors, params, capacity, &block) {
+                    match service.compress_socket_block(&mut compressors, params, capacity, &block)
+                    {
                         Ok((result, bytes)) => {
                             client
                                 .get_or_insert_with(|| service.stats.client("unnamed"))

@@ -73,8 +73,7 @@ pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Opt
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(cmsg);
-                let count = ((*cmsg).cmsg_len as usize
-                    - libc::CMSG_LEN(0) as usize)
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
                     / std::mem::size_of::<libc::c_int>();
                 for i in 0..count {
                     let raw = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));

@@ -14,6 +14,7 @@
 //! | 3..=10 | child | the compression parameters (30 bytes) |
 //! | 11 | server | reply status, and the compression type in bits 8..16 |
 //! | 12 | server | compressed size, as `CompressBlock` gives it |
+//! | 13 | child | the lane (compression thread's CPU) the block is for (`super::control`) |
 //!
 //! Words are atomics; the child writes its words before it stores
 //! `SUBMITTED` (release) and the server reads them after taking the slot
@@ -79,7 +80,7 @@ pub struct LayoutError {
 
 impl RingLayout {
     pub fn checked(self) -> Result<Self, LayoutError> {
-        let area = |n: u32| (4096..=4 << 20).contains(&n) && n % 64 == 0;
+        let area = |n: u32| (4096..=4 << 20).contains(&n) && n.is_multiple_of(64);
         if (1..=64).contains(&self.slots) && area(self.slot_in) && area(self.slot_out) {
             Ok(self)
         } else {
@@ -163,6 +164,10 @@ impl Ring {
         self.map.word(self.layout.word(slot, 12))
     }
 
+    pub fn lane(&self, slot: u32) -> &AtomicU32 {
+        self.map.word(self.layout.word(slot, 13))
+    }
+
     pub fn write_params(&self, slot: u32, p: &ZipParams) {
         let mut b = [0u8; 32];
         b[..PARAMS_LEN].copy_from_slice(&p.encode());
@@ -202,44 +207,6 @@ impl Ring {
             + slot as usize * self.layout.stride()
             + self.layout.slot_in as usize;
         self.map.at(at, len)
-    }
-}
-
-/// Bytes of the control page.
-pub const CONTROL_LEN: usize = 4096;
-
-/// The zipserver's control page, shared by every child.
-///
-/// | word | what |
-/// | --- | --- |
-/// | 0 | `doorbell`: a futex the idle compression threads sleep on; a child bumps it and wakes one |
-/// | 1 | `sleepers`: compression threads asleep (or about to be) |
-/// | 2 | `awake`: compression threads awake, which look at every ring before they sleep |
-pub struct Control {
-    map: SharedMap,
-}
-
-impl Control {
-    pub fn new(map: SharedMap) -> Result<Control, MapError> {
-        if map.len() < CONTROL_LEN {
-            return Err(MapError::TooSmall {
-                actual: map.len() as u64,
-                expected: CONTROL_LEN,
-            });
-        }
-        Ok(Control { map })
-    }
-
-    pub fn doorbell(&self) -> &AtomicU32 {
-        self.map.word(0)
-    }
-
-    pub fn sleepers(&self) -> &AtomicU32 {
-        self.map.word(4)
-    }
-
-    pub fn awake(&self) -> &AtomicU32 {
-        self.map.word(8)
     }
 }
 

@@ -135,7 +135,11 @@ impl SharedMap {
     /// When `offset` is unaligned or beyond the mapping: offsets come from
     /// [`super::layout`], never from the other process.
     pub fn word(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0 && offset + 4 <= self.len, "word {offset} of {}", self.len);
+        assert!(
+            offset.is_multiple_of(4) && offset + 4 <= self.len,
+            "word {offset} of {}",
+            self.len
+        );
         // SAFETY: in bounds and aligned (checked; the base is page-aligned);
         // AtomicU32 may be shared and changed by other processes.
         unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU32>() }

@@ -22,17 +22,22 @@
 //! server must wake it) and `DEAD` (the child's watcher saw the zipserver
 //! go; waiters stop waiting). Nobody sleeps unless it must: a child wakes
 //! the zipserver (the control page's doorbell) only when no compression
-//! thread is awake, and the zipserver wakes a child thread only when that
-//! thread has said it sleeps. An awake compression thread takes every
-//! block it finds in every ring before it goes back to sleep, so one
-//! wake-up carries as many blocks as arrived meanwhile, from all children.
+//! thread of the block's lane is awake, and the zipserver wakes a child
+//! thread only when that thread has said it sleeps. An awake compression
+//! thread takes every block of its lane it finds in every ring before it
+//! goes back to sleep, so one wake-up carries as many blocks as arrived
+//! meanwhile, from all children. Lanes keep both wake-ups on one CPU
+//! ([`control`]).
 //!
 //! - [`map`]: creating, sealing, receiving and mapping a `memfd`.
-//! - [`layout`]: where the words and areas of a ring and the control page
-//!   are, and the slot states.
+//! - [`layout`]: where the words and areas of a ring are, and the slot
+//!   states.
+//! - [`control`]: the control page: lanes, doorbells, which CPU uses which
+//!   lane.
 //! - [`futex`]: sleeping on and waking a shared word.
 //! - [`fdpass`]: sending a file descriptor over a Unix socket.
 
+pub mod control;
 pub mod fdpass;
 pub mod futex;
 pub mod layout;

@@ -15,6 +15,9 @@ pub struct Machine {
     kernel: u64,
     idle: u64,
     steal: u64,
+    /// Inter-processor interrupts so far: rescheduling, function call and
+    /// TLB shootdown (`/proc/interrupts`).
+    ipis: u64,
 }
 
 /// What happened between two [`Machine`] readings.
@@ -22,6 +25,7 @@ pub struct Machine {
 pub struct Spent {
     pub secs: f64,
     pub context_switches: u64,
+    pub ipis: u64,
     /// Shares of all CPU time (all cores) in the window.
     pub user: f64,
     pub kernel: f64,
@@ -37,12 +41,16 @@ impl Machine {
             if let Some(v) = line.strip_prefix("ctxt ") {
                 ctxt = v.trim().parse().ok();
             } else if let Some(v) = line.strip_prefix("cpu ") {
-                let f: Vec<u64> = v.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-                cpu = (f.len() >= 8).then(|| f);
+                let f: Vec<u64> = v
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                cpu = (f.len() >= 8).then_some(f);
             }
         }
         let f = cpu?;
         Some(Machine {
+            ipis: ipis(),
             at: Instant::now(),
             ctxt: ctxt?,
             user: f[0] + f[1],
@@ -64,11 +72,27 @@ impl Machine {
         Spent {
             secs: self.at.duration_since(before.at).as_secs_f64(),
             context_switches: self.ctxt.saturating_sub(before.ctxt),
+            ipis: self.ipis.saturating_sub(before.ipis),
             user: user / total,
             kernel: kernel / total,
             idle: idle / total,
         }
     }
+}
+
+/// Rescheduling, function call and TLB shootdown interrupts on every CPU.
+fn ipis() -> u64 {
+    let text = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.trim_start().split_once(':')?;
+            ["RES", "CAL", "TLB"].contains(&name).then(|| {
+                rest.split_whitespace()
+                    .map_while(|v| v.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
+        })
+        .sum()
 }
 
 /// The 1-minute load average.
@@ -79,17 +103,33 @@ pub fn load() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// utime + stime of `pid`, in seconds.
-pub fn cpu_seconds(pid: i32) -> Option<f64> {
+/// Seconds of CPU from `/proc/<pid>/stat`: utime + stime, and with
+/// `reaped` also cutime + cstime (children that ended and were waited for).
+fn stat_seconds(pid: i32, reaped: bool) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start at ')'.
     let rest = &text[text.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    // utime, stime, cutime, cstime are fields 14 to 17 of the whole line:
+    // 11 to 14 here.
+    let mut ticks = field(11)? + field(12)?;
+    if reaped {
+        ticks += field(13)? + field(14)?;
+    }
     // SAFETY: sysconf with a constant name.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     Some(ticks as f64 / hz)
+}
+
+/// utime + stime of `pid`, in seconds.
+pub fn cpu_seconds(pid: i32) -> Option<f64> {
+    stat_seconds(pid, false)
+}
+
+/// The CPU of `pid` and of its children that ended, in seconds.
+pub fn tree_cpu_seconds(pid: i32) -> Option<f64> {
+    stat_seconds(pid, true)
 }
 
 /// A process's peak resident memory (`VmHWM`), bytes.

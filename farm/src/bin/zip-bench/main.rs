@@ -54,6 +54,10 @@ pub struct Args {
     /// client_spin of the zipserver sides, microseconds.
     #[arg(long, default_value_t = 0)]
     client_spin_us: u64,
+    /// pin_threads=false on the zipserver sides: compression threads not
+    /// pinned, children not routed to the thread on their CPU.
+    #[arg(long)]
+    no_pin: bool,
     /// memory_budget of the zipserver sides.
     #[arg(long, default_value = "256M")]
     memory_budget: String,
@@ -136,9 +140,16 @@ struct Totals {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let sides: Vec<Side> = args.sides.iter().map(|s| Side::parse(s)).collect::<Result<_, _>>()?;
+    let sides: Vec<Side> = args
+        .sides
+        .iter()
+        .map(|s| Side::parse(s))
+        .collect::<Result<_, _>>()?;
     if !(0.0..=1.0).contains(&args.compressible) {
-        bail!("--compressible {}: expected a share from 0 to 1", args.compressible);
+        bail!(
+            "--compressible {}: expected a share from 0 to 1",
+            args.compressible
+        );
     }
     let dir = std::env::temp_dir().join(format!("zip-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -157,10 +168,10 @@ fn main() -> anyhow::Result<()> {
     opts.set_block_based_table_factory(&table);
     let captured = capture_input(&dir, opts, &spec).context("capturing a compaction input")?;
     println!(
-        "input: {} operations ({:.0}% of each value compressible), {} compression, {} B blocks; {} attempts per round and side, MAX_PARALLEL_COMPACTIONS={}, CHILD_NICE={}, zipserver num_threads={} blocks_in_flight={} server_spin={}us client_spin={}us memory_budget={}; load {:.2}",
+        "input: {} operations ({:.0}% of each value compressible), {} compression, {} B blocks; {} attempts per round and side, MAX_PARALLEL_COMPACTIONS={}, CHILD_NICE={}, zipserver num_threads={} blocks_in_flight={} server_spin={}us client_spin={}us pin_threads={} memory_budget={}; load {:.2}",
         args.ops, args.compressible * 100.0, args.compression, args.block_size, args.attempts, args.parallel,
         args.child_nice, args.threads, args.in_flight, args.server_spin_us, args.client_spin_us,
-        args.memory_budget, machine::load()
+        !args.no_pin, args.memory_budget, machine::load()
     );
     let mut totals: Vec<Totals> = sides.iter().map(|_| Totals::default()).collect();
     for r in 0..args.rounds {
@@ -180,11 +191,13 @@ fn print_round(r: u32, side: Side, round: &round::Round, load: f64, args: &Args)
     let secs = round.wall.as_secs_f64();
     let s = &round.spent;
     print!(
-        "round {r} {:<8} wall {:7.3} s {:6.2} attempts/s {:7.1} MiB/s read | {:6.0} cs/s, kernel {:4.1}% user {:4.1}% idle {:4.1}%, load {load:.2}",
+        "round {r} {:<8} wall {:7.3} s {:6.2} attempts/s {:7.1} MiB/s read, cpu {:.3} s/attempt (zipserver {:.3}) | {:6.0} cs/s, kernel {:4.1}% user {:4.1}% idle {:4.1}%, load {load:.2}",
         side.name(),
         secs,
         args.attempts as f64 / secs,
         round.bytes_read as f64 / (1 << 20) as f64 / secs,
+        round.cpu / args.attempts as f64,
+        round.zip_cpu / args.attempts as f64,
         s.context_switches as f64 / s.secs.max(1e-9),
         s.kernel * 100.0,
         s.user * 100.0,
@@ -193,8 +206,9 @@ fn print_round(r: u32, side: Side, round: &round::Round, load: f64, args: &Args)
     if let Some(z) = &round.zip {
         let blocks = (z.remote_blocks + z.fallback_blocks).max(1);
         print!(
-            " | {:.2} cs/block; zipserver cpu max {:.2} cores, mean {:.2}; blocks remote {} (ring {}) fallback {}; sleeps {:.2}/block, wake-ups {:.3}/block; budget max {} B, rss max {} MiB; bytes in {} out {}",
+            " | {:.2} cs/block, {:.2} IPIs/block; zipserver cpu max {:.2} cores, mean {:.2}; blocks remote {} (ring {}) fallback {}; sleeps {:.2}/block, wake-ups {:.3}/block; budget max {} B, rss max {} MiB; bytes in {} out {}",
             s.context_switches as f64 / blocks as f64,
+            s.ipis as f64 / blocks as f64,
             z.max_cores, z.mean_cores, z.remote_blocks, z.ring_blocks, z.fallback_blocks,
             z.sleeps as f64 / blocks as f64, z.wakeups as f64 / blocks as f64,
             z.budget_max, z.peak_rss >> 20, z.bytes_in, z.bytes_out
@@ -214,24 +228,52 @@ fn summary(sides: &[Side], totals: &[Totals], args: &Args) {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let walls: Vec<f64> = totals
         .iter()
-        .map(|t| mean(&t.rounds.iter().map(|r| r.wall.as_secs_f64()).collect::<Vec<_>>()))
+        .map(|t| {
+            mean(
+                &t.rounds
+                    .iter()
+                    .map(|r| r.wall.as_secs_f64())
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
-    let base = sides.iter().position(|s| *s == Side::InChild).map(|i| walls[i]);
+    let cpus: Vec<f64> = totals
+        .iter()
+        .map(|t| mean(&t.rounds.iter().map(|r| r.cpu).collect::<Vec<_>>()))
+        .collect();
+    let base = sides.iter().position(|s| *s == Side::InChild);
     for (i, side) in sides.iter().enumerate() {
         let rounds = &totals[i].rounds;
-        let cs = mean(&rounds.iter().map(|r| r.spent.context_switches as f64).collect::<Vec<_>>());
+        let cs = mean(
+            &rounds
+                .iter()
+                .map(|r| r.spent.context_switches as f64)
+                .collect::<Vec<_>>(),
+        );
         let kernel = mean(&rounds.iter().map(|r| r.spent.kernel).collect::<Vec<_>>());
+        let ipis = mean(
+            &rounds
+                .iter()
+                .map(|r| r.spent.ipis as f64)
+                .collect::<Vec<_>>(),
+        );
         print!(
             "{:<8} {:.2} attempts/s",
             side.name(),
             args.attempts as f64 / walls[i]
         );
-        if let Some(base) = base {
-            print!(", ratio to in-child {:.3}", base / walls[i]);
+        if let Some(b) = base {
+            print!(
+                ", ratio to in-child {:.3}; cpu {:.3} s/attempt, in-child/this {:.3}",
+                walls[b] / walls[i],
+                cpus[i] / args.attempts as f64,
+                cpus[b] / cpus[i]
+            );
         }
         print!(
-            "; {:.2} cs/block, kernel {:.1}% of CPU",
+            "; {:.2} cs/block, {:.2} IPIs/block, kernel {:.1}% of CPU",
             cs / blocks.max(1) as f64,
+            ipis / blocks.max(1) as f64,
             kernel * 100.0
         );
         let zips: Vec<&round::ZipFigures> = rounds.iter().filter_map(|r| r.zip.as_ref()).collect();

@@ -34,6 +34,11 @@ pub struct ZipFigures {
 
 pub struct Round {
     pub wall: Duration,
+    /// CPU seconds of the worker, its attempt children and its zipserver
+    /// over the round: what the work cost, whatever else ran meanwhile.
+    pub cpu: f64,
+    /// Of `cpu`, the zipserver's.
+    pub zip_cpu: f64,
     pub bytes_read: u64,
     pub spent: Spent,
     pub zip: Option<ZipFigures>,
@@ -73,8 +78,8 @@ fn worker_env(root: &Path, side: Side, args: &Args) -> Vec<(&'static str, String
     env.push((
         "ZIP_SERVER_OPTIONS",
         format!(
-            "listening_ports=127.0.0.1:0:num_threads={}:blocks_in_flight={}:transport={transport}:server_spin={}us:client_spin={}us:memory_budget={}",
-            args.threads, args.in_flight, args.server_spin_us, args.client_spin_us, args.memory_budget
+            "listening_ports=127.0.0.1:0:num_threads={}:blocks_in_flight={}:transport={transport}:server_spin={}us:client_spin={}us:pin_threads={}:memory_budget={}",
+            args.threads, args.in_flight, args.server_spin_us, args.client_spin_us, !args.no_pin, args.memory_budget
         ),
     ));
     env
@@ -97,7 +102,12 @@ fn zipserver_of(worker: &LocalWorker) -> anyhow::Result<(i32, String)> {
 }
 
 /// Submits every attempt and waits until all succeeded; the last `/stat`.
-fn run_attempts(worker: &LocalWorker, captured: &Captured, instance: &str, args: &Args) -> anyhow::Result<Value> {
+fn run_attempts(
+    worker: &LocalWorker,
+    captured: &Captured,
+    instance: &str,
+    args: &Args,
+) -> anyhow::Result<Value> {
     for a in 0..args.attempts {
         let job = captured.job(instance, a);
         ureq::post(&format!("{}/dcompact", worker.base_url()))
@@ -116,11 +126,18 @@ fn run_attempts(worker: &LocalWorker, captured: &Captured, instance: &str, args:
         if c["succeeded"].as_u64() == Some(args.attempts as u64) {
             return Ok(s);
         }
-        std::thread::sleep(Duration::from_millis(2));
+        // Each /stat costs the worker CPU that counts into the round.
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-pub fn run(dir: &Path, captured: &Captured, side: Side, round: u32, args: &Args) -> anyhow::Result<Round> {
+pub fn run(
+    dir: &Path,
+    captured: &Captured,
+    side: Side,
+    round: u32,
+    args: &Args,
+) -> anyhow::Result<Round> {
     let root = dir.join(format!("worker-{round}-{}", side.name()));
     let mut worker = LocalWorker::start(&args.worker_bin(), &worker_env(&root, side, args))?;
     let zipserver = match side {
@@ -135,15 +152,28 @@ pub fn run(dir: &Path, captured: &Captured, side: Side, round: u32, args: &Args)
     });
 
     let instance = format!("zb{round}{}", side.name());
+    let worker_pid = worker.pid() as i32;
+    let zip_pid = zipserver.as_ref().map(|(pid, _)| *pid);
+    let cpu_now = || {
+        let zip = zip_pid.and_then(machine::cpu_seconds).unwrap_or(0.0);
+        (machine::tree_cpu_seconds(worker_pid).unwrap_or(0.0), zip)
+    };
     let before = Machine::read().context("reading /proc/stat")?;
+    let cpu_before = cpu_now();
     let started = Instant::now();
     let last = run_attempts(&worker, captured, &instance, args)?;
     let wall = started.elapsed();
-    let spent = Machine::read().context("reading /proc/stat")?.since(&before);
+    let cpu_after = cpu_now();
+    let spent = Machine::read()
+        .context("reading /proc/stat")?
+        .since(&before);
+    let zip_cpu = cpu_after.1 - cpu_before.1;
+    let cpu = cpu_after.0 - cpu_before.0 + zip_cpu;
     stop.store(true, Ordering::Release);
     let zip = match (sampler, zipserver) {
         (Some(t), Some((pid, addr))) => {
-            let (max_cores, mean_cores) = t.join().map_err(|_| anyhow::anyhow!("sampler panicked"))?;
+            let (max_cores, mean_cores) =
+                t.join().map_err(|_| anyhow::anyhow!("sampler panicked"))?;
             Some(zip_figures(&last, &addr, pid, max_cores, mean_cores)?)
         }
         _ => None,
@@ -154,13 +184,21 @@ pub fn run(dir: &Path, captured: &Captured, side: Side, round: u32, args: &Args)
     std::fs::remove_dir_all(&root).ok();
     Ok(Round {
         wall,
+        cpu,
+        zip_cpu,
         bytes_read,
         spent,
         zip,
     })
 }
 
-fn zip_figures(last: &Value, addr: &str, pid: i32, max_cores: f64, mean_cores: f64) -> anyhow::Result<ZipFigures> {
+fn zip_figures(
+    last: &Value,
+    addr: &str,
+    pid: i32,
+    max_cores: f64,
+    mean_cores: f64,
+) -> anyhow::Result<ZipFigures> {
     let counts = &last["zipserver"]["counts"];
     let n = |k: &str| counts[k].as_u64().unwrap_or(0);
     let zs: Value = ureq::get(&format!("http://{addr}/stat?html=0"))

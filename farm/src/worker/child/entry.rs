@@ -6,10 +6,10 @@ use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::plugins;
 use crate::worker::options_file::{check_override, OptionsText};
 use crate::worker::runner::persist_result;
-use zipserver::client::ZipClient;
-use zipserver::codec;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use zipserver::client::ZipClient;
+use zipserver::codec;
 
 /// The child's zipserver client, when the worker has a zipserver (one
 /// attempt per process, so one client).

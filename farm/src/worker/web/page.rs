@@ -393,6 +393,9 @@ mod tests {
                     fallback_blocks: 2,
                     fallback_bytes: 2 << 12,
                     connects: 3,
+                    ring_blocks: 4,
+                    rings: 1,
+                    ..ZipCounts::default()
                 },
             }),
             etcd: Some(RegistrationSnapshot {
