@@ -2,11 +2,13 @@
 //! where the next `key=` starts, so `listening_ports=127.0.0.1:0:num_threads=2`
 //! is two options. Parsed strictly: unknown or repeated keys, empty values
 //! and malformed numbers are errors that name the key. A worker also reads
-//! `off` (or `false`, `none`): no zipserver ([`Setting`]).
+//! `off` (or `false`, `none`): no zipserver, and `on` (or `true`): a
+//! zipserver with the defaults and HTTP on a free loopback port
+//! ([`Setting`]).
 //!
 //! | key | default | meaning |
 //! | --- | --- | --- |
-//! | `listening_ports` | `127.0.0.1:8090`; a worker starting one by default: `127.0.0.1:0` | HTTP (`/stat`, `/metrics`): `port` or `ip:port`; port 0 picks a free one |
+//! | `listening_ports` | `127.0.0.1:8090`; a worker told `on`: `127.0.0.1:0` | HTTP (`/stat`, `/metrics`): `port` or `ip:port`; port 0 picks a free one |
 //! | `num_threads` | number of CPUs | compression threads: the zipserver never compresses on more cores |
 //! | `unix_socket` | `/tmp/zipserver.sock`; a worker uses `WORKER_DB_ROOT/zipserver.sock` | where children connect |
 //! | `memory_budget` | `256M` | bytes of blocks (input and output) being compressed or read from sockets at once; beyond it blocks wait, and a block larger than all of it is refused |
@@ -103,7 +105,8 @@ impl Default for ZipServerOptions {
 pub enum Setting {
     /// `off`, `false` or `none`: no zipserver.
     Off,
-    /// Options given: a zipserver with these.
+    /// Options given (or `on`, `true`: the defaults, HTTP on a free
+    /// loopback port): a zipserver with these.
     On(ZipServerOptions),
 }
 
@@ -111,6 +114,7 @@ impl Setting {
     pub fn parse(text: &str) -> Result<Setting, OptionsError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "off" | "false" | "none" => Ok(Setting::Off),
+            "on" | "true" => Ok(Setting::On(ZipServerOptions::started_by_default())),
             _ => ZipServerOptions::parse(text).map(Setting::On),
         }
     }
@@ -152,7 +156,7 @@ fn count<T: std::str::FromStr + PartialOrd>(
 }
 
 impl ZipServerOptions {
-    /// The options of a zipserver a worker starts without being told to:
+    /// The options of a zipserver a worker is told to start with `on`:
     /// like the defaults, but HTTP on a free loopback port, so several
     /// workers on one host never collide.
     pub fn started_by_default() -> Self {
@@ -317,6 +321,12 @@ mod tests {
         assert!(
             matches!(Setting::parse("num_threads=1"), Ok(Setting::On(o)) if o.num_threads == 1)
         );
+        for on in ["on", "TRUE"] {
+            assert_eq!(
+                Setting::parse(on).unwrap(),
+                Setting::On(ZipServerOptions::started_by_default())
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A worker's zipserver: started when the worker starts (with
-//! `MULTI_PROCESS`, unless `ZIP_SERVER_OPTIONS=off`), restarted whenever it dies (with a pause that
+//! `MULTI_PROCESS` and `ZIP_SERVER_OPTIONS`), restarted whenever it dies (with a pause that
 //! grows while it keeps dying), stopped when the worker stops.
 //!
 //! It is forked from one long-lived thread of its own, so its

@@ -39,7 +39,7 @@
 //! | `ETCD_LOAD_BALANCER` | `round_robin` | over several endpoints: `round_robin` or `pick_first` |
 //! | `ETCD_LEASE_TTL` | `10s` | the registration's lease: a worker that dies disappears after this |
 //! | `ETCD_DONE_TTL` | `60s` | how long a `dcompact-res/<attempt>` key lives |
-//! | `ZIP_SERVER_OPTIONS` | unset: with `MULTI_PROCESS`, a zipserver with the defaults (HTTP on a free loopback port) | with `MULTI_PROCESS`: start a zipserver with these options (`zipserver::options`; its socket defaults to `WORKER_DB_ROOT/zipserver.sock`) and send the children's blocks to it; `off` starts none; without `MULTI_PROCESS` it is only warned about |
+//! | `ZIP_SERVER_OPTIONS` | unset: no zipserver | with `MULTI_PROCESS`: start a zipserver with these options (`zipserver::options`; its socket defaults to `WORKER_DB_ROOT/zipserver.sock`) and send the children's blocks to it; `on`: with the defaults (HTTP on a free loopback port); `off` starts none; without `MULTI_PROCESS` it is only warned about |
 //! | `ZIP_SERVER_SOCKET` | unset | with `MULTI_PROCESS`: the Unix socket of a zipserver already running; the worker starts none |
 
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
@@ -109,7 +109,7 @@ pub struct WorkerConfig {
     /// Registration and "done" events; `None` without `ETCD_URL`.
     pub etcd: Option<EtcdConfig>,
     /// `ZIP_SERVER_OPTIONS`, parsed: off, or the zipserver the worker
-    /// starts (`worker::zip_link`); unset: the defaults.
+    /// starts (`worker::zip_link`); unset: none.
     pub zip_server: Option<ZipServerSetting>,
     /// `ZIP_SERVER_SOCKET`: a running zipserver; none is started.
     pub zip_server_socket: Option<PathBuf>,

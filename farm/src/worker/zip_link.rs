@@ -3,12 +3,15 @@
 //! (socket, time bound, transport, in `child.json`), and the children's
 //! counts of blocks sent and compressed in-process, summed for `/stat`.
 //!
-//! With `MULTI_PROCESS=true` a worker starts a zipserver unless
-//! `ZIP_SERVER_OPTIONS=off`: with the options given, or else with the
-//! defaults and HTTP on a free loopback port
-//! (`ZipServerOptions::started_by_default`). `ZIP_SERVER_SOCKET` names a
-//! zipserver already running instead. Without `MULTI_PROCESS` there are no
-//! children to compress for: `ZIP_SERVER_OPTIONS` is only warned about.
+//! With `MULTI_PROCESS=true` a worker starts a zipserver when
+//! `ZIP_SERVER_OPTIONS` asks for one: with the options given, or with `on`
+//! the defaults and HTTP on a free loopback port
+//! (`ZipServerOptions::started_by_default`). Unset or `off`, it starts
+//! none: on a host where the compactions already keep every core busy the
+//! sidecar costs throughput for small blocks (`docs/BENCHMARKS.md`), so it
+//! is not on by default. `ZIP_SERVER_SOCKET` names a zipserver already
+//! running instead. Without `MULTI_PROCESS` there are no children to
+//! compress for: `ZIP_SERVER_OPTIONS` is only warned about.
 
 use crate::worker::child::spec::{ChildZip, ZIP_COUNTS};
 use crate::worker::config::WorkerConfig;
@@ -39,8 +42,9 @@ pub struct ZipLinkSnapshot {
 }
 
 impl ZipLink {
-    /// With MULTI_PROCESS: starts the worker's zipserver (unless it is
-    /// turned off, or `ZIP_SERVER_SOCKET` names a running one).
+    /// With MULTI_PROCESS: starts the worker's zipserver when
+    /// `ZIP_SERVER_OPTIONS` asks for one (or links to the running one
+    /// `ZIP_SERVER_SOCKET` names).
     pub fn start(config: &WorkerConfig, worker_exe: &Path) -> std::io::Result<Option<ZipLink>> {
         let given = match &config.zip_server {
             Some(Setting::Off) => return Ok(None),
@@ -53,6 +57,9 @@ impl ZipLink {
                     "ZIP_SERVER_OPTIONS has no effect without MULTI_PROCESS=true: attempts compress in the worker"
                 );
             }
+            return Ok(None);
+        }
+        if given.is_none() && config.zip_server_socket.is_none() {
             return Ok(None);
         }
         let (socket, options, sidecar) = match &config.zip_server_socket {
