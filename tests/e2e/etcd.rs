@@ -13,8 +13,10 @@ use std::time::Duration;
 
 const ROOT: &str = "/e2e";
 
-fn etcd_env(etcd: &EtcdServer, lease_ttl: &str) -> Vec<(&'static str, String)> {
+/// A worker's settings for etcd; its hoster root is `d`'s.
+fn etcd_env(etcd: &EtcdServer, lease_ttl: &str, d: &Dirs) -> Vec<(&'static str, String)> {
     vec![
+        ("HOSTER_ROOTS", d.root.display().to_string()),
         ("ETCD_URL", etcd.addr()),
         ("ETCD_ROOT", ROOT.to_string()),
         ("ETCD_LEASE_TTL", lease_ttl.to_string()),
@@ -72,7 +74,7 @@ fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
     let etcd = EtcdServer::start(d.tmp.path()).expect("etcd starts");
     let mut workers: Vec<LocalWorker> = ["w0", "w1", "w2"]
         .iter()
-        .map(|n| start_worker(&d.tmp.path().join(n), &etcd_env(&etcd, "3s")))
+        .map(|n| start_worker(&d.tmp.path().join(n), &etcd_env(&etcd, "3s", &d)))
         .collect();
     eventually("three workers are registered", || {
         workers.iter().all(|w| registered(&etcd, w))
@@ -244,7 +246,7 @@ fn workers_and_hoster_ride_out_an_etcd_outage() {
     // A long lease: a key that vanishes sooner was deleted on purpose.
     let mut workers: Vec<LocalWorker> = ["w0", "w1"]
         .iter()
-        .map(|n| start_worker(&d.tmp.path().join(n), &etcd_env(&etcd, "60s")))
+        .map(|n| start_worker(&d.tmp.path().join(n), &etcd_env(&etcd, "60s", &d)))
         .collect();
     eventually("two workers are registered", || {
         workers.iter().all(|w| registered(&etcd, w))

@@ -93,6 +93,7 @@ fn credentials_reach_an_etcd_with_authentication() {
     let log_path = wdir.join("worker.stderr");
     let env = [
         ("WORKER_DB_ROOT", wdir.join("worker").display().to_string()),
+        ("HOSTER_ROOTS", d.root.display().to_string()),
         ("RUST_LOG", "debug".to_string()),
         ("MULTI_PROCESS", multi_process().to_string()),
         ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
@@ -268,6 +269,7 @@ fn tls_with_client_certificates() {
     let worker = start_worker(
         &d.tmp.path().join("w"),
         &[
+            ("HOSTER_ROOTS", d.root.display().to_string()),
             ("ETCD_URL", etcd.url()),
             ("ETCD_ROOT", ROOT.into()),
             ("ETCD_CA", client.ca.display().to_string()),

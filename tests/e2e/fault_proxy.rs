@@ -42,6 +42,9 @@ pub enum Fault {
     DropSubmit,
     /// Answer `/dcompact` with this status (and a JSON error), unforwarded.
     AnswerSubmit(u16),
+    /// Answer `/dcompact` "ok" without forwarding it: a worker that
+    /// accepted the attempt and lost it (its probes then answer 404).
+    AcceptUnforwarded,
     /// Forward `/dcompact`; once accepted, cancel the attempt on the worker.
     CancelAfterSubmit,
     /// Cancel an attempt on the worker when a probe says it is running.
@@ -290,6 +293,10 @@ impl Route {
                     self.injected();
                     return;
                 }
+                Fault::AcceptUnforwarded => {
+                    self.injected();
+                    return reply(conn, 200, r#"{"status":"ok","addr":"lost"}"#);
+                }
                 Fault::AnswerSubmit(status) => {
                     self.injected();
                     return reply(
@@ -351,20 +358,28 @@ impl Route {
             }
             Fault::Damage(damage) => {
                 let key = attempt_key(&body);
-                let job_id = key["job_id"].as_u64().expect("job_id");
-                let dir = self.outputs.join(format!(
-                    "job-{:05}-{:02}-att-{:02}",
-                    job_id >> 32,
-                    job_id & 0xffff_ffff,
-                    key["attempt"].as_u64().expect("attempt")
-                ));
-                if damage_outputs(&dir, damage) > 0 {
+                let dir = self.output_dir_of(&key);
+                if dir.is_some_and(|dir| damage_outputs(&dir, damage) > 0) {
                     self.injected();
                 }
                 reply(conn, status, &answer)
             }
             _ => reply(conn, status, &answer),
         }
+    }
+}
+
+impl Route {
+    /// The output directory the submitted job of attempt `key` named.
+    fn output_dir_of(&self, key: &serde_json::Value) -> Option<PathBuf> {
+        let fields = ["instance_name", "start_time", "dbname", "job_id", "attempt"];
+        let jobs = self.seen.jobs.lock().expect("jobs lock");
+        let job = jobs
+            .iter()
+            .find(|j| fields.iter().all(|f| j[*f] == key[*f]))?;
+        let dir = PathBuf::from(job["output_dir"].as_str()?);
+        // Attempts write below the DB's `farm-output` only.
+        dir.starts_with(&self.outputs).then_some(dir)
     }
 }
 

@@ -37,10 +37,13 @@ pub fn multi_process() -> bool {
     std::env::var("FARM_E2E_MULTI_PROCESS").is_ok_and(|v| v == "1")
 }
 
-/// Starts a worker with its own `WORKER_DB_ROOT` below `dir`.
+/// Starts a worker with its own `WORKER_DB_ROOT` below `dir`; its
+/// `HOSTER_ROOTS` are the hoster roots tests use below `dir` ([`dirs`]'s
+/// `data`, a captured input's `copy`) unless `extra` names others.
 pub fn start_worker(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
     let mut env = vec![
         ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
+        ("HOSTER_ROOTS", test_hoster_roots(dir)),
         ("RUST_LOG", "warn".to_string()),
         ("MULTI_PROCESS", multi_process().to_string()),
         // Test machines may have little free disk; the guard has its own test.
@@ -48,6 +51,16 @@ pub fn start_worker(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
     ];
     env.extend(extra.iter().cloned());
     LocalWorker::start(worker_bin(), &env).expect("worker starts")
+}
+
+/// `HOSTER_ROOTS` for a worker of a test in `dir`: `dir/data` and
+/// `dir/copy`.
+pub fn test_hoster_roots(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.join("data").display(),
+        dir.join("copy").display()
+    )
 }
 
 pub fn get_json(url: &str) -> Value {
@@ -183,6 +196,16 @@ pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The entries of a worker's root other than the root's own marker.
+pub fn attempt_entries(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root)
+        .expect("the worker's root exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.ends_with(farm::worker::root_guard::ROOT_MARKER))
+        .collect()
 }
 
 /// Every file named `name` below `dir` (an attempt's `LOG`, `job.json`).

@@ -8,8 +8,9 @@ use rocksdb::ColumnFamilyDescriptor;
 #[test]
 fn weights_one_and_three_split_a_quarter_and_three_quarters() {
     let d = dirs("db");
-    let light = start_worker(&d.tmp.path().join("light"), &[]);
-    let heavy = start_worker(&d.tmp.path().join("heavy"), &[]);
+    let roots = [("HOSTER_ROOTS", d.root.display().to_string())];
+    let light = start_worker(&d.tmp.path().join("light"), &roots);
+    let heavy = start_worker(&d.tmp.path().join("heavy"), &roots);
     let params = params(
         &d.root,
         &[],

@@ -4,8 +4,10 @@
 //! per capability.
 
 mod harness;
+mod sandbox;
 
 mod admission;
+mod attempt_ownership;
 mod browser;
 mod child_faults;
 mod dynamic_mount;
@@ -13,6 +15,7 @@ mod etcd;
 mod etcd_secured;
 mod fake_worker;
 mod fault_proxy;
+mod held_probes;
 mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;
@@ -23,6 +26,7 @@ mod remote_compaction;
 mod rocksdb_scenarios;
 mod stale_mount;
 mod table_shapes;
+mod trust_boundary;
 mod user_classes;
 mod web_view;
 mod worker_killed;

@@ -92,7 +92,7 @@ fn malformed_and_hostile_requests_are_refused() {
             "output_dir holding someone else's files",
             job(&r, &d, &format!("{r}/other")).to_string().into_bytes(),
             412,
-            "not empty",
+            "already exists",
         ),
         ("huge body", vec![b' '; 200_000], 400, "MAX_REQUEST_BYTES"),
         (
@@ -141,9 +141,7 @@ fn malformed_and_hostile_requests_are_refused() {
     // Nothing was created outside the roots, and no attempt was accepted.
     assert!(!outside.exists(), "nothing created outside hoster_root");
     assert!(!db.join("out").exists(), "no output dir for a refused job");
-    let attempts: Vec<_> = std::fs::read_dir(dir.path().join("worker"))
-        .unwrap()
-        .collect();
+    let attempts = attempt_entries(&dir.path().join("worker"));
     assert!(attempts.is_empty(), "no attempt directories: {attempts:?}");
     let counters = &worker_stat(&worker)["counters"];
     assert_eq!(counters["accepted"], 0);

@@ -116,13 +116,27 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
     }
     let cf = db.cf_handle("default").unwrap();
     assert_eq!(model.check(&db, cf), Ok(model.len() as u64));
+    let outputs = db_path.join(farm::hoster::service::OUTPUT_SUBDIR);
+    let left = files_where(&outputs, &|_| true);
     assert!(
-        !db_path.join(farm::hoster::service::OUTPUT_SUBDIR).exists()
-            || std::fs::read_dir(db_path.join(farm::hoster::service::OUTPUT_SUBDIR))
-                .unwrap()
-                .next()
-                .is_none(),
-        "installed attempts leave no output directories behind"
+        left.is_empty(),
+        "installed attempts leave nothing behind: {left:?}"
+    );
+    let attempt_dirs: Vec<_> = std::fs::read_dir(&outputs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|run| {
+            std::fs::read_dir(run.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        attempt_dirs.is_empty(),
+        "no output directory is left: {attempt_dirs:?}"
     );
 }
 
@@ -132,9 +146,7 @@ fn attempt_directories_are_removed_when_asked() {
     let d = dirs("db");
     let worker = start_worker(d.tmp.path(), &[("DEL_WORKER_TEMP_DB", "true".into())]);
     churn_remotely(&d, &worker);
-    let left: Vec<_> = std::fs::read_dir(d.tmp.path().join("worker"))
-        .unwrap()
-        .collect();
+    let left: Vec<_> = attempt_entries(&d.tmp.path().join("worker"));
     assert!(left.is_empty(), "no attempt directory is left: {left:?}");
 }
 
@@ -153,7 +165,7 @@ fn retained_attempt_directories_are_swept_by_size() {
     churn_remotely(&d, &worker);
     let root = d.tmp.path().join("worker");
     eventually("the sweeper removed the retained attempts", || {
-        std::fs::read_dir(&root).unwrap().next().is_none()
+        attempt_entries(&root).is_empty()
     });
 }
 

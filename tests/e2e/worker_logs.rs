@@ -17,6 +17,7 @@ fn run_and_read_log(dir: &Path, instance: &str, env: &[(&str, String)]) -> (Stri
     let log = std::fs::File::create(&log_path).unwrap();
     let mut all = vec![
         ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
+        ("HOSTER_ROOTS", dir.join("data").display().to_string()),
         ("MULTI_PROCESS", multi_process().to_string()),
         ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
     ];

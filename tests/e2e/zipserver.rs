@@ -372,6 +372,7 @@ fn bad_zip_server_options_are_refused_with_the_key_named() {
                 "WORKER_DB_ROOT",
                 d.tmp.path().join("w").display().to_string(),
             ),
+            ("HOSTER_ROOTS", d.root.display().to_string()),
             ("ZIP_SERVER_OPTIONS", "num_threads=2".into()),
             ("MULTI_PROCESS", "false".into()),
             ("RUST_LOG", "warn".into()),

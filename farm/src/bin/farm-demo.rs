@@ -4,7 +4,8 @@
 //! compactions go to it, writes a million random keys with overwrites, point
 //! deletes and range deletes, compacts, checks every key against an
 //! in-memory model, and prints how many compactions ran remotely and
-//! locally and how many bytes they processed.
+//! locally and how many bytes they processed, beside the hoster's ingest
+//! throughput and CPU time and the worker's CPU time.
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -82,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         &worker_bin,
         &[
             ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
+            ("HOSTER_ROOTS", data.display().to_string()),
             ("DEL_WORKER_TEMP_DB", "true".into()),
             ("OUTPUT_SPACE_MARGIN", "64M".into()),
             ("PLUGINS", plugins.join(":")),
@@ -141,8 +143,10 @@ fn main() -> anyhow::Result<()> {
         spec.ops, spec.key_space
     );
     let started = Instant::now();
+    let cpu0 = farm::workload::cpu::process();
     let mut model = Model::default();
     let written = model.write(&db, cf, &spec)?;
+    let write_time = started.elapsed();
     let plugin_data = PluginData::write(&db, spec.ops / 5)?;
     for name in ["default", "counters", "sessions"] {
         let cf = db.cf_handle(name).context("column family")?;
@@ -150,6 +154,7 @@ fn main() -> anyhow::Result<()> {
     }
     wait_for_compactions(&db)?;
     let elapsed = started.elapsed();
+    let hoster_cpu = farm::workload::cpu::process() - cpu0;
     let keys = model.check(&db, cf).map_err(anyhow::Error::msg)?;
     let (counted, live_sessions) = plugin_data.check(&db)?;
 
@@ -177,6 +182,15 @@ fn main() -> anyhow::Result<()> {
         stats.remote_bytes_written as f64 / (1 << 20) as f64
     );
     println!("compactions run locally:  {}", stats.local_total());
+    let mib = written.bytes as f64 / (1 << 20) as f64;
+    println!(
+        "hoster: ingest {:.1} MiB/s ({:.0} writes/s) over the write loop; {:.2} CPU-s from the first write until compactions settled ({:.2} CPU-s per GiB ingested, wall {:.1} s)",
+        mib / write_time.as_secs_f64(),
+        spec.ops as f64 / write_time.as_secs_f64(),
+        hoster_cpu.as_secs_f64(),
+        hoster_cpu.as_secs_f64() / (mib / 1024.0),
+        elapsed.as_secs_f64()
+    );
     println!(
         "hoster-side output verification: {:.1} ms in all ({:.1} MiB/s of output)",
         stats.verify_micros as f64 / 1000.0,
@@ -190,7 +204,12 @@ fn main() -> anyhow::Result<()> {
     println!("worker counters: {}", worker_stat["counters"]);
     println!("worker plugin counts: {}", worker_stat["plugins"]["counts"]);
     drop(db);
+    let children0 = farm::workload::cpu::children();
     worker.stop(Duration::from_secs(10));
+    println!(
+        "worker: {:.2} CPU-s with its attempt children (the compactions' CPU, off the hoster)",
+        (farm::workload::cpu::children() - children0).as_secs_f64()
+    );
     if args.dir.is_none() {
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -22,6 +22,8 @@
 //! | `dcompact_http_headers` | {} | headers sent on every request (e.g. `Authorization`) |
 //! | `plugin_versions` | {} | the version of each plugin class the hoster uses, e.g. `{"counter": 1}`: sent with every job, and a worker with another version refuses it |
 //! | `verify_output` | true | check block checksums of every output before installing |
+//! | `max_background_jobs` | 8 | `enable` raises the DB's `max_background_jobs` to this (never lowers it; 0: leave it), so that several compactions run on the farm at once (see `hoster::tuning`) |
+//! | `probe_wait` | 1 | seconds a worker may hold a `/probe` until the attempt ends (at most half of `http_timeout`); 0: probe with pauses of 5 ms doubling to 100 ms, as workers that ignore it are probed anyway |
 //! | `nfs_type`, `nfs_mnt_src`, `nfs_mnt_opt` | "" | passed to workers for dynamic mounts |
 //!
 //! `allow_fallback_to_local: false` cannot be honoured safely: the only other
@@ -70,6 +72,10 @@ pub struct HosterConfig {
     pub allow_fallback_to_local: bool,
     pub dcompact_http_headers: Vec<(String, String)>,
     pub verify_output: bool,
+    /// How long a worker may hold a probe (see `probe_wait`).
+    pub probe_wait: Duration,
+    /// The least `max_background_jobs` `enable` gives the DB (0: none).
+    pub max_background_jobs: i32,
     pub plugin_versions: Vec<PluginVersion>,
     pub nfs_type: String,
     pub nfs_mnt_src: String,
@@ -152,6 +158,8 @@ struct Raw {
     #[serde(default)]
     dcompact_http_headers: BTreeMap<String, String>,
     verify_output: Option<bool>,
+    probe_wait: Option<f64>,
+    max_background_jobs: Option<u16>,
     #[serde(default)]
     plugin_versions: BTreeMap<String, u32>,
     nfs_type: Option<String>,
@@ -266,12 +274,14 @@ impl HosterConfig {
                 "neither http_workers nor etcd is configured: every compaction runs locally"
             );
         }
+        let http_timeout = seconds("http_timeout", raw.http_timeout, 3.0)?;
+        let probe_wait = seconds("probe_wait", raw.probe_wait, 1.0)?.min(http_timeout / 2);
         Ok(HosterConfig {
             http_workers,
             hoster_root,
             instance_name,
             http_max_retry: raw.http_max_retry.unwrap_or(3).max(1),
-            http_timeout: seconds("http_timeout", raw.http_timeout, 3.0)?,
+            http_timeout,
             retry_sleep_time: seconds("retry_sleep_time", raw.retry_sleep_time, 0.1)?,
             overall_timeout: seconds("overall_timeout", raw.overall_timeout, 3600.0)?,
             worker_backoff: seconds("worker_backoff", raw.worker_backoff, 10.0)?,
@@ -283,6 +293,8 @@ impl HosterConfig {
             allow_fallback_to_local,
             dcompact_http_headers: raw.dcompact_http_headers.into_iter().collect(),
             verify_output: raw.verify_output.unwrap_or(true),
+            probe_wait,
+            max_background_jobs: raw.max_background_jobs.map_or(8, i32::from),
             plugin_versions: raw
                 .plugin_versions
                 .into_iter()

@@ -6,7 +6,9 @@ use super::stats::FallbackReason;
 use crate::protocol::answers::ProbeAnswer;
 use crate::protocol::attempt::AttemptKey;
 use crate::protocol::job::Job;
+use crate::protocol::probe::ProbeRequest;
 use std::io::Read;
+use std::time::Duration;
 
 /// A failed request, classified into the reason the hoster falls back for.
 #[derive(Debug, thiserror::Error)]
@@ -120,10 +122,21 @@ impl Client {
         Ok(())
     }
 
-    /// `POST /probe`.
-    pub fn probe(&self, base_url: &str, key: &AttemptKey) -> Result<ProbeAnswer, RequestError> {
+    /// `POST /probe`; with a non-zero `wait`, the worker may hold the
+    /// answer that long while the attempt runs (see
+    /// [`crate::protocol::probe`]).
+    pub fn probe(
+        &self,
+        base_url: &str,
+        key: &AttemptKey,
+        wait: Duration,
+    ) -> Result<ProbeAnswer, RequestError> {
         let url = format!("{base_url}/probe");
-        let body = serde_json::to_string(key).expect("a key always serializes");
+        let request = ProbeRequest {
+            key: key.clone(),
+            wait_ms: wait.as_millis() as u64,
+        };
+        let body = serde_json::to_string(&request).expect("a key always serializes");
         let text = self.post(&url, &body)?;
         serde_json::from_str(&text).map_err(|e| RequestError {
             reason: FallbackReason::Protocol,

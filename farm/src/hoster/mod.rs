@@ -33,6 +33,8 @@
 //! - [`metrics`]: the same counters on a Prometheus registry.
 //! - [`stats`]: counters of remote and local compactions.
 //! - [`service`]: the `CompactionService` that ties them together.
+//! - [`tuning`]: the DB options enabling the farm raises (how many
+//!   compactions may run at once).
 
 pub mod completions;
 pub mod config;
@@ -43,6 +45,7 @@ pub mod plugins;
 pub mod service;
 pub mod speed;
 pub mod stats;
+pub mod tuning;
 pub mod verify;
 pub mod workers;
 

@@ -17,6 +17,7 @@ use crate::etcd::keys;
 use crate::protocol::answers;
 use crate::protocol::attempt::{relative_below, AttemptKey, AttemptName};
 use crate::protocol::job::{Job, PluginVersion};
+use crate::protocol::output_dir::{done_by, COMPACT_DONE, RPC_RESULTS};
 use crate::rocks::serialized::InputInfo;
 use crate::rocks::service::{
     self, CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer,
@@ -28,12 +29,18 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The directory below the DB that holds attempts' output directories.
+/// The directory below the DB that holds attempts' output directories:
+/// `farm-output/<start_time>.<nonce>/job-NNNNN-NN-att-NN`, one directory
+/// per run of the hoster process, so an attempt of an earlier run (a
+/// worker may still be writing it) never shares a directory with one of
+/// this run, although RocksDB numbers jobs from 1 again after every open.
 pub const OUTPUT_SUBDIR: &str = "farm-output";
 
 /// The longest pause between two probes of an attempt without etcd (the
-/// pause doubles from 5 ms up to it), and the pause while etcd's "done"
-/// events arrive: then an event ends the pause and probing is the fallback.
+/// pause doubles from 5 ms up to it) when the worker does not hold probes
+/// (`probe_wait` 0, or a worker that predates it), and the pause while
+/// etcd's "done" events arrive: then an event ends the pause and probing is
+/// the fallback.
 const PROBE_PAUSE_MAX: Duration = Duration::from_millis(100);
 const PROBE_PAUSE_MAX_WATCHED: Duration = Duration::from_secs(1);
 /// How long a watch read waits before its thread checks whether to stop.
@@ -58,7 +65,8 @@ pub enum HosterError {
 }
 
 /// Turns the farm on for `options` of the DB at `dbname`, with ToplingDB's
-/// `DcompactEtcd` JSON params. Returns the service, whose
+/// `DcompactEtcd` JSON params, and raises the compactions RocksDB may run
+/// at once ([`super::tuning`]). Returns the service, whose
 /// [`FarmService::stats`] the application may read.
 pub fn enable(
     options: &mut rocksdb::Options,
@@ -66,6 +74,7 @@ pub fn enable(
     params_json: &str,
 ) -> Result<Arc<FarmService>, HosterError> {
     let config = HosterConfig::from_json(params_json)?;
+    super::tuning::apply(options, &config);
     let service = Arc::new(FarmService::new(config, dbname)?);
     service::install(options, service.clone());
     Ok(service)
@@ -92,6 +101,9 @@ pub struct FarmService {
     config: HosterConfig,
     dbname: String,
     start_time: u64,
+    /// `<db>/farm-output/<start_time>.<nonce>`: this run's output
+    /// directories live below it.
+    run_dir: PathBuf,
     client: Client,
     workers: Arc<Workers>,
     completions: Arc<Completions>,
@@ -139,6 +151,7 @@ impl FarmService {
         let start_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let run_dir = outputs.join(format!("{start_time}.{:08x}", fastrand::u32(..)));
         let workers = Arc::new(Workers::new(
             config.http_workers.clone(),
             config.load_balance,
@@ -163,6 +176,7 @@ impl FarmService {
             config,
             dbname,
             start_time,
+            run_dir,
             attempts: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -238,7 +252,7 @@ impl FarmService {
     }
 
     fn output_dir(&self, key: &AttemptKey) -> PathBuf {
-        Path::new(&self.dbname).join(OUTPUT_SUBDIR).join(format!(
+        self.run_dir.join(format!(
             "job-{:05}-{:02}-att-{:02}",
             key.db_job(),
             key.sub_job(),
@@ -398,7 +412,17 @@ impl FarmService {
                 return self.abandon(&p, FallbackReason::Timeout, &why, true);
             }
             self.stats.probed();
-            match self.client.probe(&base, &p.key) {
+            // Without etcd's events, the worker holds the probe until the
+            // attempt ends (or `probe_wait` passes).
+            let held = if self.watching_completions() {
+                Duration::ZERO
+            } else {
+                self.config
+                    .probe_wait
+                    .min(deadline.saturating_duration_since(Instant::now()))
+            };
+            let probe_started = Instant::now();
+            match self.client.probe(&base, &p.key, held) {
                 Ok(a) if a.status == answers::QUEUED || a.status == answers::RUNNING => {
                     transient = 0;
                 }
@@ -439,7 +463,7 @@ impl FarmService {
                 Err(e) => {
                     // The worker writes its result beside the outputs, so one
                     // that died right after finishing still delivers.
-                    if let Some(result) = finished_on_disk(&p.output_dir) {
+                    if let Some(result) = finished_on_disk(&p.output_dir, &p.key) {
                         tracing::info!(job = id, error = %e, "worker unreachable; collecting its result from the output directory");
                         return self.install(p, &result);
                     }
@@ -452,7 +476,10 @@ impl FarmService {
                 woken = self
                     .completions
                     .wait(&p.name, PROBE_PAUSE_MAX_WATCHED.min(until_deadline));
+            } else if !held.is_zero() && probe_started.elapsed() >= held / 2 {
+                // The worker held the probe: ask again at once.
             } else {
+                // No wait asked, or a worker that answers at once.
                 std::thread::sleep(pause.min(until_deadline));
                 pause = (pause * 2).min(PROBE_PAUSE_MAX);
             }
@@ -546,11 +573,15 @@ fn plugin_versions(configured: &[PluginVersion]) -> Vec<PluginVersion> {
     all
 }
 
-fn finished_on_disk(output_dir: &Path) -> Option<Vec<u8>> {
-    if !output_dir.join("compact.done").is_file() {
+/// The result a worker left in `output_dir`, when its `compact.done`
+/// names the attempt `key` (see [`crate::protocol::output_dir`]).
+fn finished_on_disk(output_dir: &Path, key: &AttemptKey) -> Option<Vec<u8>> {
+    let marker = std::fs::read(output_dir.join(COMPACT_DONE)).ok()?;
+    if done_by(&marker).as_ref() != Some(key) {
+        tracing::warn!(dir = %output_dir.display(), "compact.done names another attempt: not collected");
         return None;
     }
-    std::fs::read(output_dir.join("rpc.results")).ok()
+    std::fs::read(output_dir.join(RPC_RESULTS)).ok()
 }
 
 fn remove_output_dir(dir: &Path) {
@@ -565,7 +596,9 @@ fn remove_output_dir(dir: &Path) {
 
 impl Drop for FarmService {
     /// Both etcd threads stop at once; dropping the fields then joins them.
+    /// This run's output directory goes when nothing is left in it.
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.run_dir);
         for f in [&self.done_follower, &self.discovery].into_iter().flatten() {
             f.request_stop();
         }

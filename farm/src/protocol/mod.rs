@@ -5,3 +5,5 @@
 pub mod answers;
 pub mod attempt;
 pub mod job;
+pub mod output_dir;
+pub mod probe;

@@ -11,6 +11,7 @@ use crate::protocol::attempt::AttemptName;
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::Override;
 use crate::rocks::serialized::InputInfo;
+use crate::worker::beneath::{self, Crossing};
 use crate::worker::config::WorkerConfig;
 use crate::worker::mounts::spec::MountSpec;
 use crate::worker::mounts::stale::is_stale_handle;
@@ -20,6 +21,8 @@ use crate::worker::paths::PathMap;
 use crate::worker::plugin_catalog::{check_version, Catalog};
 use crate::worker::runner::PreparedJob;
 use crate::worker::space_guard;
+use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,42 +87,46 @@ fn prepare(
     use AdmissionError::{Malformed, Refused};
     let map = PathMap::new(
         config.nfs_mount_root.as_deref(),
+        &config.hoster_roots,
         &job.instance_name,
         &job.hoster_root,
-    );
-    let db_path = map
+    )
+    .map_err(|e| Refused(e.to_string()))?;
+    let db = map
         .map(&job.dbname, "dbname")
         .map_err(|e| Refused(e.to_string()))?;
-    let output_dir = map
+    let output = map
         .map(&job.output_dir, "output_dir")
         .map_err(|e| Refused(e.to_string()))?;
-    if output_dir == db_path || job.output_dir == job.hoster_root {
+    if output == db || job.output_dir == job.hoster_root {
         return Err(Refused(format!(
             "output_dir {} must be a directory of its own, not the DB or hoster_root",
             job.output_dir
         )));
     }
-    // The worker deletes only what it created: an output directory that
-    // already holds files is someone else's.
-    if std::fs::read_dir(&output_dir).is_ok_and(|mut d| d.next().is_some()) {
+    // The worker creates the output directory itself when the attempt
+    // runs, and deletes only what it created: one that exists is someone
+    // else's.
+    if output.open_dir("output_dir").is_ok() {
         return Err(Refused(format!(
-            "output_dir {} already exists and is not empty",
+            "output_dir {} already exists: the worker creates it itself",
             job.output_dir
         )));
     }
-    match std::fs::metadata(db_path.join("CURRENT")) {
-        Ok(m) if m.is_file() => {}
+    let db_dir = db.open_dir("dbname").map_err(|e| Refused(e.to_string()))?;
+    match beneath::open_file(&db_dir, Path::new("CURRENT"), Crossing::Mounts) {
+        Ok(_) => {}
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(Refused(format!(
                 "cannot read {}: {e}",
-                db_path.join("CURRENT").display()
+                db.path().join("CURRENT").display()
             )))
         }
         _ => {
             return Err(Refused(format!(
                 "dbname {} is not a RocksDB directory on this worker ({} has no CURRENT)",
                 job.dbname,
-                db_path.display()
+                db.path().display()
             )))
         }
     }
@@ -139,30 +146,25 @@ fn prepare(
     }
     // The output must fit on its filesystem, with a margin: estimated by
     // the input's size.
-    let input_files: Vec<(String, u64)> = info
-        .input_files
-        .iter()
-        .map(|f| {
-            let size =
-                std::fs::metadata(db_path.join(f.trim_start_matches('/'))).map_or(0, |m| m.len());
-            (f.trim_start_matches('/').to_owned(), size)
-        })
-        .collect();
+    let input_files = input_file_sizes(&db_dir, &info.input_files)?;
     let input_bytes: u64 = input_files.iter().map(|(_, size)| size).sum();
-    space_guard::check(&output_dir, input_bytes, config.output_space_margin).map_err(Refused)?;
+    let db_path = beneath::fd_path(&db_dir);
+    space_guard::check(&db_path, input_bytes, config.output_space_margin).map_err(Refused)?;
     // The override comes from the column family's options in the OPTIONS
     // file the input names, and must carry everything that file says.
-    let options_file = db_path.join(format!("OPTIONS-{:06}", info.options_file_number));
+    let options_name = format!("OPTIONS-{:06}", info.options_file_number);
+    let options_file = db_path.join(&options_name);
+    let shown = db.path().join(&options_name);
     let overrides = Override::from_options_file(&options_file, &info.cf_name)
-        .map_err(|e| Refused(format!("cannot use {}: {e}", options_file.display())))?;
+        .map_err(|e| Refused(format!("cannot use {}: {e}", shown.display())))?;
     let loaded = overrides.describe().map_err(|e| {
         Refused(format!(
             "cannot inspect the options of {}: {e}",
-            options_file.display()
+            shown.display()
         ))
     })?;
     let text = OptionsText::read(&options_file)
-        .map_err(|e| Refused(format!("cannot read {}: {e}", options_file.display())))?;
+        .map_err(|e| Refused(format!("cannot read {}: {e}", shown.display())))?;
     // Plugin classes must be ones this worker has, in the hoster's version.
     let plugin_kind = |option: &str| match option {
         "merge_operator" => Some("merge_operator"),
@@ -195,15 +197,40 @@ fn prepare(
     };
     check_override(&text, &info.cf_name, &loaded, &known).map_err(Refused)?;
     let prepared = PreparedJob {
-        db_path,
-        output_dir,
+        db,
+        output,
         input,
         cf_name: info.cf_name,
-        options_file,
+        options_file: options_name,
         overrides,
         input_files,
         input_bytes,
         mount: None,
+        timings: Default::default(),
     };
     Ok((job, name, prepared))
+}
+
+/// The input's SST files with their sizes: each must be a plain file name
+/// in the DB directory (RocksDB writes them as `/<number>.sst`), opened
+/// beneath it; a file that is missing counts 0 (RocksDB says so when the
+/// attempt runs).
+fn input_file_sizes(db: &OwnedFd, files: &[String]) -> Result<Vec<(String, u64)>, AdmissionError> {
+    files
+        .iter()
+        .map(|f| {
+            let name = f.strip_prefix('/').unwrap_or(f);
+            let plain =
+                !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']);
+            if !plain {
+                return Err(AdmissionError::Malformed(format!(
+                    "input file {f:?} is not a file name in the DB directory"
+                )));
+            }
+            let size = beneath::open_file(db, Path::new(name), Crossing::Mounts)
+                .and_then(|file| file.metadata())
+                .map_or(0, |m| m.len());
+            Ok((name.to_owned(), size))
+        })
+        .collect()
 }

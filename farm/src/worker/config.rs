@@ -7,14 +7,16 @@
 //! | --- | --- | --- |
 //! | `LISTEN_ADDR` | `0.0.0.0:8080` | HTTP address; port 0 picks a free port |
 //! | `ADVERTISE_ADDR` | the bound address | how hosters and pages reach this worker |
-//! | `WORKER_DB_ROOT` | `/tmp/dcompact-worker` | attempt directories live below it |
+//! | `WORKER_DB_ROOT` | `/var/lib/dcompact-worker` | attempt directories live below it; created `0700` with a marker file, refused when it is `/`, a system directory, or a directory the worker did not create that holds anything (see [`crate::worker::root_guard`]) |
 //! | `DEL_WORKER_TEMP_DB` | `false` | remove an attempt's directory when it ends |
-//! | `NFS_MOUNT_ROOT` | unset | hoster paths map to `<root>/<instance_name>/...`; unset: same paths as the hoster |
+//! | `NFS_MOUNT_ROOT` | unset | hoster paths map to `<root>/<instance_name>/...`; unset: same paths as the hoster, below `HOSTER_ROOTS` |
+//! | `HOSTER_ROOTS` | unset | without `NFS_MOUNT_ROOT`: the `:`-separated roots a job's `hoster_root` must be (or lie below); its paths are confined to that configured root, never to one the request chose. One of `NFS_MOUNT_ROOT` and `HOSTER_ROOTS` is required |
 //! | `MAX_PARALLEL_COMPACTIONS` | number of CPUs | attempts running at once |
 //! | `MAX_WAITING_COMPACTIONS` | 2 × parallel | attempts queued beyond that; more get 503 |
 //! | `RESULT_RETENTION` | `10m` | how long a finished attempt stays answerable by `/probe` |
 //! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 413 |
-//! | `WORKER_AUTH_TOKEN` | unset | when set, `/dcompact` and `/shutdown` need `Authorization: Bearer <token>` |
+//! | `WORKER_AUTH_TOKEN` | unset | when set, `/dcompact` and `/shutdown` need `Authorization: Bearer <token>`; required when the worker listens on an address other than loopback |
+//! | `WORKER_ALLOW_NO_TOKEN` | `false` | `true`: listen beyond loopback without `WORKER_AUTH_TOKEN` (anyone who reaches the port may submit jobs); logged as a warning at every start |
 //! | `MULTI_PROCESS` | `false` | run each attempt in its own child process |
 //! | `PLUGINS` | unset | `:`-separated plugin `.so` files (with the worker's own `LD_PRELOAD`): loaded into the worker, or with `MULTI_PROCESS` preloaded into each child |
 //! | `CHILD_MEMORY_LIMIT` | unlimited | a child's `RLIMIT_AS`, bytes (suffixes K, M, G) |
@@ -44,6 +46,7 @@
 
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
 use crate::worker::child::spawner::ChildLimits;
+use crate::worker::root_guard::{self, RootError, RootKind};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,6 +68,8 @@ pub enum ConfigError {
         #[source]
         source: Box<toml::de::Error>,
     },
+    #[error(transparent)]
+    Root(Box<RootError>),
     #[error("{name}={value:?}: {why}")]
     Invalid {
         name: &'static str,
@@ -82,12 +87,17 @@ pub struct WorkerConfig {
     pub worker_db_root: PathBuf,
     pub del_worker_temp_db: bool,
     pub nfs_mount_root: Option<PathBuf>,
+    /// `HOSTER_ROOTS`: without a mount root, the roots jobs' paths are
+    /// confined to.
+    pub hoster_roots: Vec<PathBuf>,
     pub max_parallel_compactions: usize,
     pub max_waiting_compactions: usize,
     pub result_retention: Duration,
     pub max_request_bytes: usize,
     /// Printed as `<redacted>` by `Debug`.
     pub auth_token: Option<Secret>,
+    /// `WORKER_ALLOW_NO_TOKEN`: no token on a non-loopback address.
+    pub allow_no_token: bool,
     pub multi_process: bool,
     /// Preloaded into children: `PLUGINS`, then the worker's own `LD_PRELOAD`.
     pub plugins: Vec<PathBuf>,
@@ -131,6 +141,42 @@ impl WorkerConfig {
     }
 }
 
+/// Where attempts live unless `WORKER_DB_ROOT` says otherwise.
+pub const DEFAULT_WORKER_DB_ROOT: &str = "/var/lib/dcompact-worker";
+
+/// A root setting: an absolute path without `.`/`..`, not a system
+/// directory (see [`root_guard`]).
+fn normal_root(name: &'static str, v: &str, kind: RootKind) -> Result<PathBuf, ConfigError> {
+    crate::protocol::attempt::check_normal(v, name).map_err(|_| {
+        invalid(
+            name,
+            v,
+            "must be an absolute path without . or .. components",
+        )
+    })?;
+    let p = PathBuf::from(v.trim_end_matches('/'));
+    let p = if p.as_os_str().is_empty() {
+        PathBuf::from("/")
+    } else {
+        p
+    };
+    root_guard::check_root(name, &p, kind).map_err(|e| ConfigError::Root(Box::new(e)))?;
+    Ok(p)
+}
+
+/// The worker's root, the mount root and the hoster roots never contain
+/// one another.
+fn check_roots_apart(
+    worker: &Path,
+    mount: Option<&Path>,
+    hosters: &[PathBuf],
+) -> Result<(), ConfigError> {
+    let mut roots: Vec<(&'static str, &Path)> = vec![("WORKER_DB_ROOT", worker)];
+    roots.extend(mount.map(|m| ("NFS_MOUNT_ROOT", m)));
+    roots.extend(hosters.iter().map(|h| ("HOSTER_ROOTS", h.as_path())));
+    root_guard::check_apart(&roots).map_err(|e| ConfigError::Root(Box::new(e)))
+}
+
 /// The TOML file: every key optional, same names as the environment in
 /// lower case.
 #[derive(Debug, Default, Deserialize)]
@@ -141,11 +187,13 @@ struct FileConfig {
     worker_db_root: Option<String>,
     del_worker_temp_db: Option<toml::Value>,
     nfs_mount_root: Option<String>,
+    hoster_roots: Option<String>,
     max_parallel_compactions: Option<toml::Value>,
     max_waiting_compactions: Option<toml::Value>,
     result_retention: Option<String>,
     max_request_bytes: Option<toml::Value>,
     worker_auth_token: Option<String>,
+    worker_allow_no_token: Option<toml::Value>,
     multi_process: Option<toml::Value>,
     nfs_dynamic_mount: Option<toml::Value>,
     nfs_mount_cache: Option<toml::Value>,
@@ -202,11 +250,13 @@ impl Sources<'_> {
             "WORKER_DB_ROOT" => f.worker_db_root.clone(),
             "DEL_WORKER_TEMP_DB" => value(&f.del_worker_temp_db),
             "NFS_MOUNT_ROOT" => f.nfs_mount_root.clone(),
+            "HOSTER_ROOTS" => f.hoster_roots.clone(),
             "MAX_PARALLEL_COMPACTIONS" => value(&f.max_parallel_compactions),
             "MAX_WAITING_COMPACTIONS" => value(&f.max_waiting_compactions),
             "RESULT_RETENTION" => f.result_retention.clone(),
             "MAX_REQUEST_BYTES" => value(&f.max_request_bytes),
             "WORKER_AUTH_TOKEN" => f.worker_auth_token.clone(),
+            "WORKER_ALLOW_NO_TOKEN" => value(&f.worker_allow_no_token),
             "MULTI_PROCESS" => value(&f.multi_process),
             "NFS_DYNAMIC_MOUNT" => value(&f.nfs_dynamic_mount),
             "NFS_MOUNT_CACHE" => value(&f.nfs_mount_cache),
@@ -360,30 +410,36 @@ impl WorkerConfig {
 
         let root_raw = src
             .get("WORKER_DB_ROOT")
-            .unwrap_or_else(|| "/tmp/dcompact-worker".into());
-        let worker_db_root = PathBuf::from(&root_raw);
-        if !worker_db_root.is_absolute() {
-            return Err(invalid(
-                "WORKER_DB_ROOT",
-                &root_raw,
-                "must be an absolute path",
-            ));
-        }
+            .unwrap_or_else(|| DEFAULT_WORKER_DB_ROOT.into());
+        let worker_db_root = normal_root("WORKER_DB_ROOT", &root_raw, RootKind::Owned)?;
 
         let del_worker_temp_db = match src.get("DEL_WORKER_TEMP_DB") {
             Some(v) => parse_bool("DEL_WORKER_TEMP_DB", &v)?,
             None => false,
         };
 
-        let nfs_mount_root = match src.get("NFS_MOUNT_ROOT") {
-            Some(v) => {
-                let p = PathBuf::from(&v);
-                crate::protocol::attempt::check_normal(&v, "NFS_MOUNT_ROOT")
-                    .map_err(|e| invalid("NFS_MOUNT_ROOT", &v, e.to_string()))?;
-                Some(p)
-            }
-            None => None,
+        let nfs_mount_root = src
+            .get("NFS_MOUNT_ROOT")
+            .map(|v| normal_root("NFS_MOUNT_ROOT", &v, RootKind::Owned))
+            .transpose()?;
+        let hoster_roots = match src.get("HOSTER_ROOTS") {
+            Some(v) => v
+                .split(':')
+                .filter(|r| !r.is_empty())
+                .map(|r| normal_root("HOSTER_ROOTS", r, RootKind::Hoster))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
         };
+        check_roots_apart(&worker_db_root, nfs_mount_root.as_deref(), &hoster_roots)?;
+        if nfs_mount_root.is_none() && hoster_roots.is_empty() {
+            return Err(invalid(
+                "HOSTER_ROOTS",
+                "",
+                "neither NFS_MOUNT_ROOT nor HOSTER_ROOTS is set: the worker would have no storage \
+                 a job may use; set HOSTER_ROOTS to the directories hosters name as hoster_root \
+                 (same paths on both sides), or NFS_MOUNT_ROOT",
+            ));
+        }
 
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_parallel_compactions = match src.get("MAX_PARALLEL_COMPACTIONS") {
@@ -403,6 +459,10 @@ impl WorkerConfig {
             None => 64 << 20,
         };
         let auth_token = src.get("WORKER_AUTH_TOKEN").map(Secret::new);
+        let allow_no_token = match src.get("WORKER_ALLOW_NO_TOKEN") {
+            Some(v) => parse_bool("WORKER_ALLOW_NO_TOKEN", &v)?,
+            None => false,
+        };
 
         let multi_process = match src.get("MULTI_PROCESS") {
             Some(v) => parse_bool("MULTI_PROCESS", &v)?,
@@ -522,11 +582,13 @@ impl WorkerConfig {
             worker_db_root,
             del_worker_temp_db,
             nfs_mount_root,
+            hoster_roots,
             max_parallel_compactions,
             max_waiting_compactions,
             result_retention,
             max_request_bytes,
             auth_token,
+            allow_no_token,
             multi_process,
             plugins,
             child_limits,
@@ -599,7 +661,20 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Loads with `env`, plus `HOSTER_ROOTS=/data` when `env` names no
+    /// storage (every worker needs one).
     fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<WorkerConfig, ConfigError> {
+        let storage = ["HOSTER_ROOTS", "NFS_MOUNT_ROOT"];
+        let named = env.iter().any(|(k, _)| storage.contains(k))
+            || file.is_some_and(|f| f.contains("hoster_roots") || f.contains("nfs_mount_root"));
+        let mut env = env.to_vec();
+        if !named {
+            env.push(("HOSTER_ROOTS", "/data"));
+        }
+        load_exact(&env, file)
+    }
+
+    fn load_exact(env: &[(&str, &str)], file: Option<&str>) -> Result<WorkerConfig, ConfigError> {
         let map: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -614,10 +689,60 @@ mod tests {
     }
 
     #[test]
-    fn defaults_need_no_configuration() {
-        let c = load(&[], None).unwrap();
+    fn defaults_need_only_the_storage() {
+        let e = load_exact(&[], None).unwrap_err().to_string();
+        assert!(
+            e.contains("HOSTER_ROOTS") && e.contains("NFS_MOUNT_ROOT"),
+            "{e}"
+        );
+        let c = load(&[("HOSTER_ROOTS", "/data")], None).unwrap();
         assert_eq!(c.listen.port(), 8080);
-        assert_eq!(c.worker_db_root, PathBuf::from("/tmp/dcompact-worker"));
+        assert_eq!(c.worker_db_root, PathBuf::from("/var/lib/dcompact-worker"));
+        assert_eq!(c.hoster_roots, [PathBuf::from("/data")]);
+        assert!(!c.allow_no_token);
+        assert!(!c.del_worker_temp_db);
+        assert_eq!(c.max_waiting_compactions, 2 * c.max_parallel_compactions);
+    }
+
+    #[test]
+    fn roots_that_are_not_the_workers_own_are_refused() {
+        for (name, bad) in [
+            ("WORKER_DB_ROOT", "/"),
+            ("WORKER_DB_ROOT", "/var/lib"),
+            ("WORKER_DB_ROOT", "/home/alice"),
+            ("WORKER_DB_ROOT", "/usr/share/w"),
+            ("NFS_MOUNT_ROOT", "/"),
+            ("HOSTER_ROOTS", "/"),
+            ("HOSTER_ROOTS", "/srv/a:/etc"),
+        ] {
+            let e = load(&[(name, bad)], None).unwrap_err().to_string();
+            assert!(e.contains(name), "{name}={bad}: {e}");
+        }
+        let e = load(
+            &[
+                ("WORKER_DB_ROOT", "/srv/w"),
+                ("NFS_MOUNT_ROOT", "/srv/w/mnt"),
+            ],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("contain"), "{e}");
+        let e = load(
+            &[("WORKER_DB_ROOT", "/data/w"), ("HOSTER_ROOTS", "/data")],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("WORKER_DB_ROOT") && e.contains("HOSTER_ROOTS"),
+            "{e}"
+        );
+        let c = load(&[("HOSTER_ROOTS", "/data/a:/srv/b/")], None).unwrap();
+        assert_eq!(
+            c.hoster_roots,
+            [PathBuf::from("/data/a"), PathBuf::from("/srv/b")]
+        );
         assert!(!c.del_worker_temp_db);
         assert_eq!(c.max_waiting_compactions, 2 * c.max_parallel_compactions);
     }

@@ -41,16 +41,19 @@ impl LocalWorker {
         log: Stdio,
     ) -> Result<Self, LocalWorkerError> {
         let mut cmd = Command::new(bin);
-        cmd.arg("--listen")
-            .arg("127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
+        cmd.arg("--listen").arg("127.0.0.1:0").stdin(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Self::start_command(cmd, log)
+    }
+
+    /// Runs `cmd`, a worker (or a wrapper that ends by running one, such as
+    /// a sandbox), and reads the address from the first line it prints.
+    pub fn start_command(mut cmd: Command, log: Stdio) -> Result<Self, LocalWorkerError> {
+        cmd.stdout(Stdio::piped()).stderr(log);
         let mut child = cmd.spawn().map_err(|source| LocalWorkerError::Spawn {
-            bin: bin.display().to_string(),
+            bin: cmd.get_program().to_string_lossy().into_owned(),
             source,
         })?;
         let stdout = child.stdout.take().expect("stdout was piped");

@@ -16,11 +16,16 @@
 //! - [`mounts`]: `NFS_DYNAMIC_MOUNT`: mounts per hoster instance, shared by
 //!   its jobs, LRU-evicted, remounted after a stale file handle.
 //! - [`paths`]: maps hoster paths into the worker's path space and confines
-//!   them to the mount root.
+//!   them to a root from the worker's configuration (the instance's mount,
+//!   or one of `HOSTER_ROOTS`).
+//! - [`beneath`]: creating, opening and removing files beneath a directory
+//!   handle, following no symlink: every file operation made for a request.
+//! - [`root_guard`]: the checks that keep the worker off the host's files:
+//!   no system directory as a root, `WORKER_DB_ROOT` the worker's own.
 //! - [`plugin_catalog`]: which plugin classes the worker runs, in which versions.
 //! - [`queue_order`]: which waiting attempt runs next.
-//! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with `job.json` and
-//!   `LOG`.
+//! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with its owner
+//!   marker, `job.json` and `LOG`.
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
 //! - [`options_file`]: the OPTIONS file as text, to check the override.
 //! - [`retention`]: removes retained attempt directories by age and size.
@@ -32,9 +37,11 @@
 //! - [`metrics`]: what `/metrics` serves, in Prometheus text format.
 //! - [`web`]: `/stat` and `/list` as HTML, and an attempt's retained files.
 //! - [`summary`]: `summary.html`, written into an attempt's directory at its end.
+//! - [`timings`]: when each step of an attempt happened (its fixed cost, in parts).
 
 pub mod admission;
 pub mod attempt_dir;
+pub mod beneath;
 pub mod child;
 pub mod config;
 pub mod local;
@@ -47,11 +54,13 @@ pub mod plugin_catalog;
 pub mod queue_order;
 pub mod registration;
 pub mod retention;
+pub mod root_guard;
 pub mod runner;
 pub mod server;
 pub mod space_guard;
 pub mod stats;
 pub mod summary;
 pub mod supervisor;
+pub mod timings;
 pub mod web;
 pub mod zip_link;

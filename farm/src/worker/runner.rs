@@ -1,30 +1,37 @@
 //! Runs one attempt in-process, on a blocking thread.
 //!
-//! Steps: create the output directory (admission made sure it is new or
-//! empty), send RocksDB's log to the attempt directory, stamp the worker's
-//! identity (`db_host_id`) into the override, run `OpenAndCompact`, then write
-//! `rpc.results` and `compact.done` beside the outputs so that a hoster can
-//! still collect the result should the worker die right after.
+//! Steps: open the attempt's directories beneath their trusted roots
+//! ([`AttemptDirs`]: the output directory is created then, exclusively,
+//! never emptied of anything the worker did not write), send RocksDB's log
+//! to the attempt directory, stamp the worker's identity (`db_host_id`)
+//! into the override, run `OpenAndCompact` on the directories' handles,
+//! then write `rpc.results` and `compact.done` beside the outputs so that a
+//! hoster can still collect the result should the worker die right after.
 
+use crate::protocol::attempt::AttemptKey;
+use crate::protocol::output_dir::{done_marker, COMPACT_DONE, RPC_RESULTS};
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
-use crate::rocks::serialized::ResultInfo;
+use crate::rocks::serialized::{rewrite_output_path, ResultInfo};
 use crate::worker::attempt_dir::AttemptDir;
+use crate::worker::beneath;
 use crate::worker::mounts::table::MountLease;
 use crate::worker::outcome::Outcome;
-use std::fs;
-use std::path::{Path, PathBuf};
+use crate::worker::paths::{Mapped, PathError};
+use crate::worker::timings::{now_us, AttemptTimings};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 
 /// A job that passed admission: its paths are mapped into the worker's space,
 /// its input was read and its override built and checked.
 pub struct PreparedJob {
-    /// The DB directory in the worker's path space.
-    pub db_path: PathBuf,
-    /// The output directory in the worker's path space.
-    pub output_dir: PathBuf,
+    /// The DB directory, beneath a root the worker trusts.
+    pub db: Mapped,
+    /// The output directory (not yet created), beneath a trusted root.
+    pub output: Mapped,
     pub input: Vec<u8>,
     pub cf_name: String,
-    /// The OPTIONS file the input names, in the worker's path space.
-    pub options_file: PathBuf,
+    /// The OPTIONS file the input names: its name in the DB directory.
+    pub options_file: String,
     /// Built from the column family's options in `options_file`.
     pub overrides: Override,
     /// The input's SST files (relative to the DB) and their sizes at
@@ -35,6 +42,53 @@ pub struct PreparedJob {
     /// With `NFS_DYNAMIC_MOUNT`: the instance's mount, held until the
     /// attempt ends.
     pub mount: Option<MountLease>,
+    /// When each step of the attempt happened, from its submission on.
+    pub timings: AttemptTimings,
+}
+
+/// The DB and output directories of a running attempt, opened beneath
+/// their roots: RocksDB reaches them through `/proc/self/fd/<fd>`, so
+/// nothing renamed or replaced by a symlink after opening can redirect it.
+pub struct AttemptDirs {
+    pub db: OwnedFd,
+    pub output: OwnedFd,
+}
+
+impl AttemptDirs {
+    /// Opens the DB directory and creates the output directory (which must
+    /// not exist yet).
+    pub fn create(job: &PreparedJob) -> Result<Self, PathError> {
+        Ok(AttemptDirs {
+            db: job.db.open_dir("dbname")?,
+            output: job.output.create_dir("output_dir")?,
+        })
+    }
+
+    /// Opens both when the output directory exists already (a child
+    /// opening what its supervisor created).
+    pub fn open(db: &Mapped, output: &Mapped) -> Result<Self, PathError> {
+        Ok(AttemptDirs {
+            db: db.open_dir("dbname")?,
+            output: output.open_dir("output_dir")?,
+        })
+    }
+
+    /// Opens both again (after a remount): the output directory is the
+    /// attempt's own by then, and is emptied of what an earlier run wrote.
+    pub fn reopen(job: &PreparedJob) -> Result<Self, String> {
+        let dirs = Self::open(&job.db, &job.output).map_err(|e| e.to_string())?;
+        beneath::clear_dir(dirs.output.as_fd())
+            .map_err(|e| format!("failed to empty the output directory: {e}"))?;
+        Ok(dirs)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        beneath::fd_path(&self.db)
+    }
+
+    pub fn output_path(&self) -> PathBuf {
+        beneath::fd_path(&self.output)
+    }
 }
 
 /// What a finished attempt hands back.
@@ -58,26 +112,14 @@ impl RunResult {
 }
 
 pub fn run(
+    key: &AttemptKey,
     job: &mut PreparedJob,
+    dirs: &AttemptDirs,
     dir: &AttemptDir,
     identity: &str,
     cancel: &CancelFlag,
 ) -> RunResult {
     let mut setup = || -> Result<(), String> {
-        if job.output_dir.exists() {
-            fs::remove_dir_all(&job.output_dir).map_err(|e| {
-                format!(
-                    "failed to clear output dir {}: {e}",
-                    job.output_dir.display()
-                )
-            })?;
-        }
-        fs::create_dir_all(&job.output_dir).map_err(|e| {
-            format!(
-                "failed to create output dir {}: {e}",
-                job.output_dir.display()
-            )
-        })?;
         job.overrides
             .set_info_log(&dir.rocksdb_log())
             .map_err(|e| e.to_string())?;
@@ -89,10 +131,11 @@ pub fn run(
     if let Err(e) = setup() {
         return RunResult::failed(Outcome::SetupFailed(e));
     }
+    job.timings.prepared_us = Some(now_us());
 
     let result = match open_and_compact(
-        &job.db_path,
-        &job.output_dir,
+        &dirs.db_path(),
+        &dirs.output_path(),
         &job.input,
         &job.overrides,
         cancel,
@@ -110,11 +153,17 @@ pub fn run(
             return RunResult::failed(outcome);
         }
     };
+    job.timings.compacted_us = Some(now_us());
+    let result = match named_result(&result, &job.output) {
+        Ok(r) => r,
+        Err(e) => return RunResult::failed(Outcome::SetupFailed(e)),
+    };
     let r = accept_result(result);
     if let Some(result) = &r.result {
-        if let Err(e) = persist_result(&job.output_dir, result) {
+        if let Err(e) = persist_result(&dirs.output, result, key) {
             return RunResult::failed(Outcome::SetupFailed(e));
         }
+        job.timings.persisted_us = Some(now_us());
         dir.log(&format!(
             "compacted bytes_read={} bytes_written={}",
             r.bytes_read, r.bytes_written
@@ -123,12 +172,21 @@ pub fn run(
     r
 }
 
-/// Writes `rpc.results` and then `compact.done` beside the outputs, so a
-/// hoster can collect the result even if the worker dies right after.
-pub fn persist_result(output_dir: &Path, result: &[u8]) -> Result<(), String> {
-    fs::write(output_dir.join("rpc.results"), result)
-        .and_then(|()| fs::write(output_dir.join("compact.done"), b"done\n"))
-        .map_err(|e| format!("failed to write rpc.results: {e}"))
+/// RocksDB's result names the output directory as the worker passed it
+/// (`/proc/self/fd/<fd>`): name it by its mapped path instead.
+pub fn named_result(result: &[u8], output: &Mapped) -> Result<Vec<u8>, String> {
+    rewrite_output_path(result, &output.path().to_string_lossy())
+        .map_err(|e| format!("failed to name the output directory in the result: {e}"))
+}
+
+/// Writes `rpc.results` and then `compact.done` (naming attempt `key`)
+/// into the output directory `output`, so the hoster waiting for that
+/// attempt can collect the result even if the worker dies right after
+/// (see [`crate::protocol::output_dir`]).
+pub fn persist_result(output: &OwnedFd, result: &[u8], key: &AttemptKey) -> Result<(), String> {
+    beneath::write_new_file(output, RPC_RESULTS, result)
+        .and_then(|()| beneath::write_new_file(output, COMPACT_DONE, &done_marker(key)))
+        .map_err(|e| format!("failed to write {RPC_RESULTS} and {COMPACT_DONE}: {e}"))
 }
 
 /// Describes a successful result for the counters, or says why it is not.

@@ -3,7 +3,7 @@
 //! | endpoint | answers |
 //! | --- | --- |
 //! | `POST /dcompact` | 200 `{"status":"ok","addr"}`, 400, 401, 412, 503 |
-//! | `POST /probe` | 200 queued / running / done / failed, 404 `NotFound` |
+//! | `POST /probe` | 200 queued / running / done / failed, 404 `NotFound`; with `wait_ms`, held until the attempt ends or the wait is over |
 //! | `POST /shutdown` | 200 `{"status":"ok"}`, 401, 404 `NotFound` |
 //! | `GET /health` | 200 `{"status":"OK"}`, 412 while stopping |
 //! | `GET /stat`, `GET /list` | HTML; `?html=0`: JSON counters and attempts (see [`web::routes`]) |
@@ -13,15 +13,18 @@
 //! Every error answer is JSON with `status` and `error`.
 
 use crate::etcd::keys::Registration;
-use crate::protocol::answers::{ErrorAnswer, SubmitAnswer, NOT_FOUND};
+use crate::protocol::answers::{self, ErrorAnswer, SubmitAnswer, NOT_FOUND};
 use crate::protocol::attempt::AttemptKey;
+use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
 use crate::worker::admission::{admit, AdmissionError};
 use crate::worker::config::WorkerConfig;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::registration::Registrar;
 use crate::worker::retention;
+use crate::worker::root_guard::WorkerRoot;
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
+use crate::worker::timings::now_us;
 use crate::worker::web;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
@@ -30,7 +33,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +64,8 @@ pub async fn run(
         .advertise_addr
         .clone()
         .unwrap_or_else(|| bound.to_string());
-    std::fs::create_dir_all(&config.worker_db_root)?;
+    refuse_open_exposure(&config, bound)?;
+    let root = Arc::new(WorkerRoot::open(&config.worker_db_root).map_err(std::io::Error::other)?);
     let exe = std::env::current_exe()?;
     // Plugin code runs in the worker itself only without MULTI_PROCESS.
     let catalog = if config.multi_process {
@@ -87,6 +93,7 @@ pub async fn run(
     };
     let sup = Supervisor::new(
         Arc::new(config),
+        root,
         format!("dcompact-worker@{advertise}"),
         &exe,
         catalog,
@@ -153,6 +160,24 @@ pub async fn run(
     served
 }
 
+/// A worker reachable beyond loopback runs jobs for anyone who reaches it:
+/// it needs `WORKER_AUTH_TOKEN`, unless the operator opted out.
+fn refuse_open_exposure(config: &WorkerConfig, bound: SocketAddr) -> std::io::Result<()> {
+    if bound.ip().is_loopback() || config.auth_token.is_some() {
+        return Ok(());
+    }
+    if config.allow_no_token {
+        tracing::warn!(%bound, "WORKER_ALLOW_NO_TOKEN=true: listening beyond loopback without WORKER_AUTH_TOKEN; anyone who reaches this port can make the worker read and write below its roots");
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "the worker listens on {bound}, beyond loopback, without WORKER_AUTH_TOKEN: anyone who \
+         reaches it could submit jobs; set WORKER_AUTH_TOKEN (hosters send it through \
+         dcompact_http_headers), listen on 127.0.0.1, or set WORKER_ALLOW_NO_TOKEN=true to run \
+         without one"
+    )))
+}
+
 /// Applies the retention policy to kept attempt directories.
 async fn sweep_attempt_dirs(sup: &Arc<Supervisor>) {
     let c = sup.config();
@@ -160,11 +185,11 @@ async fn sweep_attempt_dirs(sup: &Arc<Supervisor>) {
         return;
     }
     let (root, age, bytes) = (
-        c.worker_db_root.clone(),
+        sup.root().clone(),
         c.attempt_retention_age,
         c.attempt_retention_bytes,
     );
-    let in_use = sup.active_dirs();
+    let in_use = sup.active_names();
     let swept =
         tokio::task::spawn_blocking(move || retention::sweep(&root, age, bytes, &in_use)).await;
     if let Ok(report) = swept {
@@ -222,6 +247,7 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
             "missing or wrong bearer token",
         );
     }
+    let received_us = now_us();
     let body = match read_body(&sup, body).await {
         Ok(b) => b,
         Err(r) => {
@@ -248,7 +274,7 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
         )
     })
     .await;
-    let (job, name, prepared) = match admitted {
+    let (job, name, mut prepared) = match admitted {
         Ok(Ok(a)) => a,
         Ok(Err(AdmissionError::Malformed(e))) => {
             sup.count_reject(RejectReason::Malformed);
@@ -266,6 +292,8 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
             )
         }
     };
+    prepared.timings.received_us = Some(received_us);
+    prepared.timings.admitted_us = Some(now_us());
     match sup.submit(job, name, prepared) {
         Ok(()) => {
             let addr = sup
@@ -298,14 +326,39 @@ async fn attempt_key(sup: &Supervisor, body: Body) -> Result<AttemptKey, Respons
     })
 }
 
+/// Answers at once, or with `wait_ms` as soon as the attempt ends or the
+/// wait is over (see [`ProbeRequest`]).
 async fn probe(State(sup): State<Shared>, body: Body) -> Response {
-    let key = match attempt_key(&sup, body).await {
-        Ok(k) => k,
+    let request: ProbeRequest = match read_body(&sup, body).await.and_then(|b| {
+        serde_json::from_slice(&b).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("expected instance_name, start_time, dbname, job_id, attempt: {e}"),
+            )
+        })
+    }) {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    match sup.probe(&key) {
-        Some(answer) => Json(answer).into_response(),
-        None => error(StatusCode::NOT_FOUND, NOT_FOUND, "no such attempt"),
+    let wait = Duration::from_millis(request.wait_ms.min(MAX_PROBE_WAIT_MS));
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed before the first look, so an end in between is not missed.
+    let mut ended = sup.ended_events();
+    loop {
+        match sup.probe(&request.key) {
+            None => return error(StatusCode::NOT_FOUND, NOT_FOUND, "no such attempt"),
+            Some(a)
+                if (a.status == answers::QUEUED || a.status == answers::RUNNING)
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                match tokio::time::timeout_at(deadline, ended.changed()).await {
+                    Ok(Ok(())) | Err(_) => continue,
+                    Ok(Err(_)) => return Json(a).into_response(),
+                }
+            }
+            Some(a) => return Json(a).into_response(),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use crate::protocol::attempt::AttemptName;
 use crate::protocol::job::Job;
 use crate::rocks::serialized::ResultInfo;
 use crate::worker::outcome::Outcome;
+use crate::worker::timings::AttemptTimings;
 use crate::worker::web::format::{bytes, escape, millis, speed, utc};
 use std::fmt::Write;
 use std::path::Path;
@@ -33,6 +34,8 @@ pub struct Summary<'a> {
     pub ran: Duration,
     /// MULTI_PROCESS: how long starting the child took.
     pub spawn_latency: Option<Duration>,
+    /// When each step happened; its parts are listed as `steps`.
+    pub timings: &'a AttemptTimings,
 }
 
 impl Summary<'_> {
@@ -77,6 +80,16 @@ impl Summary<'_> {
         field("written", bytes(self.bytes_written));
         field("read speed", speed(self.bytes_read, self.ran));
         field("write speed", speed(self.bytes_written, self.ran));
+        h.push_str("</table><h2>steps</h2><table id=steps><tr><th>step</th><th>ms</th></tr>");
+        for (step, us) in self.timings.parts() {
+            if let Some(us) = us {
+                let _ = write!(
+                    h,
+                    "<tr><td>{step}</td><td>{:.3}</td></tr>",
+                    us as f64 / 1000.0
+                );
+            }
+        }
         h.push_str("</table><h2>inputs</h2><table id=inputs><tr><th>file</th><th>bytes</th></tr>");
         for (file, size) in self.inputs {
             let _ = write!(h, "<tr><td>{}</td><td>{size}</td></tr>", escape(file));

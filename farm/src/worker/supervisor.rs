@@ -16,6 +16,7 @@ use crate::protocol::attempt::{AttemptKey, AttemptName};
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::CancelFlag;
 use crate::rocks::plugins::{self, PluginClass, PluginCounts};
+use crate::rocks::serialized::ResultInfo;
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};
@@ -30,15 +31,17 @@ use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
 use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
-use crate::worker::runner::{self, PreparedJob, RunResult};
+use crate::worker::root_guard::WorkerRoot;
+use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use crate::worker::summary::Summary;
+use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
 use crate::worker::zip_link::{ZipLink, ZipLinkSnapshot};
 use base64::Engine;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::task::TaskTracker;
@@ -168,6 +171,8 @@ pub struct PluginsSnapshot {
 
 pub struct Supervisor {
     config: Arc<WorkerConfig>,
+    /// `WORKER_DB_ROOT`, opened: attempt directories are made beneath it.
+    root: Arc<WorkerRoot>,
     identity: String,
     state: Mutex<State>,
     tasks: TaskTracker,
@@ -186,6 +191,8 @@ pub struct Supervisor {
     registration: OnceLock<Arc<RegistrationStatus>>,
     /// With MULTI_PROCESS and a zipserver configured.
     zip: Option<ZipLink>,
+    /// Bumped whenever an attempt ends: what a held `/probe` waits for.
+    ended: tokio::sync::watch::Sender<u64>,
 }
 
 impl Supervisor {
@@ -193,6 +200,7 @@ impl Supervisor {
     /// `worker_exe`.
     pub fn new(
         config: Arc<WorkerConfig>,
+        root: Arc<WorkerRoot>,
         identity: String,
         worker_exe: &Path,
         catalog: Arc<Catalog>,
@@ -223,6 +231,7 @@ impl Supervisor {
             ))
             .map_err(std::io::Error::other)?;
         let sup = Arc::new(Supervisor {
+            root,
             mounts,
             zip,
             config,
@@ -235,6 +244,7 @@ impl Supervisor {
             metrics,
             observer: OnceLock::new(),
             registration: OnceLock::new(),
+            ended: tokio::sync::watch::channel(0).0,
         });
         // Weak: the registry lives in the supervisor it reads.
         let gauges = queue::collector(Arc::downgrade(&sup)).map_err(std::io::Error::other)?;
@@ -315,7 +325,15 @@ impl Supervisor {
         let _ = self.registration.set(status);
     }
 
+    /// Changes whenever an attempt ends (see `/probe`'s `wait_ms`).
+    pub fn ended_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
+    }
+
     fn tell(&self, st: &State, ended: Option<&AttemptName>) {
+        if ended.is_some() {
+            self.ended.send_modify(|n| *n += 1);
+        }
         if let Some(o) = self.observer.get() {
             if let Some(name) = ended {
                 o(SupervisorEvent::Ended(name.clone()));
@@ -442,7 +460,8 @@ impl Supervisor {
         cancel: &CancelFlag,
         waited: Duration,
     ) -> (Outcome, Option<String>, u64, u64) {
-        let dir = match AttemptDir::create(&self.config.worker_db_root, name, job) {
+        prepared.timings.started_us = Some(now_us());
+        let dir = match AttemptDir::create(&self.root, name, job, &self.identity) {
             Ok(d) => d,
             Err(e) => {
                 return (
@@ -456,45 +475,30 @@ impl Supervisor {
         dir.log(&format!("attempt {name} running on {}", self.identity));
         dir.log(&format!(
             "start db={} output_dir={} cf={} options={}",
-            prepared.db_path.display(),
-            prepared.output_dir.display(),
+            prepared.db.path().display(),
+            prepared.output.path().display(),
             prepared.cf_name,
-            prepared.options_file.display()
+            prepared.options_file
         ));
         let started = Instant::now();
         let started_at = SystemTime::now();
-        let run = |prepared: &mut PreparedJob| match &self.spawner {
-            None => (runner::run(prepared, &dir, &self.identity, cancel), None),
-            Some(spawner) => self.run_child(spawner, name, job, prepared, &dir, cancel),
-        };
-        if let (Some(table), Some(lease)) = (&self.mounts, &prepared.mount) {
-            table.observe(lease);
-        }
-        let (mut r, mut spawn_latency) = run(prepared);
-        // A stale handle on a dynamic mount: remount once and run once more.
-        let stale = r.outcome.error().is_some_and(|e| is_stale_handle(&e));
-        if let (true, Some(table), Some(lease)) = (stale, &self.mounts, &prepared.mount) {
-            dir.log(&format!(
-                "stale file handle ({}): remounting instance {} and retrying once",
-                r.outcome,
-                lease.instance()
-            ));
-            tracing::warn!(attempt = %name, outcome = %r.outcome, "stale file handle: remounting and retrying");
-            (r, spawn_latency) = match table.remount(lease) {
-                Ok(()) => run(prepared),
-                Err(e) => (
-                    RunResult::failed(Outcome::SetupFailed(format!(
-                        "remount after a stale file handle failed: {e}"
-                    ))),
-                    None,
-                ),
-            };
-        }
+        let (r, spawn_latency) = self.run_with_retry(name, job, prepared, &dir, cancel);
         let ran = started.elapsed();
+        prepared.timings.ended_us = Some(now_us());
+        prepared.timings.compaction_us = r
+            .result
+            .as_deref()
+            .and_then(|b| ResultInfo::parse(b).ok())
+            .map(|info| info.stats.micros);
         dir.log(&format!(
             "end outcome={} elapsed_ms={}",
             r.outcome,
             ran.as_millis()
+        ));
+        dir.log(&format!(
+            "timings {} {}",
+            serde_json::to_string(&prepared.timings).unwrap_or_default(),
+            prepared.timings.describe()
         ));
         tracing::info!(outcome = %r.outcome, elapsed_ms = ran.as_millis() as u64, "finished");
         let summary = Summary {
@@ -510,12 +514,13 @@ impl Supervisor {
             started_at,
             ran,
             spawn_latency,
+            timings: &prepared.timings,
         };
         if let Err(e) = summary.write(dir.path()) {
             tracing::warn!(error = %e, "failed to write summary.html");
         }
         if self.config.del_worker_temp_db {
-            if let Err(e) = dir.remove(&self.config.worker_db_root) {
+            if let Err(e) = dir.remove(&self.root, name) {
                 tracing::warn!(error = %e, "failed to remove attempt dir");
             }
         }
@@ -525,6 +530,52 @@ impl Supervisor {
         (r.outcome, result, r.bytes_read, r.bytes_written)
     }
 
+    /// Creates the output directory and runs the attempt; after a stale
+    /// file handle on a dynamic mount, remounts once and runs once more.
+    fn run_with_retry(
+        &self,
+        name: &AttemptName,
+        job: &Job,
+        prepared: &mut PreparedJob,
+        dir: &AttemptDir,
+        cancel: &CancelFlag,
+    ) -> (RunResult, Option<Duration>) {
+        let run = |prepared: &mut PreparedJob, dirs: &AttemptDirs| match &self.spawner {
+            None => (
+                runner::run(&job.key(), prepared, dirs, dir, &self.identity, cancel),
+                None,
+            ),
+            Some(spawner) => self.run_child(spawner, name, job, prepared, dir, cancel),
+        };
+        let dirs = match AttemptDirs::create(prepared) {
+            Ok(d) => d,
+            Err(e) => return (RunResult::failed(Outcome::SetupFailed(e.to_string())), None),
+        };
+        if let (Some(table), Some(lease)) = (&self.mounts, &prepared.mount) {
+            table.observe(lease);
+        }
+        let first = run(prepared, &dirs);
+        let stale = first.0.outcome.error().is_some_and(|e| is_stale_handle(&e));
+        let (true, Some(table), Some(lease)) = (stale, &self.mounts, &prepared.mount) else {
+            return first;
+        };
+        dir.log(&format!(
+            "stale file handle ({}): remounting instance {} and retrying once",
+            first.0.outcome,
+            lease.instance()
+        ));
+        tracing::warn!(attempt = %name, outcome = %first.0.outcome, "stale file handle: remounting and retrying");
+        drop(dirs);
+        let again = table
+            .remount(lease)
+            .map_err(|e| format!("remount after a stale file handle failed: {e}"))
+            .and_then(|()| AttemptDirs::reopen(prepared));
+        match again {
+            Ok(dirs) => run(prepared, &dirs),
+            Err(e) => (RunResult::failed(Outcome::SetupFailed(e)), None),
+        }
+    }
+
     /// MULTI_PROCESS: the attempt in a child, supervised. Also says how
     /// long starting the child took.
     fn run_child(
@@ -532,13 +583,14 @@ impl Supervisor {
         spawner: &Spawner,
         name: &AttemptName,
         job: &Job,
-        prepared: &PreparedJob,
+        prepared: &mut PreparedJob,
         dir: &AttemptDir,
         cancel: &CancelFlag,
     ) -> (RunResult, Option<Duration>) {
         let spec = ChildSpec {
-            db_path: prepared.db_path.clone(),
-            output_dir: prepared.output_dir.clone(),
+            key: job.key(),
+            db: prepared.db.clone(),
+            output: prepared.output.clone(),
             options_file: prepared.options_file.clone(),
             cf_name: prepared.cf_name.clone(),
             identity: self.identity.clone(),
@@ -558,6 +610,7 @@ impl Supervisor {
             Ok(s) => s,
             Err(e) => return (RunResult::failed(Outcome::SpawnFailed(e.to_string())), None),
         };
+        prepared.timings.spawned_us = Some(now_us());
         self.metrics.child_spawned(spawned.latency);
         let latency = spawned.latency;
         let limits = Limits {
@@ -571,6 +624,11 @@ impl Supervisor {
             limits.timeout
         ));
         let r = supervise(spawned.child, cancel, limits, dir.path(), &marker);
+        if let Ok(bytes) = std::fs::read(dir.path().join(CHILD_TIMINGS)) {
+            if let Ok(child) = serde_json::from_slice::<AttemptTimings>(&bytes) {
+                prepared.timings.merge(&child);
+            }
+        }
         if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
             if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
                 self.lock().child_plugin_counts.add(&counts);
@@ -756,14 +814,19 @@ impl Supervisor {
         }
     }
 
-    /// Directories of attempts that are queued or running.
-    pub fn active_dirs(&self) -> HashSet<PathBuf> {
+    /// Names of attempts that are queued or running.
+    pub fn active_names(&self) -> HashSet<String> {
         let st = self.lock();
         st.attempts
             .values()
             .filter(|e| !matches!(e.phase, Phase::Finished { .. }))
-            .map(|e| self.config.worker_db_root.join(e.name.as_str()))
+            .map(|e| e.name.as_str().to_owned())
             .collect()
+    }
+
+    /// The worker's root, checked and opened at start.
+    pub fn root(&self) -> &Arc<WorkerRoot> {
+        &self.root
     }
 
     pub fn is_stopping(&self) -> bool {

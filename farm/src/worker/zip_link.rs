@@ -15,6 +15,7 @@
 
 use crate::worker::child::spec::{ChildZip, ZIP_COUNTS};
 use crate::worker::config::WorkerConfig;
+use crate::worker::root_guard;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -41,6 +42,13 @@ pub struct ZipLinkSnapshot {
     pub counts: ZipCounts,
 }
 
+/// The directory of a zipserver socket named by a setting must be private
+/// to the worker's user.
+fn check_socket_dir(name: &'static str, socket: &Path) -> std::io::Result<()> {
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    root_guard::check_private_dir(name, dir).map_err(std::io::Error::other)
+}
+
 impl ZipLink {
     /// With MULTI_PROCESS: starts the worker's zipserver when
     /// `ZIP_SERVER_OPTIONS` asks for one (or links to the running one
@@ -63,13 +71,20 @@ impl ZipLink {
             return Ok(None);
         }
         let (socket, options, sidecar) = match &config.zip_server_socket {
-            Some(socket) => (socket.clone(), given.unwrap_or_default(), None),
+            Some(socket) => {
+                check_socket_dir("ZIP_SERVER_SOCKET", socket)?;
+                (socket.clone(), given.unwrap_or_default(), None)
+            }
             None => {
                 let options = given.unwrap_or_else(ZipServerOptions::started_by_default);
-                let socket = options
-                    .unix_socket
-                    .clone()
-                    .unwrap_or_else(|| config.worker_db_root.join("zipserver.sock"));
+                // By default beside the attempts, in the worker's own 0700 root.
+                let socket = match &options.unix_socket {
+                    Some(s) => {
+                        check_socket_dir("ZIP_SERVER_OPTIONS", s)?;
+                        s.clone()
+                    }
+                    None => config.worker_db_root.join("zipserver.sock"),
+                };
                 let sidecar = Sidecar::start(
                     sidecar::binary_beside(worker_exe),
                     options.render(&socket),

@@ -4,8 +4,11 @@
 //!   what the DB must hold.
 //! - [`capture`]: a real compaction input, captured from a hoster together
 //!   with a copy of the DB files it reads, to submit to workers directly.
+//! - [`cpu`]: CPU time of this process, a thread, and waited-for children,
+//!   as the demo and the benchmarks report it.
 
 pub mod capture;
+pub mod cpu;
 pub mod model;
 
 pub use model::{key, Model, WorkloadSpec, Written};

@@ -333,6 +333,8 @@ pub fn slow_scenario(fault: Fault) -> Scenario {
         slow_options(),
         &with_plugins(&[scenario_plugin()]),
         fault,
-        serde_json::json!({"plugin_versions": {"farm.test.slow_keep": 1}}),
+        // Probes answer at once (no held probe): the fault proxy must see
+        // a `running` answer while the slow attempt still runs.
+        serde_json::json!({"plugin_versions": {"farm.test.slow_keep": 1}, "probe_wait": 0}),
     )
 }

@@ -47,6 +47,7 @@ fn measure(
         worker_bin,
         &[
             ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
+            ("HOSTER_ROOTS", captured.root.display().to_string()),
             ("DEL_WORKER_TEMP_DB", "true".into()),
             ("MAX_PARALLEL_COMPACTIONS", "1".into()),
             ("OUTPUT_SPACE_MARGIN", "1M".into()),

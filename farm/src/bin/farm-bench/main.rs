@@ -8,8 +8,28 @@
 //! `farm-bench done-events`: how soon the hoster learns that a remote
 //! attempt finished, with etcd's "done" events against probing alone
 //! (see `done_events.rs`).
+//!
+//! `farm-bench offload`: a db_bench-style writer with its compactions
+//! local, on the farm (in-process and MULTI_PROCESS workers) and run
+//! directly by `OpenAndCompact`, side by side: throughput, hoster and
+//! worker CPU per GiB, stalls, put latency, plots (see `offload.rs`).
+//!
+//! `farm-bench job-cost`: the fixed cost of one remote job in its parts,
+//! and the farm's compaction throughput against `OpenAndCompact` (see
+//! `job_cost.rs`).
 
+mod attempt_logs;
+mod bench_db;
+mod direct;
 mod done_events;
+mod job_cost;
+mod latency;
+mod offload;
+mod offload_report;
+mod pin;
+mod plots;
+mod timed;
+mod writer;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -59,6 +79,10 @@ enum Bench {
         #[arg(long, default_value_t = 40_000)]
         ops: u64,
     },
+    /// Ingest with compactions local, on the farm, and run directly.
+    Offload(offload::OffloadArgs),
+    /// The fixed cost of one remote job, in its parts.
+    JobCost(job_cost::JobCostArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +103,8 @@ fn main() -> anyhow::Result<()> {
             rounds,
             ops,
         } => done_events::run(&worker_bin, attempts, rounds, ops),
+        Bench::Offload(a) => offload::run(&worker_bin, &a),
+        Bench::JobCost(a) => job_cost::run(&worker_bin, &a),
     }
 }
 
@@ -168,6 +194,7 @@ fn run_round(
         worker_bin,
         &[
             ("WORKER_DB_ROOT", root.display().to_string()),
+            ("HOSTER_ROOTS", captured.root.display().to_string()),
             ("MULTI_PROCESS", multi.to_string()),
             ("MAX_PARALLEL_COMPACTIONS", parallel.to_string()),
             ("MAX_WAITING_COMPACTIONS", attempts.to_string()),

@@ -50,9 +50,15 @@ fn stat(worker: &LocalWorker) -> anyhow::Result<Value> {
         .into_json()?)
 }
 
-fn worker_env(root: &Path, side: Side, args: &Args) -> Vec<(&'static str, String)> {
+fn worker_env(
+    root: &Path,
+    hoster_root: &Path,
+    side: Side,
+    args: &Args,
+) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("WORKER_DB_ROOT", root.display().to_string()),
+        ("HOSTER_ROOTS", hoster_root.display().to_string()),
         ("MULTI_PROCESS", "true".to_string()),
         ("MAX_PARALLEL_COMPACTIONS", args.parallel.to_string()),
         ("MAX_WAITING_COMPACTIONS", args.attempts.to_string()),
@@ -139,7 +145,7 @@ pub fn run(
     args: &Args,
 ) -> anyhow::Result<Round> {
     let root = dir.join(format!("worker-{round}-{}", side.name()));
-    let mut worker = LocalWorker::start(&args.worker_bin(), &worker_env(&root, side, args))?;
+    let mut worker = LocalWorker::start(&args.worker_bin(), &worker_env(&root, &captured.root, side, args))?;
     let zipserver = match side {
         Side::InChild => None,
         Side::Socket | Side::Ring => Some(zipserver_of(&worker)?),

@@ -5,7 +5,8 @@ use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::plugins;
 use crate::worker::options_file::{check_override, OptionsText};
-use crate::worker::runner::persist_result;
+use crate::worker::runner::{named_result, persist_result, AttemptDirs};
+use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use zipserver::client::ZipClient;
@@ -17,7 +18,11 @@ static ZIP_CLIENT: OnceLock<Arc<ZipClient>> = OnceLock::new();
 
 /// Runs the attempt in `dir` and returns the process exit code.
 pub fn run(dir: &Path) -> i32 {
-    let code = compact(dir);
+    let mut timings = AttemptTimings {
+        child_main_us: Some(now_us()),
+        ..Default::default()
+    };
+    let code = compact(dir, &mut timings);
     let counts = serde_json::to_vec(&plugins::counts()).unwrap_or_default();
     if let Err(e) = std::fs::write(dir.join(spec::PLUGIN_COUNTS), counts) {
         eprintln!("failed to write {}: {e}", spec::PLUGIN_COUNTS);
@@ -31,10 +36,20 @@ pub fn run(dir: &Path) -> i32 {
             eprintln!("failed to write {}: {e}", spec::ZIP_COUNTS);
         }
     }
+    // The last file the child writes: its marks, up to its exit.
+    timings.exiting_us = Some(now_us());
+    match serde_json::to_vec(&timings) {
+        Ok(json) => {
+            if let Err(e) = std::fs::write(dir.join(CHILD_TIMINGS), json) {
+                eprintln!("failed to write {CHILD_TIMINGS}: {e}");
+            }
+        }
+        Err(e) => eprintln!("failed to encode the timings: {e}"),
+    }
     code
 }
 
-fn compact(dir: &Path) -> i32 {
+fn compact(dir: &Path, timings: &mut AttemptTimings) -> i32 {
     let cancel = Arc::new(CancelFlag::new());
     if let Err(e) = cancel_on_sigterm(cancel.clone()) {
         eprintln!("failed to install the SIGTERM handler: {e}");
@@ -48,26 +63,33 @@ fn compact(dir: &Path) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
     };
-    let (child, input, overrides) = prepared;
+    let (child, dirs, input, overrides) = prepared;
+    timings.prepared_us = Some(now_us());
     eprintln!(
         "child {} compacting {} cf={} into {}",
         std::process::id(),
-        child.db_path.display(),
+        child.db.path().display(),
         child.cf_name,
-        child.output_dir.display()
+        child.output.path().display()
     );
     match open_and_compact(
-        &child.db_path,
-        &child.output_dir,
+        &dirs.db_path(),
+        &dirs.output_path(),
         &input,
         &overrides,
         &cancel,
         false,
     ) {
         Ok(result) => {
-            if let Err(e) = persist_result(&child.output_dir, &result) {
+            timings.compacted_us = Some(now_us());
+            let result = match named_result(&result, &child.output) {
+                Ok(r) => r,
+                Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
+            };
+            if let Err(e) = persist_result(&dirs.output, &result, &child.key) {
                 return fail(dir, spec::EXIT_SETUP_FAILED, &e);
             }
+            timings.persisted_us = Some(now_us());
             let tmp = dir.join(spec::RESULT_TMP);
             let written = std::fs::write(&tmp, &result)
                 .and_then(|()| std::fs::rename(&tmp, dir.join(spec::RESULT)));
@@ -91,7 +113,7 @@ fn compact(dir: &Path) -> i32 {
     }
 }
 
-type Prepared = (ChildSpec, Vec<u8>, Override);
+type Prepared = (ChildSpec, AttemptDirs, Vec<u8>, Override);
 
 fn prepare(dir: &Path) -> Result<Prepared, String> {
     let read = |name: &str| {
@@ -107,18 +129,14 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
     for p in &child.plugins {
         plugins::load(p).map_err(|e| e.to_string())?;
     }
-    std::fs::create_dir_all(&child.output_dir).map_err(|e| {
-        format!(
-            "failed to create output dir {}: {e}",
-            child.output_dir.display()
-        )
-    })?;
-    let mut overrides = Override::from_options_file(&child.options_file, &child.cf_name)
-        .map_err(|e| e.to_string())?;
+    let dirs = AttemptDirs::open(&child.db, &child.output).map_err(|e| e.to_string())?;
+    let options_file = dirs.db_path().join(&child.options_file);
+    let mut overrides =
+        Override::from_options_file(&options_file, &child.cf_name).map_err(|e| e.to_string())?;
     // With the plugins loaded here, every class the OPTIONS file names must
     // be in the override.
     let loaded = overrides.describe().map_err(|e| e.to_string())?;
-    let text = OptionsText::read(&child.options_file)
+    let text = OptionsText::read(&options_file)
         .map_err(|e| format!("failed to read the options file: {e}"))?;
     check_override(&text, &child.cf_name, &loaded, &|_, _| false)?;
     overrides
@@ -135,7 +153,7 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
             .set_option("compression_manager", manager)
             .map_err(|e| e.to_string())?;
     }
-    Ok((child, input, overrides))
+    Ok((child, dirs, input, overrides))
 }
 
 fn fail(dir: &Path, code: i32, message: &str) -> i32 {

@@ -15,8 +15,11 @@
 //! - [`supervise`]: waiting with a timeout and a cancel, the grace period
 //!   before SIGKILL, ending every process of the attempt, and the closed
 //!   classification of how it ended.
+//! - [`exit_wait`]: the supervisor's pause between looks, ended at once by
+//!   the child's exit (a pidfd).
 
 pub mod entry;
+pub mod exit_wait;
 pub mod spawner;
 pub mod spec;
 pub mod supervise;

@@ -4,14 +4,17 @@
 //! | file | written by | what |
 //! | --- | --- | --- |
 //! | `job.json` | supervisor | the job as received (input in base64) |
-//! | `child.json` | supervisor | [`ChildSpec`]: mapped paths, identity |
+//! | `child.json` | supervisor | [`ChildSpec`]: mapped paths (a trusted root and a path beneath it), identity |
 //! | `LOG.child` | child (stdout and stderr) | what the child said |
 //! | `LOG.rocksdb` | child | RocksDB's info log |
 //! | `result.bin` | child, written to `result.bin.tmp` then renamed | RocksDB's serialized result |
 //! | `error.txt` | child | RocksDB's message when the compaction failed |
 //! | `plugin_counts.json` | child | merges and filter decisions of plugin code |
 //! | `zip_counts.json` | child | blocks sent to the zipserver and compressed in-process |
+//! | `timings.child.json` | child | when its steps happened (`worker::timings`) |
 
+use crate::protocol::attempt::AttemptKey;
+use crate::worker::paths::Mapped;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -53,9 +56,14 @@ pub const EXIT_SETUP_FAILED: i32 = 12;
 /// path space and already checked by admission.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildSpec {
-    pub db_path: PathBuf,
-    pub output_dir: PathBuf,
-    pub options_file: PathBuf,
+    /// The attempt's key, written into `compact.done`.
+    pub key: AttemptKey,
+    /// The DB directory beneath its trusted root.
+    pub db: Mapped,
+    /// The output directory (created by the supervisor) beneath its root.
+    pub output: Mapped,
+    /// The OPTIONS file's name in the DB directory.
+    pub options_file: String,
     pub cf_name: String,
     /// Stamped into output SSTs as `db_host_id`.
     pub identity: String,

@@ -1,0 +1,184 @@
+//! When each step of one attempt happened: the fixed cost of a remote job,
+//! split into its parts, for the attempt's `LOG` (one `timings {json}` line),
+//! its `summary.html`, and the benchmarks that read them.
+//!
+//! Every mark is wall-clock time in microseconds since the Unix epoch, so
+//! marks taken by the worker, by an attempt's child and by a hoster on the
+//! same machine line up. A mark a path never reaches stays `None` (an
+//! in-process attempt has no `spawned_us`).
+//!
+//! | mark | taken |
+//! | --- | --- |
+//! | `received_us` | `/dcompact` began handling the request |
+//! | `admitted_us` | admission passed (paths, input, OPTIONS loaded and checked) |
+//! | `started_us` | the attempt left the queue and began to run |
+//! | `spawned_us` | MULTI_PROCESS: fork+exec of the child returned |
+//! | `child_main_us` | MULTI_PROCESS: the child's code began |
+//! | `prepared_us` | the override is built and the output directory made |
+//! | `compacted_us` | `OpenAndCompact` returned |
+//! | `persisted_us` | `rpc.results` and `compact.done` are written |
+//! | `exiting_us` | MULTI_PROCESS: the child has written its last file and exits |
+//! | `ended_us` | the supervisor has the outcome (the child reaped, what it left ended) |
+//!
+//! `compaction_us` is not a mark: it is RocksDB's own time for the
+//! compaction (the result's `micros`), so `compacted - prepared -
+//! compaction` is the secondary open and close around it.
+
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The name of the file a child writes its own marks to.
+pub const CHILD_TIMINGS: &str = "timings.child.json";
+
+/// Wall-clock microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The marks of one attempt (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptTimings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_main_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepared_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exiting_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_us: Option<u64>,
+    /// RocksDB's own time for the compaction, from the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction_us: Option<u64>,
+}
+
+/// One part of an attempt's time, in microseconds.
+pub type Part = (&'static str, Option<u64>);
+
+impl AttemptTimings {
+    /// Takes every mark `other` has (a child's marks, read back).
+    pub fn merge(&mut self, other: &AttemptTimings) {
+        let pairs = [
+            (&mut self.received_us, other.received_us),
+            (&mut self.admitted_us, other.admitted_us),
+            (&mut self.started_us, other.started_us),
+            (&mut self.spawned_us, other.spawned_us),
+            (&mut self.child_main_us, other.child_main_us),
+            (&mut self.prepared_us, other.prepared_us),
+            (&mut self.compacted_us, other.compacted_us),
+            (&mut self.persisted_us, other.persisted_us),
+            (&mut self.exiting_us, other.exiting_us),
+            (&mut self.ended_us, other.ended_us),
+            (&mut self.compaction_us, other.compaction_us),
+        ];
+        for (mine, theirs) in pairs {
+            if theirs.is_some() {
+                *mine = theirs;
+            }
+        }
+    }
+
+    /// The parts between the marks, in order: `admission`, `queue`,
+    /// `spawn` (fork+exec), `exec` (the child's start until its code
+    /// runs), `setup` (options loaded, override built and checked, output
+    /// directory made), `secondary_open` (the rest of `OpenAndCompact`
+    /// around the compaction), `compaction`, `persist`, `child_end` (the
+    /// child's last files), `exit` (the child's exit and reaping, what it
+    /// left ended, its result read). In-process attempts have no `spawn`,
+    /// `exec` or `child_end`; their `setup` starts at `started_us`.
+    pub fn parts(&self) -> [Part; 10] {
+        let d = |from: Option<u64>, to: Option<u64>| Some(to?.saturating_sub(from?));
+        let setup_from = self.child_main_us.or(self.started_us);
+        let oac = d(self.prepared_us, self.compacted_us);
+        [
+            ("admission", d(self.received_us, self.admitted_us)),
+            ("queue", d(self.admitted_us, self.started_us)),
+            ("spawn", d(self.started_us, self.spawned_us)),
+            ("exec", d(self.spawned_us, self.child_main_us)),
+            ("setup", d(setup_from, self.prepared_us)),
+            (
+                "secondary_open",
+                oac.and_then(|o| Some(o.saturating_sub(self.compaction_us?))),
+            ),
+            ("compaction", self.compaction_us),
+            ("persist", d(self.compacted_us, self.persisted_us)),
+            ("child_end", d(self.persisted_us, self.exiting_us)),
+            (
+                "exit",
+                d(self.exiting_us.or(self.persisted_us), self.ended_us),
+            ),
+        ]
+    }
+
+    /// `admission=1.234ms queue=...`: the parts for a log line.
+    pub fn describe(&self) -> String {
+        self.parts()
+            .iter()
+            .filter_map(|(name, us)| Some(format!("{name}={:.3}ms", (*us)? as f64 / 1000.0)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_of_a_child_attempt() {
+        let mut t = AttemptTimings {
+            received_us: Some(1_000),
+            admitted_us: Some(1_500),
+            started_us: Some(1_600),
+            spawned_us: Some(4_600),
+            ended_us: Some(30_000),
+            ..Default::default()
+        };
+        t.merge(&AttemptTimings {
+            child_main_us: Some(5_000),
+            prepared_us: Some(8_000),
+            compacted_us: Some(28_000),
+            persisted_us: Some(28_500),
+            exiting_us: Some(28_600),
+            compaction_us: Some(15_000),
+            ..Default::default()
+        });
+        let parts: Vec<_> = t.parts().iter().map(|(_, us)| *us).collect();
+        assert_eq!(
+            parts,
+            [500, 100, 3_000, 400, 3_000, 5_000, 15_000, 500, 100, 1_400].map(Some)
+        );
+        assert!(t.describe().starts_with("admission=0.500ms queue=0.100ms"));
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<AttemptTimings>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn in_process_attempts_have_no_spawn() {
+        let t = AttemptTimings {
+            started_us: Some(10),
+            prepared_us: Some(40),
+            compacted_us: Some(100),
+            compaction_us: Some(50),
+            ..Default::default()
+        };
+        let p = t.parts();
+        assert_eq!(p[2], ("spawn", None));
+        assert_eq!(p[3], ("exec", None));
+        assert_eq!(p[4], ("setup", Some(30)));
+        assert_eq!(p[5], ("secondary_open", Some(10)));
+    }
+}

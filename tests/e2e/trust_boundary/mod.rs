@@ -1,0 +1,10 @@
+//! The trust boundary: a worker given a wrong setting or a hostile request
+//! never harms what is not its own. Every worker here runs in the sandbox
+//! (`crate::sandbox`), and every test checks that what lies outside the
+//! allowed roots is unchanged, content and mtime.
+
+mod canary;
+mod exposure;
+mod properties;
+mod requests;
+mod roots;
