@@ -145,7 +145,10 @@ pub fn run(
     args: &Args,
 ) -> anyhow::Result<Round> {
     let root = dir.join(format!("worker-{round}-{}", side.name()));
-    let mut worker = LocalWorker::start(&args.worker_bin(), &worker_env(&root, &captured.root, side, args))?;
+    let mut worker = LocalWorker::start(
+        &args.worker_bin(),
+        &worker_env(&root, &captured.root, side, args),
+    )?;
     let zipserver = match side {
         Side::InChild => None,
         Side::Socket | Side::Ring => Some(zipserver_of(&worker)?),
