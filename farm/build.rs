@@ -1,21 +1,59 @@
-//! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc`, and the
-//! plugin registry `cpp/farm_plugins.cc`) against the
-//! RocksDB source that `librocksdb-sys` built, with the same defines, so the
+//! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc`, the
+//! plugin registry `cpp/farm_plugins.cc` and the hoster's merge operator
+//! `cpp/farm_merge.cc`; the zip compression manager is the zipserver crate's)
+//! against the RocksDB source that `librocksdb-sys` built, with the same defines, so the
 //! internal structs the shim reads have the layout the library was built with.
+//! It refuses a RocksDB other than the one the shim was checked against
+//! (`build/rocksdb_pin.rs`).
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+#[path = "build/rocksdb_pin.rs"]
+mod rocksdb_pin;
+
+/// Stops the build with `refusal` as the message.
+fn refuse(refusal: rocksdb_pin::Refusal) -> ! {
+    panic!("\n\nfarm: refusing to build: {refusal}\n\n");
+}
+
+/// The RocksDB the shim is compiled against must be the one it was checked
+/// against, built from source.
+fn check_rocksdb(manifest_dir: &Path) {
+    for name in rocksdb_pin::WATCHED_VARS {
+        println!("cargo:rerun-if-env-changed={name}");
+        let value = env::var(name).ok();
+        if let Err(r) = rocksdb_pin::check_variable(name, value.as_deref()) {
+            refuse(r);
+        }
+    }
+    let read = |path: PathBuf| {
+        println!("cargo:rerun-if-changed={}", path.display());
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("farm: failed to read {}: {e}", path.display()))
+    };
+    if let Err(r) = rocksdb_pin::check_crate_manifest(&read(manifest_dir.join("Cargo.toml"))) {
+        refuse(r);
+    }
+    let header = read(manifest_dir.join("rocksdb/include/rocksdb/version.h"));
+    if let Err(r) = rocksdb_pin::check_version_header(&header) {
+        refuse(r);
+    }
+}
 
 fn main() {
-    let rocksdb_root = env::var("DEP_ROCKSDB_CARGO_MANIFEST_DIR")
-        .map(|dir| PathBuf::from(dir).join("rocksdb"))
+    let manifest_dir = env::var("DEP_ROCKSDB_CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
         .expect("librocksdb-sys exports its manifest dir as DEP_ROCKSDB_CARGO_MANIFEST_DIR");
+    check_rocksdb(&manifest_dir);
+    let rocksdb_root = manifest_dir.join("rocksdb");
 
     let mut build = cc::Build::new();
     build
         .cpp(true)
         .file("cpp/farm_shim.cc")
         .file("cpp/farm_plugins.cc")
+        .file("cpp/farm_merge.cc")
         .include("../plugins/include")
         .include(rocksdb_root.join("include"))
         .include(&rocksdb_root)
@@ -64,6 +102,9 @@ fn main() {
 
     println!("cargo:rerun-if-changed=cpp/farm_shim.cc");
     println!("cargo:rerun-if-changed=cpp/farm_plugins.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_merge.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_guard.h");
+    println!("cargo:rerun-if-changed=build/rocksdb_pin.rs");
     println!("cargo:rerun-if-changed=../plugins/include/farm_plugin.h");
     println!("cargo:rerun-if-env-changed=DEP_ROCKSDB_CARGO_MANIFEST_DIR");
 }

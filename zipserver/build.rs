@@ -1,7 +1,9 @@
 //! Compiles the C++ half of the zipserver (`cpp/zipserver.cc`: the
 //! `FarmZipServer` compression manager and RocksDB's built-in compressor)
 //! against the RocksDB headers that `librocksdb-sys` built, with the same
-//! defines as that library.
+//! defines as that library. Its extern "C" functions follow the farm shim's
+//! error convention and share its guard (`../farm/cpp/farm_guard.h`): no C++
+//! exception crosses the C boundary.
 
 use std::env;
 use std::path::PathBuf;
@@ -14,6 +16,7 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("cpp/zipserver.cc")
+        .include("../farm/cpp")
         .include(rocksdb_root.join("include"))
         .flag("-std=c++20")
         .flag_if_supported("-Wno-unused-parameter")
@@ -25,5 +28,6 @@ fn main() {
         .compile("zipserver_shim");
 
     println!("cargo:rerun-if-changed=cpp/zipserver.cc");
+    println!("cargo:rerun-if-changed=../farm/cpp/farm_guard.h");
     println!("cargo:rerun-if-env-changed=DEP_ROCKSDB_CARGO_MANIFEST_DIR");
 }

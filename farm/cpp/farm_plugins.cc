@@ -5,15 +5,22 @@
 //
 // Counters of what plugin code did in this process (merges resolved,
 // entries dropped or changed) are kept here for the worker's /stat.
+//
+// No C++ exception leaves this file: every extern "C" function catches all
+// of them and reports an error (through `errptr`, or a refusal code), and a
+// plugin callback that throws in spite of the ABI counts as a failed merge or
+// a kept entry, as a Rust plugin's panic does.
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "farm_guard.h"
 #include "farm_plugin.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/merge_operator.h"
@@ -39,10 +46,6 @@ std::vector<std::string> g_registered;
 
 farm_bytes bytes(const Slice& s) { return farm_bytes{s.data(), s.size()}; }
 
-void set_string(void* ctx, const char* data, size_t len) {
-  static_cast<std::string*>(ctx)->assign(data, len);
-}
-
 class PluginMergeOperator : public MergeOperator {
  public:
   explicit PluginMergeOperator(const farm_merge_operator_v1* d) : d_(d) {}
@@ -59,9 +62,16 @@ class PluginMergeOperator : public MergeOperator {
       existing = bytes(*in.existing_value);
       ep = &existing;
     }
-    farm_out o{&out->new_value, set_string};
-    int ok = d_->full_merge(d_->state, bytes(in.key), ep, ops.data(),
-                            ops.size(), o);
+    farm::OutString target{&out->new_value};
+    farm_out o{&target, farm::set_out_string};
+    int ok = 0;
+    try {
+      ok = d_->full_merge(d_->state, bytes(in.key), ep, ops.data(), ops.size(),
+                          o);
+    } catch (...) {
+      ok = 0;
+    }
+    if (target.failed) ok = 0;
     (ok ? g_merges : g_merge_failures).fetch_add(1, std::memory_order_relaxed);
     return ok != 0;
   }
@@ -69,9 +79,15 @@ class PluginMergeOperator : public MergeOperator {
   bool PartialMerge(const Slice& key, const Slice& left, const Slice& right,
                     std::string* new_value, Logger*) const override {
     if (d_->partial_merge == nullptr) return false;
-    farm_out o{new_value, set_string};
-    return d_->partial_merge(d_->state, bytes(key), bytes(left), bytes(right),
-                             o) != 0;
+    farm::OutString target{new_value};
+    farm_out o{&target, farm::set_out_string};
+    try {
+      return d_->partial_merge(d_->state, bytes(key), bytes(left),
+                               bytes(right), o) != 0 &&
+             !target.failed;
+    } catch (...) {
+      return false;  // declining a partial merge is always safe
+    }
   }
 
  private:
@@ -86,11 +102,23 @@ class PluginCompactionFilter : public CompactionFilter {
   bool Filter(int level, const Slice& key, const Slice& existing_value,
               std::string* new_value, bool* value_changed) const override {
     g_filtered.fetch_add(1, std::memory_order_relaxed);
-    farm_out o{new_value, set_string};
-    int d = d_->filter(d_->state, level, bytes(key), bytes(existing_value), o);
+    farm::OutString target{new_value};
+    farm_out o{&target, farm::set_out_string};
+    int d = FARM_FILTER_KEEP;
+    try {
+      d = d_->filter(d_->state, level, bytes(key), bytes(existing_value), o);
+    } catch (...) {
+      // Keeping the entry is the answer that never loses data.
+      new_value->clear();
+      return false;
+    }
     if (d == FARM_FILTER_REMOVE) {
       g_dropped.fetch_add(1, std::memory_order_relaxed);
       return true;
+    }
+    if (d == FARM_FILTER_CHANGE && target.failed) {
+      new_value->clear();  // no room for the new value: keep the old one
+      return false;
     }
     if (d == FARM_FILTER_CHANGE) {
       g_changed.fetch_add(1, std::memory_order_relaxed);
@@ -111,7 +139,7 @@ bool taken(const std::string& kind, const char* name) {
   return false;
 }
 
-int add_merge_operator(const farm_merge_operator_v1* d) {
+int add_merge_operator(const farm_merge_operator_v1* d) noexcept {
   if (d == nullptr || d->name == nullptr || d->full_merge == nullptr) return 1;
   try {
     std::lock_guard<std::mutex> lock(g_mu);
@@ -130,7 +158,7 @@ int add_merge_operator(const farm_merge_operator_v1* d) {
   }
 }
 
-int add_compaction_filter(const farm_compaction_filter_v1* d) {
+int add_compaction_filter(const farm_compaction_filter_v1* d) noexcept {
   if (d == nullptr || d->name == nullptr || d->filter == nullptr) return 1;
   try {
     std::lock_guard<std::mutex> lock(g_mu);
@@ -158,18 +186,32 @@ const farm_registry_v1 kRegistry{FARM_PLUGIN_ABI_VERSION, add_merge_operator,
 
 extern "C" {
 
-const farm_registry_v1* farm_plugin_registry() { return &kRegistry; }
+// Calls a plugin's entry point (`farm_plugin_register`) with the worker's
+// registry. Returns what it returned; a C++ exception thrown by the plugin
+// stops here: the answer is then -1 with `errptr` set.
+int farm_plugin_call_register(farm_plugin_register_fn entry,
+                              char** errptr) noexcept {
+  int code = -1;
+  if (entry == nullptr) {
+    farm::save_error(errptr, "no entry point");
+    return code;
+  }
+  farm::guarded(errptr, [&] { code = entry(&kRegistry); });
+  return code;
+}
 
 // "kind name version" lines, one per registered class; malloc'ed.
-char* farm_plugin_list() {
-  std::lock_guard<std::mutex> lock(g_mu);
-  std::string text;
-  for (const auto& r : g_registered) {
-    text += r;
-    text += '\n';
-  }
-  char* out = static_cast<char*>(malloc(text.size() + 1));
-  if (out != nullptr) memcpy(out, text.c_str(), text.size() + 1);
+char* farm_plugin_list(char** errptr) noexcept {
+  char* out = nullptr;
+  farm::guarded(errptr, [&] {
+    std::lock_guard<std::mutex> lock(g_mu);
+    std::string text;
+    for (const auto& r : g_registered) {
+      text += r;
+      text += '\n';
+    }
+    out = farm::dup_bytes(text);
+  });
   return out;
 }
 
@@ -177,28 +219,33 @@ char* farm_plugin_list() {
 // `kind` ("merge_operator" or "compaction_filter"), one per line;
 // malloc'ed. Lets the worker see classes that C++ plugins registered
 // themselves.
-char* farm_object_library_names(const char* kind) {
-  std::vector<std::string> names;
-  std::string k(kind);
-  if (k == "merge_operator") {
-    ObjectLibrary::Default()->GetFactoryNames(MergeOperator::Type(), &names);
-  } else if (k == "compaction_filter") {
-    ObjectLibrary::Default()->GetFactoryNames(CompactionFilter::Type(), &names);
-  }
-  std::string text;
-  for (const auto& n : names) {
-    text += n;
-    text += '\n';
-  }
-  char* out = static_cast<char*>(malloc(text.size() + 1));
-  if (out != nullptr) memcpy(out, text.c_str(), text.size() + 1);
+char* farm_object_library_names(const char* kind, char** errptr) noexcept {
+  char* out = nullptr;
+  farm::guarded(errptr, [&] {
+    std::vector<std::string> names;
+    std::string k(kind);
+    if (k == "merge_operator") {
+      ObjectLibrary::Default()->GetFactoryNames(MergeOperator::Type(), &names);
+    } else if (k == "compaction_filter") {
+      ObjectLibrary::Default()->GetFactoryNames(CompactionFilter::Type(),
+                                                &names);
+    } else {
+      throw std::invalid_argument("unknown class kind: " + k);
+    }
+    std::string text;
+    for (const auto& n : names) {
+      text += n;
+      text += '\n';
+    }
+    out = farm::dup_bytes(text);
+  });
   return out;
 }
 
 // What plugin code did in this process so far.
 void farm_plugin_counts(uint64_t* merges, uint64_t* merge_failures,
                         uint64_t* filtered, uint64_t* dropped,
-                        uint64_t* changed) {
+                        uint64_t* changed) noexcept {
   *merges = g_merges.load(std::memory_order_relaxed);
   *merge_failures = g_merge_failures.load(std::memory_order_relaxed);
   *filtered = g_filtered.load(std::memory_order_relaxed);

@@ -9,7 +9,8 @@
 //   - reading an SST's table properties and verifying its block checksums.
 //
 // Every function catches C++ exceptions and reports errors through `errptr`
-// (a malloc'ed string the caller frees), the same convention as RocksDB's C API.
+// (a malloc'ed string the caller frees), the same convention as RocksDB's C API
+// (farm_guard.h).
 // Text answers are "key=value\n" lines; values that may hold arbitrary bytes are
 // hex-encoded.
 
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "db/compaction/compaction_job.h"
+#include "farm_guard.h"
 #include "rocksdb/c.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/env.h"
@@ -54,20 +56,9 @@ struct rocksdb_compaction_service_options_override_t {
 
 namespace {
 
-char* dup_bytes(const std::string& s) {
-  char* out = static_cast<char*>(malloc(s.size() + 1));
-  if (out != nullptr) {
-    memcpy(out, s.data(), s.size());
-    out[s.size()] = '\0';
-  }
-  return out;
-}
-
-void save_error(char** errptr, const std::string& msg) {
-  if (errptr == nullptr) return;
-  if (*errptr != nullptr) free(*errptr);
-  *errptr = dup_bytes(msg);
-}
+using farm::dup_bytes;
+using farm::guarded;
+using farm::save_error;
 
 std::string hex(const std::string& s) {
   static const char* digits = "0123456789abcdef";
@@ -91,33 +82,18 @@ void line(std::string* out, const char* key, uint64_t value) {
   line(out, key, std::to_string(value));
 }
 
-// Runs `body`, turning a thrown exception into an error message. Returns
-// whether the body completed without throwing.
-template <typename F>
-bool guarded(char** errptr, F body) {
-  try {
-    body();
-    return true;
-  } catch (const std::exception& e) {
-    save_error(errptr, std::string("c++ exception: ") + e.what());
-  } catch (...) {
-    save_error(errptr, "unknown c++ exception");
-  }
-  return false;
-}
-
 }  // namespace
 
 extern "C" {
 
-void farm_free(void* p) { free(p); }
+void farm_free(void* p) noexcept { free(p); }
 
 // Builds the override for a compaction of column family `cf_name` from the
 // OPTIONS file at `options_file`: the family's own table factory, comparator,
 // merge operator, compaction filter (factory), prefix extractor, SST
 // partitioner and property collectors, the DB's checksum factory.
 rocksdb_compaction_service_options_override_t* farm_override_from_options_file(
-    const char* options_file, const char* cf_name, char** errptr) {
+    const char* options_file, const char* cf_name, char** errptr) noexcept {
   rocksdb_compaction_service_options_override_t* result = nullptr;
   guarded(errptr, [&] {
     ConfigOptions config;
@@ -164,7 +140,7 @@ rocksdb_compaction_service_options_override_t* farm_override_from_options_file(
 
 // Sends RocksDB's log of the job to the file at `path`. Returns 1 on success.
 int farm_override_set_info_log(rocksdb_compaction_service_options_override_t* ov,
-                               const char* path, char** errptr) {
+                               const char* path, char** errptr) noexcept {
   int ok = 0;
   guarded(errptr, [&] {
     std::shared_ptr<Logger> logger;
@@ -187,7 +163,7 @@ int farm_override_set_info_log(rocksdb_compaction_service_options_override_t* ov
 // user class: comparator, merge_operator, compaction_filter,
 // compaction_filter_factory, prefix_extractor, sst_partitioner_factory.
 char* farm_override_describe(
-    const rocksdb_compaction_service_options_override_t* ov, char** errptr) {
+    const rocksdb_compaction_service_options_override_t* ov, char** errptr) noexcept {
   char* out = nullptr;
   guarded(errptr, [&] {
     const auto& rep = ov->rep;
@@ -224,7 +200,7 @@ char* farm_override_describe(
 // Describes a serialized CompactionServiceInput as text lines:
 // cf_name (hex), options_file_number, output_level, db_id (hex), has_begin,
 // has_end, snapshots, and one input_file line per input file.
-char* farm_input_describe(const char* input, size_t len, char** errptr) {
+char* farm_input_describe(const char* input, size_t len, char** errptr) noexcept {
   char* out = nullptr;
   guarded(errptr, [&] {
     CompactionServiceInput parsed;
@@ -250,7 +226,7 @@ char* farm_input_describe(const char* input, size_t len, char** errptr) {
 // Describes a serialized CompactionServiceResult: status (hex of the status
 // string, "OK" when ok), output_path (hex), output_level, bytes_read,
 // bytes_written, and one "output_file=<hex name>:<size>" line per output.
-char* farm_result_describe(const char* result, size_t len, char** errptr) {
+char* farm_result_describe(const char* result, size_t len, char** errptr) noexcept {
   char* out = nullptr;
   guarded(errptr, [&] {
     CompactionServiceResult parsed;
@@ -289,7 +265,7 @@ char* farm_result_describe(const char* result, size_t len, char** errptr) {
 // Re-serializes a CompactionServiceResult with `output_path` replaced.
 char* farm_result_set_output_path(const char* result, size_t len,
                                   const char* output_path, size_t* out_len,
-                                  char** errptr) {
+                                  char** errptr) noexcept {
   char* out = nullptr;
   guarded(errptr, [&] {
     CompactionServiceResult parsed;
@@ -312,7 +288,7 @@ char* farm_result_set_output_path(const char* result, size_t len,
 }
 
 // Reads an SST file's table properties as text lines.
-char* farm_sst_properties(const char* path, char** errptr) {
+char* farm_sst_properties(const char* path, char** errptr) noexcept {
   char* out = nullptr;
   guarded(errptr, [&] {
     Options options;
@@ -346,7 +322,7 @@ char* farm_sst_properties(const char* path, char** errptr) {
 
 // Verifies every block checksum of an SST file. Returns 1 when the file is
 // sound; 0 with `errptr` set otherwise.
-int farm_sst_verify(const char* path, char** errptr) {
+int farm_sst_verify(const char* path, char** errptr) noexcept {
   int ok = 0;
   guarded(errptr, [&] {
     Options options;

@@ -16,8 +16,10 @@
  * logic is refused rather than run.
  *
  * Callbacks may be called from many threads at once. They must not throw
- * C++ exceptions or unwind across this boundary. Results are returned by
- * calling `out.set(out.ctx, data, len)` once; the bytes are copied.
+ * C++ exceptions or unwind across this boundary (the worker catches an
+ * exception anyway: a failed merge, a kept entry, a refused registration).
+ * Results are returned by calling `out.set(out.ctx, data, len)` once; the
+ * bytes are copied.
  */
 #ifndef FARM_PLUGIN_H
 #define FARM_PLUGIN_H

@@ -1,9 +1,12 @@
 //! `NFS_DYNAMIC_MOUNT`: the worker mounts each hoster instance's storage on
 //! `NFS_MOUNT_ROOT/<instance_name>` itself. This machine has no NFS client,
-//! so the same code mounts bind mounts (`mount -t none -o bind`) and a
-//! stand-in `mount.<type>` helper; the worker cannot tell the difference.
+//! so the worker's `mount.nfs` and `mount.nfs4` are stand-ins
+//! (`crate::nfs_stand_in`) that map `nfs.farm.test:/<export>` to a local
+//! directory and bind-mount it; the worker cannot tell the difference, and
+//! only ever runs the types its configuration allows.
 
 use crate::harness::*;
+use crate::nfs_stand_in::NfsStandIn;
 use farm::worker::local::LocalWorker;
 use farm::worker::mounts::mountinfo::mount_points;
 use farm::workload::capture::capture_input;
@@ -12,6 +15,7 @@ use rocksdb::ColumnFamilyDescriptor;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -42,31 +46,27 @@ pub fn mounted_below(pid: Option<u32>, root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A worker with `NFS_DYNAMIC_MOUNT` on `mount_root`, and `bin` first on
-/// its `PATH` (for stand-in helpers).
+/// A worker with `NFS_DYNAMIC_MOUNT` on `mount_root`, the stand-in NFS
+/// client first on its `PATH`, logging at `info` to `dir/worker.log`.
 pub fn start_mounting_worker(
     dir: &Path,
     mount_root: &Path,
-    bin: Option<&Path>,
+    nfs: &NfsStandIn,
     extra: &[(&str, String)],
 ) -> LocalWorker {
     let mut env = vec![
+        ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
+        ("HOSTER_ROOTS", test_hoster_roots(dir)),
+        ("RUST_LOG", "info".to_string()),
+        ("MULTI_PROCESS", multi_process().to_string()),
+        ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
         ("NFS_DYNAMIC_MOUNT", "1".to_string()),
         ("NFS_MOUNT_ROOT", mount_root.display().to_string()),
+        ("PATH", nfs.path_var()),
     ];
-    if let Some(bin) = bin {
-        let path = std::env::var("PATH").unwrap_or_default();
-        env.push(("PATH", format!("{}:{path}", bin.display())));
-    }
     env.extend(extra.iter().cloned());
-    start_worker(dir, &env)
-}
-
-/// Writes an executable shell script.
-pub fn write_script(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = std::fs::File::create(dir.join("worker.log")).unwrap();
+    LocalWorker::start_logging_to(worker_bin(), &env, Stdio::from(log)).expect("worker starts")
 }
 
 /// A hoster instance: its root (the "export") and the DB below it.
@@ -77,6 +77,8 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The instance's root is `dir/export-<name>`, exported by the stand-in
+    /// NFS server as `/export-<name>` (its exports are `dir`).
     pub fn new(dir: &Path, name: &'static str) -> Instance {
         let root = dir.join(format!("export-{name}"));
         std::fs::create_dir_all(&root).unwrap();
@@ -84,7 +86,17 @@ impl Instance {
         Instance { name, root, db }
     }
 
-    /// Opens the hoster; the worker mounts `root` by `nfs_type`/`opt`.
+    /// `nfs.farm.test:/export-<name>`.
+    pub fn source(&self) -> String {
+        let export = self.root.file_name().expect("a directory name");
+        format!(
+            "{}:/{}",
+            crate::nfs_stand_in::NFS_HOST,
+            export.to_string_lossy()
+        )
+    }
+
+    /// Opens the hoster; the worker mounts its export by `nfs_type`/`opt`.
     pub fn open(&self, worker: &LocalWorker, nfs_type: &str, opt: &str) -> Hoster {
         let params = params(
             &self.root,
@@ -92,7 +104,7 @@ impl Instance {
             json!({
                 "instance_name": self.name,
                 "nfs_type": nfs_type,
-                "nfs_mnt_src": self.root.display().to_string(),
+                "nfs_mnt_src": self.source(),
                 "nfs_mnt_opt": opt,
             }),
         );
@@ -120,21 +132,12 @@ fn two_instances_each_read_through_their_own_mount() {
     let dir = tmp.path();
     let mnt = dir.join("mnt");
     let _guard = MountGuard(mnt.clone());
-    // beta goes through a stand-in helper that records its argv, then binds.
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let argv_file = dir.join("helper.argv");
-    write_script(
-        &bin.join("mount.farmbind"),
-        &format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {argv}\nexec mount --bind \"$1\" \"$2\"\n",
-            argv = argv_file.display()
-        ),
-    );
-    let worker = start_mounting_worker(dir, &mnt, Some(&bin), &[]);
+    let nfs = NfsStandIn::new(dir, dir);
+    let worker = start_mounting_worker(dir, &mnt, &nfs, &[]);
     let (a, b) = (Instance::new(dir, "alpha"), Instance::new(dir, "beta"));
-    let ha = a.open(&worker, "none", "bind");
-    let hb = b.open(&worker, "farmbind", "rw,farm_test=1");
+    // alpha over NFSv3 without options, beta over NFSv4 with some.
+    let ha = a.open(&worker, "nfs", "");
+    let hb = b.open(&worker, "nfs4", "vers=4.1,hard,timeo=600");
     std::thread::scope(|s| {
         s.spawn(|| ha.churn(&mut Model::default(), &small_spec(61)));
         s.spawn(|| hb.churn(&mut Model::default(), &small_spec(62)));
@@ -169,15 +172,44 @@ fn two_instances_each_read_through_their_own_mount() {
         let start = format!("start db={} ", target.join("db").display());
         assert!(logs.iter().all(|l| l.contains(&start)), "{start}");
     }
-    // The helper got the job's source, target and options, exactly.
-    let argv = std::fs::read_to_string(&argv_file).unwrap();
-    let expected = [
-        b.root.display().to_string(),
-        tb.display().to_string(),
-        "-o".into(),
-        "rw,farm_test=1".into(),
-    ];
-    assert_eq!(argv.lines().collect::<Vec<_>>(), expected);
+    // The helpers got the jobs' sources, targets and options exactly, and
+    // the worker's nosuid,nodev,noexec last.
+    let mut calls = nfs.calls();
+    calls.sort();
+    let call = |helper: &str, src: String, target: &Path, opts: &str| {
+        vec![
+            helper.to_owned(),
+            src,
+            target.display().to_string(),
+            "-o".into(),
+            opts.to_owned(),
+        ]
+    };
+    assert_eq!(
+        calls,
+        [
+            call("mount.nfs", a.source(), &ta, "nosuid,nodev,noexec"),
+            call(
+                "mount.nfs4",
+                b.source(),
+                &tb,
+                "vers=4.1,hard,timeo=600,nosuid,nodev,noexec"
+            ),
+        ]
+    );
+    // /stat shows sources and types, never options; nor does the log.
+    let rows = &m["mounts"];
+    assert_eq!(rows[1]["source"], b.source());
+    assert_eq!(rows[1]["type"], "nfs4");
+    let page = ureq::get(&format!("{}/stat", worker.base_url()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(page.contains(&b.source()), "{page}");
+    for text in [stat.to_string(), page] {
+        assert!(!text.contains("timeo="), "{text}");
+    }
 
     // A clean stop unmounts everything; the mount points are empty again.
     let mut worker = worker;
@@ -187,6 +219,12 @@ fn two_instances_each_read_through_their_own_mount() {
     );
     assert_eq!(mounted_below(None, &mnt), Vec::<PathBuf>::new());
     assert_eq!(std::fs::read_dir(&ta).unwrap().count(), 0);
+    let log = std::fs::read_to_string(dir.join("worker.log")).unwrap();
+    assert!(
+        log.contains("mounting") && log.contains("-o <redacted>"),
+        "{log}"
+    );
+    assert!(!log.contains("timeo"), "{log}");
 }
 
 #[test]
@@ -195,12 +233,10 @@ fn lru_of_one_alternates_and_never_unmounts_a_running_instance() {
     let dir = tmp.path();
     let mnt = dir.join("mnt");
     let _guard = MountGuard(mnt.clone());
-    let worker = start_mounting_worker(dir, &mnt, None, &[("NFS_MOUNT_CACHE", "1".into())]);
+    let nfs = NfsStandIn::new(dir, dir);
+    let worker = start_mounting_worker(dir, &mnt, &nfs, &[("NFS_MOUNT_CACHE", "1".into())]);
     let (a, b) = (Instance::new(dir, "lru-a"), Instance::new(dir, "lru-b"));
-    let (ha, hb) = (
-        a.open(&worker, "none", "bind"),
-        b.open(&worker, "none", "bind"),
-    );
+    let (ha, hb) = (a.open(&worker, "nfs", ""), b.open(&worker, "nfs4", "hard"));
     let (mut ma, mut mb) = (Model::default(), Model::default());
 
     let stop = AtomicBool::new(false);
@@ -254,13 +290,21 @@ fn lru_of_one_alternates_and_never_unmounts_a_running_instance() {
     // Each instance alone, never both at rest: the LRU of one at work.
     assert!(states.contains(&vec![mnt.join("lru-a")]), "{states:?}");
     assert!(states.contains(&vec![mnt.join("lru-b")]), "{states:?}");
-    let m = mounts_stat(&worker);
-    assert_eq!(
+    // (A mount that a lease ending left beyond the cache goes on the
+    // table's evictor thread, a moment after the attempt's end.)
+    let counts = |m: &Value| {
         (
             m["mounted"].as_u64(),
             m["unmounted"].as_u64(),
-            m["active"].as_u64()
-        ),
+            m["active"].as_u64(),
+        )
+    };
+    eventually("the evictor is done", || {
+        counts(&mounts_stat(&worker)).1 == Some(3)
+    });
+    let m = mounts_stat(&worker);
+    assert_eq!(
+        counts(&m),
         (Some(4), Some(3), Some(1)),
         "each switch unmounts the other instance: {m}"
     );
@@ -300,14 +344,15 @@ fn traversal_and_failed_mounts_are_refused_and_nothing_is_touched_outside() {
     std::fs::write(outside.join("keep"), b"untouched").unwrap();
     // A symlink inside the export that leads out of it.
     std::os::unix::fs::symlink(&outside, c.root.join("escape")).unwrap();
-    let worker = start_mounting_worker(dir, &mnt, None, &[]);
+    let nfs = NfsStandIn::new(dir, dir);
+    let worker = start_mounting_worker(dir, &mnt, &nfs, &[]);
     let url = format!("{}/dcompact", worker.base_url());
     let root = c.root.display().to_string();
     let job = |attempt: u32, edit: &dyn Fn(&mut farm::protocol::job::Job)| {
         let mut j = c.job("trav", attempt);
-        j.nfs_type = "none".into();
-        j.nfs_mnt_src = root.clone();
-        j.nfs_mnt_opt = "bind".into();
+        j.nfs_type = "nfs".into();
+        j.nfs_mnt_src = nfs.source(&c.root);
+        j.nfs_mnt_opt = "hard".into();
         edit(&mut j);
         serde_json::to_vec(&j).unwrap()
     };
@@ -342,18 +387,29 @@ fn traversal_and_failed_mounts_are_refused_and_nothing_is_touched_outside() {
     let e = refused(
         job(5, &|j| {
             j.instance_name = "broken".into();
-            j.nfs_type = "nosuchfs".into();
-            // (with "bind", mount(8) would ignore the type)
-            j.nfs_mnt_opt.clear();
+            j.nfs_mnt_src = format!("{}:/denied", crate::nfs_stand_in::NFS_HOST);
         }),
         "failed mount",
     );
     assert!(
-        e.contains("failed to mount") && e.contains("nosuchfs"),
+        e.contains("failed to mount") && e.contains("access denied by server"),
         "{e}"
     );
     let e = refused(job(6, &|j| j.nfs_type.clear()), "no nfs_type");
     assert!(e.contains("nfs_type"), "{e}");
+    // A type the worker does not allow is refused before any command runs.
+    let e = refused(
+        job(7, &|j| {
+            j.instance_name = "other".into();
+            j.nfs_type = "nosuchfs".into();
+        }),
+        "type not allowed",
+    );
+    assert!(
+        e.contains("nosuchfs") && e.contains("MOUNT_ALLOWED_TYPES"),
+        "{e}"
+    );
+    assert_eq!(nfs.calls().len(), 2, "the valid mount and the denied one");
 
     let entries: Vec<_> = std::fs::read_dir(&outside)
         .unwrap()

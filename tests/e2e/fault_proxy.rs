@@ -72,6 +72,9 @@ pub struct Seen {
     pub running: AtomicU64,
     /// `/shutdown`s the proxy sent that the worker delivered.
     pub cancelled: AtomicU64,
+    /// `/shutdown`s the hoster sent through the proxy, with the worker's
+    /// answer status.
+    pub hoster_cancels: Mutex<Vec<u16>>,
     /// Every result the worker reported as `done`, as it reported it.
     pub results: Mutex<Vec<ResultInfo>>,
 }
@@ -162,6 +165,15 @@ impl FaultProxy {
 
     pub fn results(&self) -> Vec<ResultInfo> {
         self.seen.results.lock().expect("results lock").clone()
+    }
+
+    /// The worker's answer status to each `/shutdown` the hoster sent.
+    pub fn hoster_cancels(&self) -> Vec<u16> {
+        self.seen
+            .hoster_cancels
+            .lock()
+            .expect("cancels lock")
+            .clone()
     }
 
     pub fn jobs(&self) -> Vec<serde_json::Value> {
@@ -311,6 +323,13 @@ impl Route {
         let Some((status, answer)) = self.post(&path, &body) else {
             return;
         };
+        if path == "/shutdown" {
+            self.seen
+                .hoster_cancels
+                .lock()
+                .expect("cancels lock")
+                .push(status);
+        }
         if path == "/dcompact" && status == 200 {
             let job = serde_json::from_slice(&body).expect("hoster sends JSON");
             self.seen.jobs.lock().expect("jobs lock").push(job);

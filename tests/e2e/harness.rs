@@ -276,3 +276,15 @@ pub fn post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer {text:?} is not JSON: {e}"));
     (status, json)
 }
+
+/// `POST /dcompact` of `job` to `worker`: the status and the JSON answer.
+pub fn submit_job(worker: &LocalWorker, job: &farm::protocol::job::Job) -> (u16, Value) {
+    let body = serde_json::to_vec(job).expect("a job serializes");
+    post(&format!("{}/dcompact", worker.base_url()), &body, &[])
+}
+
+/// `POST /probe` of `job`'s attempt at `worker`: the JSON answer.
+pub fn probe_job(worker: &LocalWorker, job: &farm::protocol::job::Job) -> Value {
+    let key = serde_json::to_vec(&job.key()).expect("a key serializes");
+    post(&format!("{}/probe", worker.base_url()), &key, &[]).1
+}

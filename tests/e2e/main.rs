@@ -3,22 +3,28 @@
 //! in-memory model. One test binary (each binary links RocksDB), one module
 //! per capability.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod harness;
 mod sandbox;
 
 mod admission;
 mod attempt_ownership;
 mod browser;
+mod child_cgroups;
 mod child_faults;
+mod docs;
 mod dynamic_mount;
 mod etcd;
 mod etcd_secured;
 mod fake_worker;
 mod fault_proxy;
+mod ffi_edges;
 mod held_probes;
 mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;
+mod nfs_stand_in;
 mod output_check;
 mod path_mapping;
 mod plugins;

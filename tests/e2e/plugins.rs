@@ -221,7 +221,7 @@ mod examples {
 
     fn families() -> Vec<ColumnFamilyDescriptor> {
         let mut counters = small_options();
-        install_merge_operator(&mut counters, Counter);
+        install_merge_operator(&mut counters, Counter).unwrap();
         let mut sessions = small_options();
         install_compaction_filter(&mut sessions, Ttl::new(TTL, Some(NOW)));
         vec![

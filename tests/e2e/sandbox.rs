@@ -93,10 +93,20 @@ impl Sandbox {
     }
 
     /// Starts `dcompact-worker` inside the sandbox on 127.0.0.1:0, its log
-    /// (stderr) going to `log`.
-    pub fn start_worker(&self, env: &[(&str, String)], log: Stdio) -> Result<LocalWorker, String> {
+    /// (stderr) going to `log`. The sandbox lives as long as the worker:
+    /// its root's mount point must stay (removing it on the host detaches
+    /// the sandbox's root, after which no mount inside it succeeds).
+    pub fn start_worker(
+        self,
+        env: &[(&str, String)],
+        log: Stdio,
+    ) -> Result<SandboxedWorker, String> {
         let cmd = self.command(worker_bin(), &["--listen", "127.0.0.1:0"], env);
-        LocalWorker::start_command(cmd, log).map_err(|e| e.to_string())
+        let worker = LocalWorker::start_command(cmd, log).map_err(|e| e.to_string())?;
+        Ok(SandboxedWorker {
+            worker,
+            _sandbox: self,
+        })
     }
 
     /// The host's pid of the sandbox's PID 1 (the worker) started by
@@ -118,6 +128,27 @@ impl Sandbox {
             .expect("unshare runs");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         (out.status.success(), stderr)
+    }
+}
+
+/// A worker running in its sandbox; ended (and its sandbox removed) when
+/// dropped. Used as the [`LocalWorker`] it holds.
+pub struct SandboxedWorker {
+    /// Dropped first: the worker ends before its sandbox's root goes.
+    worker: LocalWorker,
+    _sandbox: Sandbox,
+}
+
+impl std::ops::Deref for SandboxedWorker {
+    type Target = LocalWorker;
+    fn deref(&self) -> &LocalWorker {
+        &self.worker
+    }
+}
+
+impl std::ops::DerefMut for SandboxedWorker {
+    fn deref_mut(&mut self) -> &mut LocalWorker {
+        &mut self.worker
     }
 }
 

@@ -1,15 +1,17 @@
 //! A stale file handle on a dynamic mount. The instance's storage is a FUSE
-//! filesystem (`fixtures/stale_fs.py`, pass-through) mounted by a stand-in
-//! `mount.stalefs` helper; a count in a control file makes the next mounts
-//! answer every `.sst` open with ESTALE, as an NFS mount does once the
-//! server lost its handles. The worker remounts once and runs the attempt
-//! again; if that mount is stale too, the attempt fails and the hoster
-//! compacts locally.
+//! filesystem (`fixtures/stale_fs.py`, pass-through) mounted by the
+//! stand-in `mount.nfs` (`crate::nfs_stand_in`), so the worker mounts an
+//! allowed type from an NFS source and cannot tell it from NFS; a count in
+//! a control file makes the next mounts answer every `.sst` open with
+//! ESTALE, as an NFS mount does once the server lost its handles. The
+//! worker remounts once and runs the attempt again; if that mount is stale
+//! too, the attempt fails and the hoster compacts locally.
 
 use crate::dynamic_mount::{
-    mounted_below, small_spec, start_mounting_worker, write_script, Instance, MountGuard,
+    mounted_below, small_spec, start_mounting_worker, Instance, MountGuard,
 };
 use crate::harness::*;
+use crate::nfs_stand_in::NfsStandIn;
 use farm::worker::local::LocalWorker;
 use farm::workload::Model;
 use std::path::{Path, PathBuf};
@@ -21,60 +23,48 @@ struct StaleSetup {
     dir: PathBuf,
     /// How many mounts go stale, and (`.log`) which did.
     control: PathBuf,
-    /// One line per helper call.
-    calls: PathBuf,
+    nfs: NfsStandIn,
 }
 
-/// Writes the helper and the control file: `stale` mounts will go stale,
-/// in `scope` (see the fixture).
-fn setup(stale: u32, scope: &str) -> (StaleSetup, PathBuf) {
+/// Writes the stand-in NFS client, whose mount step starts the stale
+/// filesystem, and the control file: `stale` mounts will go stale, in
+/// `scope` (see the fixture).
+fn setup(stale: u32, scope: &str) -> StaleSetup {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
     let control = dir.join("stale.control");
     std::fs::write(&control, format!("{stale} {scope}")).unwrap();
-    let calls = dir.join("helper.calls");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/fixtures/stale_fs.py");
-    write_script(
-        &bin.join("mount.stalefs"),
-        &format!(
-            "#!/bin/sh\n\
-             # mount.stalefs <source> <target> [-o <options>]\n\
-             echo \"$1 $2\" >> {calls}\n\
-             # A remount goes on top: wait for one more mount on the target.\n\
-             before=$(grep -c \" $2 \" /proc/self/mountinfo)\n\
-             /usr/bin/python3 {fixture} \"$1\" \"$2\" {control} >> {log} 2>&1 &\n\
-             i=0\n\
-             while [ \"$(grep -c \" $2 \" /proc/self/mountinfo)\" -le \"$before\" ]; do\n\
-             \x20 i=$((i+1)); [ \"$i\" -gt 400 ] && echo \"stalefs did not mount $2\" >&2 && exit 1\n\
-             \x20 sleep 0.05\n\
-             done\n",
-            calls = calls.display(),
-            fixture = fixture.display(),
-            control = control.display(),
-            log = dir.join("stalefs.log").display(),
-        ),
+    let step = format!(
+        "# A remount goes on top: wait for one more mount on the target.\n\
+         before=$(grep -c \" $target \" /proc/self/mountinfo)\n\
+         /usr/bin/python3 {fixture} \"$local\" \"$target\" {control} >> {log} 2>&1 &\n\
+         i=0\n\
+         while [ \"$(grep -c \" $target \" /proc/self/mountinfo)\" -le \"$before\" ]; do\n\
+         \x20 i=$((i+1)); [ \"$i\" -gt 400 ] && echo \"stalefs did not mount $target\" >&2 && exit 1\n\
+         \x20 sleep 0.05\n\
+         done\n",
+        fixture = fixture.display(),
+        control = control.display(),
+        log = dir.join("stalefs.log").display(),
     );
+    let nfs = NfsStandIn::with_mount_step(&dir, &dir, &step);
     let mnt = dir.join("mnt");
-    (
-        StaleSetup {
-            _tmp: tmp,
-            mnt,
-            dir,
-            control,
-            calls,
-        },
-        bin,
-    )
+    StaleSetup {
+        _tmp: tmp,
+        mnt,
+        dir,
+        control,
+        nfs,
+    }
 }
 
-fn worker(s: &StaleSetup, bin: &Path) -> LocalWorker {
+fn worker(s: &StaleSetup) -> LocalWorker {
     // One attempt at a time: the stale mounts meet one attempt.
     start_mounting_worker(
         &s.dir,
         &s.mnt,
-        Some(bin),
+        &s.nfs,
         &[("MAX_PARALLEL_COMPACTIONS", "1".into())],
     )
 }
@@ -85,11 +75,11 @@ fn lines(p: &Path) -> usize {
 
 #[test]
 fn a_stale_handle_remounts_once_and_the_attempt_succeeds() {
-    let (s, bin) = setup(1, "sst");
+    let s = setup(1, "sst");
     let _guard = MountGuard(s.mnt.clone());
-    let mut w = worker(&s, &bin);
+    let mut w = worker(&s);
     let inst = Instance::new(&s.dir, "stale-once");
-    let hoster = inst.open(&w, "stalefs", "");
+    let hoster = inst.open(&w, "nfs", "hard");
     hoster.churn(&mut Model::default(), &small_spec(91));
 
     assert_eq!(lines(&s.control.with_extension("control.log")), 1);
@@ -105,7 +95,12 @@ fn a_stale_handle_remounts_once_and_the_attempt_succeeds() {
         (Some(2), Some(1), Some(0), Some(0)),
         "{m}"
     );
-    assert_eq!(lines(&s.calls), 2, "the helper mounted, then remounted");
+    let calls = s.nfs.calls();
+    assert_eq!(calls.len(), 2, "the helper mounted, then remounted");
+    for call in &calls {
+        assert_eq!(call[1], inst.source());
+        assert_eq!(call[3..], ["-o", "hard,nosuid,nodev,noexec"]);
+    }
     let failed = failed_attempts(&stat);
     assert_eq!(failed, 0, "{stat}");
     let installed = hoster.farm.stats().remote_installed;
@@ -129,11 +124,11 @@ fn a_stale_handle_remounts_once_and_the_attempt_succeeds() {
 
 #[test]
 fn a_second_stale_handle_fails_the_attempt_and_the_hoster_compacts_locally() {
-    let (s, bin) = setup(2, "sst");
+    let s = setup(2, "sst");
     let _guard = MountGuard(s.mnt.clone());
-    let mut w = worker(&s, &bin);
+    let mut w = worker(&s);
     let inst = Instance::new(&s.dir, "stale-twice");
-    let hoster = inst.open(&w, "stalefs", "");
+    let hoster = inst.open(&w, "nfs", "hard");
     // churn checks every key against the model after the compactions.
     hoster.churn(&mut Model::default(), &small_spec(92));
 
@@ -172,11 +167,11 @@ fn a_second_stale_handle_fails_the_attempt_and_the_hoster_compacts_locally() {
 
 #[test]
 fn a_mount_found_stale_at_admission_is_remounted_and_the_job_admitted() {
-    let (s, bin) = setup(1, "db");
+    let s = setup(1, "db");
     let _guard = MountGuard(s.mnt.clone());
-    let mut w = worker(&s, &bin);
+    let mut w = worker(&s);
     let inst = Instance::new(&s.dir, "stale-admission");
-    let hoster = inst.open(&w, "stalefs", "");
+    let hoster = inst.open(&w, "nfs", "hard");
     hoster.churn(&mut Model::default(), &small_spec(93));
 
     assert_eq!(lines(&s.control.with_extension("control.log")), 1);

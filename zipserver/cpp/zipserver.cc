@@ -10,6 +10,9 @@
 //
 // Server side: a built-in V2 compressor created from the same parameters, so
 // the bytes a client gets back are exactly the built-in compressor's.
+//
+// Every extern "C" function is noexcept and reports failure through `errptr`
+// (farm/cpp/farm_guard.h): no C++ exception crosses into Rust.
 
 #include <atomic>
 #include <cstdint>
@@ -20,6 +23,7 @@
 #include <mutex>
 #include <string>
 
+#include "farm_guard.h"
 #include "rocksdb/advanced_compression.h"
 #include "rocksdb/utilities/object_registry.h"
 
@@ -55,8 +59,8 @@ struct zipserver_params {
 // `*out_size` and `*out_type` set as Compressor::CompressBlock would, or 0
 // when the block must be compressed in-process.
 typedef int (*zipserver_transport_fn)(const zipserver_params* params,
-                                     const char* in, size_t in_len, char* out,
-                                     size_t* out_size, uint8_t* out_type);
+                                      const char* in, size_t in_len, char* out,
+                                      size_t* out_size, uint8_t* out_type);
 
 }  // extern "C"
 
@@ -145,7 +149,10 @@ class ZipCompressor final : public Compressor {
                        ManagedWorkingArea* wa) override {
     g_blocks.fetch_add(1, std::memory_order_relaxed);
     zipserver_transport_fn transport = g_transport.load(std::memory_order_acquire);
-    if (transport != nullptr) {
+    // RocksDB may offer no output room at all (a NULL buffer of size 0, when
+    // max_compressed_bytes_per_kb leaves none for a small block): the
+    // built-in compressor declines such a block without touching `out`.
+    if (transport != nullptr && out != nullptr && *out_size > 0) {
       size_t size = *out_size;
       uint8_t type = 0;
       if (transport(&params_, data.data(), data.size(), out, &size, &type) == 1) {
@@ -192,13 +199,6 @@ struct ServerCompressor {
   Compressor::ManagedWorkingArea working_area;
 };
 
-void save_error(char** errptr, const std::string& msg) {
-  if (errptr == nullptr) return;
-  if (*errptr != nullptr) free(*errptr);
-  *errptr = static_cast<char*>(malloc(msg.size() + 1));
-  if (*errptr != nullptr) memcpy(*errptr, msg.c_str(), msg.size() + 1);
-}
-
 }  // namespace
 
 extern "C" {
@@ -206,69 +206,70 @@ extern "C" {
 // Registers FarmZipServer (once per process) and installs `transport`
 // (NULL: every block is compressed in-process); `in_flight` > 1 asks RocksDB
 // for that many parallel compression threads per table builder. Returns the
-// name.
+// name, or NULL with `errptr` set.
 const char* zipserver_register(zipserver_transport_fn transport,
-                              uint32_t in_flight) {
+                               uint32_t in_flight, char** errptr) noexcept {
   static std::once_flag once;
-  std::call_once(once, [] {
-    ObjectLibrary::Default()->AddFactory<CompressionManager>(
-        kManagerName,
-        [](const std::string&, std::unique_ptr<CompressionManager>* guard,
-           std::string*) {
-          guard->reset(new ZipManager());
-          return guard->get();
-        });
+  bool ok = farm::guarded(errptr, [] {
+    std::call_once(once, [] {
+      ObjectLibrary::Default()->AddFactory<CompressionManager>(
+          kManagerName,
+          [](const std::string&, std::unique_ptr<CompressionManager>* guard,
+             std::string*) {
+            guard->reset(new ZipManager());
+            return guard->get();
+          });
+    });
   });
+  if (!ok) return nullptr;
   g_in_flight.store(in_flight, std::memory_order_relaxed);
   g_transport.store(transport, std::memory_order_release);
   return kManagerName;
 }
 
 // Blocks that reached a FarmZipServer compressor in this process.
-uint64_t zipserver_blocks_seen() { return g_blocks.load(std::memory_order_relaxed); }
+uint64_t zipserver_blocks_seen() noexcept {
+  return g_blocks.load(std::memory_order_relaxed);
+}
 
 // A built-in compressor for `params`; NULL with `*errptr` unset when those
 // parameters mean "no compression".
-void* zipserver_compressor_new(const zipserver_params* params, char** errptr) {
-  try {
+void* zipserver_compressor_new(const zipserver_params* params,
+                               char** errptr) noexcept {
+  ServerCompressor* out = nullptr;
+  farm::guarded(errptr, [&] {
     auto c = ROCKSDB_NAMESPACE::GetBuiltinV2CompressionManager()->GetCompressor(
         options_of(*params), static_cast<CompressionType>(params->type));
-    if (c == nullptr) return nullptr;
-    auto* s = new ServerCompressor();
+    if (c == nullptr) return;
+    auto s = std::make_unique<ServerCompressor>();
     s->working_area = c->ObtainWorkingArea();
     s->compressor = std::move(c);
-    return s;
-  } catch (const std::exception& e) {
-    save_error(errptr, std::string("c++ exception: ") + e.what());
-  } catch (...) {
-    save_error(errptr, "unknown c++ exception");
-  }
-  return nullptr;
+    out = s.release();
+  });
+  return out;
 }
 
 // Compresses as Compressor::CompressBlock. Returns 1 on success.
 int zipserver_compress(void* handle, const char* in, size_t in_len, char* out,
-                      size_t* out_size, uint8_t* out_type, char** errptr) {
-  try {
+                       size_t* out_size, uint8_t* out_type,
+                       char** errptr) noexcept {
+  int ok = 0;
+  farm::guarded(errptr, [&] {
     auto* s = static_cast<ServerCompressor*>(handle);
     CompressionType type = ROCKSDB_NAMESPACE::kNoCompression;
     Status st = s->compressor->CompressBlock(Slice(in, in_len), out, out_size,
                                              &type, &s->working_area);
     if (!st.ok()) {
-      save_error(errptr, "compression failed: " + st.ToString());
-      return 0;
+      farm::save_error(errptr, "compression failed: " + st.ToString());
+      return;
     }
     *out_type = static_cast<uint8_t>(type);
-    return 1;
-  } catch (const std::exception& e) {
-    save_error(errptr, std::string("c++ exception: ") + e.what());
-  } catch (...) {
-    save_error(errptr, "unknown c++ exception");
-  }
-  return 0;
+    ok = 1;
+  });
+  return ok;
 }
 
-void zipserver_compressor_free(void* handle) {
+void zipserver_compressor_free(void* handle) noexcept {
   delete static_cast<ServerCompressor*>(handle);
 }
 

@@ -9,6 +9,8 @@
 //! Environment: `WORK_US` (CPU each thread spends between two blocks, as a
 //! compaction does), `SERVER_SPIN` (`server_spin`), `CLIENT_SPIN_US`.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use std::io::BufRead;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -29,6 +29,24 @@
 //! or over budget costs the children CPU (in-process compression, counted
 //! as fallbacks), never a job or a byte of data. The SSTs are built-in
 //! format either way.
+//!
+//! ## Where `unsafe` lives
+//!
+//! Every `unsafe` block carries a `// SAFETY:` note and every `unsafe fn`
+//! spells out its contract (both enforced by the lints below).
+//!
+//! - [`codec`]: the FFI to the C++ shim. Every `extern "C"` function of the
+//!   shim is `noexcept` and reports C++ exceptions through `errptr`; the
+//!   callback handed to RocksDB catches every unwind, checks for NULL and
+//!   empty buffers, and declines a block it cannot take.
+//! - [`shm`]: `memfd`, `mmap`, futexes and descriptor passing; blocks in
+//!   shared memory are read and written through raw pointers, never Rust
+//!   references (the other process writes them too).
+//! - [`server`]: pinning compression threads to CPUs, reading the rings.
+//! - [`client`]: the child's end of a ring.
+//! - [`sidecar`]: the `pre_exec` set-up of the zipserver process.
+
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod client;
 pub mod codec;

@@ -1,5 +1,7 @@
 //! `dcompact-worker`: runs RocksDB compactions for hoster databases.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use anyhow::Context;
 use clap::Parser;
 use farm::worker::{config::WorkerConfig, server};
@@ -25,14 +27,31 @@ use std::path::PathBuf;
 ///   NFS_DYNAMIC_MOUNT         mount each instance's nfs_mnt_src on NFS_MOUNT_ROOT/<instance_name> (default false)
 ///   NFS_MOUNT_CACHE           idle mounts kept; least recently used unmounted beyond it (default 32)
 ///   MOUNT_TIMEOUT             a mount helper still running after this is killed (default 60s)
+///   MOUNT_ALLOWED_TYPES       nfs_types a job may ask for; only nfs and nfs4 can be listed (default nfs,nfs4)
+///   MOUNT_ALLOWED_OPTIONS     option names a job's nfs_mnt_opt may use, ','-separated (default: the usual
+///                             NFS options: vers, proto, timeo, hard, rsize, nolock, sec, ro, noatime...);
+///                             bind, remount, X-*, suid, dev, exec, helper... are never allowed;
+///                             nosuid,nodev,noexec are always added
 ///   MAX_PARALLEL_COMPACTIONS  attempts running at once (default: number of CPUs)
 ///   MAX_WAITING_COMPACTIONS   attempts queued beyond that; more get 503 (default 2 x parallel)
 ///   RESULT_RETENTION          how long /probe still answers for a finished attempt (default 10m)
+///   QUEUE_PROBE_TIMEOUT       a queued attempt no hoster probed for this long is cancelled (default 60s)
 ///   MAX_REQUEST_BYTES         largest request body (default 67108864)
+///   MAX_ADMISSIONS            jobs admitted at once (mounting, reading CURRENT and OPTIONS); more get 503 (default 4)
+///   HTTP_HEADER_TIMEOUT       a request head must be complete this long after accept, or after its first byte (default 10s)
+///   HTTP_BODY_TIMEOUT         a request body must arrive this long after its head, else 408 (default 60s)
+///   HTTP_IDLE_TIMEOUT         a kept-alive connection with no request is closed after this (default 30s)
+///   MAX_CONNECTIONS           HTTP connections open at once; more wait until one closes
+///                             (default 1024, or half the open-file limit when lower)
 ///   WORKER_AUTH_TOKEN         require "Authorization: Bearer <token>" on /dcompact and /shutdown
 ///   MULTI_PROCESS             run each attempt in its own child process (default false)
 ///   PLUGINS                   plugin .so files, ':'-separated: loaded in-process, or into each child
-///   CHILD_MEMORY_LIMIT        a child's RLIMIT_AS, e.g. 4G (default unlimited)
+///   CHILD_MEMORY_LIMIT        a child's memory, e.g. 4G: its cgroup's limit (no swap beyond it), or RLIMIT_AS
+///                             where no cgroup can be made; past it the kernel kills it: out_of_memory (default unlimited)
+///   CHILD_MAX_PROCESSES       processes and threads in a child's cgroup (default 1024)
+///   CHILD_CPU_WEIGHT          a child's cgroup's CPU weight, 1-10000; 100 = an equal share (default 100)
+///   CHILD_CGROUP              auto, required or off: each child in a cgroup of its own, v2 where delegated, else v1
+///                             memory,pids,freezer,cpu; auto falls back to resource limits, said in the log (default auto)
 ///   CHILD_FILE_SIZE_LIMIT     a child's RLIMIT_FSIZE, e.g. 1G (default unlimited)
 ///   CHILD_OPEN_FILES          a child's RLIMIT_NOFILE (default inherited)
 ///   CHILD_NICE                added to a child's nice value, 0-19 (default 0)
@@ -67,6 +86,10 @@ use std::path::PathBuf;
 /// attempts with kill buttons and links to /attempts/<name>/LOG, LOG.child,
 /// summary.html. With WORKER_AUTH_TOKEN set, type the token into the page or
 /// open it as /list#token=<token>. /metrics serves Prometheus text format.
+// The comment above is the `--help` text (clap, verbatim), not HTML:
+// `<root>`, `<token>` are placeholders for people. (`expect` does not fit:
+// only rustdoc checks this lint, so rustc would call it unfulfilled.)
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Parser)]
 #[command(name = "dcompact-worker", version, verbatim_doc_comment)]
 struct Args {
@@ -124,25 +147,15 @@ fn main() -> anyhow::Result<()> {
     if config.multi_process {
         // Descendants of an attempt that escape its process group with
         // setsid come back to the worker, which ends them with the attempt.
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            anyhow::bail!(
-                "failed to become a child subreaper: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        if config.child_limits.address_space.is_some() && !cgroup_v2_memory_available() {
-            tracing::info!("no writable cgroup v2 memory controller on this host: children are capped by RLIMIT_AS (CHILD_MEMORY_LIMIT) only");
-        }
+        nix::sys::prctl::set_child_subreaper(true).context("failed to become a child subreaper")?;
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+    let served = runtime.block_on(async move {
+        let listener = farm::worker::listener::accept::bind(config.listen)
             .with_context(|| format!("failed to listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         println!("listening on {addr}");
@@ -152,24 +165,11 @@ fn main() -> anyhow::Result<()> {
         server::run(config, listener, stop_signal()).await?;
         tracing::info!("worker stopped");
         Ok(())
-    })
-}
-
-/// Whether a cgroup v2 hierarchy with the memory controller is mounted.
-/// The worker does not manage cgroups yet; this only tells the operator
-/// which memory cap is in force.
-fn cgroup_v2_memory_available() -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    mounts
-        .lines()
-        .filter(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .any(|mnt| {
-            std::fs::read_to_string(format!("{mnt}/cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
-        })
+    });
+    // Every attempt has ended. What may still hold a blocking thread is an
+    // admission stuck on storage that does not answer: exit without it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    served
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -7,6 +7,8 @@
 //! locally and how many bytes they processed, beside the hoster's ingest
 //! throughput and CPU time and the worker's CPU time.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use anyhow::{bail, Context};
 use clap::Parser;
 use farm::hoster::plugins::{install_compaction_filter, install_merge_operator};
@@ -116,7 +118,8 @@ fn main() -> anyhow::Result<()> {
     // The family's options must be given explicitly: a bare name opens it
     // with RocksDB's defaults (64 MiB memtables).
     let mut counters = opts.clone();
-    install_merge_operator(&mut counters, Counter);
+    install_merge_operator(&mut counters, Counter)
+        .context("failed to install the counter merge operator")?;
     let mut sessions = opts.clone();
     install_compaction_filter(&mut sessions, Ttl::new(TTL, Some(NOW)));
     let families = [

@@ -10,8 +10,10 @@
 //! Output: `farm_code=absent`, then one `<cf>\t<hex key>\t<hex value>` line
 //! per entry, then `entries=<n>`.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use rocksdb::{IteratorMode, Options, ReadOptions, DB};
-use std::ffi::CString;
+use std::ffi::c_void;
 use std::io::Write;
 
 fn hex(b: &[u8]) -> String {
@@ -20,17 +22,16 @@ fn hex(b: &[u8]) -> String {
 
 /// Whether any of the farm shim's exported functions is in this process.
 fn farm_code_loaded() -> bool {
+    let this = libloading::os::unix::Library::this();
     [
-        "farm_zip_register",
+        "zipserver_register",
         "farm_free",
         "farm_override_from_options_file",
     ]
     .iter()
     .any(|name| {
-        let c = CString::new(*name).expect("no NUL in a literal");
-        // SAFETY: dlsym with RTLD_DEFAULT and a live C string only
-        // looks the symbol up.
-        !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr()) }.is_null()
+        // SAFETY: only looks the symbol up; the address is never used.
+        unsafe { this.get::<*const c_void>(name.as_bytes()) }.is_ok()
     })
 }
 

@@ -44,5 +44,9 @@ pub struct Registration {
     /// Attempts running and waiting when this was written.
     pub running: usize,
     pub waiting: usize,
+    /// The worker's crate version.
     pub version: String,
+    /// The protocol version the worker speaks (1 when absent).
+    #[serde(default = "crate::protocol::version::unversioned")]
+    pub protocol: u32,
 }

@@ -37,10 +37,15 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Why the params were not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Not JSON, or a key holds a value of the wrong type (a string where
+    /// a number belongs, an unknown key inside `etcd`).
     #[error("hoster params are not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A value outside its range, a missing required key, or settings that
+    /// do not fit together; the message names the key.
     #[error("hoster params: {0}")]
     Invalid(String),
 }
@@ -48,35 +53,65 @@ pub enum ConfigError {
 /// One worker endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerEndpoint {
-    /// `http://host:port`, without a trailing `/` or endpoint path.
+    /// `http://host:port`, without a trailing `/` or endpoint path: jobs
+    /// go to `<base_url>/dcompact`, probes to `<base_url>/probe`.
     pub base_url: String,
+    /// The worker's page for people, when one was given (or registered).
     pub web_url: Option<String>,
+    /// Its share of the jobs under `kWeight` (1 when not given).
     pub weight: u32,
 }
 
+/// The validated params (see the module's table for each key's default).
+/// Built by [`HosterConfig::from_json`]; [`crate::hoster::enable`] does that
+/// for you.
 #[derive(Debug, Clone)]
 pub struct HosterConfig {
+    /// `http_workers`, commented-out entries dropped.
     pub http_workers: Vec<WorkerEndpoint>,
+    /// `hoster_root`: an absolute path without `.` or `..`; the DB must lie
+    /// below it.
     pub hoster_root: String,
+    /// `instance_name`: one path component of `[A-Za-z0-9._-]`.
     pub instance_name: String,
+    /// `http_max_retry`: submissions tried before compacting locally (at
+    /// least 1).
     pub http_max_retry: u32,
+    /// `http_timeout`: one HTTP request.
     pub http_timeout: Duration,
+    /// `retry_sleep_time`: the pause after a busy (503) worker.
     pub retry_sleep_time: Duration,
+    /// `overall_timeout`: the longest a remote attempt may take.
     pub overall_timeout: Duration,
+    /// `worker_backoff`: how long a failed worker is skipped.
     pub worker_backoff: Duration,
+    /// `load_balance`: how jobs spread over workers.
     pub load_balance: LoadBalance,
+    /// `estimate_speed`: bytes/s assumed before a compaction was measured
+    /// (0: unknown).
     pub estimate_speed: f64,
+    /// `timeout_multiplier`: an attempt may take this times its estimate.
     pub timeout_multiplier: f64,
+    /// `dcompact_min_level`, `dcompact_max_level`: output levels sent to the
+    /// farm.
     pub dcompact_min_level: i32,
     pub dcompact_max_level: i32,
+    /// `allow_fallback_to_local`: accepted for compatibility; the farm
+    /// always falls back.
     pub allow_fallback_to_local: bool,
+    /// `dcompact_http_headers`: sent on every request to a worker.
     pub dcompact_http_headers: Vec<(String, String)>,
+    /// `verify_output`: check every output block's checksum before
+    /// answering success (sizes and presence are always checked).
     pub verify_output: bool,
     /// How long a worker may hold a probe (see `probe_wait`).
     pub probe_wait: Duration,
     /// The least `max_background_jobs` `enable` gives the DB (0: none).
     pub max_background_jobs: i32,
+    /// `plugin_versions`: sent with every job, beside the installed plugins.
     pub plugin_versions: Vec<PluginVersion>,
+    /// `nfs_type`, `nfs_mnt_src`, `nfs_mnt_opt`: passed to workers that
+    /// mount each hoster's storage themselves (`NFS_DYNAMIC_MOUNT`).
     pub nfs_type: String,
     pub nfs_mnt_src: String,
     pub nfs_mnt_opt: String,
@@ -192,6 +227,11 @@ fn base_of(url: &str) -> Result<String, ConfigError> {
 }
 
 impl HosterConfig {
+    /// Parses ToplingDB's `DcompactEtcd` params, bare or nested inside
+    /// `CompactionExecutorFactory.dcompact.params`. Keys this client does
+    /// not know are ignored (ToplingDB's `alert_email`, `job_url_root`,
+    /// ...: `docs/TOPLINGDB.md` says what becomes of each), except inside
+    /// `etcd`, where an unknown key is an error.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
         let value: serde_json::Value = serde_json::from_str(text)?;
         let params = value
@@ -236,6 +276,8 @@ impl HosterConfig {
         let instance_name = raw
             .instance_name
             .ok_or_else(|| ConfigError::Invalid("instance_name is required".into()))?;
+        crate::protocol::attempt::check_instance_name(&instance_name)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let min = raw.dcompact_min_level.unwrap_or(0);
         let max = raw.dcompact_max_level.unwrap_or(i32::MAX);
         if min > max {
@@ -355,6 +397,72 @@ mod tests {
         assert!(err.contains("passwd") && !err.contains("\"x\""), "{err}");
     }
 
+    /// The params of ToplingDB's README, with the keys this client does
+    /// not know (see docs/TOPLINGDB.md): accepted, the unknown ones ignored.
+    #[test]
+    fn toplingdb_params_are_accepted() {
+        let topling = r#"{"CompactionExecutorFactory": {"dcompact": {"class": "DcompactEtcd",
+            "params": {
+              "allow_fallback_to_local": true,
+              "hoster_root": "/nvmepool/shared/db1",
+              "instance_name": "db1",
+              "nfs_mnt_src": ":/nvmepool/shared",
+              "nfs_mnt_opt": "nolock,addr=192.168.31.16",
+              "nfs_mnt_flags": "noatime,rdma",
+              "http_max_retry": 3,
+              "http_timeout": 1,
+              "retry_sleep_time": 1,
+              "overall_timeout": 5,
+              "timeout_multiplier": 10,
+              "load_balance": "kWeight",
+              "max_book_dbcf": 20,
+              "job_url_root": "http://web.page.proxy",
+              "alert_email": "ops@example.com",
+              "alert_http": "http://alert",
+              "alert_interval": 60,
+              "web_domain": "example.com",
+              "web_show_secret": false,
+              "copy_sst_files": false,
+              "copy_file_threads": 10,
+              "info_log_level": "INFO_LEVEL",
+              "need_db_get": false,
+              "fee_conf": {"url": "http://fee", "provider": "x"},
+              "http_workers": [
+                "http://active-host:8080",
+                {"url": "http://worker.for.submit.compact.job",
+                 "base_url": "http://worker.for.probe.and.shutdown.compact.job",
+                 "web_url": "https://web.page.proxy", "weight": 100},
+                "//http://commented-host:8080",
+                "//end_http_workers"
+              ],
+              "dcompact_min_level": 2
+            }}}}"#;
+        let c = HosterConfig::from_json(topling).unwrap();
+        assert_eq!(c.instance_name, "db1");
+        assert_eq!(
+            c.http_workers
+                .iter()
+                .map(|w| w.base_url.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "http://active-host:8080",
+                "http://worker.for.probe.and.shutdown.compact.job"
+            ]
+        );
+        assert_eq!(c.http_workers[1].weight, 100);
+        assert_eq!(c.load_balance, LoadBalance::Weight);
+        assert_eq!(c.dcompact_min_level, 2);
+        assert_eq!(c.retry_sleep_time, Duration::from_secs(1));
+        assert_eq!(c.nfs_type, "", "no default nfs_type, unlike ToplingDB");
+        // ToplingDB's size syntax is not taken for estimate_speed.
+        let e = HosterConfig::from_json(
+            r#"{"hoster_root":"/d","instance_name":"i","estimate_speed":"10M"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not valid JSON"), "{e}");
+    }
+
     #[test]
     fn errors_name_the_field() {
         let e = HosterConfig::from_json(r#"{"instance_name":"i"}"#)
@@ -373,5 +481,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("http_timeout"), "{e}");
+        let e = HosterConfig::from_json(r#"{"hoster_root":"/d","instance_name":"a/b"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("instance_name"), "{e}");
     }
 }

@@ -5,6 +5,7 @@ use super::config::HosterConfig;
 use super::stats::FallbackReason;
 use crate::protocol::answers::ProbeAnswer;
 use crate::protocol::attempt::AttemptKey;
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::job::Job;
 use crate::protocol::probe::ProbeRequest;
 use std::io::Read;
@@ -21,6 +22,7 @@ pub struct RequestError {
     pub status: Option<u16>,
 }
 
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     headers: Vec<(String, String)>,
@@ -96,7 +98,7 @@ impl Client {
 
     /// `POST /dcompact`.
     pub fn submit(&self, base_url: &str, job: &Job) -> Result<(), RequestError> {
-        let url = format!("{base_url}/dcompact");
+        let url = format!("{base_url}{}", Endpoint::Dcompact.path());
         let body = serde_json::to_string(job).expect("a job always serializes");
         let text = self.post(&url, &body).map_err(|mut e| {
             // A 404 here means no /dcompact endpoint, not a lost attempt.
@@ -131,7 +133,7 @@ impl Client {
         key: &AttemptKey,
         wait: Duration,
     ) -> Result<ProbeAnswer, RequestError> {
-        let url = format!("{base_url}/probe");
+        let url = format!("{base_url}{}", Endpoint::Probe.path());
         let request = ProbeRequest {
             key: key.clone(),
             wait_ms: wait.as_millis() as u64,
@@ -148,7 +150,7 @@ impl Client {
 
     /// `POST /shutdown`: best effort, the answer does not matter.
     pub fn cancel(&self, base_url: &str, key: &AttemptKey) {
-        let url = format!("{base_url}/shutdown");
+        let url = format!("{base_url}{}", Endpoint::Shutdown.path());
         let body = serde_json::to_string(key).expect("a key always serializes");
         if let Err(e) = self.post(&url, &body) {
             tracing::debug!(error = %e, "cancel not delivered");

@@ -18,6 +18,7 @@ use crate::protocol::answers;
 use crate::protocol::attempt::{relative_below, AttemptKey, AttemptName};
 use crate::protocol::job::{Job, PluginVersion};
 use crate::protocol::output_dir::{done_by, COMPACT_DONE, RPC_RESULTS};
+use crate::protocol::version::PROTOCOL_VERSION;
 use crate::rocks::serialized::InputInfo;
 use crate::rocks::service::{
     self, CompactionService, InstallStatus, JobInfo, ScheduleAnswer, WaitAnswer,
@@ -46,16 +47,23 @@ const PROBE_PAUSE_MAX_WATCHED: Duration = Duration::from_secs(1);
 /// How long a watch read waits before its thread checks whether to stop.
 const WATCH_IDLE: Duration = Duration::from_secs(1);
 
+/// Why the farm could not be enabled. Nothing was installed on the
+/// `Options` then: the DB compacts locally as it would without the farm.
 #[derive(Debug, thiserror::Error)]
 pub enum HosterError {
+    /// The params were not accepted.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The DB path is not an absolute path below `hoster_root`.
     #[error("dbname {dbname:?}: {why}")]
     DbName { dbname: String, why: String },
+    /// The `etcd` settings could not be turned into a client.
     #[error("failed to set up etcd: {0}")]
     Etcd(#[from] EtcdError),
+    /// A thread following etcd could not be started.
     #[error("failed to start an etcd thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// `<dbname>/farm-output`, left by an earlier run, could not be removed.
     #[error("failed to sweep orphaned output directories in {path}: {source}")]
     Sweep {
         path: PathBuf,
@@ -65,9 +73,21 @@ pub enum HosterError {
 }
 
 /// Turns the farm on for `options` of the DB at `dbname`, with ToplingDB's
-/// `DcompactEtcd` JSON params, and raises the compactions RocksDB may run
-/// at once ([`super::tuning`]). Returns the service, whose
-/// [`FarmService::stats`] the application may read.
+/// `DcompactEtcd` JSON params ([`HosterConfig`] lists every key), and
+/// raises the compactions RocksDB may run at once ([`super::tuning`]). Returns
+/// the service, whose [`FarmService::stats`] the application may read.
+///
+/// Call it before opening the DB with `options` (and with every `Options`
+/// the DB is opened with: each call installs a service object of its own).
+/// `dbname` is the path the DB is opened at; it must lie below
+/// `hoster_root`. Output directories an earlier run left in
+/// `<dbname>/farm-output` are removed here.
+///
+/// From then on every compaction whose output level lies within
+/// `dcompact_min_level..=dcompact_max_level` is offered to a worker, and
+/// runs locally whenever the farm cannot deliver a verified result: a
+/// failing farm costs the hoster CPU, never data or writes. The crate's
+/// documentation has a complete example.
 pub fn enable(
     options: &mut rocksdb::Options,
     dbname: &str,
@@ -97,6 +117,10 @@ struct Pending {
     wait_limit: Duration,
 }
 
+/// The farm's `CompactionService` for one DB: what [`enable`] installs and
+/// returns. Shared by RocksDB's background threads and the application;
+/// its readers ([`FarmService::stats`], [`FarmService::workers`], ...) take
+/// `&self`.
 pub struct FarmService {
     config: HosterConfig,
     dbname: String,
@@ -126,6 +150,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl FarmService {
+    /// A service for the DB at `dbname`, not yet installed on any
+    /// `Options` ([`enable`] builds and installs one). Starts the etcd
+    /// threads when `config.etcd` is set.
     pub fn new(config: HosterConfig, dbname: &str) -> Result<Self, HosterError> {
         let dbname = dbname.trim_end_matches('/').to_owned();
         relative_below(&dbname, &config.hoster_root, "dbname").map_err(|e| {
@@ -185,6 +212,8 @@ impl FarmService {
         })
     }
 
+    /// The counters so far: compactions installed from workers, and local
+    /// fallbacks by reason.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
@@ -301,6 +330,7 @@ impl FarmService {
                 job_id: key.job_id,
                 attempt: key.attempt,
                 code_version: env!("CARGO_PKG_VERSION").into(),
+                protocol: PROTOCOL_VERSION,
                 cf_name: input_info.cf_name.clone(),
                 output_level: info.output_level,
                 estimate_time_us: estimate.map_or(0, |e| e.as_micros() as u64),
@@ -343,6 +373,9 @@ impl FarmService {
                 Err(e) => {
                     tracing::info!(worker = base, try_no, error = %e, "submission failed");
                     self.stats.submit_failed();
+                    if e.reason == FallbackReason::Timeout {
+                        self.cancel_in_background(base, &key);
+                    }
                     match e.reason {
                         FallbackReason::Busy => std::thread::sleep(c.retry_sleep_time),
                         // A refusal is about the job, not the worker: no
@@ -358,6 +391,22 @@ impl FarmService {
         match last {
             Some(e) => self.local(e.reason, &e),
             None => self.local(FallbackReason::NoWorker, &"no worker available"),
+        }
+    }
+
+    /// A submission that timed out may still be admitted by the worker
+    /// (admission can take as long as a mount): ask it to cancel the
+    /// attempt, without holding RocksDB's thread. A worker that has not
+    /// got the job yet remembers the cancel and refuses the job when it
+    /// arrives; this hoster has already moved on to another attempt.
+    fn cancel_in_background(&self, base: &str, key: &AttemptKey) {
+        let client = self.client.clone();
+        let (base, key) = (base.to_owned(), key.clone());
+        let sent = std::thread::Builder::new()
+            .name("farm-cancel".into())
+            .spawn(move || client.cancel(&base, &key));
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not send the cancel of a timed-out submission");
         }
     }
 
@@ -639,5 +688,17 @@ impl CompactionService for FarmService {
             }
         }
         remove_output_dir(&p.output_dir);
+    }
+
+    fn release(&self, scheduled_job_id: &str) {
+        let p = lock(&self.pending).remove(scheduled_job_id);
+        if let Some(p) = p {
+            self.abandon(
+                &p,
+                FallbackReason::Internal,
+                &"the RocksDB bridge answered kUseLocal in place of this service",
+                true,
+            );
+        }
     }
 }

@@ -1,5 +1,8 @@
 //! The hoster's counters: compactions that ran remotely, and those that fell
-//! back to local compaction, by reason.
+//! back to local compaction, by reason. An application reads them as a
+//! [`StatsSnapshot`] through [`FarmService::stats`](super::FarmService::stats),
+//! or on its Prometheus registry
+//! ([`FarmService::register_metrics`](super::FarmService::register_metrics)).
 
 use super::metrics::HosterMetrics;
 use serde::Serialize;
@@ -40,6 +43,7 @@ pub enum FallbackReason {
 }
 
 impl FallbackReason {
+    /// Every reason, in the order of [`StatsSnapshot::fallbacks`].
     pub const ALL: [FallbackReason; 13] = [
         FallbackReason::Level,
         FallbackReason::NoWorker,
@@ -56,6 +60,8 @@ impl FallbackReason {
         FallbackReason::Internal,
     ];
 
+    /// The reason's name in [`StatsSnapshot::fallbacks`], the logs and the
+    /// `reason` label of `farm_hoster_compactions_local_total`.
     pub fn name(self) -> &'static str {
         match self {
             FallbackReason::Level => "level",
@@ -82,6 +88,8 @@ impl FallbackReason {
     }
 }
 
+/// The live counters of one [`FarmService`](super::FarmService); the
+/// service updates them, the application reads [`HosterStats::snapshot`].
 #[derive(Debug, Default)]
 pub struct HosterStats {
     scheduled: AtomicU64,
@@ -105,14 +113,15 @@ pub struct StatsSnapshot {
     pub scheduled: u64,
     /// Compactions whose remote output RocksDB installed.
     pub remote_installed: u64,
-    /// Input and output bytes of installed remote compactions.
+    /// Input bytes of installed remote compactions.
     pub remote_bytes_read: u64,
+    /// Output bytes of installed remote compactions.
     pub remote_bytes_written: u64,
     /// Time spent verifying outputs before installing them.
     pub verify_micros: u64,
-    /// Finished attempts whose wait was woken by etcd's "done" event, and
-    /// those a probe found finished first.
+    /// Finished attempts whose wait was woken by etcd's "done" event.
     pub done_by_watch: u64,
+    /// Finished attempts a probe found finished before any event.
     pub done_by_probe: u64,
     /// Submissions a worker did not accept (each retried elsewhere or
     /// ending in a fallback).
@@ -126,16 +135,19 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
+    /// Compactions that ran locally, whatever the reason.
     pub fn local_total(&self) -> u64 {
         self.fallbacks.values().sum()
     }
 }
 
 impl HosterStats {
+    /// A worker accepted a job.
     pub fn scheduled(&self) {
         self.scheduled.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A compaction runs locally for `reason`.
     pub fn fallback(&self, reason: FallbackReason) {
         self.fallbacks[reason.index()].fetch_add(1, Ordering::Relaxed);
         if let Some(m) = self.metrics.get() {
@@ -155,6 +167,8 @@ impl HosterStats {
         last.insert(reason.name(), why);
     }
 
+    /// RocksDB installed a remote result that took `elapsed` from
+    /// submission.
     pub fn installed(&self, elapsed: Duration, bytes_read: u64, bytes_written: u64) {
         if let Some(m) = self.metrics.get() {
             m.installed(elapsed, bytes_read, bytes_written);
@@ -178,18 +192,22 @@ impl HosterStats {
         }
     }
 
+    /// A `/probe` was sent.
     pub fn probed(&self) {
         self.probes.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A worker did not accept a submission.
     pub fn submit_failed(&self) {
         self.submit_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Verifying a result's outputs took `micros`.
     pub fn verified(&self, micros: u64) {
         self.verify_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
+    /// A copy of every counter now.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             scheduled: self.scheduled.load(Ordering::Relaxed),

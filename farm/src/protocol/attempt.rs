@@ -14,18 +14,25 @@ use std::path::{Component, Path};
 /// `/shutdown`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AttemptKey {
+    /// The hoster's name (one path component).
     pub instance_name: String,
+    /// When the hoster opened the DB, seconds since the Unix epoch.
     pub start_time: u64,
+    /// The DB directory in the hoster's path space.
     pub dbname: String,
+    /// RocksDB's job id: DB job << 32 | subcompaction.
     pub job_id: u64,
+    /// The hoster's attempt number for this job, from 0.
     pub attempt: u32,
 }
 
 impl AttemptKey {
+    /// RocksDB's DB-wide job number (`job_id >> 32`).
     pub fn db_job(&self) -> u32 {
         (self.job_id >> 32) as u32
     }
 
+    /// The subcompaction's index (`job_id & 0xffffffff`).
     pub fn sub_job(&self) -> u32 {
         self.job_id as u32
     }
@@ -51,8 +58,10 @@ pub enum NameError {
 pub struct AttemptName(String);
 
 impl AttemptName {
+    /// The name of `key`'s attempt, whose DB lies below `hoster_root`;
+    /// refuses names that could leave a directory (see [`NameError`]).
     pub fn new(key: &AttemptKey, hoster_root: &str) -> Result<Self, NameError> {
-        check_component(&key.instance_name)?;
+        check_instance_name(&key.instance_name)?;
         let rel = relative_below(&key.dbname, hoster_root, "dbname")?;
         let db = if rel.is_empty() {
             "_".to_owned()
@@ -81,7 +90,9 @@ impl fmt::Display for AttemptName {
     }
 }
 
-fn check_component(name: &str) -> Result<(), NameError> {
+/// Checks that `name` can be an `instance_name`: 1 to 128 characters of
+/// `[A-Za-z0-9._-]`, neither `.` nor `..`.
+pub fn check_instance_name(name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name != "."

@@ -1,10 +1,12 @@
 //! The job JSON a hoster POSTs to `/dcompact`: ToplingDB's `DcompactMeta`
-//! fields plus RocksDB's serialized compaction input.
+//! fields plus RocksDB's serialized compaction input (`docs/PROTOCOL.md`
+//! has an example). The worker ignores fields it does not know.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::attempt::AttemptKey;
+use super::version;
 use crate::rocks::service::JobInfo;
 
 /// One attempt at one (sub)compaction.
@@ -27,16 +29,26 @@ pub struct Job {
     /// The hoster's farm version, for logs.
     #[serde(default)]
     pub code_version: String,
+    /// The protocol version the hoster speaks (1 when absent); kept in the
+    /// attempt's `job.json`.
+    #[serde(default = "version::unversioned")]
+    pub protocol: u32,
+    /// The column family; must be the one the input names.
     pub cf_name: String,
+    /// The level the compaction writes (RocksDB's `output_level`).
     pub output_level: i32,
     /// The hoster's estimate of the compaction's duration, in microseconds
     /// (0 when unknown).
     #[serde(default)]
     pub estimate_time_us: u64,
+    /// With `NFS_DYNAMIC_MOUNT` on the worker: the filesystem type
+    /// (`mount.<nfs_type>`, `mount -t <nfs_type>`).
     #[serde(default)]
     pub nfs_type: String,
+    /// With `NFS_DYNAMIC_MOUNT`: what to mount (`server:/export`).
     #[serde(default)]
     pub nfs_mnt_src: String,
+    /// With `NFS_DYNAMIC_MOUNT`: comma-separated mount options.
     #[serde(default)]
     pub nfs_mnt_opt: String,
     /// Where the worker writes the output SSTs, in the hoster's path space.
@@ -58,11 +70,14 @@ pub struct Job {
 /// A plugin class and its version, as the hoster uses it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginVersion {
+    /// The class name (`MergeOperator::NAME`, `CompactionFilter::NAME`).
     pub name: String,
+    /// The version the hoster runs (`VERSION` of the SDK trait).
     pub version: u32,
 }
 
 impl Job {
+    /// The five fields that identify this attempt.
     pub fn key(&self) -> AttemptKey {
         AttemptKey {
             instance_name: self.instance_name.clone(),
@@ -73,10 +88,12 @@ impl Job {
         }
     }
 
+    /// `compaction_service_input` from RocksDB's serialized input.
     pub fn encode_input(input: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(input)
     }
 
+    /// RocksDB's serialized input from `compaction_service_input`.
     pub fn decode_input(&self) -> Result<Vec<u8>, base64::DecodeError> {
         base64::engine::general_purpose::STANDARD.decode(&self.compaction_service_input)
     }

@@ -1,9 +1,18 @@
-//! The worker's HTTP contract (see DESIGN.md, "Wire protocol"): other clients
-//! and operators' scripts are written against these types, so fields are only
-//! ever added.
+//! The worker's HTTP contract, written down in `docs/PROTOCOL.md`: other
+//! clients and operators' scripts are written against these types, so
+//! fields and endpoints are only ever added ([`version`]).
+//!
+//! - [`endpoints`]: every endpoint's method and path.
+//! - [`job`]: the job JSON a hoster POSTs to `/dcompact`.
+//! - [`attempt`]: the attempt's five-field identity and its name.
+//! - [`answers`]: the JSON answers of `/dcompact`, `/probe`, `/shutdown`,
+//!   `/health` and every error.
+//! - [`version`]: the protocol number each side announces.
 
 pub mod answers;
 pub mod attempt;
+pub mod endpoints;
 pub mod job;
 pub mod output_dir;
 pub mod probe;
+pub mod version;

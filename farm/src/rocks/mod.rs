@@ -1,19 +1,30 @@
-//! The RocksDB bridge: every `unsafe` line of the farm lives below this module,
-//! behind safe types.
+//! The RocksDB bridge: every FFI call of the farm (to RocksDB, to the C++
+//! shim in `farm/cpp/`, to plugin objects) lives below this module, behind
+//! safe types. The process-control `libc` calls of the worker are the only
+//! other `unsafe` code (see the crate's docs).
+//!
+//! Two rules hold at every edge: a callback Rust hands to C catches every
+//! unwind and answers something RocksDB can live with, and every `extern
+//! "C"` function of the shim catches every C++ exception and reports it
+//! through `errptr` (`cpp/farm_guard.h`).
 //!
 //! - [`service`]: the hoster side, a Rust [`service::CompactionService`]
 //!   installed onto `rocksdb::Options` through RocksDB's C API.
 //! - [`open_and_compact`]: the worker side, `DB::OpenAndCompact` with an
 //!   override built from the job's own OPTIONS file.
+//! - [`merge`], [`filter`]: the hoster's merge operator and compaction
+//!   filter (the plugin SDK's types on `rocksdb::Options`).
 //! - [`plugins`]: loading plugin objects and reading what they registered.
 //! - [`options`]: DB options the `rocksdb` crate cannot read back.
 //! - [`serialized`]: reading RocksDB's serialized compaction input and result,
 //!   and rewriting the result's `output_path`.
 //! - [`sst`]: an SST file's table properties and its checksum verification.
-//! - [`ffi`]: the declarations of the C++ shim (`farm/cpp/farm_shim.cc`).
+//! - `ffi`: the declarations of the C++ shim (`farm/cpp/farm_shim.cc`).
 
 pub mod error;
 mod ffi;
+pub mod filter;
+pub mod merge;
 pub mod open_and_compact;
 pub mod options;
 pub mod plugins;

@@ -1,22 +1,29 @@
 //! Loading plugins (`plugins/include/farm_plugin.h`) and reading what they
 //! registered. The C++ side (`cpp/farm_plugins.cc`) turns each registered
 //! class into a RocksDB object that `LoadOptionsFromFile` creates by name.
+//!
+//! Objects are opened with `libloading` (`RTLD_NOW | RTLD_GLOBAL`: C++
+//! plugins resolve RocksDB's symbols from the worker, and later objects may
+//! use earlier ones) and stay loaded for the life of the process: the
+//! classes they registered are used until it ends. A plugin's entry point is
+//! called by the C++ side, which stops any C++ exception it throws; a Rust
+//! plugin's panic is stopped by the SDK's entry point.
 
-use super::text::take_c_string;
-use std::collections::HashSet;
+use super::error::RocksError;
+use super::text::{call_text, with_errptr};
+use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-#[repr(C)]
-struct Registry {
-    _private: [u8; 0],
-}
+/// `farm_plugin_register_fn` of the ABI; the registry is opaque here.
+type RegisterFn = unsafe extern "C" fn(registry: *const c_void) -> c_int;
 
 extern "C" {
-    fn farm_plugin_registry() -> *const Registry;
-    fn farm_plugin_list() -> *mut c_char;
-    fn farm_object_library_names(kind: *const c_char) -> *mut c_char;
+    fn farm_plugin_call_register(entry: RegisterFn, errptr: *mut *mut c_char) -> c_int;
+    fn farm_plugin_list(errptr: *mut *mut c_char) -> *mut c_char;
+    fn farm_object_library_names(kind: *const c_char, errptr: *mut *mut c_char) -> *mut c_char;
     fn farm_plugin_counts(
         merges: *mut u64,
         merge_failures: *mut u64,
@@ -26,14 +33,24 @@ extern "C" {
     );
 }
 
-type RegisterFn = unsafe extern "C" fn(*const Registry) -> c_int;
-
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("failed to load plugin {path}: {message}")]
-    Load { path: PathBuf, message: String },
+    #[error("failed to load plugin {path}: {source}")]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: libloading::Error,
+    },
     #[error("plugin {path} refused to register (returned {code}; a class name may be taken)")]
     Refused { path: PathBuf, code: i32 },
+    #[error("plugin {path} failed while registering: {source}")]
+    Threw {
+        path: PathBuf,
+        #[source]
+        source: RocksError,
+    },
+    #[error("failed to list the registered classes: {0}")]
+    List(#[source] RocksError),
 }
 
 /// The kinds of class plugins provide.
@@ -70,20 +87,9 @@ impl PluginCounts {
     }
 }
 
-static LOADED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
-
-fn dl_error() -> String {
-    // SAFETY: dlerror returns NULL or a thread-local NUL-terminated string.
-    let e = unsafe { libc::dlerror() };
-    if e.is_null() {
-        "unknown error".into()
-    } else {
-        // SAFETY: non-NULL, NUL-terminated, valid until the next dl call.
-        unsafe { std::ffi::CStr::from_ptr(e) }
-            .to_string_lossy()
-            .into_owned()
-    }
-}
+/// Every object loaded, by canonical path, with what loading it did. The
+/// libraries are never dropped: their code runs until the process ends.
+static LOADED: Mutex<Option<HashMap<PathBuf, (Library, Loaded)>>> = Mutex::new(None);
 
 /// What loading an object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,51 +107,75 @@ pub enum Loaded {
 pub fn load(path: &Path) -> Result<Loaded, PluginError> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
     let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
-    let loaded = loaded.get_or_insert_with(HashSet::new);
-    if loaded.contains(&canonical) {
-        return Ok(Loaded::Registered);
+    let loaded = loaded.get_or_insert_with(HashMap::new);
+    if let Some((_, how)) = loaded.get(&canonical) {
+        return Ok(*how);
     }
-    let load_err = |message: String| PluginError::Load {
-        path: path.to_owned(),
-        message,
-    };
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(canonical.as_os_str().as_bytes())
-        .map_err(|_| load_err("path has a NUL byte".into()))?;
-    // SAFETY: dlopen with a valid path; an already loaded (preloaded)
-    // object returns its existing handle. The handle is never closed: the
-    // plugin's classes live as long as the process.
-    let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-    if handle.is_null() {
-        return Err(load_err(dl_error()));
+    // SAFETY: loading runs the object's initialisers: a plugin is trusted
+    // code by configuration (PLUGINS), loaded in a process (the describing
+    // child, an attempt child, or the worker without MULTI_PROCESS) that
+    // exists to run it. An object preloaded with LD_PRELOAD returns its
+    // existing handle.
+    let library =
+        unsafe { Library::open(Some(&canonical), RTLD_NOW | RTLD_GLOBAL) }.map_err(|source| {
+            PluginError::Load {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+    match register(&library, path) {
+        Ok(how) => {
+            loaded.insert(canonical, (library, how));
+            Ok(how)
+        }
+        Err(e) => {
+            // Never unloaded, even now: classes it registered before it
+            // failed point into it.
+            std::mem::forget(library);
+            Err(e)
+        }
     }
-    let symbol = c"farm_plugin_register";
-    // SAFETY: dlsym on a live handle with a NUL-terminated name.
-    let entry: *mut c_void = unsafe { libc::dlsym(handle, symbol.as_ptr()) };
-    if entry.is_null() {
-        loaded.insert(canonical);
+}
+
+/// Calls the object's `farm_plugin_register`, when it has one.
+fn register(library: &Library, path: &Path) -> Result<Loaded, PluginError> {
+    // SAFETY: the ABI (farm_plugin.h) gives `farm_plugin_register` this
+    // signature; a missing symbol is an error, not a NULL function.
+    let Ok(entry) = (unsafe { library.get::<RegisterFn>(FARM_PLUGIN_ENTRY) }) else {
         return Ok(Loaded::NoEntry);
-    }
-    // SAFETY: the ABI (farm_plugin.h) defines the entry's signature.
-    let register: RegisterFn = unsafe { std::mem::transmute::<*mut c_void, RegisterFn>(entry) };
-    // SAFETY: the registry is a static of the C++ side; the plugin calls
-    // back into it during this call.
-    let code = unsafe { register(farm_plugin_registry()) };
+    };
+    let code = with_errptr("farm_plugin_register", |err| {
+        // SAFETY: `entry` is the plugin's entry point, live while `library`
+        // is (never unloaded); the shim calls it with its registry and
+        // stops any C++ exception it throws.
+        unsafe { farm_plugin_call_register(*entry, err) }
+    })
+    .map_err(|source| PluginError::Threw {
+        path: path.to_owned(),
+        source,
+    })?;
     if code != 0 {
         return Err(PluginError::Refused {
             path: path.to_owned(),
             code,
         });
     }
-    loaded.insert(canonical);
     Ok(Loaded::Registered)
 }
 
+/// The entry point every plugin exports (`FARM_PLUGIN_ENTRY`).
+const FARM_PLUGIN_ENTRY: &[u8] = b"farm_plugin_register\0";
+
 /// Every class registered in this process.
-pub fn registered() -> Vec<PluginClass> {
-    // SAFETY: returns a malloc'ed string owned by the caller.
-    let text = unsafe { take_c_string(farm_plugin_list()) }.unwrap_or_default();
-    text.lines()
+pub fn registered() -> Result<Vec<PluginClass>, PluginError> {
+    let text = call_text("list plugin classes", |err| {
+        // SAFETY: returns a malloc'ed string owned by the caller, or NULL
+        // with `err` set.
+        unsafe { farm_plugin_list(err) }
+    })
+    .map_err(PluginError::List)?;
+    Ok(text
+        .lines()
         .filter_map(|l| {
             let mut parts = l.split(' ');
             Some(PluginClass {
@@ -154,17 +184,27 @@ pub fn registered() -> Vec<PluginClass> {
                 version: parts.next()?.parse().ok()?,
             })
         })
-        .collect()
+        .collect())
 }
 
-/// The names RocksDB's `ObjectLibrary` can create for `kind`.
-pub fn object_library_names(kind: &str) -> Vec<String> {
-    let Ok(c) = CString::new(kind) else {
-        return Vec::new();
-    };
-    // SAFETY: `c` is live for the call; returns a malloc'ed string we own.
-    let text = unsafe { take_c_string(farm_object_library_names(c.as_ptr())) }.unwrap_or_default();
-    text.lines().map(str::to_owned).collect()
+/// The names RocksDB's `ObjectLibrary` can create for `kind` (one of
+/// [`KINDS`]).
+pub fn object_library_names(kind: &str) -> Result<Vec<String>, PluginError> {
+    let c = CString::new(kind).map_err(|_| PluginError::List(RocksError::Nul { what: "kind" }))?;
+    // SAFETY: `c` is live for the call.
+    let text = unsafe { library_names(c.as_ptr()) }.map_err(PluginError::List)?;
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// # Safety
+/// `kind` is NULL or a live NUL-terminated string.
+unsafe fn library_names(kind: *const c_char) -> Result<String, RocksError> {
+    call_text("list object library names", |err| {
+        // SAFETY: per the caller; returns a malloc'ed string owned by the
+        // caller, or NULL with `err` set (also when `kind` is NULL or
+        // unknown: the shim reports the exception that raises).
+        unsafe { farm_object_library_names(kind, err) }
+    })
 }
 
 /// Loads `paths` and returns every class they added: those registered
@@ -173,14 +213,14 @@ pub fn object_library_names(kind: &str) -> Vec<String> {
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<PluginClass>, PluginError> {
     let before: Vec<(&str, Vec<String>)> = KINDS
         .iter()
-        .map(|k| (*k, object_library_names(k)))
-        .collect();
+        .map(|k| Ok((*k, object_library_names(k)?)))
+        .collect::<Result<_, PluginError>>()?;
     for p in paths {
         load(p)?;
     }
-    let mut classes = registered();
+    let mut classes = registered()?;
     for (kind, known) in before {
-        for name in object_library_names(kind) {
+        for name in object_library_names(kind)? {
             if !known.contains(&name) && !classes.iter().any(|c| c.kind == kind && c.name == name) {
                 classes.push(PluginClass {
                     kind: kind.to_owned(),
@@ -207,4 +247,22 @@ pub fn counts() -> PluginCounts {
         )
     };
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A C++ exception inside the shim comes back as an error: a NULL kind
+    /// makes `std::string` throw, an unknown kind is refused.
+    #[test]
+    fn a_cpp_exception_in_the_shim_becomes_an_error() {
+        // SAFETY: NULL is within `library_names`' contract.
+        let e = unsafe { library_names(std::ptr::null()) }.unwrap_err();
+        assert!(e.to_string().contains("c++ exception"), "{e}");
+        let e = object_library_names("comparator").unwrap_err();
+        assert!(e.to_string().contains("unknown class kind"), "{e}");
+        assert!(object_library_names("merge_operator").is_ok());
+        assert!(registered().is_ok());
+    }
 }

@@ -7,6 +7,12 @@
 //! kFailure and kAborted into background errors that stop the hoster's
 //! writes, so the bridge never produces them; a panic in a callback is caught
 //! and answered with kUseLocal.
+//!
+//! When the bridge answers kUseLocal in place of the service's answer (an id
+//! it cannot pass to RocksDB, a result it cannot allocate, a panic in
+//! `wait`), RocksDB never calls `wait` or `on_installation` for that job: the
+//! bridge then calls [`CompactionService::release`], so the service frees
+//! what it holds for the job.
 
 use librocksdb_sys as sys;
 use rocksdb::{AsRawPtr, Options};
@@ -100,6 +106,11 @@ pub trait CompactionService: Send + Sync + 'static {
     /// soon (with `UseLocal`).
     fn cancel_awaiting(&self);
     fn on_installation(&self, scheduled_job_id: &str, status: InstallStatus);
+    /// The bridge answered RocksDB kUseLocal in place of this service's
+    /// answer for `scheduled_job_id` (from `schedule` or `wait`): RocksDB
+    /// compacts locally and will never mention the job again. Release
+    /// everything held for it (and stop its remote run).
+    fn release(&self, scheduled_job_id: &str);
 }
 
 /// Installs `service` onto `options`. Every call creates a new RocksDB
@@ -158,6 +169,24 @@ fn use_local_response() -> *mut sys::rocksdb_compactionservice_scheduleresponse_
     r
 }
 
+/// Tells the service that the bridge overrode its answer for `id`.
+///
+/// # Safety
+/// `state` is live until `destroy`.
+unsafe fn release(state: *mut c_void, id: &str) {
+    tracing::warn!(
+        job = id,
+        "answering RocksDB kUseLocal in place of the service"
+    );
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: per the caller.
+        unsafe { service(state) }.release(id)
+    }));
+}
+
+/// # Safety
+/// Called by RocksDB with the `state` of `install`, a live job info and
+/// `input_len` readable bytes at `input`.
 unsafe extern "C" fn schedule(
     state: *mut c_void,
     info: *const sys::rocksdb_compactionservice_jobinfo_t,
@@ -166,74 +195,109 @@ unsafe extern "C" fn schedule(
 ) -> *mut sys::rocksdb_compactionservice_scheduleresponse_t {
     let answer = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: RocksDB passes a live job info and input for the call.
-        let (info, input) = unsafe {
-            (
-                job_info(info),
-                std::slice::from_raw_parts(input.cast::<u8>(), input_len),
-            )
-        };
+        let (info, input) = unsafe { (job_info(info), byte_slice(input, input_len)) };
         // SAFETY: `state` is live while RocksDB holds the service.
         unsafe { service(state) }.schedule(&info, input)
     }));
     match answer {
-        Ok(ScheduleAnswer::Scheduled(id)) => {
-            let Ok(id) = CString::new(id) else {
-                return use_local_response();
-            };
-            let mut err: *mut c_char = std::ptr::null_mut();
-            // SAFETY: valid status; RocksDB copies the id.
-            let r = unsafe {
-                sys::rocksdb_compactionservice_scheduleresponse_create(
-                    id.as_ptr(),
-                    STATUS_SUCCESS,
-                    &mut err,
-                )
-            };
-            if !err.is_null() || r.is_null() {
-                // SAFETY: a malloc'ed message from RocksDB (free(NULL) is fine).
-                unsafe { libc::free(err.cast()) };
-                return use_local_response();
-            }
-            r
-        }
+        Ok(ScheduleAnswer::Scheduled(id)) => scheduled_response(&id).unwrap_or_else(|| {
+            // SAFETY: `state` is live while RocksDB holds the service.
+            unsafe { release(state, &id) };
+            use_local_response()
+        }),
         // A panic still answers kUseLocal: NULL would count as kFailure.
         Ok(ScheduleAnswer::UseLocal) | Err(_) => use_local_response(),
     }
 }
 
+/// RocksDB's response for a job scheduled as `id`, or `None` when RocksDB
+/// cannot take it (an id with a NUL byte, or RocksDB refused).
+fn scheduled_response(id: &str) -> Option<*mut sys::rocksdb_compactionservice_scheduleresponse_t> {
+    let id = CString::new(id).ok()?;
+    let mut err: *mut c_char = std::ptr::null_mut();
+    // SAFETY: valid status; RocksDB copies the id.
+    let r = unsafe {
+        sys::rocksdb_compactionservice_scheduleresponse_create(
+            id.as_ptr(),
+            STATUS_SUCCESS,
+            &mut err,
+        )
+    };
+    if !err.is_null() || r.is_null() {
+        // SAFETY: a malloc'ed message from RocksDB (free(NULL) is fine).
+        unsafe { libc::free(err.cast()) };
+        if !r.is_null() {
+            // SAFETY: a response RocksDB created and nobody else holds.
+            unsafe { sys::rocksdb_compactionservice_scheduleresponse_t_destroy(r) };
+        }
+        return None;
+    }
+    Some(r)
+}
+
+/// `len` bytes at `p` as a slice (empty when `len` is 0, whatever `p`).
+///
+/// # Safety
+/// When `len` > 0, `p` points to `len` bytes readable for `'a`.
+unsafe fn byte_slice<'a>(p: *const c_char, len: usize) -> &'a [u8] {
+    if len == 0 || p.is_null() {
+        return &[];
+    }
+    // SAFETY: per the caller.
+    unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
+}
+
+/// # Safety
+/// Called by RocksDB with the `state` of `install`, a live NUL-terminated
+/// id and live out-pointers.
 unsafe extern "C" fn wait(
     state: *mut c_void,
     scheduled_job_id: *const c_char,
     result: *mut *mut c_char,
     result_len: *mut usize,
 ) -> c_int {
+    // SAFETY: RocksDB passes a live NUL-terminated id for the call.
+    let id = unsafe { CStr::from_ptr(scheduled_job_id) }.to_string_lossy();
     let answer = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: RocksDB passes a live NUL-terminated id for the call.
-        let id = unsafe { CStr::from_ptr(scheduled_job_id) }.to_string_lossy();
         // SAFETY: `state` is live while RocksDB holds the service.
         unsafe { service(state) }.wait(&id)
     }));
-    match answer {
-        Ok(WaitAnswer::Success(bytes)) => {
-            // RocksDB frees the buffer with free(): it must come from malloc.
-            // SAFETY: plain allocation; NULL is checked.
-            let buf = unsafe { libc::malloc(bytes.len().max(1)) }.cast::<u8>();
-            if buf.is_null() {
-                return STATUS_USE_LOCAL;
-            }
-            // SAFETY: `buf` has room for `bytes.len()` bytes; the out
-            // pointers are live for the call.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
-                *result = buf.cast();
-                *result_len = bytes.len();
-            }
-            STATUS_SUCCESS
-        }
-        Ok(WaitAnswer::UseLocal) | Err(_) => STATUS_USE_LOCAL,
+    let status = match answer {
+        // SAFETY: the out-pointers are live for the call.
+        Ok(WaitAnswer::Success(bytes)) => unsafe { hand_result(&bytes, result, result_len) },
+        Ok(WaitAnswer::UseLocal) => return STATUS_USE_LOCAL,
+        Err(_) => STATUS_USE_LOCAL,
+    };
+    if status != STATUS_SUCCESS {
+        // SAFETY: `state` is live while RocksDB holds the service.
+        unsafe { release(state, &id) };
     }
+    status
 }
 
+/// Gives RocksDB a `malloc`ed copy of `bytes` (RocksDB frees it with
+/// `free()`). Returns kSuccess, or kUseLocal when there is no memory.
+///
+/// # Safety
+/// `result` and `result_len` are live out-pointers.
+unsafe fn hand_result(bytes: &[u8], result: *mut *mut c_char, result_len: *mut usize) -> c_int {
+    // SAFETY: plain allocation; NULL is checked.
+    let buf = unsafe { libc::malloc(bytes.len().max(1)) }.cast::<u8>();
+    if buf.is_null() {
+        return STATUS_USE_LOCAL;
+    }
+    // SAFETY: `buf` has room for `bytes.len()` bytes; the out pointers are
+    // live per the caller.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
+        *result = buf.cast();
+        *result_len = bytes.len();
+    }
+    STATUS_SUCCESS
+}
+
+/// # Safety
+/// Called by RocksDB with the `state` of `install`.
 unsafe extern "C" fn cancel_awaiting(state: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `state` is live while RocksDB holds the service.
@@ -241,6 +305,9 @@ unsafe extern "C" fn cancel_awaiting(state: *mut c_void) {
     }));
 }
 
+/// # Safety
+/// Called by RocksDB with the `state` of `install` and a live
+/// NUL-terminated id.
 unsafe extern "C" fn on_installation(
     state: *mut c_void,
     scheduled_job_id: *const c_char,
@@ -296,3 +363,7 @@ unsafe fn job_info(info: *const sys::rocksdb_compactionservice_jobinfo_t) -> Job
         }
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -37,17 +37,26 @@ pub(super) fn with_errptr<T>(
     }
 }
 
+/// Calls a shim function that answers a `malloc`ed string (or NULL and sets
+/// `errptr`).
+pub(super) fn call_text(
+    operation: &'static str,
+    call: impl FnOnce(*mut *mut c_char) -> *mut c_char,
+) -> Result<String, RocksError> {
+    let text = with_errptr(operation, call)?;
+    // SAFETY: the shim returns NULL or a malloc'ed string owned by the caller.
+    unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
+        operation,
+        detail: "no answer".into(),
+    })
+}
+
 /// Calls a shim function that answers "key=value" lines (or sets `errptr`).
 pub(super) fn call_lines(
     operation: &'static str,
     call: impl FnOnce(*mut *mut c_char) -> *mut c_char,
 ) -> Result<Lines, RocksError> {
-    let text = with_errptr(operation, call)?;
-    // SAFETY: the shim returns NULL or a malloc'ed string owned by the caller.
-    let text = unsafe { take_c_string(text) }.ok_or(RocksError::Answer {
-        operation,
-        detail: "no answer".into(),
-    })?;
+    let text = call_text(operation, call)?;
     Ok(Lines::parse(operation, &text))
 }
 

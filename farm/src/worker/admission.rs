@@ -3,9 +3,11 @@
 //! Malformed requests (not JSON, missing fields, an input that is not a
 //! RocksDB compaction input, a column family that disagrees with the input)
 //! are 400; well-formed jobs the worker will not run (names or paths that
-//! leave their roots, `output_dir` that is the DB itself, a DB the worker
-//! cannot see, options it cannot rebuild exactly) are 412. Names and paths are checked first, before the input
-//! is read. Nothing is created on disk before a job passes.
+//! leave their roots, an `output_dir` that is the DB itself or already
+//! exists (the worker creates it when the attempt runs), a DB the worker
+//! cannot see, options it cannot rebuild exactly) are 412. Names and paths
+//! are checked first, before the input is read. Nothing is created on disk
+//! before a job passes.
 
 use crate::protocol::attempt::AttemptName;
 use crate::protocol::job::Job;
@@ -52,7 +54,8 @@ pub fn admit(
     let Some(table) = mounts else {
         return prepare(config, catalog, job, name);
     };
-    let spec = MountSpec::from_job(&job).map_err(|e| Refused(e.to_string()))?;
+    let spec =
+        MountSpec::from_job(&job, &config.mount_policy).map_err(|e| Refused(e.to_string()))?;
     let lease = table.acquire(&job.instance_name, &spec).map_err(|e| {
         Refused(format!(
             "failed to mount {spec} on {}: {e}",

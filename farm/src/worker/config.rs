@@ -14,12 +14,21 @@
 //! | `MAX_PARALLEL_COMPACTIONS` | number of CPUs | attempts running at once |
 //! | `MAX_WAITING_COMPACTIONS` | 2 × parallel | attempts queued beyond that; more get 503 |
 //! | `RESULT_RETENTION` | `10m` | how long a finished attempt stays answerable by `/probe` |
-//! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 413 |
+//! | `QUEUE_PROBE_TIMEOUT` | `60s` | a queued attempt that no hoster probed (or submitted) for this long is cancelled: its hoster gave up on it |
+//! | `MAX_REQUEST_BYTES` | `64MiB` as bytes (67108864) | larger request bodies get 400 (`malformed`) |
+//! | `MAX_ADMISSIONS` | 4 | jobs admitted at once (storage mounted, `CURRENT`, inputs and OPTIONS read, on blocking threads); a submission beyond it gets 503 at once. Admission takes milliseconds on healthy storage, so 4 keep up with hundreds of submissions a second, while a dead NFS server can hold no more than 4 threads |
+//! | `HTTP_HEADER_TIMEOUT` | `10s` | a request's head must be complete this long after the connection was accepted (or after its first byte on a kept-alive connection); else the connection is closed |
+//! | `HTTP_BODY_TIMEOUT` | `60s` | a request's body must have arrived this long after its head (else 408 and the connection closes); an answer the client stops reading may stall this long |
+//! | `HTTP_IDLE_TIMEOUT` | `30s` | a kept-alive connection with no request for this long is closed |
+//! | `MAX_CONNECTIONS` | 1024, or half the open-file limit when lower | HTTP connections open at once; more wait in the listen backlog until one closes (see [`crate::worker::listener`]) |
 //! | `WORKER_AUTH_TOKEN` | unset | when set, `/dcompact` and `/shutdown` need `Authorization: Bearer <token>`; required when the worker listens on an address other than loopback |
 //! | `WORKER_ALLOW_NO_TOKEN` | `false` | `true`: listen beyond loopback without `WORKER_AUTH_TOKEN` (anyone who reaches the port may submit jobs); logged as a warning at every start |
 //! | `MULTI_PROCESS` | `false` | run each attempt in its own child process |
 //! | `PLUGINS` | unset | `:`-separated plugin `.so` files (with the worker's own `LD_PRELOAD`): loaded into the worker, or with `MULTI_PROCESS` preloaded into each child |
-//! | `CHILD_MEMORY_LIMIT` | unlimited | a child's `RLIMIT_AS`, bytes (suffixes K, M, G) |
+//! | `CHILD_MEMORY_LIMIT` | unlimited | a child's memory, bytes (suffixes K, M, G): its cgroup's memory limit, with no swap beyond it where the host accounts swap; `RLIMIT_AS` where no cgroup can be made. A child past it is killed by the kernel (`out_of_memory`) |
+//! | `CHILD_MAX_PROCESSES` | 1024 | processes and threads at once in a child's cgroup (`pids.max`); no limit without a cgroup |
+//! | `CHILD_CPU_WEIGHT` | 100 | a child's cgroup's CPU weight, 1 to 10000 (100: the share of any other cgroup; cgroup v1: `cpu.shares` = weight × 1024 / 100) |
+//! | `CHILD_CGROUP` | `auto` | with `MULTI_PROCESS`, each child (attempt, plugin description) in a cgroup of its own (v2 where delegated, else v1 `memory`, `pids`, `freezer`, `cpu`; see [`crate::worker::cgroup`]): `auto` (resource limits where none can be made, said in the log), `required` (refuse to start without), `off` |
 //! | `CHILD_FILE_SIZE_LIMIT` | unlimited | a child's `RLIMIT_FSIZE`: a larger write kills it with SIGXFSZ |
 //! | `CHILD_OPEN_FILES` | inherited | a child's `RLIMIT_NOFILE` |
 //! | `CHILD_NICE` | 0 | added to a child's nice value (0 to 19) |
@@ -33,7 +42,9 @@
 //! | `WEB_DOMAIN` | unset | the web view sets `document.domain` to it, for pages embedded in an operator's portal |
 //! | `NFS_DYNAMIC_MOUNT` | `false` | mount each instance's `nfs_mnt_src` on `NFS_MOUNT_ROOT/<instance_name>` on its first job; needs `NFS_MOUNT_ROOT` |
 //! | `NFS_MOUNT_CACHE` | 32 | with `NFS_DYNAMIC_MOUNT`, idle mounts kept; the least recently used is unmounted beyond it |
-//! | `MOUNT_TIMEOUT` | `60s` | a mount helper still running after this is killed and the job refused |
+//! | `MOUNT_TIMEOUT` | `60s` | a mount helper still running after this is killed (with what it started) and the job refused; jobs of the same instance wait for it, others do not |
+//! | `MOUNT_ALLOWED_TYPES` | `nfs,nfs4` | the `nfs_type`s a job may ask for; only `nfs` and `nfs4` may be listed (their sources are checked: `host:/absolute/path`, not loopback); anything else is refused at start |
+//! | `MOUNT_ALLOWED_OPTIONS` | the usual NFS options (see [`crate::worker::mounts::policy::DEFAULT_OPTIONS`]) | the option names a job's `nfs_mnt_opt` may use (`name=value` checked by name); replaces the default. Never allowed, even when listed (refused at start): `bind`, `rbind`, `remount`, `move`, propagation (`make-*`, `shared`...), `X-*`, `suid`, `dev`, `exec`, `defaults`, `user(s)`, `owner`, `group`, `helper`, `uhelper`, `loop`, `offset`, SELinux contexts. `nosuid,nodev,noexec` are always added |
 //! | `ETCD_URL` | unset | etcd endpoints (`host:port` or `http(s)://host:port`, `,`-separated): register under `ETCD_ROOT/workers/<addr>` and publish finished attempts |
 //! | `ETCD_ROOT` | `/dcompact` | the farm's key prefix in etcd |
 //! | `ETCD_USERNAME`, `ETCD_PASSWORD` | unset | etcd credentials (never logged) |
@@ -45,7 +56,11 @@
 //! | `ZIP_SERVER_SOCKET` | unset | with `MULTI_PROCESS`: the Unix socket of a zipserver already running; the worker starts none |
 
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
-use crate::worker::child::spawner::ChildLimits;
+use crate::worker::child::limits::{
+    CgroupMode, ChildLimits, DEFAULT_CPU_WEIGHT, DEFAULT_MAX_PROCESSES,
+};
+use crate::worker::listener::limits::HttpLimits;
+use crate::worker::mounts::policy::{self, MountPolicy};
 use crate::worker::root_guard::{self, RootError, RootKind};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -93,7 +108,15 @@ pub struct WorkerConfig {
     pub max_parallel_compactions: usize,
     pub max_waiting_compactions: usize,
     pub result_retention: Duration,
+    /// `QUEUE_PROBE_TIMEOUT`: a queued attempt no hoster probed for this
+    /// long is cancelled.
+    pub queue_probe_timeout: Duration,
     pub max_request_bytes: usize,
+    /// `MAX_ADMISSIONS`: jobs admitted at once.
+    pub max_admissions: usize,
+    /// `HTTP_HEADER_TIMEOUT`, `HTTP_BODY_TIMEOUT`, `HTTP_IDLE_TIMEOUT`,
+    /// `MAX_CONNECTIONS`.
+    pub http: HttpLimits,
     /// Printed as `<redacted>` by `Debug`.
     pub auth_token: Option<Secret>,
     /// `WORKER_ALLOW_NO_TOKEN`: no token on a non-loopback address.
@@ -116,6 +139,8 @@ pub struct WorkerConfig {
     pub nfs_dynamic_mount: bool,
     pub nfs_mount_cache: usize,
     pub mount_timeout: Duration,
+    /// `MOUNT_ALLOWED_TYPES` and `MOUNT_ALLOWED_OPTIONS`.
+    pub mount_policy: MountPolicy,
     /// Registration and "done" events; `None` without `ETCD_URL`.
     pub etcd: Option<EtcdConfig>,
     /// `ZIP_SERVER_OPTIONS`, parsed: off, or the zipserver the worker
@@ -191,18 +216,29 @@ struct FileConfig {
     max_parallel_compactions: Option<toml::Value>,
     max_waiting_compactions: Option<toml::Value>,
     result_retention: Option<String>,
+    queue_probe_timeout: Option<String>,
     max_request_bytes: Option<toml::Value>,
+    max_admissions: Option<toml::Value>,
+    http_header_timeout: Option<String>,
+    http_body_timeout: Option<String>,
+    http_idle_timeout: Option<String>,
+    max_connections: Option<toml::Value>,
     worker_auth_token: Option<String>,
     worker_allow_no_token: Option<toml::Value>,
     multi_process: Option<toml::Value>,
     nfs_dynamic_mount: Option<toml::Value>,
     nfs_mount_cache: Option<toml::Value>,
     mount_timeout: Option<String>,
+    mount_allowed_types: Option<String>,
+    mount_allowed_options: Option<String>,
     plugins: Option<String>,
     child_memory_limit: Option<toml::Value>,
     child_file_size_limit: Option<toml::Value>,
     child_open_files: Option<toml::Value>,
     child_nice: Option<toml::Value>,
+    child_max_processes: Option<toml::Value>,
+    child_cpu_weight: Option<toml::Value>,
+    child_cgroup: Option<String>,
     attempt_timeout_multiplier: Option<toml::Value>,
     attempt_timeout_min: Option<String>,
     attempt_timeout_max: Option<String>,
@@ -254,18 +290,29 @@ impl Sources<'_> {
             "MAX_PARALLEL_COMPACTIONS" => value(&f.max_parallel_compactions),
             "MAX_WAITING_COMPACTIONS" => value(&f.max_waiting_compactions),
             "RESULT_RETENTION" => f.result_retention.clone(),
+            "QUEUE_PROBE_TIMEOUT" => f.queue_probe_timeout.clone(),
             "MAX_REQUEST_BYTES" => value(&f.max_request_bytes),
+            "MAX_ADMISSIONS" => value(&f.max_admissions),
+            "HTTP_HEADER_TIMEOUT" => f.http_header_timeout.clone(),
+            "HTTP_BODY_TIMEOUT" => f.http_body_timeout.clone(),
+            "HTTP_IDLE_TIMEOUT" => f.http_idle_timeout.clone(),
+            "MAX_CONNECTIONS" => value(&f.max_connections),
             "WORKER_AUTH_TOKEN" => f.worker_auth_token.clone(),
             "WORKER_ALLOW_NO_TOKEN" => value(&f.worker_allow_no_token),
             "MULTI_PROCESS" => value(&f.multi_process),
             "NFS_DYNAMIC_MOUNT" => value(&f.nfs_dynamic_mount),
             "NFS_MOUNT_CACHE" => value(&f.nfs_mount_cache),
             "MOUNT_TIMEOUT" => f.mount_timeout.clone(),
+            "MOUNT_ALLOWED_TYPES" => f.mount_allowed_types.clone(),
+            "MOUNT_ALLOWED_OPTIONS" => f.mount_allowed_options.clone(),
             "PLUGINS" => f.plugins.clone(),
             "CHILD_MEMORY_LIMIT" => value(&f.child_memory_limit),
             "CHILD_FILE_SIZE_LIMIT" => value(&f.child_file_size_limit),
             "CHILD_OPEN_FILES" => value(&f.child_open_files),
             "CHILD_NICE" => value(&f.child_nice),
+            "CHILD_MAX_PROCESSES" => value(&f.child_max_processes),
+            "CHILD_CPU_WEIGHT" => value(&f.child_cpu_weight),
+            "CHILD_CGROUP" => f.child_cgroup.clone(),
             "ATTEMPT_TIMEOUT_MULTIPLIER" => value(&f.attempt_timeout_multiplier),
             "ATTEMPT_TIMEOUT_MIN" => f.attempt_timeout_min.clone(),
             "ATTEMPT_TIMEOUT_MAX" => f.attempt_timeout_max.clone(),
@@ -454,10 +501,19 @@ impl WorkerConfig {
             Some(v) => parse_duration("RESULT_RETENTION", &v)?,
             None => Duration::from_secs(600),
         };
+        let queue_probe_timeout = match src.get("QUEUE_PROBE_TIMEOUT") {
+            Some(v) => parse_duration("QUEUE_PROBE_TIMEOUT", &v)?,
+            None => Duration::from_secs(60),
+        };
         let max_request_bytes = match src.get("MAX_REQUEST_BYTES") {
             Some(v) => parse_count("MAX_REQUEST_BYTES", &v, 4096)?,
             None => 64 << 20,
         };
+        let max_admissions = match src.get("MAX_ADMISSIONS") {
+            Some(v) => parse_count("MAX_ADMISSIONS", &v, 1)?,
+            None => 4,
+        };
+        let http = http_limits(&src)?;
         let auth_token = src.get("WORKER_AUTH_TOKEN").map(Secret::new);
         let allow_no_token = match src.get("WORKER_ALLOW_NO_TOKEN") {
             Some(v) => parse_bool("WORKER_ALLOW_NO_TOKEN", &v)?,
@@ -483,7 +539,27 @@ impl WorkerConfig {
         }
         let bytes = |name: &'static str| src.get(name).map(|v| parse_bytes(name, &v)).transpose();
         let child_limits = ChildLimits {
-            address_space: bytes("CHILD_MEMORY_LIMIT")?,
+            memory: bytes("CHILD_MEMORY_LIMIT")?,
+            max_processes: match src.get("CHILD_MAX_PROCESSES") {
+                Some(v) => parse_count("CHILD_MAX_PROCESSES", &v, 1)? as u64,
+                None => DEFAULT_MAX_PROCESSES,
+            },
+            cpu_weight: match src.get("CHILD_CPU_WEIGHT") {
+                Some(v) => {
+                    let w = parse_count("CHILD_CPU_WEIGHT", &v, 1)?;
+                    if w > 10_000 {
+                        return Err(invalid("CHILD_CPU_WEIGHT", &v, "must be 1 to 10000"));
+                    }
+                    w as u32
+                }
+                None => DEFAULT_CPU_WEIGHT,
+            },
+            cgroup: match src.get("CHILD_CGROUP") {
+                Some(v) => v
+                    .parse::<CgroupMode>()
+                    .map_err(|why| invalid("CHILD_CGROUP", &v, why))?,
+                None => CgroupMode::Auto,
+            },
             file_size: bytes("CHILD_FILE_SIZE_LIMIT")?,
             open_files: match src.get("CHILD_OPEN_FILES") {
                 Some(v) => Some(parse_count("CHILD_OPEN_FILES", &v, 16)? as u64),
@@ -548,6 +624,7 @@ impl WorkerConfig {
             None => 32,
         };
         let mount_timeout = duration("MOUNT_TIMEOUT", Duration::from_secs(60))?;
+        let mount_policy = mount_policy(&src)?;
         let etcd = etcd_config(&src)?;
         let zip_server = src
             .get("ZIP_SERVER_OPTIONS")
@@ -586,7 +663,10 @@ impl WorkerConfig {
             max_parallel_compactions,
             max_waiting_compactions,
             result_retention,
+            queue_probe_timeout,
             max_request_bytes,
+            max_admissions,
+            http,
             auth_token,
             allow_no_token,
             multi_process,
@@ -604,11 +684,59 @@ impl WorkerConfig {
             nfs_dynamic_mount,
             nfs_mount_cache,
             mount_timeout,
+            mount_policy,
             etcd,
             zip_server,
             zip_server_socket,
         })
     }
+}
+
+/// `HTTP_HEADER_TIMEOUT`, `HTTP_BODY_TIMEOUT`, `HTTP_IDLE_TIMEOUT` (each
+/// at least 1 ms) and `MAX_CONNECTIONS`.
+fn http_limits(src: &Sources<'_>) -> Result<HttpLimits, ConfigError> {
+    let timeout = |name: &'static str, default: Duration| {
+        let Some(v) = src.get(name) else {
+            return Ok(default);
+        };
+        let d = parse_duration(name, &v)?;
+        if d.is_zero() {
+            return Err(invalid(name, &v, "must be longer than 0"));
+        }
+        Ok(d)
+    };
+    let max_connections = match src.get("MAX_CONNECTIONS") {
+        Some(v) => parse_count("MAX_CONNECTIONS", &v, 1)?,
+        None => {
+            let open_files =
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                    .ok()
+                    .map(|(soft, _)| soft);
+            HttpLimits::default_max_connections(open_files)
+        }
+    };
+    Ok(HttpLimits {
+        header_timeout: timeout("HTTP_HEADER_TIMEOUT", HttpLimits::DEFAULT_HEADER_TIMEOUT)?,
+        body_timeout: timeout("HTTP_BODY_TIMEOUT", HttpLimits::DEFAULT_BODY_TIMEOUT)?,
+        idle_timeout: timeout("HTTP_IDLE_TIMEOUT", HttpLimits::DEFAULT_IDLE_TIMEOUT)?,
+        max_connections,
+    })
+}
+
+/// `MOUNT_ALLOWED_TYPES` and `MOUNT_ALLOWED_OPTIONS`: an error names the
+/// setting and the item it refuses.
+fn mount_policy(src: &Sources<'_>) -> Result<MountPolicy, ConfigError> {
+    let types = src.get("MOUNT_ALLOWED_TYPES");
+    let options = src.get("MOUNT_ALLOWED_OPTIONS");
+    let types_text = types.as_deref().unwrap_or(policy::DEFAULT_TYPES);
+    let options_text = options.as_deref().unwrap_or(policy::DEFAULT_OPTIONS);
+    // Each list alone, so that the error names the setting at fault.
+    MountPolicy::new(types_text, policy::DEFAULT_OPTIONS)
+        .map_err(|e| invalid("MOUNT_ALLOWED_TYPES", types_text, e.to_string()))?;
+    MountPolicy::new(policy::DEFAULT_TYPES, options_text)
+        .map_err(|e| invalid("MOUNT_ALLOWED_OPTIONS", options_text, e.to_string()))?;
+    MountPolicy::new(types_text, options_text)
+        .map_err(|e| invalid("MOUNT_ALLOWED_TYPES", types_text, e.to_string()))
 }
 
 /// The `ETCD_*` settings, when `ETCD_URL` is set.
@@ -817,6 +945,42 @@ mod tests {
     }
 
     #[test]
+    fn mount_allow_lists_refuse_what_cannot_be_a_boundary() {
+        let c = load(&[], None).unwrap();
+        assert_eq!(c.mount_policy, MountPolicy::default());
+        let c = load(
+            &[("MOUNT_ALLOWED_TYPES", "nfs4")],
+            Some("mount_allowed_options = \"vers,hard,timeo=\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.mount_policy,
+            MountPolicy::new("nfs4", "vers,hard,timeo").unwrap()
+        );
+        for (name, value, says) in [
+            ("MOUNT_ALLOWED_TYPES", "nfs,none", "only nfs and nfs4"),
+            ("MOUNT_ALLOWED_TYPES", "tmpfs", "only nfs and nfs4"),
+            ("MOUNT_ALLOWED_TYPES", "fuse.sshfs", "only nfs and nfs4"),
+            ("MOUNT_ALLOWED_TYPES", "ext4", "only nfs and nfs4"),
+            ("MOUNT_ALLOWED_OPTIONS", "vers,bind", "never allowed"),
+            ("MOUNT_ALLOWED_OPTIONS", "vers,suid", "never allowed"),
+            ("MOUNT_ALLOWED_OPTIONS", "X-mount.mkdir", "never allowed"),
+            ("MOUNT_ALLOWED_OPTIONS", "helper=", "never allowed"),
+            (
+                "MOUNT_ALLOWED_OPTIONS",
+                "vers;sh",
+                "not a mount option name",
+            ),
+        ] {
+            let e = load(&[(name, value)], None).unwrap_err().to_string();
+            assert!(
+                e.starts_with(name) && e.contains(says),
+                "{name}={value}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn child_settings() {
         let c = load(
             &[
@@ -828,12 +992,40 @@ mod tests {
         )
         .unwrap();
         assert!(c.multi_process);
-        assert_eq!(c.child_limits.address_space, Some(2 << 30));
+        assert_eq!(c.child_limits.memory, Some(2 << 30));
         assert_eq!(c.child_limits.file_size, Some(64 << 20));
+        assert_eq!(c.child_limits.max_processes, 1024);
+        assert_eq!(c.child_limits.cpu_weight, 100);
+        assert_eq!(c.child_limits.cgroup, CgroupMode::Auto);
         assert_eq!(c.attempt_timeout(0), Duration::from_secs(7200));
         assert_eq!(c.attempt_timeout(1_000_000), Duration::from_secs(60));
         assert_eq!(c.attempt_timeout(60_000_000), Duration::from_secs(600));
         assert_eq!(c.attempt_timeout(u64::MAX), Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn child_cgroup_settings() {
+        let c = load(
+            &[
+                ("CHILD_MAX_PROCESSES", "64"),
+                ("CHILD_CPU_WEIGHT", "50"),
+                ("CHILD_CGROUP", "required"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.child_limits.max_processes, 64);
+        assert_eq!(c.child_limits.cpu_weight, 50);
+        assert_eq!(c.child_limits.cgroup, CgroupMode::Required);
+        for (name, bad) in [
+            ("CHILD_MAX_PROCESSES", "0"),
+            ("CHILD_CPU_WEIGHT", "0"),
+            ("CHILD_CPU_WEIGHT", "10001"),
+            ("CHILD_CGROUP", "v1"),
+        ] {
+            let e = load(&[(name, bad)], None).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
     }
 
     #[test]
@@ -923,6 +1115,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn http_limits_and_admissions() {
+        let c = load(&[], None).unwrap();
+        assert_eq!(c.max_admissions, 4);
+        assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(30));
+        assert!((16..=1024).contains(&c.http.max_connections));
+        let c = load(
+            &[("HTTP_HEADER_TIMEOUT", "500ms"), ("MAX_CONNECTIONS", "8")],
+            Some("http_body_timeout = \"2s\"\nhttp_idle_timeout = \"1m\"\nmax_admissions = 2\n"),
+        )
+        .unwrap();
+        assert_eq!(c.http.header_timeout, Duration::from_millis(500));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.max_connections, 8);
+        assert_eq!(c.max_admissions, 2);
+        for (name, bad) in [
+            ("HTTP_HEADER_TIMEOUT", "0s"),
+            ("HTTP_BODY_TIMEOUT", "soon"),
+            ("HTTP_IDLE_TIMEOUT", "0"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_ADMISSIONS", "0"),
+        ] {
+            let e = load(&[(name, bad)], None).unwrap_err().to_string();
+            assert!(e.starts_with(name), "{name}={bad}: {e}");
+        }
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //!   the job's OPTIONS file, `OpenAndCompact`, result files.
 //! - [`admission`]: turns a request body into a job the worker will run, or
 //!   a 400/412 answer that names the problem.
+//! - [`admission_gate`]: the queue place and the admission permit a
+//!   submission holds before anything is read for it.
+//! - [`listener`]: accepting HTTP connections under `MAX_CONNECTIONS`,
+//!   with header, body and idle timeouts, and a bounded drain.
 //! - [`space_guard`]: refuses jobs whose output would not fit with a margin.
 //! - [`mounts`]: `NFS_DYNAMIC_MOUNT`: mounts per hoster instance, shared by
 //!   its jobs, LRU-evicted, remounted after a stale file handle.
@@ -22,6 +26,14 @@
 //!   handle, following no symlink: every file operation made for a request.
 //! - [`root_guard`]: the checks that keep the worker off the host's files:
 //!   no system directory as a root, `WORKER_DB_ROOT` the worker's own.
+//! - [`root_lock`]: one live worker per `WORKER_DB_ROOT` (an `flock` on its
+//!   marker), so what a dead predecessor left may be ended.
+//! - [`process`]: the worker's child processes: a pid that knows its group,
+//!   the setup between fork and exec, waiting against a deadline and a stop
+//!   request, `terminate(grace)`, one `extract(ExitStatus)`.
+//! - [`cgroup`]: a cgroup of its own for each child that runs plugin code:
+//!   memory, process and CPU limits, and an end that kills every process in
+//!   it; what a killed predecessor left is ended at start.
 //! - [`plugin_catalog`]: which plugin classes the worker runs, in which versions.
 //! - [`queue_order`]: which waiting attempt runs next.
 //! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with its owner
@@ -40,10 +52,14 @@
 //! - [`timings`]: when each step of an attempt happened (its fixed cost, in parts).
 
 pub mod admission;
+pub mod admission_gate;
 pub mod attempt_dir;
 pub mod beneath;
+pub mod cgroup;
 pub mod child;
 pub mod config;
+pub mod deadline;
+pub mod listener;
 pub mod local;
 pub mod metrics;
 pub mod mounts;
@@ -51,10 +67,12 @@ pub mod options_file;
 pub mod outcome;
 pub mod paths;
 pub mod plugin_catalog;
+pub mod process;
 pub mod queue_order;
 pub mod registration;
 pub mod retention;
 pub mod root_guard;
+pub mod root_lock;
 pub mod runner;
 pub mod server;
 pub mod space_guard;
@@ -62,5 +80,6 @@ pub mod stats;
 pub mod summary;
 pub mod supervisor;
 pub mod timings;
+pub mod tombstones;
 pub mod web;
 pub mod zip_link;

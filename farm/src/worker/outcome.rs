@@ -25,6 +25,9 @@ pub enum Outcome {
     TimedOut,
     /// The child could not be started.
     SpawnFailed(String),
+    /// The kernel's OOM handling killed the child inside its cgroup
+    /// (`limit`: the cgroup's memory limit, `CHILD_MEMORY_LIMIT`).
+    OutOfMemory { limit: Option<u64> },
 }
 
 impl Outcome {
@@ -40,11 +43,12 @@ impl Outcome {
             Outcome::Killed(_) => "killed",
             Outcome::TimedOut => "timed_out",
             Outcome::SpawnFailed(_) => "spawn_failed",
+            Outcome::OutOfMemory { .. } => "out_of_memory",
         }
     }
 
     /// Every failure name, for counters that list zeroes too.
-    pub const FAILURE_NAMES: [&'static str; 8] = [
+    pub const FAILURE_NAMES: [&'static str; 9] = [
         "setup_failed",
         "compaction_failed",
         "cancelled",
@@ -53,6 +57,7 @@ impl Outcome {
         "killed",
         "timed_out",
         "spawn_failed",
+        "out_of_memory",
     ];
 
     /// What went wrong, in words.
@@ -65,6 +70,12 @@ impl Outcome {
             | Outcome::SpawnFailed(e) => Some(e.clone()),
             Outcome::Exited(code) => Some(format!("child exited with code {code}")),
             Outcome::Killed(sig) => Some(format!("child killed by {sig}")),
+            Outcome::OutOfMemory { limit: Some(bytes) } => Some(format!(
+                "child killed by the kernel's OOM handling in its cgroup (memory limit {bytes} bytes)"
+            )),
+            Outcome::OutOfMemory { limit: None } => {
+                Some("child killed by the kernel's OOM handling in its cgroup".into())
+            }
         }
     }
 }
@@ -75,5 +86,23 @@ impl fmt::Display for Outcome {
             Some(e) => write!(f, "{}: {}", self.name(), e),
             None => f.write_str(self.name()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_memory_is_named_with_its_limit() {
+        let o = Outcome::OutOfMemory {
+            limit: Some(256 << 20),
+        };
+        assert_eq!(o.name(), "out_of_memory");
+        assert!(Outcome::FAILURE_NAMES.contains(&o.name()));
+        assert_eq!(
+            o.to_string(),
+            "out_of_memory: child killed by the kernel's OOM handling in its cgroup (memory limit 268435456 bytes)"
+        );
     }
 }

@@ -10,12 +10,19 @@
 
 use crate::protocol::job::PluginVersion;
 use crate::rocks::plugins::{self, PluginClass, PluginError};
+use crate::worker::cgroup::error::CgroupError;
+use crate::worker::cgroup::group::ChildCgroup;
+use crate::worker::cgroup::home::CgroupHome;
+use crate::worker::child::limits::ChildLimits;
 use crate::worker::child::spec::{attempt_marker, ATTEMPT_MARKER};
-use crate::worker::child::supervise::end_attempt_processes;
-use std::io::Read;
+use crate::worker::process::exit::{extract, Exit};
+use crate::worker::process::marked::end_marked;
+use crate::worker::process::running::{Running, Waited};
+use nix::sys::signal::Signal;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::RwLock;
+use std::sync::{mpsc, Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// The marker the describing child and its descendants carry.
@@ -23,6 +30,10 @@ const DESCRIBE_MARKER: &str = "describe-plugins";
 
 /// How long the describing child may take.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the output may take to arrive once every process that could
+/// hold the pipe has ended.
+const OUTPUT_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct Catalog {
@@ -38,21 +49,27 @@ impl Catalog {
     }
 
     /// Starts a child that loads `paths` and reports their classes
-    /// (MULTI_PROCESS).
-    pub fn describe_in_child(exe: PathBuf, paths: Vec<PathBuf>) -> std::sync::Arc<Self> {
-        let catalog = std::sync::Arc::new(Catalog::default());
+    /// (MULTI_PROCESS). The child runs plugin code: it gets the limits of
+    /// an attempt child, and a cgroup of its own when `cgroups` is set.
+    pub fn describe_in_child(
+        exe: PathBuf,
+        paths: Vec<PathBuf>,
+        limits: ChildLimits,
+        cgroups: Option<Arc<CgroupHome>>,
+    ) -> Arc<Self> {
+        let catalog = Arc::new(Catalog::default());
         if paths.is_empty() {
             *catalog.classes.write().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
             return catalog;
         }
         let filling = catalog.clone();
         let spawned = std::thread::Builder::new().name("plugin-catalog".into()).spawn(move || {
-            match describe(&exe, &paths) {
+            match describe(&exe, &paths, &limits, cgroups.as_deref()) {
                 Ok(classes) => {
                     tracing::info!(classes = ?classes, "plugin catalog ready");
                     *filling.classes.write().unwrap_or_else(|p| p.into_inner()) = Some(classes);
                 }
-                Err(e) => tracing::error!(error = %e, "plugins could not be described: jobs naming plugin classes will be refused"),
+                Err(e) => tracing::error!(error = &e as &dyn std::error::Error, "plugins could not be described: jobs naming plugin classes will be refused"),
             }
         });
         if let Err(e) = spawned {
@@ -107,8 +124,40 @@ pub fn check_version(
     }
 }
 
-fn describe(exe: &Path, paths: &[PathBuf]) -> Result<Vec<PluginClass>, String> {
+/// Why the plugins could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    #[error("failed to prepare the describing child: {0}")]
+    Setup(#[from] CgroupError),
+    #[error("failed to start {exe}: {source}")]
+    Spawn {
+        exe: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to wait for the describing child: {0}")]
+    Wait(#[source] io::Error),
+    #[error("the describing child took more than {0:?}")]
+    TimedOut(Duration),
+    #[error("the describing child ended with {0}")]
+    Failed(Exit),
+    #[error("the describing child was killed by the kernel's OOM handling in its cgroup (CHILD_MEMORY_LIMIT)")]
+    OutOfMemory,
+    #[error("the describing child's output could not be read")]
+    NoOutput,
+    #[error("unreadable plugin description: {0}")]
+    Unreadable(#[source] serde_json::Error),
+}
+
+fn describe(
+    exe: &Path,
+    paths: &[PathBuf],
+    limits: &ChildLimits,
+    cgroups: Option<&CgroupHome>,
+) -> Result<Vec<PluginClass>, DescribeError> {
     let marker = attempt_marker(DESCRIBE_MARKER);
+    let mut cgroup = cgroups.map(|home| home.child("describe")).transpose()?;
+    let setup = limits.setup(cgroup.as_ref())?;
     let mut cmd = Command::new(exe);
     cmd.arg("--describe-plugins")
         .args(paths)
@@ -119,48 +168,66 @@ fn describe(exe: &Path, paths: &[PathBuf]) -> Result<Vec<PluginClass>, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    // SAFETY: prctl is async-signal-safe; the child dies with this thread's
-    // process rather than outliving a worker that stopped.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            if libc::setpgid(0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("failed to start {}: {e}", exe.display()))?;
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if started.elapsed() > DESCRIBE_TIMEOUT => {
-                end_attempt_processes(child.id() as i32, &marker);
-                let _ = child.wait();
-                return Err(format!(
-                    "the describing child took more than {DESCRIBE_TIMEOUT:?}"
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("failed to wait for the describing child: {e}")),
-        }
+    let mut child = Running::spawn(&mut cmd, setup).map_err(|source| DescribeError::Spawn {
+        exe: exe.to_owned(),
+        source,
+    })?;
+    let output = read_in_background(&mut child);
+    let deadline = Instant::now() + DESCRIBE_TIMEOUT;
+    let waited = child.wait(Some(deadline), &|| false);
+    let status = match waited {
+        Ok(Waited::Exited(status)) => Ok(status),
+        Ok(_) => Err(DescribeError::TimedOut(DESCRIBE_TIMEOUT)),
+        Err(e) => Err(DescribeError::Wait(e)),
     };
-    let mut out = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut out);
+    if status.is_err() {
+        let _ = child.kill();
     }
-    // Whatever the plugins' loading left behind goes with the child.
-    end_attempt_processes(child.id() as i32, &marker);
-    if !status.success() {
-        return Err(format!("the describing child ended with {status}"));
+    let oom = cgroup.as_ref().map_or(0, ChildCgroup::oom_kills);
+    // Whatever the plugins' loading left behind goes with the child, before
+    // the output is read: a descendant that kept the pipe open would keep
+    // the read from ever ending.
+    match cgroup.as_mut() {
+        Some(cg) => {
+            if let Err(e) = cg.end() {
+                tracing::warn!(error = %e, "failed to end the describing child's cgroup");
+            }
+        }
+        None => {
+            let _ = child.pid().signal(Signal::SIGKILL);
+            end_marked(ATTEMPT_MARKER, &marker);
+        }
     }
-    serde_json::from_str(out.trim()).map_err(|e| format!("unreadable plugin description: {e}"))
+    let exit = extract(status?);
+    if exit.is_signal(Signal::SIGKILL) && oom > 0 {
+        return Err(DescribeError::OutOfMemory);
+    }
+    if exit != Exit::Code(0) {
+        return Err(DescribeError::Failed(exit));
+    }
+    let out = output
+        .recv_timeout(OUTPUT_WAIT)
+        .map_err(|_| DescribeError::NoOutput)?;
+    serde_json::from_str(out.trim()).map_err(DescribeError::Unreadable)
+}
+
+/// Reads the child's stdout to its end on a thread of its own, so a child
+/// that writes more than a pipe holds is not blocked.
+fn read_in_background(child: &mut Running) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut stdout) = child.take_stdout() {
+        let spawned = std::thread::Builder::new()
+            .name("plugin-catalog-read".into())
+            .spawn(move || {
+                let mut out = String::new();
+                let _ = stdout.read_to_string(&mut out);
+                let _ = tx.send(out);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "failed to start a thread to read the describing child");
+        }
+    }
+    rx
 }
 
 /// `dcompact-worker --describe-plugins <paths>`: loads the plugins and

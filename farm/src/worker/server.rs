@@ -1,36 +1,55 @@
 //! The worker's HTTP server: thin handlers over the [`Supervisor`].
 //!
+//! The router serves exactly [`Endpoint::ALL`] (`docs/PROTOCOL.md` is the
+//! contract, with every status code):
+//!
 //! | endpoint | answers |
 //! | --- | --- |
-//! | `POST /dcompact` | 200 `{"status":"ok","addr"}`, 400, 401, 412, 503 |
-//! | `POST /probe` | 200 queued / running / done / failed, 404 `NotFound`; with `wait_ms`, held until the attempt ends or the wait is over |
-//! | `POST /shutdown` | 200 `{"status":"ok"}`, 401, 404 `NotFound` |
-//! | `GET /health` | 200 `{"status":"OK"}`, 412 while stopping |
+//! | `POST /dcompact` | 200 `{"status":"ok","addr","protocol"}`, 400, 401, 408, 412, 503 |
+//! | `POST /probe` | 200 queued / running / done / failed, 400, 408, 404 `NotFound`; with `wait_ms`, held until the attempt ends or the wait is over |
+//! | `POST /shutdown` | 200 `{"status":"ok"}`, 400, 401, 408, 404 `NotFound` (the cancel is remembered: a later submission of that attempt is refused) |
+//! | `GET /health` | 200 `{"status":"OK","protocol"}`, 412 while stopping |
 //! | `GET /stat`, `GET /list` | HTML; `?html=0`: JSON counters and attempts (see [`web::routes`]) |
 //! | `GET /metrics` | Prometheus text format (see [`crate::worker::metrics`]) |
 //! | `GET /attempts/<attempt name>/<file>` | an attempt's `LOG`, `LOG.child`, `summary.html`, ...: 400, 403 outside `WORKER_DB_ROOT`, 404 |
 //!
-//! Every error answer is JSON with `status` and `error`.
+//! Every error answer is JSON with `status` and `error`. A request body
+//! that does not arrive within `HTTP_BODY_TIMEOUT` is answered 408
+//! `{"status":"timeout"}` and its connection closed; connections are
+//! accepted and timed by [`crate::worker::listener`].
+//!
+//! `/dcompact` reserves a place in the queue and an admission permit
+//! ([`Supervisor::enter_admission`]) before its job is admitted on a
+//! blocking thread: a full worker, or one with `MAX_ADMISSIONS` admissions
+//! in progress, answers 503 before it reads any file for the job.
 
 use crate::etcd::keys::Registration;
-use crate::protocol::answers::{self, ErrorAnswer, SubmitAnswer, NOT_FOUND};
+use crate::protocol::answers::{
+    self, CancelAnswer, ErrorAnswer, HealthAnswer, SubmitAnswer, NOT_FOUND,
+};
 use crate::protocol::attempt::AttemptKey;
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
+use crate::protocol::version::PROTOCOL_VERSION;
 use crate::worker::admission::{admit, AdmissionError};
+use crate::worker::child::cgroups::child_cgroups;
 use crate::worker::config::WorkerConfig;
+use crate::worker::listener::{accept, timed_body};
+use crate::worker::metrics::http::HttpMetrics;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::registration::Registrar;
 use crate::worker::retention;
 use crate::worker::root_guard::WorkerRoot;
+use crate::worker::root_lock::{RootLock, CLAIM_WAIT};
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
 use crate::worker::timings::now_us;
 use crate::worker::web;
-use axum::body::{to_bytes, Body};
+use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -66,10 +85,22 @@ pub async fn run(
         .unwrap_or_else(|| bound.to_string());
     refuse_open_exposure(&config, bound)?;
     let root = Arc::new(WorkerRoot::open(&config.worker_db_root).map_err(std::io::Error::other)?);
+    // Held until the worker ends: what is under the root is this worker's.
+    let root_lock = RootLock::claim(&root, CLAIM_WAIT).map_err(std::io::Error::other)?;
+    let cgroups = if config.multi_process {
+        child_cgroups(&config.child_limits, &root, &root_lock).map_err(std::io::Error::other)?
+    } else {
+        None
+    };
     let exe = std::env::current_exe()?;
     // Plugin code runs in the worker itself only without MULTI_PROCESS.
     let catalog = if config.multi_process {
-        Catalog::describe_in_child(exe.clone(), config.plugins.clone())
+        Catalog::describe_in_child(
+            exe.clone(),
+            config.plugins.clone(),
+            config.child_limits.clone(),
+            cgroups.clone(),
+        )
     } else {
         Arc::new(Catalog::load_here(&config.plugins).map_err(std::io::Error::other)?)
     };
@@ -90,13 +121,16 @@ pub async fn run(
         running: 0,
         waiting: 0,
         version: env!("CARGO_PKG_VERSION").into(),
+        protocol: PROTOCOL_VERSION,
     };
+    let limits = config.http;
     let sup = Supervisor::new(
         Arc::new(config),
         root,
         format!("dcompact-worker@{advertise}"),
         &exe,
         catalog,
+        cgroups.clone(),
     )?;
 
     let registrar = match etcd {
@@ -127,12 +161,11 @@ pub async fn run(
         }
     });
 
-    let app = Router::new()
-        .route("/dcompact", post(dcompact))
-        .route("/probe", post(probe))
-        .route("/shutdown", post(cancel))
-        .route("/health", get(health))
-        .merge(web::routes::router())
+    let app = Endpoint::ALL
+        .into_iter()
+        .fold(Router::new(), |router, e| {
+            router.route(e.path(), handler(e))
+        })
         .fallback(|| async { error(StatusCode::NOT_FOUND, NOT_FOUND, "no such endpoint") })
         .with_state(sup.clone());
 
@@ -148,15 +181,19 @@ pub async fn run(
             sup.shutdown().await;
         }
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(graceful)
-        .await;
+    let http_metrics =
+        HttpMetrics::new(sup.registry(), limits.max_connections).map_err(std::io::Error::other)?;
+    let served = accept::serve(listener, app, limits, http_metrics, graceful).await;
     stop_sweeper.cancel();
     let _ = sweeper.await;
     if let Some(r) = registrar {
         // Joins the registrar thread, which may be finishing a request.
         let _ = tokio::task::spawn_blocking(move || drop(r)).await;
     }
+    if let Some(home) = cgroups {
+        let _ = tokio::task::spawn_blocking(move || home.close()).await;
+    }
+    drop(root_lock);
     served
 }
 
@@ -176,6 +213,31 @@ fn refuse_open_exposure(config: &WorkerConfig, bound: SocketAddr) -> std::io::Re
          dcompact_http_headers), listen on 127.0.0.1, or set WORKER_ALLOW_NO_TOKEN=true to run \
          without one"
     )))
+}
+
+/// The handler of `endpoint`, on its method only; another method gets a
+/// JSON 405.
+fn handler(endpoint: Endpoint) -> MethodRouter<Shared> {
+    let method = MethodFilter::try_from(endpoint.method())
+        .expect("every endpoint uses GET or POST, which have filters");
+    let wrong_method = move || async move {
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "malformed",
+            format!("{} takes only {}", endpoint.prefix(), endpoint.method()),
+        )
+    };
+    let served = match endpoint {
+        Endpoint::Dcompact => on(method, dcompact),
+        Endpoint::Probe => on(method, probe),
+        Endpoint::Shutdown => on(method, cancel),
+        Endpoint::Health => on(method, health),
+        Endpoint::Stat => on(method, web::routes::stat),
+        Endpoint::List => on(method, web::routes::list),
+        Endpoint::Metrics => on(method, web::routes::metrics),
+        Endpoint::AttemptFile => on(method, web::routes::attempt_file),
+    };
+    served.fallback(wrong_method)
 }
 
 /// Applies the retention policy to kept attempt directories.
@@ -227,15 +289,44 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-async fn read_body(sup: &Supervisor, body: Body) -> Result<axum::body::Bytes, Response> {
+/// The whole request body, or the answer that says why not (and the
+/// reason a refused submission counts under).
+async fn read_body(sup: &Supervisor, body: Body) -> Result<Bytes, (RejectReason, Response)> {
     let limit = sup.config().max_request_bytes;
     to_bytes(body, limit).await.map_err(|e| {
-        error(
+        if timed_body::is_timeout(&e) {
+            let mut answer = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request body did not arrive within HTTP_BODY_TIMEOUT={:?}",
+                    sup.config().http.body_timeout
+                ),
+            );
+            // The rest of the body may still trickle in: not worth reading.
+            answer
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return (RejectReason::Timeout, answer);
+        }
+        let answer = error(
             StatusCode::BAD_REQUEST,
             "malformed",
             format!("failed to read request body (limit MAX_REQUEST_BYTES={limit} bytes): {e}"),
-        )
+        );
+        (RejectReason::Malformed, answer)
     })
+}
+
+/// A submission the supervisor turned away: 503 busy, or 412.
+fn submit_error(e: SubmitError) -> Response {
+    let (code, status) = match e {
+        SubmitError::Busy { .. } | SubmitError::AdmissionsFull { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "busy")
+        }
+        SubmitError::Refused(_) => (StatusCode::PRECONDITION_FAILED, "refused"),
+    };
+    error(code, status, e.to_string())
 }
 
 async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Response {
@@ -250,22 +341,23 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
     let received_us = now_us();
     let body = match read_body(&sup, body).await {
         Ok(b) => b,
-        Err(r) => {
-            sup.count_reject(RejectReason::Malformed);
+        Err((reason, r)) => {
+            sup.count_reject(reason);
             return r;
         }
     };
-    if sup.is_stopping() {
-        sup.count_reject(RejectReason::Refused);
-        return error(
-            StatusCode::PRECONDITION_FAILED,
-            "refused",
-            "worker is stopping",
-        );
-    }
-    // Admission parses the input through RocksDB and touches the filesystem.
+    // A place in the queue first, so that a full worker reads nothing;
+    // dropped (given back) on every return below but the last.
+    let (place, permit) = match sup.enter_admission() {
+        Ok(entered) => entered,
+        Err(e) => return submit_error(e),
+    };
+    // Admission parses the input through RocksDB and touches the
+    // filesystem, perhaps a slow NFS server: the blocking work holds the
+    // permit until it returns, even when this request is gone.
     let admitting = sup.clone();
     let admitted = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         admit(
             admitting.config(),
             admitting.catalog(),
@@ -294,7 +386,7 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
     };
     prepared.timings.received_us = Some(received_us);
     prepared.timings.admitted_us = Some(now_us());
-    match sup.submit(job, name, prepared) {
+    match sup.submit(place, job, name, prepared) {
         Ok(()) => {
             let addr = sup
                 .identity()
@@ -303,20 +395,16 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
             Json(SubmitAnswer {
                 status: "ok".into(),
                 addr,
+                protocol: PROTOCOL_VERSION,
             })
             .into_response()
         }
-        Err(e @ SubmitError::Busy { .. }) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
-        }
-        Err(e @ SubmitError::Refused(_)) => {
-            error(StatusCode::PRECONDITION_FAILED, "refused", e.to_string())
-        }
+        Err(e) => submit_error(e),
     }
 }
 
 async fn attempt_key(sup: &Supervisor, body: Body) -> Result<AttemptKey, Response> {
-    let body = read_body(sup, body).await?;
+    let body = read_body(sup, body).await.map_err(|(_, r)| r)?;
     serde_json::from_slice(&body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -329,17 +417,19 @@ async fn attempt_key(sup: &Supervisor, body: Body) -> Result<AttemptKey, Respons
 /// Answers at once, or with `wait_ms` as soon as the attempt ends or the
 /// wait is over (see [`ProbeRequest`]).
 async fn probe(State(sup): State<Shared>, body: Body) -> Response {
-    let request: ProbeRequest = match read_body(&sup, body).await.and_then(|b| {
-        serde_json::from_slice(&b).map_err(|e| {
-            error(
+    let body = match read_body(&sup, body).await {
+        Ok(b) => b,
+        Err((_, answer)) => return answer,
+    };
+    let request: ProbeRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
                 StatusCode::BAD_REQUEST,
                 "malformed",
                 format!("expected instance_name, start_time, dbname, job_id, attempt: {e}"),
             )
-        })
-    }) {
-        Ok(r) => r,
-        Err(r) => return r,
+        }
     };
     let wait = Duration::from_millis(request.wait_ms.min(MAX_PROBE_WAIT_MS));
     let deadline = tokio::time::Instant::now() + wait;
@@ -375,7 +465,10 @@ async fn cancel(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Re
         Err(r) => return r,
     };
     if sup.cancel(&key) {
-        Json(serde_json::json!({"status": "ok"})).into_response()
+        Json(CancelAnswer {
+            status: "ok".into(),
+        })
+        .into_response()
     } else {
         error(
             StatusCode::NOT_FOUND,
@@ -393,7 +486,11 @@ async fn health(State(sup): State<Shared>) -> Response {
             "worker is stopping",
         )
     } else {
-        Json(serde_json::json!({"status": "OK"})).into_response()
+        Json(HealthAnswer {
+            status: "OK".into(),
+            protocol: PROTOCOL_VERSION,
+        })
+        .into_response()
     }
 }
 

@@ -12,8 +12,12 @@ pub enum RejectReason {
     Unauthorized,
     /// 412: a job the worker will not run (paths, names, stopping, duplicate).
     Refused,
-    /// 503: the queue is full.
+    /// 503: the queue is full (running, waiting and being admitted).
     Busy,
+    /// 503: `MAX_ADMISSIONS` jobs are being admitted.
+    AdmissionsFull,
+    /// 408: the request body did not arrive within `HTTP_BODY_TIMEOUT`.
+    Timeout,
 }
 
 impl RejectReason {
@@ -23,14 +27,18 @@ impl RejectReason {
             RejectReason::Unauthorized => "unauthorized",
             RejectReason::Refused => "refused",
             RejectReason::Busy => "busy",
+            RejectReason::AdmissionsFull => "admissions_full",
+            RejectReason::Timeout => "timeout",
         }
     }
 
-    pub const ALL: [RejectReason; 4] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::Malformed,
         RejectReason::Unauthorized,
         RejectReason::Refused,
         RejectReason::Busy,
+        RejectReason::AdmissionsFull,
+        RejectReason::Timeout,
     ];
 }
 

@@ -3,13 +3,23 @@
 //! Admission: at most `MAX_PARALLEL_COMPACTIONS` attempts run at once, at
 //! most `MAX_WAITING_COMPACTIONS` wait (the next to run is chosen by
 //! [`priority`]), and beyond that a
-//! submission is answered 503. Each running attempt is a tracked blocking
+//! submission is answered 503. A submission reserves its place before its
+//! job is admitted ([`Supervisor::enter_admission`], see
+//! [`crate::worker::admission_gate`]), so attempts being admitted count
+//! too, and a full worker refuses before it reads anything. Each running attempt is a tracked blocking
 //! task with its own cancel flag. A finished attempt stays answerable by
 //! `/probe` for `RESULT_RETENTION`.
 //!
 //! Failure modes: a panic in an attempt is caught and classified
 //! (`panicked`); an attempt that cannot be prepared is `setup_failed`; a
-//! cancel sets RocksDB's canceled flag and the attempt ends `cancelled`.
+//! cancel sets RocksDB's canceled flag and the attempt ends `cancelled`; an
+//! attempt past its deadline ends `timed_out` (a child is killed, an
+//! in-process attempt abandoned, see [`crate::worker::deadline`]). Every
+//! run has a number, and only its first end counts.
+//!
+//! This file holds the state and its transitions (submit, dispatch,
+//! finish, probe, cancel); `run` runs one attempt, `snapshot` is what
+//! `/stat` shows, `lifecycle` the sweep and shutdown.
 
 use crate::protocol::answers::{self, ProbeAnswer, Progress};
 use crate::protocol::attempt::{AttemptKey, AttemptName};
@@ -17,11 +27,14 @@ use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::CancelFlag;
 use crate::rocks::plugins::{self, PluginClass, PluginCounts};
 use crate::rocks::serialized::ResultInfo;
+use crate::worker::admission_gate::{AdmissionGate, AdmissionPermit, Closed, Reservation};
 use crate::worker::attempt_dir::AttemptDir;
+use crate::worker::cgroup::home::CgroupHome;
 use crate::worker::child::spawner::Spawner;
 use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
+use crate::worker::deadline::Watchdog;
 use crate::worker::metrics::attempts::AttemptMetrics;
 use crate::worker::metrics::queue;
 use crate::worker::mounts::stale::is_stale_handle;
@@ -36,6 +49,7 @@ use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use crate::worker::summary::Summary;
 use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
+use crate::worker::tombstones::{self, Tombstones};
 use crate::worker::zip_link::{ZipLink, ZipLinkSnapshot};
 use base64::Engine;
 use serde::Serialize;
@@ -46,18 +60,27 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::task::TaskTracker;
 
+mod lifecycle;
+mod run;
+mod snapshot;
+
+pub use snapshot::{AttemptRow, PluginsSnapshot, StatSnapshot};
+
 /// Why a submission was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     #[error("{0}")]
     Refused(String),
-    #[error("worker busy: {running} running and {waiting} waiting (MAX_PARALLEL_COMPACTIONS={parallel}, MAX_WAITING_COMPACTIONS={queue})")]
+    #[error("worker busy: {running} running and {waiting} waiting, {admitting} being admitted (MAX_PARALLEL_COMPACTIONS={parallel}, MAX_WAITING_COMPACTIONS={queue})")]
     Busy {
         running: usize,
         waiting: usize,
+        admitting: usize,
         parallel: usize,
         queue: usize,
     },
+    #[error("worker busy: MAX_ADMISSIONS={max} jobs are being admitted (their storage may be slow to answer); try another worker")]
+    AdmissionsFull { max: usize },
 }
 
 /// What the supervisor tells its observer (the etcd registrar).
@@ -76,6 +99,9 @@ enum Phase {
     Running {
         started: Instant,
         cancel: Arc<CancelFlag>,
+        /// This run's number: an end reported for another run (an
+        /// abandoned thread returning late) is dropped.
+        run: u64,
     },
     Finished {
         outcome: Outcome,
@@ -86,9 +112,14 @@ enum Phase {
 
 struct Entry {
     name: AttemptName,
+    /// Its place in the queue, until the attempt ends.
+    place: Option<Reservation>,
     job: Arc<Job>,
     prepared: Option<PreparedJob>,
     accepted: Instant,
+    /// The last submission or probe of this attempt: a queued attempt
+    /// nobody asks about for `QUEUE_PROBE_TIMEOUT` is cancelled.
+    seen: Instant,
     phase: Phase,
     /// The input's size at admission.
     input_bytes: u64,
@@ -98,7 +129,6 @@ struct Entry {
     bytes_written: u64,
 }
 
-#[derive(Default)]
 struct State {
     attempts: HashMap<AttemptKey, Entry>,
     queue: VecDeque<AttemptKey>,
@@ -106,67 +136,13 @@ struct State {
     /// The most attempts ever running at once.
     running_high_water: usize,
     stopping: bool,
+    /// The number of the next run.
+    next_run: u64,
     counters: Counters,
     /// What plugin code did in attempt children that have ended.
     child_plugin_counts: PluginCounts,
-}
-
-/// One row of `/stat`'s attempt list.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptRow {
-    pub name: String,
-    /// The body `/probe` and `/shutdown` take for this attempt.
-    pub key: AttemptKey,
-    pub state: &'static str,
-    /// How it ended, with the error: `failed: <error>`.
-    pub outcome: Option<String>,
-    /// The time since the last change of state (accepted, started, ended).
-    pub elapsed_ms: u64,
-    /// The closed outcome name (`succeeded`, `cancelled`, ...), once ended.
-    pub outcome_name: Option<&'static str>,
-    /// The input SSTs' total size at admission.
-    pub input_bytes: u64,
-    /// RocksDB's figures of a succeeded attempt.
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-    /// The hoster's estimate of the run time.
-    pub estimate_ms: u64,
-    /// Run time so far (running) or in all (ended); 0 while queued.
-    pub run_ms: u64,
-}
-
-/// `/stat?html=0`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatSnapshot {
-    pub identity: String,
-    pub running: usize,
-    /// The most attempts ever running at once.
-    pub running_high_water: usize,
-    pub waiting: usize,
-    pub max_parallel_compactions: usize,
-    pub max_waiting_compactions: usize,
-    pub stopping: bool,
-    pub counters: Counters,
-    pub plugins: PluginsSnapshot,
-    /// With `NFS_DYNAMIC_MOUNT`: the mounts and their counters.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mounts: Option<MountsSnapshot>,
-    /// The registration in etcd, with `ETCD_URL`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etcd: Option<RegistrationSnapshot>,
-    pub attempts: Vec<AttemptRow>,
-    /// The zipserver the children use (MULTI_PROCESS with a zipserver).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub zipserver: Option<ZipLinkSnapshot>,
-}
-
-/// The plugin part of `/stat`.
-#[derive(Debug, Clone, Serialize)]
-pub struct PluginsSnapshot {
-    pub classes: Vec<PluginClass>,
-    /// Merges resolved, entries filtered, dropped, changed by plugin code on
-    /// this worker (in-process and in children).
-    pub counts: PluginCounts,
+    /// Cancels of attempts not (yet) submitted.
+    tombstones: Tombstones,
 }
 
 pub struct Supervisor {
@@ -193,23 +169,27 @@ pub struct Supervisor {
     zip: Option<ZipLink>,
     /// Bumped whenever an attempt ends: what a held `/probe` waits for.
     ended: tokio::sync::watch::Sender<u64>,
+    /// Places in the queue and admission permits.
+    gate: AdmissionGate,
 }
 
 impl Supervisor {
     /// With MULTI_PROCESS, starts the spawner thread for children running
-    /// `worker_exe`.
+    /// `worker_exe`, each in a cgroup below `cgroups` when set.
     pub fn new(
         config: Arc<WorkerConfig>,
         root: Arc<WorkerRoot>,
         identity: String,
         worker_exe: &Path,
         catalog: Arc<Catalog>,
+        cgroups: Option<Arc<CgroupHome>>,
     ) -> std::io::Result<Arc<Self>> {
         let spawner = if config.multi_process {
             Some(Spawner::start(
                 worker_exe.to_owned(),
                 config.plugins.clone(),
                 config.child_limits.clone(),
+                cgroups,
             )?)
         } else {
             None
@@ -220,7 +200,7 @@ impl Supervisor {
                 root.clone(),
                 config.nfs_mount_cache,
                 config.mount_timeout,
-            )),
+            )?),
             _ => None,
         };
         let registry = prometheus::Registry::new();
@@ -230,13 +210,29 @@ impl Supervisor {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .map_err(std::io::Error::other)?;
+        let gate = AdmissionGate::new(
+            config.max_parallel_compactions + config.max_waiting_compactions,
+            config.max_admissions,
+        );
+        let tombstones = Tombstones::new(tombstones::CAPACITY, config.result_retention);
         let sup = Arc::new(Supervisor {
+            gate,
             root,
             mounts,
             zip,
             config,
             identity,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                attempts: HashMap::new(),
+                queue: VecDeque::new(),
+                running: 0,
+                running_high_water: 0,
+                stopping: false,
+                next_run: 0,
+                counters: Counters::default(),
+                child_plugin_counts: PluginCounts::default(),
+                tombstones,
+            }),
             tasks: TaskTracker::new(),
             spawner,
             catalog,
@@ -288,6 +284,8 @@ impl Supervisor {
             max_parallel: self.config.max_parallel_compactions,
             max_waiting: self.config.max_waiting_compactions,
             stopping: st.stopping,
+            admitting: self.gate.admitting(),
+            max_admissions: self.gate.max_admissions(),
         }
     }
 
@@ -350,9 +348,49 @@ impl Supervisor {
         self.metrics.rejected(reason);
     }
 
-    /// Admits a validated job, or says why not.
+    /// A place in the queue and an admission permit for a submission, taken
+    /// before its job is read; 412 while stopping, 503 when the queue or
+    /// the admissions are full.
+    pub fn enter_admission(&self) -> Result<(Reservation, AdmissionPermit), SubmitError> {
+        let mut st = self.lock();
+        if st.stopping {
+            st.counters.reject(RejectReason::Refused);
+            self.metrics.rejected(RejectReason::Refused);
+            return Err(SubmitError::Refused("worker is stopping".into()));
+        }
+        let closed = match self.gate.enter() {
+            Ok(entered) => return Ok(entered),
+            Err(closed) => closed,
+        };
+        let (reason, err) = match closed {
+            Closed::QueueFull => {
+                let (running, waiting) = (st.running, st.queue.len());
+                let err = SubmitError::Busy {
+                    running,
+                    waiting,
+                    admitting: self.gate.places_taken().saturating_sub(running + waiting),
+                    parallel: self.config.max_parallel_compactions,
+                    queue: self.config.max_waiting_compactions,
+                };
+                (RejectReason::Busy, err)
+            }
+            Closed::AdmissionsFull => {
+                let err = SubmitError::AdmissionsFull {
+                    max: self.gate.max_admissions(),
+                };
+                (RejectReason::AdmissionsFull, err)
+            }
+        };
+        st.counters.reject(reason);
+        self.metrics.rejected(reason);
+        Err(err)
+    }
+
+    /// Queues an admitted job in the place `place` reserved for it, or says
+    /// why not (the place is then given back).
     pub fn submit(
         self: &Arc<Self>,
+        place: Reservation,
         job: Job,
         name: AttemptName,
         prepared: PreparedJob,
@@ -370,17 +408,22 @@ impl Supervisor {
         if st.attempts.contains_key(&key) {
             return refuse(&mut st, format!("attempt {name} was already submitted"));
         }
-        let parallel = self.config.max_parallel_compactions;
-        let queue = self.config.max_waiting_compactions;
-        if st.running + st.queue.len() >= parallel + queue {
-            st.counters.reject(RejectReason::Busy);
-            self.metrics.rejected(RejectReason::Busy);
-            return Err(SubmitError::Busy {
-                running: st.running,
-                waiting: st.queue.len(),
-                parallel,
-                queue,
-            });
+        if st.tombstones.take(&key) {
+            return refuse(
+                &mut st,
+                format!("attempt {name} was cancelled by its hoster before it was admitted"),
+            );
+        }
+        if let Some(other) = name_in_use(&st, &name).cloned() {
+            return refuse(
+                &mut st,
+                format!(
+                    "attempt name {name} is in use by another job (dbname {:?}): two jobs whose \
+                     dbnames differ only in '/' against '_' or a trailing '/' share one name; \
+                     this one is compacted locally",
+                    other.dbname
+                ),
+            );
         }
         tracing::info!(attempt = %name, "accepted");
         st.counters.accepted += 1;
@@ -389,10 +432,12 @@ impl Supervisor {
             key.clone(),
             Entry {
                 name,
+                place: Some(place),
                 job: Arc::new(job),
                 input_bytes: prepared.input_bytes,
                 prepared: Some(prepared),
                 accepted: Instant::now(),
+                seen: Instant::now(),
                 phase: Phase::Queued,
                 ran: None,
                 bytes_read: 0,
@@ -420,20 +465,29 @@ impl Supervisor {
             let cancel = Arc::new(CancelFlag::new());
             let waited = entry.accepted.elapsed();
             self.metrics.started(waited);
+            let run = st.next_run;
+            st.next_run += 1;
+            let Some(entry) = st.attempts.get_mut(&key) else {
+                continue;
+            };
             entry.phase = Phase::Running {
                 started: Instant::now(),
                 cancel: cancel.clone(),
+                run,
             };
             st.running += 1;
             st.running_high_water = st.running_high_water.max(st.running);
             let name = entry.name.clone();
             let job = entry.job.clone();
+            let watchdog = self.watch_in_process(&key, &name, &job, run, &cancel);
             let sup = self.clone();
             self.tasks.spawn_blocking(move || {
-                let run = catch_unwind(AssertUnwindSafe(|| {
+                let ran = catch_unwind(AssertUnwindSafe(|| {
                     sup.run_attempt(&name, &job, &mut prepared, &cancel, waited)
                 }));
-                let (outcome, result, read, written) = match run {
+                let timed_out = watchdog.as_ref().is_some_and(Watchdog::fired);
+                drop(watchdog);
+                let (outcome, result, read, written) = match ran {
                     Ok(r) => r,
                     Err(panic) => {
                         let msg = panic
@@ -444,228 +498,49 @@ impl Supervisor {
                         (Outcome::Panicked(msg), None, 0, 0)
                     }
                 };
-                sup.finish(&key, outcome, result, read, written);
+                if timed_out {
+                    sup.finish(&key, run, Outcome::TimedOut, None, read, written);
+                } else {
+                    sup.finish(&key, run, outcome, result, read, written);
+                }
             });
         }
-    }
-
-    /// Runs one attempt to its end: its span carries the attempt name to
-    /// every event logged while it runs.
-    #[tracing::instrument(name = "attempt", skip_all, fields(attempt = %name))]
-    fn run_attempt(
-        &self,
-        name: &AttemptName,
-        job: &Job,
-        prepared: &mut PreparedJob,
-        cancel: &CancelFlag,
-        waited: Duration,
-    ) -> (Outcome, Option<String>, u64, u64) {
-        prepared.timings.started_us = Some(now_us());
-        let dir = match AttemptDir::create(&self.root, name, job, &self.identity) {
-            Ok(d) => d,
-            Err(e) => {
-                return (
-                    Outcome::SetupFailed(format!("failed to create attempt dir: {e}")),
-                    None,
-                    0,
-                    0,
-                )
-            }
-        };
-        dir.log(&format!("attempt {name} running on {}", self.identity));
-        dir.log(&format!(
-            "start db={} output_dir={} cf={} options={}",
-            prepared.db.path().display(),
-            prepared.output.path().display(),
-            prepared.cf_name,
-            prepared.options_file
-        ));
-        let started = Instant::now();
-        let started_at = SystemTime::now();
-        let (r, spawn_latency) = self.run_with_retry(name, job, prepared, &dir, cancel);
-        let ran = started.elapsed();
-        prepared.timings.ended_us = Some(now_us());
-        prepared.timings.compaction_us = r
-            .result
-            .as_deref()
-            .and_then(|b| ResultInfo::parse(b).ok())
-            .map(|info| info.stats.micros);
-        dir.log(&format!(
-            "end outcome={} elapsed_ms={}",
-            r.outcome,
-            ran.as_millis()
-        ));
-        dir.log(&format!(
-            "timings {} {}",
-            serde_json::to_string(&prepared.timings).unwrap_or_default(),
-            prepared.timings.describe()
-        ));
-        tracing::info!(outcome = %r.outcome, elapsed_ms = ran.as_millis() as u64, "finished");
-        let summary = Summary {
-            name,
-            identity: &self.identity,
-            job,
-            inputs: &prepared.input_files,
-            outcome: &r.outcome,
-            result: r.result.as_deref(),
-            bytes_read: r.bytes_read,
-            bytes_written: r.bytes_written,
-            waited,
-            started_at,
-            ran,
-            spawn_latency,
-            timings: &prepared.timings,
-        };
-        if let Err(e) = summary.write(dir.path()) {
-            tracing::warn!(error = %e, "failed to write summary.html");
-        }
-        if self.config.del_worker_temp_db {
-            if let Err(e) = dir.remove(&self.root, name) {
-                tracing::warn!(error = %e, "failed to remove attempt dir");
-            }
-        }
-        let result = r
-            .result
-            .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
-        (r.outcome, result, r.bytes_read, r.bytes_written)
-    }
-
-    /// Creates the output directory and runs the attempt; after a stale
-    /// file handle on a dynamic mount, remounts once and runs once more.
-    fn run_with_retry(
-        &self,
-        name: &AttemptName,
-        job: &Job,
-        prepared: &mut PreparedJob,
-        dir: &AttemptDir,
-        cancel: &CancelFlag,
-    ) -> (RunResult, Option<Duration>) {
-        let run = |prepared: &mut PreparedJob, dirs: &AttemptDirs| match &self.spawner {
-            None => (
-                runner::run(&job.key(), prepared, dirs, dir, &self.identity, cancel),
-                None,
-            ),
-            Some(spawner) => self.run_child(spawner, name, job, prepared, dir, cancel),
-        };
-        let dirs = match AttemptDirs::create(prepared) {
-            Ok(d) => d,
-            Err(e) => return (RunResult::failed(Outcome::SetupFailed(e.to_string())), None),
-        };
-        if let (Some(table), Some(lease)) = (&self.mounts, &prepared.mount) {
-            table.observe(lease);
-        }
-        let first = run(prepared, &dirs);
-        let stale = first.0.outcome.error().is_some_and(|e| is_stale_handle(&e));
-        let (true, Some(table), Some(lease)) = (stale, &self.mounts, &prepared.mount) else {
-            return first;
-        };
-        dir.log(&format!(
-            "stale file handle ({}): remounting instance {} and retrying once",
-            first.0.outcome,
-            lease.instance()
-        ));
-        tracing::warn!(attempt = %name, outcome = %first.0.outcome, "stale file handle: remounting and retrying");
-        drop(dirs);
-        let again = table
-            .remount(lease)
-            .map_err(|e| format!("remount after a stale file handle failed: {e}"))
-            .and_then(|()| AttemptDirs::reopen(prepared));
-        match again {
-            Ok(dirs) => run(prepared, &dirs),
-            Err(e) => (RunResult::failed(Outcome::SetupFailed(e)), None),
-        }
-    }
-
-    /// MULTI_PROCESS: the attempt in a child, supervised. Also says how
-    /// long starting the child took.
-    fn run_child(
-        &self,
-        spawner: &Spawner,
-        name: &AttemptName,
-        job: &Job,
-        prepared: &mut PreparedJob,
-        dir: &AttemptDir,
-        cancel: &CancelFlag,
-    ) -> (RunResult, Option<Duration>) {
-        let spec = ChildSpec {
-            key: job.key(),
-            db: prepared.db.clone(),
-            output: prepared.output.clone(),
-            options_file: prepared.options_file.clone(),
-            cf_name: prepared.cf_name.clone(),
-            identity: self.identity.clone(),
-            plugins: self.config.plugins.clone(),
-            zip: self.zip.as_ref().map(|z| z.child_spec(name.as_str())),
-        };
-        let written = serde_json::to_vec_pretty(&spec)
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(dir.path().join(child_spec::CHILD_SPEC), json));
-        if let Err(e) = written {
-            let failed = Outcome::SetupFailed(format!("failed to write child spec: {e}"));
-            return (RunResult::failed(failed), None);
-        }
-        // Unique on this host: two workers may run attempts of one name.
-        let marker = child_spec::attempt_marker(name.as_str());
-        let spawned = match spawner.spawn(dir.path(), &marker) {
-            Ok(s) => s,
-            Err(e) => return (RunResult::failed(Outcome::SpawnFailed(e.to_string())), None),
-        };
-        prepared.timings.spawned_us = Some(now_us());
-        self.metrics.child_spawned(spawned.latency);
-        let latency = spawned.latency;
-        let limits = Limits {
-            timeout: self.config.attempt_timeout(job.estimate_time_us),
-            grace: self.config.cancel_grace,
-        };
-        dir.log(&format!(
-            "child pid={} spawned in {} us; timeout {:?}",
-            spawned.child.id(),
-            spawned.latency.as_micros(),
-            limits.timeout
-        ));
-        let r = supervise(spawned.child, cancel, limits, dir.path(), &marker);
-        if let Ok(bytes) = std::fs::read(dir.path().join(CHILD_TIMINGS)) {
-            if let Ok(child) = serde_json::from_slice::<AttemptTimings>(&bytes) {
-                prepared.timings.merge(&child);
-            }
-        }
-        if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
-            if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
-                self.lock().child_plugin_counts.add(&counts);
-            }
-        }
-        if let Some(c) = self.zip.as_ref().and_then(|z| z.collect(dir.path())) {
-            dir.log(&format!(
-                "zip blocks_seen={} remote_blocks={} remote_bytes_in={} remote_bytes_out={} fallback_blocks={}",
-                c.blocks_seen, c.remote_blocks, c.remote_bytes_in, c.remote_bytes_out, c.fallback_blocks
-            ));
-        }
-        (r, Some(latency))
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
+    /// Ends run `run` of the attempt `key`, once: a second end of the
+    /// same run (a thread abandoned at its deadline that returns late) is
+    /// dropped.
     fn finish(
         self: &Arc<Self>,
         key: &AttemptKey,
+        run: u64,
         outcome: Outcome,
         result: Option<String>,
         read: u64,
         written: u64,
     ) {
         let mut st = self.lock();
-        st.running -= 1;
-        let mut ran = None;
-        if let Some(entry) = st.attempts.get_mut(key) {
-            if let Phase::Running { started, .. } = &entry.phase {
-                ran = Some(started.elapsed());
+        let Some(entry) = st.attempts.get_mut(key) else {
+            return;
+        };
+        let ran = match &entry.phase {
+            Phase::Running {
+                started, run: now, ..
+            } if *now == run => Some(started.elapsed()),
+            _ => {
+                tracing::info!(attempt = %entry.name, outcome = %outcome, "dropped the late end of an attempt that was already ended");
+                return;
             }
-            entry.ran = ran;
-            entry.bytes_read = read;
-            entry.bytes_written = written;
-        }
+        };
+        entry.ran = ran;
+        entry.bytes_read = read;
+        entry.bytes_written = written;
+        entry.place = None;
+        st.running -= 1;
         self.metrics.ended(&outcome, ran, read, written);
         match &outcome {
             Outcome::Succeeded => {
@@ -689,8 +564,9 @@ impl Supervisor {
     }
 
     pub fn probe(&self, key: &AttemptKey) -> Option<ProbeAnswer> {
-        let st = self.lock();
-        let entry = st.attempts.get(key)?;
+        let mut st = self.lock();
+        let entry = st.attempts.get_mut(key)?;
+        entry.seen = Instant::now();
         Some(match &entry.phase {
             Phase::Queued => ProbeAnswer {
                 status: answers::QUEUED.into(),
@@ -729,12 +605,15 @@ impl Supervisor {
         let mut st = self.lock();
         let st = &mut *st;
         let Some(entry) = st.attempts.get_mut(key) else {
+            // Perhaps still being admitted: its submission will be refused.
+            st.tombstones.record(key.clone());
             return false;
         };
         match &entry.phase {
             Phase::Queued => {
                 st.queue.retain(|k| k != key);
                 entry.prepared = None;
+                entry.place = None;
                 entry.phase = Phase::Finished {
                     outcome: Outcome::Cancelled,
                     result: None,
@@ -755,75 +634,6 @@ impl Supervisor {
         }
     }
 
-    pub fn stat(&self) -> StatSnapshot {
-        let st = self.lock();
-        let now = Instant::now();
-        let mut attempts: Vec<AttemptRow> = st
-            .attempts
-            .values()
-            .map(|e| {
-                let (state, outcome, since, run) = match &e.phase {
-                    Phase::Queued => ("queued", None, e.accepted, Duration::ZERO),
-                    Phase::Running { started, .. } => (
-                        "running",
-                        None,
-                        *started,
-                        now.saturating_duration_since(*started),
-                    ),
-                    Phase::Finished { outcome, at, .. } => {
-                        ("finished", Some(outcome), *at, e.ran.unwrap_or_default())
-                    }
-                };
-                AttemptRow {
-                    name: e.name.to_string(),
-                    key: e.job.key(),
-                    state,
-                    outcome: outcome.map(Outcome::to_string),
-                    elapsed_ms: now.saturating_duration_since(since).as_millis() as u64,
-                    outcome_name: outcome.map(Outcome::name),
-                    input_bytes: e.input_bytes,
-                    bytes_read: e.bytes_read,
-                    bytes_written: e.bytes_written,
-                    estimate_ms: e.job.estimate_time_us / 1000,
-                    run_ms: run.as_millis() as u64,
-                }
-            })
-            .collect();
-        attempts.sort_by(|a, b| a.name.cmp(&b.name));
-        StatSnapshot {
-            identity: self.identity.clone(),
-            running: st.running,
-            running_high_water: st.running_high_water,
-            waiting: st.queue.len(),
-            max_parallel_compactions: self.config.max_parallel_compactions,
-            max_waiting_compactions: self.config.max_waiting_compactions,
-            stopping: st.stopping,
-            counters: st.counters.clone(),
-            plugins: PluginsSnapshot {
-                classes: self.catalog.classes(),
-                counts: {
-                    let mut c = plugins::counts();
-                    c.add(&st.child_plugin_counts);
-                    c
-                },
-            },
-            mounts: self.mounts.as_ref().map(|m| m.snapshot()),
-            etcd: self.registration.get().map(|r| r.snapshot()),
-            attempts,
-            zipserver: self.zip_snapshot(),
-        }
-    }
-
-    /// Names of attempts that are queued or running.
-    pub fn active_names(&self) -> HashSet<String> {
-        let st = self.lock();
-        st.attempts
-            .values()
-            .filter(|e| !matches!(e.phase, Phase::Finished { .. }))
-            .map(|e| e.name.as_str().to_owned())
-            .collect()
-    }
-
     /// The worker's root, checked and opened at start.
     pub fn root(&self) -> &Arc<WorkerRoot> {
         &self.root
@@ -832,60 +642,17 @@ impl Supervisor {
     pub fn is_stopping(&self) -> bool {
         self.lock().stopping
     }
+}
 
-    /// Forgets finished attempts older than `RESULT_RETENTION`.
-    pub fn sweep(&self) {
-        let retention = self.config.result_retention;
-        let mut st = self.lock();
-        st.attempts.retain(|_, e| match &e.phase {
-            Phase::Finished { at, .. } => at.elapsed() < retention,
-            _ => true,
-        });
-    }
-
-    /// Stops admitting (new jobs get 412, `/health` 412), cancels queued
-    /// attempts, lets running ones finish until `SHUTDOWN_GRACE` has passed,
-    /// then cancels them, and waits until every attempt's task has ended.
-    pub async fn shutdown(&self) {
-        let queued: Vec<AttemptKey> = {
-            let mut st = self.lock();
-            st.stopping = true;
-            st.queue.iter().cloned().collect()
-        };
-        for key in &queued {
-            self.cancel(key);
-        }
-        self.tasks.close();
-        if tokio::time::timeout(self.config.shutdown_grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            let running: Vec<AttemptKey> = self.lock().attempts.keys().cloned().collect();
-            tracing::warn!(
-                running = running.len(),
-                "shutdown grace passed: cancelling running attempts"
-            );
-            for key in &running {
-                self.cancel(key);
-            }
-            self.tasks.wait().await;
-        }
-        // No child compresses any more: stop the zipserver.
-        if let Some(mut sidecar) = self.zip.as_ref().and_then(ZipLink::take_sidecar) {
-            let _ = tokio::task::spawn_blocking(move || sidecar.stop()).await;
-        }
-        // Every attempt has ended, so no mount is in use: unmount them all.
-        if let Some(table) = self.mounts.clone() {
-            let _ = tokio::task::spawn_blocking(move || table.close()).await;
-        }
-    }
-
-    /// The sweeper's period: often enough that retention is honoured within
-    /// a tenth of itself.
-    pub fn sweep_period(&self) -> Duration {
-        (self.config.result_retention / 10)
-            .clamp(Duration::from_millis(100), Duration::from_secs(30))
-    }
+/// The key of another attempt the worker still knows (queued, running, or
+/// finished and answerable) that has `name`: two keys can share a name
+/// (`/data/a_b` and `/data/a/b` are both `a_b`), and an attempt's name is
+/// its directory, so the second is refused while the first is known.
+fn name_in_use<'a>(st: &'a State, name: &AttemptName) -> Option<&'a AttemptKey> {
+    st.attempts
+        .iter()
+        .find(|(_, e)| &e.name == name)
+        .map(|(k, _)| k)
 }
 
 /// Removes and returns the waiting attempt with the highest priority.

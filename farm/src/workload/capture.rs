@@ -64,6 +64,8 @@ impl CompactionService for Capture {
     }
     fn cancel_awaiting(&self) {}
     fn on_installation(&self, _: &str, _: InstallStatus) {}
+    /// Never called: this service schedules nothing.
+    fn release(&self, _: &str) {}
 }
 
 /// Fills a DB below `dir` with `spec` twice (auto compactions off, a flush
@@ -131,6 +133,7 @@ impl Captured {
             job_id: self.info.job_id,
             attempt,
             code_version: String::new(),
+            protocol: crate::protocol::version::PROTOCOL_VERSION,
             cf_name: self.info.cf_name.clone(),
             output_level: self.info.output_level,
             estimate_time_us: 0,

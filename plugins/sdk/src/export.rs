@@ -144,8 +144,22 @@ pub unsafe fn register_compaction_filter<F: CompactionFilter>(
     unsafe { ((*registry).add_compaction_filter)(d) }
 }
 
+/// What `farm_plugin_register` returns when registering panicked (a
+/// constructor, or a class name with a NUL byte): the worker refuses the
+/// object instead of the panic unwinding into it.
+pub const REGISTER_PANICKED: c_int = 4;
+
+/// Runs the body of `farm_plugin_register`, turning a panic into
+/// [`REGISTER_PANICKED`]: no unwind may cross `extern "C"`.
+pub fn guard_register(body: impl FnOnce() -> c_int) -> c_int {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(REGISTER_PANICKED)
+}
+
 /// Exports `farm_plugin_register` for the listed types (each constructed
-/// with `Default`).
+/// with `Default`). It answers 0 when every class registered, 1 for a
+/// registry of another ABI version, 2 or 3 when the registry refused a
+/// merge operator or a compaction filter, [`REGISTER_PANICKED`] when
+/// registering panicked.
 #[macro_export]
 macro_rules! export_plugin {
     (merge_operators: [$($m:ty),* $(,)?], compaction_filters: [$($f:ty),* $(,)?]) => {
@@ -157,23 +171,25 @@ macro_rules! export_plugin {
         pub unsafe extern "C" fn farm_plugin_register(
             registry: *const $crate::abi::RegistryV1,
         ) -> ::std::ffi::c_int {
-            // SAFETY: the worker passes a live registry.
-            if registry.is_null() || unsafe { (*registry).abi_version } != $crate::abi::ABI_VERSION {
-                return 1;
-            }
-            $(
-                // SAFETY: as above.
-                if unsafe { $crate::register_merge_operator::<$m>(registry, <$m>::default()) } != 0 {
-                    return 2;
+            $crate::guard_register(|| {
+                // SAFETY: the worker passes a live registry (or NULL).
+                if registry.is_null() || unsafe { (*registry).abi_version } != $crate::abi::ABI_VERSION {
+                    return 1;
                 }
-            )*
-            $(
-                // SAFETY: as above.
-                if unsafe { $crate::register_compaction_filter::<$f>(registry, <$f>::default()) } != 0 {
-                    return 3;
-                }
-            )*
-            0
+                $(
+                    // SAFETY: as above.
+                    if unsafe { $crate::register_merge_operator::<$m>(registry, <$m>::default()) } != 0 {
+                        return 2;
+                    }
+                )*
+                $(
+                    // SAFETY: as above.
+                    if unsafe { $crate::register_compaction_filter::<$f>(registry, <$f>::default()) } != 0 {
+                        return 3;
+                    }
+                )*
+                0
+            })
         }
     };
 }

@@ -17,12 +17,20 @@
 //! farm_plugin_sdk::export_plugin!(merge_operators: [Counter], compaction_filters: []);
 //! ```
 //!
-//! The ABI is plugins/include/farm_plugin.h; [`abi`] mirrors it.
+//! The ABI is plugins/include/farm_plugin.h; [`abi`] mirrors it. No panic
+//! of plugin code crosses it: the callbacks and the entry point that
+//! [`export_plugin!`] writes catch every unwind (a panicking merge fails
+//! that merge, a panicking filter keeps the entry, a panicking registration
+//! is refused with [`REGISTER_PANICKED`]).
+
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod abi;
 mod export;
 
-pub use export::{register_compaction_filter, register_merge_operator};
+pub use export::{
+    guard_register, register_compaction_filter, register_merge_operator, REGISTER_PANICKED,
+};
 
 /// A merge operator. Must be deterministic: the hoster and the worker run it
 /// on the same data and must agree.

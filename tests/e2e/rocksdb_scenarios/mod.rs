@@ -11,6 +11,7 @@ mod setup;
 mod basic;
 mod cancel;
 mod damaged_output;
+mod deadline;
 mod fallback;
 mod io_error;
 mod job_info;

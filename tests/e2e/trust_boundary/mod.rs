@@ -3,8 +3,11 @@
 //! (`crate::sandbox`), and every test checks that what lies outside the
 //! allowed roots is unchanged, content and mtime.
 
+mod admission_bound;
 mod canary;
 mod exposure;
+mod http_limits;
+mod mount_requests;
 mod properties;
 mod requests;
 mod roots;

@@ -5,19 +5,17 @@
 use super::canary::{assert_unchanged, canary, snapshot};
 use crate::admission::capture;
 use crate::harness::*;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxedWorker};
 use farm::protocol::job::Job;
-use farm::worker::local::LocalWorker;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-fn start(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
+fn start(dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
     start_in(Sandbox::new().share(dir), dir, extra)
 }
 
-fn start_in(sandbox: Sandbox, dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
+fn start_in(sandbox: Sandbox, dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
     let mut env = vec![
         ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
         ("HOSTER_ROOTS", test_hoster_roots(dir)),
@@ -29,19 +27,6 @@ fn start_in(sandbox: Sandbox, dir: &Path, extra: &[(&str, String)]) -> LocalWork
     sandbox
         .start_worker(&env, Stdio::inherit())
         .expect("worker starts")
-}
-
-fn submit(worker: &LocalWorker, job: &Job) -> (u16, Value) {
-    post(
-        &format!("{}/dcompact", worker.base_url()),
-        &serde_json::to_vec(job).unwrap(),
-        &[],
-    )
-}
-
-fn probe(worker: &LocalWorker, job: &Job) -> Value {
-    let key = serde_json::to_vec(&job.key()).unwrap();
-    post(&format!("{}/probe", worker.base_url()), &key, &[]).1
 }
 
 /// A copy of the captured DB outside the worker's hoster roots, and a job
@@ -77,7 +62,7 @@ fn a_request_never_chooses_its_root() {
     for hoster_root in ["/", "/tmp", d.as_str(), &elsewhere.display().to_string()] {
         let mut j = job.clone();
         j.hoster_root = hoster_root.to_owned();
-        let (code, answer) = submit(&worker, &j);
+        let (code, answer) = submit_job(&worker, &j);
         assert_eq!(code, 412, "hoster_root {hoster_root}: {answer}");
         assert_eq!(answer["status"], "refused");
         assert!(
@@ -88,7 +73,7 @@ fn a_request_never_chooses_its_root() {
     // Inside an allowed root, a path out of it is still refused.
     let mut j = c.job("evil", 1);
     j.output_dir = elsewhere.join("db/out").display().to_string();
-    let (code, answer) = submit(&worker, &j);
+    let (code, answer) = submit_job(&worker, &j);
     assert_eq!(code, 412, "{answer}");
     assert_unchanged(&elsewhere, &before);
     assert_eq!(worker_stat(&worker)["counters"]["accepted"], 0);
@@ -123,7 +108,7 @@ fn input_files_are_names_in_the_db_directory() {
     assert_eq!(parsed.input_files[0], evil);
     let mut job = c.job("evil", 0);
     job.compaction_service_input = Job::encode_input(&input);
-    let (code, answer) = submit(&worker, &job);
+    let (code, answer) = submit_job(&worker, &job);
     assert!(code == 400 || code == 412, "{code} {answer}");
     assert!(
         answer["error"].as_str().unwrap().contains("input file"),
@@ -141,10 +126,10 @@ fn job_json_never_shows_mount_options() {
     let worker = start(dir.path(), &[("DEL_WORKER_TEMP_DB", "false".into())]);
     let mut job = c.job("secret", 0);
     job.nfs_mnt_opt = "vers=4.1,password=hunter2".into();
-    let (code, answer) = submit(&worker, &job);
+    let (code, answer) = submit_job(&worker, &job);
     assert_eq!(code, 200, "{answer}");
     eventually("the attempt ended", || {
-        probe(&worker, &job)["status"] == "done"
+        probe_job(&worker, &job)["status"] == "done"
     });
     let name = worker_stat(&worker)["attempts"][0]["name"]
         .as_str()
@@ -209,14 +194,14 @@ fn a_symlink_swapped_in_while_queued_is_never_followed() {
     let mut queued = c.job("swap", 1);
     let out_parent = c.root.join("db/out/swap-parent");
     queued.output_dir = out_parent.join("att").display().to_string();
-    assert_eq!(submit(&worker, &holder).0, 200);
+    assert_eq!(submit_job(&worker, &holder).0, 200);
     let mut stopped = None;
     eventually("the first attempt's child runs", || {
         stopped = child_of("swap/7/db/job-");
-        stopped.is_some() || probe(&worker, &holder)["status"] == "done"
+        stopped.is_some() || probe_job(&worker, &holder)["status"] == "done"
     });
     assert_eq!(
-        probe(&worker, &holder)["status"],
+        probe_job(&worker, &holder)["status"],
         "running",
         "{:?}",
         worker_stat(&worker)
@@ -224,24 +209,24 @@ fn a_symlink_swapped_in_while_queued_is_never_followed() {
     let pid = stopped.unwrap();
     // SAFETY: signalling a process of this test's worker by pid.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
-    let (code, answer) = submit(&worker, &queued);
+    let (code, answer) = submit_job(&worker, &queued);
     assert_eq!(code, 200, "{answer}");
-    assert_eq!(probe(&worker, &queued)["status"], "queued");
+    assert_eq!(probe_job(&worker, &queued)["status"], "queued");
     // The swap: `swap-parent` becomes a symlink to the canary.
     std::os::unix::fs::symlink(&target, &out_parent).unwrap();
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };
     eventually("the swapped attempt ended", || {
-        probe(&worker, &queued)["status"] == "failed"
+        probe_job(&worker, &queued)["status"] == "failed"
     });
-    let failed = probe(&worker, &queued);
+    let failed = probe_job(&worker, &queued);
     assert_eq!(failed["outcome"], "setup_failed", "{failed}");
     assert!(
         failed["error"].as_str().unwrap().contains("symlink"),
         "{failed}"
     );
     eventually("the first attempt ended", || {
-        probe(&worker, &holder)["status"] == "done"
+        probe_job(&worker, &holder)["status"] == "done"
     });
     assert_unchanged(&target, &before);
     assert!(std::fs::symlink_metadata(&out_parent).unwrap().is_symlink());
@@ -255,4 +240,62 @@ fn a_symlink_swapped_in_while_queued_is_never_followed() {
         .collect();
     assert!(files.iter().any(|f| f.ends_with("CURRENT")), "{files:?}");
     std::thread::sleep(Duration::from_millis(10));
+}
+
+/// Two jobs whose names collide (`/data/a_b` and `/data/a/b` both name
+/// their DB `a_b`; a trailing `/` names the same DB twice): the first runs,
+/// every other is refused while the first is known, and none touches the
+/// first one's files.
+#[test]
+fn jobs_whose_names_collide_never_share_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = capture(dir.path());
+    let worker = start(dir.path(), &[]);
+    let job_for = |rel: &str, dbname: String| {
+        let db = c.root.join(rel);
+        copy_dir(&c.root.join("db"), &db);
+        let mut job = c.job("names", 0);
+        job.dbname = dbname;
+        job.output_dir = db.join("out").display().to_string();
+        job
+    };
+    let first = job_for("a_b", c.root.join("a_b").display().to_string());
+    let second = job_for("a/b", c.root.join("a/b").display().to_string());
+    let mut trailing = first.clone();
+    trailing.dbname.push('/');
+    trailing.output_dir = c.root.join("a_b/out-trailing").display().to_string();
+
+    let (code, answer) = submit_job(&worker, &first);
+    assert_eq!(code, 200, "{answer}");
+    let second_before = snapshot(&c.root.join("a/b"));
+    for other in [&second, &trailing] {
+        let (code, answer) = submit_job(&worker, other);
+        assert_eq!(
+            code, 412,
+            "{} after {}: {answer}",
+            other.dbname, first.dbname
+        );
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains("in use by another job"), "{error}");
+        assert!(
+            !Path::new(&other.output_dir).exists(),
+            "{}",
+            other.output_dir
+        );
+    }
+    eventually("the first job is done", || {
+        probe_job(&worker, &first)["status"] == "done"
+    });
+    // Still refused once the first has ended: its result is answerable.
+    let (code, _) = submit_job(&worker, &second);
+    assert_eq!(code, 412);
+    assert_unchanged(&c.root.join("a/b"), &second_before);
+    let outputs = std::fs::read_dir(&first.output_dir).unwrap().count();
+    assert!(
+        outputs > 0,
+        "the first job's outputs are in its own directory"
+    );
+    let stat = worker_stat(&worker);
+    assert_eq!(stat["counters"]["accepted"], 1, "{stat}");
+    assert_eq!(stat["counters"]["succeeded"], 1, "{stat}");
 }

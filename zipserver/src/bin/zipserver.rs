@@ -2,6 +2,8 @@
 //! of one worker host, with one set of compression threads and one memory
 //! budget.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;

@@ -2,48 +2,11 @@
 //! client sent, with its working area, so the bytes returned are exactly
 //! what the client's own built-in compressor would have written.
 
+use super::error::{with_errptr, CodecError};
 use super::ffi;
 use super::params::{Compressed, ZipParams};
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::c_void;
 use std::ptr::NonNull;
-
-/// A failure reported by the shim or RocksDB.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CodecError {
-    /// RocksDB (or the shim, catching a C++ exception) said why.
-    #[error("rocksdb: {operation}: {message}")]
-    Status {
-        operation: &'static str,
-        message: String,
-    },
-    /// The compressor answered nothing usable.
-    #[error("{operation}: no result (size {size} for capacity {capacity})")]
-    NoResult {
-        operation: &'static str,
-        size: usize,
-        capacity: usize,
-    },
-}
-
-/// Runs a shim call that reports failure through `errptr`.
-fn with_errptr<T>(
-    operation: &'static str,
-    call: impl FnOnce(*mut *mut c_char) -> T,
-) -> Result<T, CodecError> {
-    let mut err: *mut c_char = std::ptr::null_mut();
-    let value = call(&mut err);
-    if err.is_null() {
-        return Ok(value);
-    }
-    // SAFETY: the shim sets `err` to a malloc'ed NUL-terminated string that
-    // the caller owns; it is read once and freed once.
-    let message = unsafe {
-        let m = CStr::from_ptr(err).to_string_lossy().into_owned();
-        libc::free(err.cast::<c_void>());
-        m
-    };
-    Err(CodecError::Status { operation, message })
-}
 
 /// RocksDB's built-in compressor for one set of [`ZipParams`], with its
 /// working area. Used by one thread at a time.

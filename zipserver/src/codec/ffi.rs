@@ -1,4 +1,6 @@
-//! Declarations of the shim's functions (`cpp/zipserver.cc`).
+//! Declarations of the shim's functions (`cpp/zipserver.cc`). Every one is
+//! `noexcept` on the C++ side and reports failure through `errptr`, a
+//! malloc'ed message the caller frees: no C++ exception reaches Rust.
 
 use super::params::ZipParams;
 use std::ffi::{c_char, c_int, c_void};
@@ -21,7 +23,11 @@ pub type TransportFn = unsafe extern "C" fn(
 ) -> c_int;
 
 extern "C" {
-    pub fn zipserver_register(transport: Option<TransportFn>, in_flight: u32) -> *const c_char;
+    pub fn zipserver_register(
+        transport: Option<TransportFn>,
+        in_flight: u32,
+        errptr: *mut *mut c_char,
+    ) -> *const c_char;
     pub fn zipserver_blocks_seen() -> u64;
     pub fn zipserver_compressor_new(
         params: *const ZipParams,

@@ -71,7 +71,7 @@ impl DbSpec {
             .collect();
         if self.merge {
             let mut counters = opts.clone();
-            install_merge_operator(&mut counters, Counter);
+            install_merge_operator(&mut counters, Counter).context("the counter merge operator")?;
             families.push(ColumnFamilyDescriptor::new(MERGE_FAMILY, counters));
         }
         DB::open_cf_descriptors(opts, path, families).context("opening the benchmark DB")

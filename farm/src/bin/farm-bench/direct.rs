@@ -135,6 +135,10 @@ impl CompactionService for DirectService {
     fn cancel_awaiting(&self) {}
 
     fn on_installation(&self, id: &str, _status: InstallStatus) {
+        self.release(id);
+    }
+
+    fn release(&self, id: &str) {
         if let Some(Slot::Done(out) | Slot::Running(_, out)) = self.take(id) {
             let _ = std::fs::remove_dir_all(&out);
         }

@@ -85,6 +85,17 @@ impl Histogram {
     }
 }
 
+/// The value at share `p` (0 to 1) of `values` (sorted here), nearest rank;
+/// `None` when empty.
+pub fn percentile(values: &mut [u64], p: f64) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let i = ((values.len() - 1) as f64 * p).round() as usize;
+    Some(values[i])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,15 +124,4 @@ mod tests {
         assert!((99..=112).contains(&p99), "{p99}");
         assert_eq!(h.cdf().last().unwrap().1, 1.0);
     }
-}
-
-/// The value at share `p` (0 to 1) of `values` (sorted here), nearest rank;
-/// `None` when empty.
-pub fn percentile(values: &mut [u64], p: f64) -> Option<u64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_unstable();
-    let i = ((values.len() - 1) as f64 * p).round() as usize;
-    Some(values[i])
 }

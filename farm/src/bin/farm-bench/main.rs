@@ -18,6 +18,8 @@
 //! and the farm's compaction throughput against `OpenAndCompact` (see
 //! `job_cost.rs`).
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod attempt_logs;
 mod bench_db;
 mod direct;

@@ -197,6 +197,7 @@ impl CompactionService for CountLocal {
     }
     fn cancel_awaiting(&self) {}
     fn on_installation(&self, _: &str, _: farm::rocks::service::InstallStatus) {}
+    fn release(&self, _: &str) {}
 }
 
 pub fn run(worker_bin: &Path, args: &OffloadArgs) -> anyhow::Result<()> {

@@ -103,4 +103,9 @@ impl CompactionService for Timed {
             lock(&self.done).push(job);
         }
     }
+
+    fn release(&self, id: &str) {
+        self.inner.release(id);
+        lock(&self.open).remove(id);
+    }
 }

@@ -91,7 +91,7 @@ pub fn run(
             let _ = write!(&mut key[..], "{k:016}");
             let t = Instant::now();
             match merge {
-                Some(cf) if spec.merge_every > 0 && op % spec.merge_every == 0 => {
+                Some(cf) if spec.merge_every > 0 && op.is_multiple_of(spec.merge_every) => {
                     db.merge_cf(cf, &key[..], one)?;
                     run.bytes += (key.len() + one.len()) as u64;
                 }

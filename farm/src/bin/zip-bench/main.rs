@@ -14,6 +14,8 @@
 //! every `--sample-ms`; the figure printed is the most cores it used in any
 //! window, which must not exceed `num_threads`.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod machine;
 mod round;
 

@@ -7,6 +7,7 @@ use crate::rocks::plugins;
 use crate::worker::options_file::{check_override, OptionsText};
 use crate::worker::runner::{named_result, persist_result, AttemptDirs};
 use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
+use nix::sys::signal::{SigSet, Signal};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use zipserver::client::ZipClient;
@@ -148,7 +149,8 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
     if let Some(z) = &child.zip {
         let client = ZIP_CLIENT.get_or_init(|| Arc::new(ZipClient::new(z.clone())));
         // Blocks go to the zipserver; the SSTs stay built-in format.
-        let manager = codec::register(Some(client.clone()), z.blocks_in_flight);
+        let manager =
+            codec::register(Some(client.clone()), z.blocks_in_flight).map_err(|e| e.to_string())?;
         overrides
             .set_option("compression_manager", manager)
             .map_err(|e| e.to_string())?;
@@ -167,23 +169,15 @@ fn fail(dir: &Path, code: i32, message: &str) -> i32 {
 /// Blocks SIGTERM in every thread and waits for it on one of its own, which
 /// sets the canceled flag: no work happens in a signal handler.
 fn cancel_on_sigterm(cancel: Arc<CancelFlag>) -> std::io::Result<()> {
-    // SAFETY: plain signal-mask calls on a sigset_t we own; done before any
-    // other thread exists, so every later thread inherits the mask.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        set
-    };
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    // Done before any other thread exists, so every later thread inherits
+    // the mask.
+    set.thread_block()?;
     std::thread::Builder::new()
         .name("sigterm".into())
         .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: `set` is a valid signal set; sigwait only writes `sig`.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            if set.wait().is_ok() {
                 eprintln!("child got SIGTERM: cancelling");
                 cancel.cancel();
             }

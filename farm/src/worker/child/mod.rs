@@ -10,16 +10,22 @@
 //!   `child.json` spec, exit codes.
 //! - [`entry`]: the child's side: read the spec, compact, write the result;
 //!   SIGTERM sets RocksDB's canceled flag.
-//! - [`spawner`]: the long-lived forking thread; process group,
-//!   `PR_SET_PDEATHSIG`, resource limits, `LD_PRELOAD`.
+//! - [`cgroups`]: whether children get cgroups (`CHILD_CGROUP`), decided
+//!   at start.
+//! - [`limits`]: what a child may use (`CHILD_*` settings), in its cgroup
+//!   or as resource limits.
+//! - [`spawner`]: the long-lived forking thread; the child's cgroup,
+//!   process group, `PR_SET_PDEATHSIG`, `LD_PRELOAD`.
 //! - [`supervise`]: waiting with a timeout and a cancel, the grace period
 //!   before SIGKILL, ending every process of the attempt, and the closed
 //!   classification of how it ended.
-//! - [`exit_wait`]: the supervisor's pause between looks, ended at once by
-//!   the child's exit (a pidfd).
+//!
+//! Processes are started, waited for and signalled through
+//! [`crate::worker::process`]; cgroups come from [`crate::worker::cgroup`].
 
+pub mod cgroups;
 pub mod entry;
-pub mod exit_wait;
+pub mod limits;
 pub mod spawner;
 pub mod spec;
 pub mod supervise;

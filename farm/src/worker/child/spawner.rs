@@ -1,58 +1,72 @@
-//! The long-lived thread that starts children.
+//! The long-lived thread that starts attempt children.
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits,
 //! and tokio's blocking threads exit when idle, so every child is forked
 //! from this one thread, which lives as long as the worker. Each child:
 //! - runs `dcompact-worker --child <attempt dir>` (fork+exec);
-//! - leads its own process group, so the whole attempt can be signalled;
-//! - dies with the worker (`PR_SET_PDEATHSIG(SIGKILL)`);
-//! - gets `LD_PRELOAD` = the plugin list, the attempt marker, and the
-//!   configured resource limits and nice value;
+//! - is set up by [`ChildLimits::setup`]: in a cgroup of its own when the
+//!   worker has a [`CgroupHome`] (joined before exec, so a plugin's
+//!   constructor already runs inside it), its own process group, dying with
+//!   the worker, resource limits and nice value;
+//! - gets `LD_PRELOAD` = the plugin list, and the attempt marker;
 //! - writes stdout and stderr to `LOG.child`.
 
+use super::limits::ChildLimits;
 use super::spec::{ATTEMPT_MARKER, LOG_CHILD};
+use crate::worker::cgroup::error::CgroupError;
+use crate::worker::cgroup::group::ChildCgroup;
+use crate::worker::cgroup::home::CgroupHome;
+use crate::worker::process::running::Running;
+use crate::worker::process::setup::ChildSetup;
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Resource limits applied in the child before exec.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChildLimits {
-    /// `RLIMIT_AS`, bytes.
-    pub address_space: Option<u64>,
-    /// `RLIMIT_FSIZE`, bytes: a larger file write gets SIGXFSZ.
-    pub file_size: Option<u64>,
-    /// `RLIMIT_NOFILE`.
-    pub open_files: Option<u64>,
-    /// Added to the child's nice value.
-    pub nice: Option<i32>,
+/// Why a child could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("failed to prepare the child's cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
+    #[error("failed to start the child: {0}")]
+    Io(#[from] io::Error),
+    #[error("the spawner thread is gone")]
+    ThreadGone,
 }
 
 struct Request {
     dir: PathBuf,
     marker: String,
-    reply: mpsc::Sender<io::Result<Child>>,
+    setup: ChildSetup,
+    reply: mpsc::Sender<io::Result<Running>>,
 }
 
 pub struct Spawner {
     requests: Mutex<mpsc::Sender<Request>>,
+    limits: ChildLimits,
+    cgroups: Option<Arc<CgroupHome>>,
 }
 
-/// A started child and how long starting it took.
+/// A started child, its cgroup, and how long starting it took.
 pub struct Spawned {
-    pub child: Child,
+    pub process: Running,
+    /// `None` where no cgroup can be made (resource limits only).
+    pub cgroup: Option<ChildCgroup>,
     pub latency: Duration,
 }
 
 impl Spawner {
     /// Starts the forking thread. `exe` is the worker binary; `preload` the
-    /// plugin list for `LD_PRELOAD`.
-    pub fn start(exe: PathBuf, preload: Vec<PathBuf>, limits: ChildLimits) -> io::Result<Spawner> {
+    /// plugin list for `LD_PRELOAD`; `cgroups` where children's cgroups go.
+    pub fn start(
+        exe: PathBuf,
+        preload: Vec<PathBuf>,
+        limits: ChildLimits,
+        cgroups: Option<Arc<CgroupHome>>,
+    ) -> io::Result<Spawner> {
         let (tx, rx) = mpsc::channel::<Request>();
         let preload: Option<OsString> = (!preload.is_empty()).then(|| {
             let joined: Vec<String> = preload.iter().map(|p| p.display().to_string()).collect();
@@ -62,34 +76,42 @@ impl Spawner {
             .name("child-spawner".into())
             .spawn(move || {
                 for req in rx {
-                    let child = spawn_one(&exe, preload.as_ref(), &limits, &req.dir, &req.marker);
+                    let child = spawn_one(&exe, preload.as_ref(), req.setup, &req.dir, &req.marker);
                     let _ = req.reply.send(child);
                 }
             })?;
         Ok(Spawner {
             requests: Mutex::new(tx),
+            limits,
+            cgroups,
         })
     }
 
     /// Starts the child for the attempt in `dir`, marked with `marker`.
-    pub fn spawn(&self, dir: &Path, marker: &str) -> io::Result<Spawned> {
+    pub fn spawn(&self, dir: &Path, marker: &str) -> Result<Spawned, SpawnError> {
         let started = Instant::now();
+        let cgroup = self
+            .cgroups
+            .as_ref()
+            .map(|home| home.child("attempt"))
+            .transpose()?;
+        let setup = self.limits.setup(cgroup.as_ref())?;
         let (reply, answer) = mpsc::channel();
         let req = Request {
             dir: dir.to_owned(),
             marker: marker.to_owned(),
+            setup,
             reply,
         };
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(req)
-            .map_err(|_| io::Error::other("the spawner thread is gone"))?;
-        let child = answer
-            .recv()
-            .map_err(|_| io::Error::other("the spawner thread is gone"))??;
+            .map_err(|_| SpawnError::ThreadGone)?;
+        let process = answer.recv().map_err(|_| SpawnError::ThreadGone)??;
         Ok(Spawned {
-            child,
+            process,
+            cgroup,
             latency: started.elapsed(),
         })
     }
@@ -98,10 +120,10 @@ impl Spawner {
 fn spawn_one(
     exe: &Path,
     preload: Option<&OsString>,
-    limits: &ChildLimits,
+    setup: ChildSetup,
     dir: &Path,
     marker: &str,
-) -> io::Result<Child> {
+) -> io::Result<Running> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -117,47 +139,5 @@ fn spawn_one(
     if let Some(p) = preload {
         cmd.env("LD_PRELOAD", p);
     }
-    // SAFETY: getpid is async-signal-safe and runs before the fork.
-    let parent = unsafe { libc::getpid() };
-    let limits = limits.clone();
-    // SAFETY: the closure runs between fork and exec in the child and calls
-    // only async-signal-safe functions (setpgid, prctl, getppid, setrlimit,
-    // setpriority, _exit); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setpgid(0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The worker died between fork and prctl: follow it.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            let set = |resource, value: Option<u64>| -> io::Result<()> {
-                if let Some(v) = value {
-                    let lim = libc::rlimit {
-                        rlim_cur: v,
-                        rlim_max: v,
-                    };
-                    if libc::setrlimit(resource, &lim) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            };
-            set(libc::RLIMIT_AS, limits.address_space)?;
-            set(libc::RLIMIT_FSIZE, limits.file_size)?;
-            set(libc::RLIMIT_NOFILE, limits.open_files)?;
-            if let Some(n) = limits.nice {
-                let current = libc::getpriority(libc::PRIO_PROCESS, 0);
-                if libc::setpriority(libc::PRIO_PROCESS, 0, current + n) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
+    Running::spawn(&mut cmd, setup)
 }

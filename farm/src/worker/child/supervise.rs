@@ -1,19 +1,31 @@
-//! Supervising one child, after nextest's model: wait for it under a
-//! timeout and a cancel flag; on either, SIGTERM the process group (the
-//! child's handler sets RocksDB's canceled flag), wait a grace period, then
-//! SIGKILL the group. Whatever the end, every process of the attempt is
-//! ended: the group, and descendants that left it with `setsid` (found by
-//! the attempt marker in their environment; the worker is their subreaper,
-//! so they are reaped here too).
+//! Supervising one attempt child, after nextest's model: wait for it under
+//! a timeout and a cancel flag; on either, SIGTERM its process group (the
+//! child's handler sets RocksDB's canceled flag), wait `CANCEL_GRACE`, then
+//! SIGKILL the group (an escalation written to the attempt's `LOG`).
+//! Whatever the end, every process of the attempt is ended: its cgroup is
+//! emptied and removed, or, where there is none, the group is killed and
+//! descendants that left it with `setsid` are found by the attempt marker
+//! (the worker is their subreaper, so they are reaped here too).
+//!
+//! The end is classified once, in `classify`: a stop the supervisor asked
+//! for (`cancelled`, `timed_out`) wins; a SIGKILL while the cgroup counted
+//! an OOM kill is `out_of_memory`; other signals are `killed`; exit codes
+//! follow the child contract (`spec`).
 
-use super::exit_wait::ExitWait;
+use super::spawner::Spawned;
 use super::spec::{self, ATTEMPT_MARKER};
 use crate::rocks::open_and_compact::CancelFlag;
+use crate::worker::cgroup::group::ChildCgroup;
 use crate::worker::outcome::Outcome;
+use crate::worker::process::exit::{extract, signal_name, Exit};
+use crate::worker::process::marked::end_marked;
+use crate::worker::process::pid::ChildPid;
+use crate::worker::process::running::{Running, Waited};
 use crate::worker::runner::{accept_result, RunResult};
-use std::os::unix::process::ExitStatusExt;
+use nix::sys::signal::Signal;
+use std::io;
 use std::path::Path;
-use std::process::{Child, ExitStatus};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 /// How long a child may run and how long it gets to stop.
@@ -29,195 +41,196 @@ enum Stop {
     TimedOut,
 }
 
-/// Waits for `child` and classifies its end. `dir` is the attempt
-/// directory, `marker` the attempt's marker value.
+/// What the end of a child looked like, before classification.
+struct Ended {
+    stop: Option<Stop>,
+    status: io::Result<ExitStatus>,
+    /// OOM kills the cgroup counted.
+    oom_kills: u64,
+    memory_limit: Option<u64>,
+}
+
+/// Waits for the child and classifies its end. `dir` is the attempt
+/// directory, `marker` the attempt's marker value, `log` writes to the
+/// attempt's `LOG`.
 pub fn supervise(
-    mut child: Child,
+    spawned: Spawned,
     cancel: &CancelFlag,
     limits: Limits,
     dir: &Path,
     marker: &str,
+    log: &dyn Fn(&str),
 ) -> RunResult {
-    let pgid = child.id() as i32;
-    let exit = ExitWait::new(child.id());
-    let started = Instant::now();
-    let mut stop: Option<(Stop, Instant)> = None;
-    let mut killed = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) => {}
-            Err(e) => break Err(e),
+    let Spawned {
+        mut process,
+        mut cgroup,
+        ..
+    } = spawned;
+    let deadline = Instant::now() + limits.timeout;
+    let (stop, status) = match process.wait(Some(deadline), &|| cancel.is_set()) {
+        Ok(Waited::Exited(status)) => (None, Ok(status)),
+        Ok(Waited::Stopped) => (
+            Some(Stop::Cancelled),
+            stop_child(&mut process, limits.grace, log),
+        ),
+        Ok(Waited::Deadline) => {
+            cancel.cancel();
+            (
+                Some(Stop::TimedOut),
+                stop_child(&mut process, limits.grace, log),
+            )
         }
-        match stop {
-            None if cancel.is_set() => {
-                signal_group(pgid, libc::SIGTERM);
-                stop = Some((Stop::Cancelled, Instant::now()));
-            }
-            None if started.elapsed() > limits.timeout => {
-                signal_group(pgid, libc::SIGTERM);
-                cancel.cancel();
-                stop = Some((Stop::TimedOut, Instant::now()));
-            }
-            Some((_, at)) if !killed && at.elapsed() > limits.grace => {
-                signal_group(pgid, libc::SIGKILL);
-                killed = true;
-            }
-            _ => {}
+        Err(e) => {
+            let _ = process.kill();
+            (None, Err(e))
         }
-        exit.pause(Duration::from_millis(5));
     };
-    end_attempt_processes(pgid, marker);
-    match (stop, status) {
-        (Some((Stop::Cancelled, _)), _) => RunResult::failed(Outcome::Cancelled),
-        (Some((Stop::TimedOut, _)), _) => RunResult::failed(Outcome::TimedOut),
-        (None, Ok(status)) => classify(status, dir),
-        (None, Err(e)) => RunResult::failed(Outcome::SetupFailed(format!(
-            "failed to wait for the child: {e}"
-        ))),
+    let ended = Ended {
+        stop,
+        status,
+        oom_kills: cgroup.as_ref().map_or(0, ChildCgroup::oom_kills),
+        memory_limit: cgroup.as_ref().and_then(ChildCgroup::memory_limit),
+    };
+    end_attempt(process.pid(), cgroup.as_mut(), marker, log);
+    classify(ended, dir)
+}
+
+/// SIGTERM, the grace, SIGKILL; the escalation is logged.
+fn stop_child(
+    process: &mut Running,
+    grace: Duration,
+    log: &dyn Fn(&str),
+) -> io::Result<ExitStatus> {
+    let t = process.terminate(grace)?;
+    if t.escalated {
+        log(&format!(
+            "child pid={} still running {} ms after SIGTERM (CANCEL_GRACE): SIGKILL",
+            process.id(),
+            grace.as_millis()
+        ));
+        tracing::warn!(
+            pid = process.id(),
+            grace_ms = grace.as_millis() as u64,
+            "child ignored SIGTERM: SIGKILL"
+        );
+    }
+    Ok(t.status)
+}
+
+/// Ends every process of the attempt that outlived the child.
+fn end_attempt(pid: ChildPid, cgroup: Option<&mut ChildCgroup>, marker: &str, log: &dyn Fn(&str)) {
+    let left = match cgroup {
+        Some(cg) => cg.end().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "failed to end the child's cgroup");
+            log(&format!("failed to end the child's cgroup: {e}"));
+            0
+        }),
+        None => {
+            let _ = pid.signal(Signal::SIGKILL);
+            end_marked(ATTEMPT_MARKER, marker)
+        }
+    };
+    if left > 0 {
+        log(&format!(
+            "ended {left} process(es) of the attempt that outlived the child"
+        ));
     }
 }
 
-/// The one place an exit status becomes an [`Outcome`].
-fn classify(status: ExitStatus, dir: &Path) -> RunResult {
+/// The one place the end of an attempt child becomes an [`Outcome`].
+fn classify(ended: Ended, dir: &Path) -> RunResult {
+    let status = match (ended.stop, ended.status) {
+        (Some(Stop::Cancelled), _) => return RunResult::failed(Outcome::Cancelled),
+        (Some(Stop::TimedOut), _) => return RunResult::failed(Outcome::TimedOut),
+        (None, Err(e)) => {
+            return RunResult::failed(Outcome::SetupFailed(format!(
+                "failed to wait for the child: {e}"
+            )))
+        }
+        (None, Ok(status)) => status,
+    };
     let error = || std::fs::read_to_string(dir.join(spec::ERROR)).unwrap_or_default();
-    if let Some(sig) = status.signal() {
-        return RunResult::failed(Outcome::Killed(signal_name(sig)));
-    }
-    match status.code() {
-        Some(spec::EXIT_OK) => match std::fs::read(dir.join(spec::RESULT)) {
+    match extract(status) {
+        exit if exit.is_signal(Signal::SIGKILL) && ended.oom_kills > 0 => {
+            RunResult::failed(Outcome::OutOfMemory {
+                limit: ended.memory_limit,
+            })
+        }
+        Exit::Signal(sig) => RunResult::failed(Outcome::Killed(signal_name(sig))),
+        Exit::Code(spec::EXIT_OK) => match std::fs::read(dir.join(spec::RESULT)) {
             Ok(result) => accept_result(result),
             Err(e) => RunResult::failed(Outcome::SetupFailed(format!(
                 "child exited 0 without a result: {e}"
             ))),
         },
-        Some(spec::EXIT_COMPACTION_FAILED) => RunResult::failed(Outcome::CompactionFailed(error())),
-        Some(spec::EXIT_CANCELLED) => RunResult::failed(Outcome::Cancelled),
-        Some(spec::EXIT_SETUP_FAILED) => RunResult::failed(Outcome::SetupFailed(error())),
-        Some(code) => RunResult::failed(Outcome::Exited(code)),
-        None => RunResult::failed(Outcome::Exited(-1)),
-    }
-}
-
-pub fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGILL => "SIGILL",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGXFSZ => "SIGXFSZ",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGINT => "SIGINT",
-        libc::SIGHUP => "SIGHUP",
-        other => return format!("SIG{other}"),
-    };
-    name.to_owned()
-}
-
-fn signal_group(pgid: i32, sig: i32) {
-    // SAFETY: signalling a process group we created; ESRCH (already gone)
-    // is fine.
-    unsafe { libc::kill(-pgid, sig) };
-}
-
-/// SIGKILLs what is left of the attempt: its process group and every
-/// process carrying its marker, and reaps those that are the worker's
-/// children (as subreaper, orphans are).
-///
-/// As a subreaper, the worker adopts every descendant of an ended child
-/// that left the group (its parent died), so only the worker's own
-/// children need a look: killing one hands its children to the worker in
-/// turn, for the next look. That reads a few `/proc/<pid>/environ` files
-/// instead of every process's on the host (about 6 ms per attempt with 120
-/// processes). Without the subreaper role every process is looked at.
-pub fn end_attempt_processes(pgid: i32, marker: &str) {
-    signal_group(pgid, libc::SIGKILL);
-    if !is_subreaper() {
-        marked_processes(marker).into_iter().for_each(kill_and_reap);
-        return;
-    }
-    for _ in 0..ADOPTION_ROUNDS {
-        let Some(children) = own_children() else {
-            marked_processes(marker).into_iter().for_each(kill_and_reap);
-            return;
-        };
-        let marked: Vec<i32> = children
-            .into_iter()
-            .filter(|pid| carries(*pid, &marker_entry(marker)))
-            .collect();
-        if marked.is_empty() {
-            return;
+        Exit::Code(spec::EXIT_COMPACTION_FAILED) => {
+            RunResult::failed(Outcome::CompactionFailed(error()))
         }
-        marked.into_iter().for_each(kill_and_reap);
+        Exit::Code(spec::EXIT_CANCELLED) => RunResult::failed(Outcome::Cancelled),
+        Exit::Code(spec::EXIT_SETUP_FAILED) => RunResult::failed(Outcome::SetupFailed(error())),
+        Exit::Code(code) => RunResult::failed(Outcome::Exited(code)),
     }
 }
 
-/// How many generations of escaped descendants are ended, one per look.
-const ADOPTION_ROUNDS: usize = 16;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
 
-fn kill_and_reap(pid: i32) {
-    // SAFETY: SIGKILL to a pid that carries this attempt's marker.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    reap(pid);
-}
+    fn ended(stop: Option<Stop>, raw: i32, oom_kills: u64) -> Ended {
+        Ended {
+            stop,
+            status: Ok(ExitStatus::from_raw(raw)),
+            oom_kills,
+            memory_limit: Some(1 << 20),
+        }
+    }
 
-fn is_subreaper() -> bool {
-    let mut on: libc::c_int = 0;
-    // SAFETY: PR_GET_CHILD_SUBREAPER writes one int through the pointer.
-    let r = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut on as *mut libc::c_int) };
-    r == 0 && on != 0
-}
-
-/// The children of every thread of this process (`/proc/self/task/*/children`),
-/// or `None` where the kernel does not list them.
-fn own_children() -> Option<Vec<i32>> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let text = std::fs::read_to_string(task.path().join("children")).ok()?;
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok()),
+    #[test]
+    fn each_end_has_one_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join(spec::ERROR), "boom").unwrap();
+        let outcome = |e| classify(e, d).outcome;
+        assert_eq!(
+            outcome(ended(None, 9, 1)),
+            Outcome::OutOfMemory {
+                limit: Some(1 << 20)
+            }
         );
+        assert_eq!(
+            outcome(ended(None, 9, 0)),
+            Outcome::Killed("SIGKILL".into())
+        );
+        assert_eq!(
+            outcome(ended(None, 11, 1)),
+            Outcome::Killed("SIGSEGV".into())
+        );
+        // A stop the supervisor asked for wins over how the child died.
+        assert_eq!(
+            outcome(ended(Some(Stop::TimedOut), 9, 1)),
+            Outcome::TimedOut
+        );
+        assert_eq!(
+            outcome(ended(Some(Stop::Cancelled), 15, 0)),
+            Outcome::Cancelled
+        );
+        assert_eq!(outcome(ended(None, 4 << 8, 0)), Outcome::Exited(4));
+        assert_eq!(
+            outcome(ended(None, spec::EXIT_COMPACTION_FAILED << 8, 0)),
+            Outcome::CompactionFailed("boom".into())
+        );
+        assert_eq!(
+            outcome(ended(None, spec::EXIT_SETUP_FAILED << 8, 0)),
+            Outcome::SetupFailed("boom".into())
+        );
+        assert_eq!(
+            outcome(ended(None, spec::EXIT_CANCELLED << 8, 0)),
+            Outcome::Cancelled
+        );
+        assert!(matches!(
+            outcome(ended(None, 0, 0)),
+            Outcome::SetupFailed(e) if e.contains("without a result")
+        ));
     }
-    Some(out)
-}
-
-fn marker_entry(marker: &str) -> String {
-    format!("{ATTEMPT_MARKER}={marker}")
-}
-
-fn carries(pid: i32, entry: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == entry.as_bytes()))
-}
-
-fn reap(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        let mut status = 0;
-        // SAFETY: waitpid on a specific pid; ECHILD means it is not ours.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid || r < 0 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Pids whose environment holds `DCOMPACT_ATTEMPT=<marker>`.
-pub fn marked_processes(marker: &str) -> Vec<i32> {
-    let needle = marker_entry(marker);
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let me = std::process::id() as i32;
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| carries(*pid, &needle))
-        .collect()
 }

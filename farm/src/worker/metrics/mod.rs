@@ -4,11 +4,13 @@
 //!   attempts are accepted, rejected, started and ended.
 //! - [`snapshot`]: a collector that reads a stats snapshot at scrape time
 //!   (mount and zipserver counters plug in the same way).
+//! - [`http`]: the HTTP listener's connections and timeouts.
 //! - [`queue`]: the supervisor's queue as gauges, through [`snapshot`].
 //! - [`mounts`]: the mount table of `NFS_DYNAMIC_MOUNT`, through [`snapshot`].
 //! - [`zip`]: what attempt children sent to the zipserver, through [`snapshot`].
 
 pub mod attempts;
+pub mod http;
 pub mod mounts;
 pub mod queue;
 pub mod snapshot;

@@ -25,7 +25,7 @@ const FAMILIES: [Family; 2] = [
     },
 ];
 
-/// Samples of `m`, in [`FAMILIES`] order.
+/// Samples of `m`, in `FAMILIES` order.
 pub fn samples(m: &MountsSnapshot) -> Vec<Sample> {
     let c = &m.counters;
     let mut out = vec![Sample::new(FAMILIES[0].name, m.active as f64)];

@@ -6,6 +6,7 @@
 //! | `farm_worker_attempts_running_high_water` | gauge: the most ever running at once |
 //! | `farm_worker_max_parallel_compactions`, `farm_worker_max_waiting_compactions` | gauge: the limits |
 //! | `farm_worker_stopping` | gauge: 1 once shutdown began |
+//! | `farm_worker_admissions_in_progress`, `farm_worker_max_admissions` | gauge: jobs being admitted (their storage mounted and read), and `MAX_ADMISSIONS` |
 
 use super::snapshot::{Family, Kind, Sample, SnapshotCollector};
 use crate::worker::supervisor::Supervisor;
@@ -20,6 +21,9 @@ pub struct QueueState {
     pub max_parallel: usize,
     pub max_waiting: usize,
     pub stopping: bool,
+    /// Admissions in progress, and `MAX_ADMISSIONS`.
+    pub admitting: usize,
+    pub max_admissions: usize,
 }
 
 const fn gauge(name: &'static str, help: &'static str) -> Family {
@@ -31,7 +35,7 @@ const fn gauge(name: &'static str, help: &'static str) -> Family {
     }
 }
 
-const FAMILIES: [Family; 6] = [
+const FAMILIES: [Family; 8] = [
     gauge("farm_worker_attempts_running", "Attempts running now"),
     gauge(
         "farm_worker_attempts_waiting",
@@ -50,9 +54,14 @@ const FAMILIES: [Family; 6] = [
         "MAX_WAITING_COMPACTIONS",
     ),
     gauge("farm_worker_stopping", "1 once the worker began to stop"),
+    gauge(
+        "farm_worker_admissions_in_progress",
+        "Jobs being admitted: storage mounted and read",
+    ),
+    gauge("farm_worker_max_admissions", "MAX_ADMISSIONS"),
 ];
 
-/// Samples of `q`, in [`FAMILIES`] order.
+/// Samples of `q`, in `FAMILIES` order.
 pub fn samples(q: &QueueState) -> Vec<Sample> {
     let values = [
         q.running as f64,
@@ -61,6 +70,8 @@ pub fn samples(q: &QueueState) -> Vec<Sample> {
         q.max_parallel as f64,
         q.max_waiting as f64,
         f64::from(u8::from(q.stopping)),
+        q.admitting as f64,
+        q.max_admissions as f64,
     ];
     FAMILIES
         .iter()

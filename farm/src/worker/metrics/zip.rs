@@ -50,7 +50,7 @@ const FAMILIES: [Family; 5] = [
     },
 ];
 
-/// Samples of `z`, in [`FAMILIES`] order.
+/// Samples of `z`, in `FAMILIES` order.
 pub fn samples(z: &ZipLinkSnapshot) -> Vec<Sample> {
     let c = &z.counts;
     let path = |p: &str| vec![p.to_owned()];

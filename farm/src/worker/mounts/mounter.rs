@@ -2,11 +2,15 @@
 //!
 //! Mount: when a helper `mount.<type>` is on the worker's `PATH`, it is run
 //! as the mount helper convention has it, `mount.<type> <source> <target>
-//! [-o <options>]`; otherwise `mount -t <type> [-o <options>] <source>
+//! -o <options>`; otherwise `mount -t <type> -o <options> <source>
 //! <target>` (which runs `/sbin/mount.<type>` itself when there is one).
-//! Always an argument vector, never a shell string; no `LD_PRELOAD`; killed
-//! after `MOUNT_TIMEOUT`. Success means a new mount on the target in
-//! `/proc/self/mountinfo`, not just exit status 0.
+//! The options are the job's, checked, then `nosuid,nodev,noexec`
+//! ([`MountSpec::mount_options`]). Always an argument vector, never a
+//! shell string; no `LD_PRELOAD`; the command runs in a process group of
+//! its own, killed whole after `MOUNT_TIMEOUT` (a helper's children too).
+//! Success means a new mount on the target in `/proc/self/mountinfo`, not
+//! just exit status 0. The command is logged and named in errors with its
+//! `-o` value as `<redacted>`: options may hold credentials.
 //!
 //! Unmount: `umount2(target)`; when the target is busy (a file still open
 //! from a lazily detached generation, a shell's cwd), a lazy detach.
@@ -15,8 +19,10 @@ use super::mountinfo::mounts_at;
 use super::spec::MountSpec;
 use super::sys;
 use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,31 +69,37 @@ pub enum MountError {
         mounted: String,
         asked: String,
     },
+    /// The mount another job of the instance was making, which this job
+    /// waited for, failed.
+    #[error(transparent)]
+    Shared(Arc<MountError>),
+    #[error(
+        "the mount of instance {instance} was still being changed for another job after {waited:?}"
+    )]
+    Busy { instance: String, waited: Duration },
 }
+
+/// What stands for the `-o` value in logs and errors.
+pub const REDACTED: &str = "<redacted>";
 
 /// The command that mounts `spec` on `target`: program and arguments.
 pub fn mount_command(spec: &MountSpec, target: &Path, path_var: Option<&str>) -> Command {
     let helper = path_var.and_then(|p| {
         std::env::split_paths(p)
-            .map(|dir| dir.join(format!("mount.{}", spec.fs_type)))
+            .map(|dir| dir.join(format!("mount.{}", spec.fs_type())))
             .find(|c| is_executable(c))
     });
+    let options = spec.mount_options();
     let mut cmd = match helper {
         Some(helper) => {
             let mut cmd = Command::new(helper);
-            cmd.arg(&spec.source).arg(target);
-            if !spec.options.is_empty() {
-                cmd.arg("-o").arg(&spec.options);
-            }
+            cmd.arg(spec.source()).arg(target).arg("-o").arg(options);
             cmd
         }
         None => {
             let mut cmd = Command::new("mount");
-            cmd.arg("-t").arg(&spec.fs_type);
-            if !spec.options.is_empty() {
-                cmd.arg("-o").arg(&spec.options);
-            }
-            cmd.arg(&spec.source).arg(target);
+            cmd.arg("-t").arg(spec.fs_type()).arg("-o").arg(options);
+            cmd.arg(spec.source()).arg(target);
             cmd
         }
     };
@@ -103,33 +115,44 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// The command as logged: program and arguments, the value after `-o`
+/// redacted.
 fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
+    let mut after_o = false;
     for a in cmd.get_args() {
         s.push(' ');
-        s.push_str(&a.to_string_lossy());
+        if after_o {
+            s.push_str(REDACTED);
+        } else {
+            s.push_str(&a.to_string_lossy());
+        }
+        after_o = a == "-o";
     }
     s
 }
 
-/// Mounts `spec` on `target` (created when missing).
-pub fn mount(spec: &MountSpec, target: &Path, timeout: Duration) -> Result<(), MountError> {
+/// Mounts `spec` on `target` (created when missing), with helpers looked
+/// up in `path_var` (the worker's `PATH`).
+pub fn mount(
+    spec: &MountSpec,
+    target: &Path,
+    path_var: Option<&str>,
+    timeout: Duration,
+) -> Result<(), MountError> {
     std::fs::create_dir_all(target).map_err(|source| MountError::Target {
         path: target.to_owned(),
         source,
     })?;
-    let path_var = std::env::var("PATH").ok();
-    run_mount(
-        mount_command(spec, target, path_var.as_deref()),
-        target,
-        timeout,
-    )
+    run_mount(mount_command(spec, target, path_var), target, timeout)
 }
 
 /// Runs a mount command and checks that it added a mount on `target`.
 fn run_mount(mut cmd: Command, target: &Path, timeout: Duration) -> Result<(), MountError> {
     let before = mounts_at(target).map_err(MountError::MountInfo)?;
     let command = describe(&cmd);
+    // Its own group, so that a timeout kills whatever it started.
+    cmd.process_group(0);
     tracing::info!(command = %command, "mounting");
     let mut child = cmd.spawn().map_err(|source| MountError::Spawn {
         program: cmd.get_program().to_string_lossy().into_owned(),
@@ -141,6 +164,9 @@ fn run_mount(mut cmd: Command, target: &Path, timeout: Duration) -> Result<(), M
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             _ => {
+                // The whole group: a helper's own children (a daemon it
+                // waits for) go too.
+                let _ = sys::kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(MountError::TimedOut { command, timeout });
@@ -212,31 +238,49 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_kills_what_the_helper_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let e = run_mount(sh(&script), dir.path(), Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(e, MountError::TimedOut { .. }), "{e}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        // Gone, or a zombie waiting for whoever inherited it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let state = std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| s.rsplit(')').next().map(|r| r.trim().to_owned()));
+            match state {
+                None => break,
+                Some(s) if s.starts_with('Z') => break,
+                Some(s) => assert!(Instant::now() < deadline, "sleep still runs: {s}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
     fn helper_on_path_gets_the_helper_convention_else_mount_t() {
-        let spec = MountSpec {
-            fs_type: "nfs4".into(),
-            source: "srv:/export".into(),
-            options: "vers=4.1,hard".into(),
-        };
+        let spec = MountSpec::unchecked("nfs4", "srv:/export", "vers=4.1,hard");
         let target = Path::new("/mnt/farm/app");
         let args = |cmd: &Command| -> Vec<String> {
             cmd.get_args()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect()
         };
+        let opts = "vers=4.1,hard,nosuid,nodev,noexec";
         let empty = tempfile::tempdir().unwrap();
         let cmd = mount_command(&spec, target, empty.path().to_str());
         assert_eq!(cmd.get_program(), "mount");
         assert_eq!(
             args(&cmd),
-            [
-                "-t",
-                "nfs4",
-                "-o",
-                "vers=4.1,hard",
-                "srv:/export",
-                "/mnt/farm/app"
-            ]
+            ["-t", "nfs4", "-o", opts, "srv:/export", "/mnt/farm/app"]
+        );
+        assert_eq!(
+            describe(&cmd),
+            "mount -t nfs4 -o <redacted> srv:/export /mnt/farm/app"
         );
 
         let dir = tempfile::tempdir().unwrap();
@@ -246,9 +290,7 @@ mod tests {
         let path = std::env::join_paths([empty.path(), dir.path()]).unwrap();
         let cmd = mount_command(&spec, target, path.to_str());
         assert_eq!(cmd.get_program(), helper.as_os_str());
-        assert_eq!(
-            args(&cmd),
-            ["srv:/export", "/mnt/farm/app", "-o", "vers=4.1,hard"]
-        );
+        assert_eq!(args(&cmd), ["srv:/export", "/mnt/farm/app", "-o", opts]);
+        assert!(!describe(&cmd).contains("vers"), "{}", describe(&cmd));
     }
 }

@@ -1,8 +1,9 @@
-//! What the mount table counts, for `/stat` (and later `/metrics`).
+//! What the mount table counts and shows, for `/stat` and `/metrics`.
+//! Mount options are never part of it.
 //!
 //! | name | kind | meaning |
 //! | --- | --- | --- |
-//! | `active` | gauge | mounts held now (in use or idle in the cache) |
+//! | `active` | gauge | mounts in place now (in use or idle in the cache) |
 //! | `mounted` | counter | successful mounts, remounts included |
 //! | `unmounted` | counter | successful unmounts (eviction, remount, shutdown) |
 //! | `failed` | counter | mounts and unmounts that failed |
@@ -19,14 +20,22 @@ pub struct MountCounters {
     pub remounted: u64,
 }
 
-/// One mount in `/stat`.
+/// One instance's mount in `/stat`: source and type, never the options.
 #[derive(Debug, Clone, Serialize)]
 pub struct MountRow {
     pub instance: String,
+    /// `nfs_mnt_src`.
     pub source: String,
+    /// `nfs_type`.
+    #[serde(rename = "type")]
+    pub fs_type: String,
     pub target: PathBuf,
+    /// `mounting`, `mounted`, `remounting`, `unmounting` or `failed`.
+    pub state: &'static str,
     /// Jobs holding it now.
     pub users: usize,
+    /// Jobs waiting for its mount (or remount, or unmount) to end.
+    pub waiting: usize,
     /// Remounts so far.
     pub generation: u64,
 }

@@ -1,4 +1,4 @@
-//! The two system calls the mount code needs, behind a safe API.
+//! The system calls the mount code needs, behind a safe API.
 
 use std::ffi::CString;
 use std::io;
@@ -29,4 +29,15 @@ pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Sends SIGKILL to the process group `pgid` (a command started with
+/// `process_group(0)`: its group id is its pid).
+pub fn kill_group(pgid: u32) -> io::Result<()> {
+    let pgid = i32::try_from(pgid).map_err(io::Error::other)?;
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .map_err(io::Error::from)
 }

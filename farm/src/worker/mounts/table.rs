@@ -5,49 +5,110 @@
 //! (a queued attempt holds it too). A mount with a lease is never
 //! unmounted: eviction takes only idle mounts, and when every mount is in
 //! use a new instance is mounted beyond the capacity, the table shrinking
-//! back as leases end. Mount and unmount run under the table's lock, so two
-//! jobs never race to mount one instance; a helper that hangs is killed
-//! after `MOUNT_TIMEOUT`.
+//! back as leases end.
+//!
+//! No mount or unmount command runs under the table's lock, nor in a
+//! thread that may hold another lock:
+//! - a mount in progress is a state of its slot (`super::slots`); a job
+//!   of the same instance waits on a condition variable until it has
+//!   ended (and gets the same error if it failed), while jobs of other
+//!   instances, `/stat` and `/metrics` go on; a helper that hangs is
+//!   killed after `MOUNT_TIMEOUT`, and nobody waits longer than twice
+//!   that;
+//! - a lease ends wherever its job is dropped (the supervisor cancels a
+//!   queued attempt under its own lock), so the idle mounts a release
+//!   leaves beyond the capacity are unmounted by the table's evictor
+//!   thread, not by the releasing thread;
+//! - the mounts a new instance pushes out, and the stale mount of a failed
+//!   remount, are unmounted by the job that asked, before or after its
+//!   own command, outside the lock.
 
 use super::mounter::{self, MountError};
 use super::mountinfo::mount_points;
+use super::slots::{Found, Slot, Slots, State, Unmount};
 use super::spec::MountSpec;
-use super::stats::{MountCounters, MountRow, MountsSnapshot};
-use std::collections::HashMap;
+use super::stats::MountsSnapshot;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 pub struct MountTable {
     /// `NFS_MOUNT_ROOT`: instance `i` is mounted on `<root>/<i>`.
     root: PathBuf,
+    timeout: Duration,
+    /// Where `mount.<type>` helpers are looked up: the worker's `PATH`.
+    path_var: Option<String>,
+    shared: Arc<Shared>,
+    evictor: Option<JoinHandle<()>>,
+}
+
+/// What the table shares with its evictor thread.
+struct Shared {
     /// `NFS_MOUNT_CACHE`: idle mounts kept at most.
     capacity: usize,
-    timeout: Duration,
-    inner: Mutex<Inner>,
+    slots: Mutex<Slots>,
+    /// Signalled whenever a slot changes.
+    changed: Condvar,
 }
 
-#[derive(Default)]
-struct Inner {
-    slots: HashMap<String, Slot>,
-    /// Ticks on every lease, for least-recently-used order; also gives each
-    /// slot a unique id.
-    clock: u64,
-    counters: MountCounters,
-    /// After shutdown's unmount: no new mounts.
-    closed: bool,
-}
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
 
-struct Slot {
-    id: u64,
-    spec: MountSpec,
-    target: PathBuf,
-    /// Leases held.
-    users: usize,
-    last_used: u64,
-    /// Bumped on every remount, so concurrent jobs that all met a stale
-    /// handle remount once.
-    generation: u64,
+    /// Waits for a change, at most until `deadline`.
+    fn wait<'a>(&self, guard: MutexGuard<'a, Slots>, deadline: Instant) -> MutexGuard<'a, Slots> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.changed.wait_timeout(guard, left) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        }
+    }
+
+    /// Runs an unmount decided under the lock, then settles its slot.
+    fn unmount(&self, u: &Unmount) {
+        let mut done = 0;
+        let mut failed = false;
+        for _ in 0..u.layers {
+            match mounter::unmount(&u.target, false) {
+                Ok(()) => {
+                    done += 1;
+                    tracing::info!(instance = %u.instance, target = %u.target.display(), "unmounted");
+                }
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!(instance = %u.instance, error = %e, "unmount failed");
+                    break;
+                }
+            }
+        }
+        self.lock().end_unmount(u, done, failed);
+        self.changed.notify_all();
+    }
+
+    /// The evictor: unmounts idle mounts beyond the capacity (all of them
+    /// once the table is closed) as leases end, until the table is gone.
+    fn evict(&self) {
+        let mut slots = self.lock();
+        loop {
+            if slots.stopped {
+                return;
+            }
+            let keep = if slots.closed { 0 } else { self.capacity };
+            let victims = slots.idle_victims(keep);
+            if victims.is_empty() {
+                slots = self.changed.wait(slots).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            drop(slots);
+            for v in &victims {
+                self.unmount(v);
+            }
+            slots = self.lock();
+        }
+    }
 }
 
 /// A job's hold on its instance's mount; dropping it releases the mount.
@@ -55,7 +116,8 @@ pub struct MountLease {
     table: Arc<MountTable>,
     instance: String,
     slot_id: u64,
-    generation: Mutex<u64>,
+    /// The generation the job last ran on.
+    generation: AtomicU64,
 }
 
 impl MountLease {
@@ -71,7 +133,19 @@ impl Drop for MountLease {
 }
 
 impl MountTable {
-    pub fn new(root: PathBuf, capacity: usize, timeout: Duration) -> Arc<Self> {
+    /// The table, and its evictor thread; helpers are looked up in the
+    /// worker's `PATH`.
+    pub fn new(root: PathBuf, capacity: usize, timeout: Duration) -> std::io::Result<Arc<Self>> {
+        Self::with_path(root, capacity, timeout, std::env::var("PATH").ok())
+    }
+
+    /// As [`MountTable::new`], looking helpers up in `path_var`.
+    pub fn with_path(
+        root: PathBuf,
+        capacity: usize,
+        timeout: Duration,
+        path_var: Option<String>,
+    ) -> std::io::Result<Arc<Self>> {
         // Left by a worker that did not stop cleanly (or by another worker
         // given the same root): not this table's to unmount.
         let leftovers: Vec<PathBuf> = mount_points(None)
@@ -82,20 +156,32 @@ impl MountTable {
         if !leftovers.is_empty() {
             tracing::warn!(root = %root.display(), ?leftovers, "NFS_MOUNT_ROOT already holds mounts; new mounts go on top of them");
         }
-        Arc::new(MountTable {
-            root,
+        let shared = Arc::new(Shared {
             capacity: capacity.max(1),
+            slots: Mutex::new(Slots::default()),
+            changed: Condvar::new(),
+        });
+        let evicting = shared.clone();
+        let evictor = std::thread::Builder::new()
+            .name("mount-evictor".into())
+            .spawn(move || evicting.evict())?;
+        Ok(Arc::new(MountTable {
+            root,
             timeout,
-            inner: Mutex::new(Inner::default()),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+            path_var,
+            shared,
+            evictor: Some(evictor),
+        }))
     }
 
     pub fn target(&self, instance: &str) -> PathBuf {
         self.root.join(instance)
+    }
+
+    /// How long a job waits for another job's command on its instance: the
+    /// command is killed after `MOUNT_TIMEOUT`; an unmount may precede it.
+    fn wait_limit(&self) -> Duration {
+        self.timeout * 2 + Duration::from_secs(1)
     }
 
     /// The instance's mount, mounted now when it is not yet: `instance` is
@@ -105,49 +191,72 @@ impl MountTable {
         instance: &str,
         spec: &MountSpec,
     ) -> Result<MountLease, MountError> {
-        let mut inner = self.lock();
-        if inner.closed {
-            return Err(MountError::Closed);
-        }
-        inner.clock += 1;
-        let now = inner.clock;
-        if let Some(slot) = inner.slots.get_mut(instance) {
-            if slot.spec == *spec {
-                slot.users += 1;
-                slot.last_used = now;
-                return Ok(self.lease(instance, slot.id, slot.generation));
+        let deadline = Instant::now() + self.wait_limit();
+        let sh = &self.shared;
+        let mut slots = sh.lock();
+        let mut waited = None;
+        loop {
+            match slots.find(instance, spec, waited.take()) {
+                Found::Absent => break,
+                Found::Lease { id, generation } => return Ok(self.lease(instance, id, generation)),
+                Found::Conflict { mounted } => {
+                    let mut asked = spec.to_string();
+                    if mounted == asked {
+                        asked.push_str(" with other mount options");
+                    }
+                    return Err(MountError::Conflict {
+                        instance: instance.to_owned(),
+                        mounted,
+                        asked,
+                    });
+                }
+                Found::Replace(u) => {
+                    // The hoster now names another source: the idle mount goes.
+                    drop(slots);
+                    sh.unmount(&u);
+                    slots = sh.lock();
+                }
+                Found::Failed(e) => return Err(MountError::Shared(e)),
+                Found::Closed => return Err(MountError::Closed),
+                Found::Wait { id } => {
+                    if Instant::now() >= deadline {
+                        if let Some(slot) = slots.map.get_mut(instance).filter(|s| s.id == id) {
+                            slot.waiters -= 1;
+                        }
+                        return Err(MountError::Busy {
+                            instance: instance.to_owned(),
+                            waited: self.wait_limit(),
+                        });
+                    }
+                    waited = Some(id);
+                    slots = sh.wait(slots, deadline);
+                }
             }
-            if slot.users > 0 {
-                return Err(MountError::Conflict {
-                    instance: instance.to_owned(),
-                    mounted: slot.spec.to_string(),
-                    asked: spec.to_string(),
-                });
-            }
-            // The hoster now names another source: the idle mount goes.
-            self.unmount_slot(&mut inner, instance);
         }
-        self.evict_idle(&mut inner, self.capacity - 1);
+        let id = slots.tick();
         let target = self.target(instance);
-        if let Err(e) = mounter::mount(spec, &target, self.timeout) {
-            inner.counters.failed += 1;
-            tracing::warn!(instance, error = %e, "mount failed");
-            return Err(e);
-        }
-        inner.counters.mounted += 1;
-        tracing::info!(instance, source = %spec, target = %target.display(), "mounted");
-        inner.slots.insert(
+        slots.map.insert(
             instance.to_owned(),
             Slot {
-                id: now,
+                id,
                 spec: spec.clone(),
-                target,
+                target: target.clone(),
+                state: State::Mounting,
                 users: 1,
-                last_used: now,
+                waiters: 0,
+                last_used: id,
                 generation: 0,
             },
         );
-        Ok(self.lease(instance, now, 0))
+        let victims = slots.idle_victims(sh.capacity);
+        drop(slots);
+        for v in &victims {
+            sh.unmount(v);
+        }
+        let result = mounter::mount(spec, &target, self.path_var.as_deref(), self.timeout);
+        let settled = sh.lock().end_mount(instance, id, result);
+        sh.changed.notify_all();
+        settled.map(|()| self.lease(instance, id, 0))
     }
 
     fn lease(self: &Arc<Self>, instance: &str, slot_id: u64, generation: u64) -> MountLease {
@@ -155,20 +264,20 @@ impl MountTable {
             table: self.clone(),
             instance: instance.to_owned(),
             slot_id,
-            generation: Mutex::new(generation),
+            generation: AtomicU64::new(generation),
         }
     }
 
     /// Notes the mount generation an attempt is about to run on: a stale
     /// handle it meets is a handle of this generation.
     pub fn observe(&self, lease: &MountLease) {
-        let inner = self.lock();
-        if let Some(slot) = inner
-            .slots
+        let slots = self.shared.lock();
+        if let Some(slot) = slots
+            .map
             .get(&lease.instance)
             .filter(|s| s.id == lease.slot_id)
         {
-            *lease.generation.lock().unwrap_or_else(|p| p.into_inner()) = slot.generation;
+            lease.generation.store(slot.generation, Ordering::Relaxed);
         }
     }
 
@@ -178,226 +287,144 @@ impl MountTable {
     /// the bare mount point visible for a moment, and a job of the instance
     /// admitted or running then would read (or write) the worker's own
     /// disk. The stale layers beneath are unreachable by path and are
-    /// unmounted with the top one.
+    /// unmounted with the top one. A remount that fails unmounts the
+    /// instance: the stale mount is not one to share any more.
     pub fn remount(&self, lease: &MountLease) -> Result<(), MountError> {
-        let mut inner = self.lock();
-        let mut seen = lease.generation.lock().unwrap_or_else(|p| p.into_inner());
-        let inner = &mut *inner;
-        let Some(slot) = inner
-            .slots
-            .get_mut(&lease.instance)
-            .filter(|s| s.id == lease.slot_id)
-        else {
-            return Err(MountError::Gone(lease.instance.clone()));
+        let deadline = Instant::now() + self.wait_limit();
+        let sh = &self.shared;
+        let instance = &lease.instance;
+        let mut slots = sh.lock();
+        let (spec, target) = loop {
+            let gone = || MountError::Gone(instance.clone());
+            let Some(slot) = slots
+                .map
+                .get_mut(instance)
+                .filter(|s| s.id == lease.slot_id)
+            else {
+                return Err(gone());
+            };
+            match slot.state {
+                State::Ready => {}
+                State::Remounting if Instant::now() < deadline => {
+                    slots = sh.wait(slots, deadline);
+                    continue;
+                }
+                State::Remounting => {
+                    return Err(MountError::Busy {
+                        instance: instance.clone(),
+                        waited: self.wait_limit(),
+                    })
+                }
+                _ => return Err(gone()),
+            }
+            let seen = lease.generation.load(Ordering::Relaxed);
+            if slot.generation != seen {
+                lease.generation.store(slot.generation, Ordering::Relaxed);
+                return Ok(());
+            }
+            slot.state = State::Remounting;
+            break (slot.spec.clone(), slot.target.clone());
         };
-        if slot.generation != *seen {
-            *seen = slot.generation;
-            return Ok(());
+        drop(slots);
+        let result = mounter::mount(&spec, &target, self.path_var.as_deref(), self.timeout);
+        let (settled, unmount) = sh.lock().end_remount(instance, lease.slot_id, result);
+        sh.changed.notify_all();
+        if let Some(u) = unmount {
+            sh.unmount(&u);
         }
-        match mounter::mount(&slot.spec, &slot.target, self.timeout) {
-            Ok(()) => {
-                inner.counters.mounted += 1;
-                inner.counters.remounted += 1;
-                slot.generation += 1;
-                *seen = slot.generation;
-                tracing::info!(instance = %lease.instance, "remounted after a stale file handle");
-                Ok(())
-            }
-            Err(e) => {
-                inner.counters.failed += 1;
-                // The stale mount is not one to share any more.
-                let instance = lease.instance.clone();
-                self.unmount_slot(inner, &instance);
-                Err(e)
-            }
-        }
+        let generation = settled?;
+        lease.generation.store(generation, Ordering::Relaxed);
+        Ok(())
     }
 
+    /// A lease ended: the evictor looks whether an idle mount should go.
     fn release(&self, instance: &str, slot_id: u64) {
-        let mut inner = self.lock();
-        if let Some(slot) = inner.slots.get_mut(instance).filter(|s| s.id == slot_id) {
+        let mut slots = self.shared.lock();
+        if let Some(slot) = slots.map.get_mut(instance).filter(|s| s.id == slot_id) {
             slot.users = slot.users.saturating_sub(1);
         }
-        let keep = if inner.closed { 0 } else { self.capacity };
-        self.evict_idle(&mut inner, keep);
+        drop(slots);
+        self.shared.changed.notify_all();
     }
 
-    /// Unmounts idle mounts, least recently used first, until at most
-    /// `keep` mounts remain or only mounts in use are left.
-    fn evict_idle(&self, inner: &mut Inner, keep: usize) {
-        while inner.slots.len() > keep {
-            let victim = inner
-                .slots
-                .iter()
-                .filter(|(_, s)| s.users == 0)
-                .min_by_key(|(_, s)| s.last_used)
-                .map(|(name, _)| name.clone());
-            let Some(victim) = victim else { break };
-            self.unmount_slot(inner, &victim);
-        }
-    }
-
-    fn unmount_slot(&self, inner: &mut Inner, instance: &str) {
-        let Some(slot) = inner.slots.remove(instance) else {
-            return;
-        };
-        // The mount and every remount stacked on it.
-        for _ in 0..=slot.generation {
-            match mounter::unmount(&slot.target, false) {
-                Ok(()) => {
-                    inner.counters.unmounted += 1;
-                    tracing::info!(instance, target = %slot.target.display(), "unmounted");
-                }
-                Err(e) => {
-                    inner.counters.failed += 1;
-                    tracing::warn!(instance, error = %e, "unmount failed");
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Shutdown: unmounts every idle mount now and the rest as their leases
-    /// end; no new mounts after this.
+    /// Shutdown: no new mounts after this; unmounts every idle mount now,
+    /// once the commands running on slots have ended (waiting at most
+    /// twice `MOUNT_TIMEOUT`), and the rest as their leases end.
     pub fn close(&self) {
-        let mut inner = self.lock();
-        inner.closed = true;
-        self.evict_idle(&mut inner, 0);
+        let deadline = Instant::now() + self.wait_limit();
+        let sh = &self.shared;
+        let mut slots = sh.lock();
+        slots.closed = true;
+        sh.changed.notify_all();
+        loop {
+            let victims = slots.idle_victims(0);
+            if !victims.is_empty() {
+                drop(slots);
+                for v in &victims {
+                    sh.unmount(v);
+                }
+                slots = sh.lock();
+                continue;
+            }
+            if !slots.busy() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("mount commands still running at shutdown; leaving their mounts");
+                return;
+            }
+            slots = sh.wait(slots, deadline);
+        }
     }
 
+    /// The counters and one row per instance: taken under the table's
+    /// lock, which no command runs under, so it never waits for a mount.
     pub fn snapshot(&self) -> MountsSnapshot {
-        let inner = self.lock();
-        let mut mounts: Vec<MountRow> = inner
-            .slots
-            .iter()
-            .map(|(instance, s)| MountRow {
-                instance: instance.clone(),
-                source: s.spec.to_string(),
-                target: s.target.clone(),
-                users: s.users,
-                generation: s.generation,
-            })
-            .collect();
-        mounts.sort_by(|a, b| a.instance.cmp(&b.instance));
+        let slots = self.shared.lock();
         MountsSnapshot {
-            capacity: self.capacity,
-            active: inner.slots.len(),
-            counters: inner.counters.clone(),
-            mounts,
+            capacity: self.shared.capacity,
+            active: slots.mounted(),
+            counters: slots.counters.clone(),
+            mounts: slots.rows(),
+        }
+    }
+
+    /// Waits until the evictor has nothing left to do and no command runs
+    /// on any slot; `false` after `limit`.
+    #[cfg(test)]
+    pub fn settled(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut slots = self.shared.lock();
+        loop {
+            let keep = if slots.closed {
+                0
+            } else {
+                self.shared.capacity
+            };
+            if !slots.busy() && !slots.would_evict(keep) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            slots = self.shared.wait(
+                slots,
+                deadline.min(Instant::now() + Duration::from_millis(20)),
+            );
+        }
+    }
+}
+
+impl Drop for MountTable {
+    fn drop(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.changed.notify_all();
+        if let Some(evictor) = self.evictor.take() {
+            let _ = evictor.join();
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::mountinfo::mounts_at;
-    use super::*;
-
-    fn tmpfs() -> MountSpec {
-        MountSpec {
-            fs_type: "tmpfs".into(),
-            source: "farm-test".into(),
-            options: "size=1m".into(),
-        }
-    }
-
-    /// Lazily detaches whatever the test left mounted below `root`.
-    struct Cleanup(PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            for p in super::super::mountinfo::mount_points(None).unwrap_or_default() {
-                if p.starts_with(&self.0) {
-                    let _ = super::super::sys::umount(&p, true);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn leases_share_evict_idle_only_and_close_unmounts() {
-        let dir = tempfile::tempdir().unwrap();
-        let _cleanup = Cleanup(dir.path().to_owned());
-        let table = MountTable::new(dir.path().to_owned(), 1, Duration::from_secs(30));
-        let (a, b) = (table.target("a"), table.target("b"));
-
-        let a1 = table.acquire("a", &tmpfs()).unwrap();
-        let a2 = table.acquire("a", &tmpfs()).unwrap();
-        assert_eq!(mounts_at(&a).unwrap(), 1, "two jobs share one mount");
-        // Another source while in use is refused; the mount stays.
-        let other = MountSpec {
-            options: "size=2m".into(),
-            ..tmpfs()
-        };
-        assert!(matches!(
-            table.acquire("a", &other),
-            Err(MountError::Conflict { .. })
-        ));
-        // Over capacity while a is in use: b is mounted beside it...
-        let b1 = table.acquire("b", &tmpfs()).unwrap();
-        assert_eq!(mounts_at(&a).unwrap() + mounts_at(&b).unwrap(), 2);
-        drop(a1);
-        assert_eq!(mounts_at(&a).unwrap(), 1, "a still has a lease");
-        // ...and a goes when its last lease ends.
-        drop(a2);
-        assert_eq!(mounts_at(&a).unwrap(), 0);
-        assert_eq!(mounts_at(&b).unwrap(), 1);
-        drop(b1);
-        assert_eq!(mounts_at(&b).unwrap(), 1, "idle within capacity: kept");
-        // a again: idle b is the one evicted.
-        let a3 = table.acquire("a", &tmpfs()).unwrap();
-        assert_eq!(mounts_at(&b).unwrap(), 0);
-        table.remount(&a3).unwrap();
-        assert_eq!(mounts_at(&a).unwrap(), 2, "the remount goes on top");
-        drop(a3);
-        table.close();
-        assert_eq!(mounts_at(&a).unwrap(), 0, "both layers unmounted");
-        assert!(matches!(
-            table.acquire("a", &tmpfs()),
-            Err(MountError::Closed)
-        ));
-        let s = table.snapshot();
-        assert_eq!(
-            (s.active, s.counters.mounted, s.counters.unmounted),
-            (0, 4, 4)
-        );
-        assert_eq!((s.counters.remounted, s.counters.failed), (1, 0));
-    }
-
-    #[test]
-    fn jobs_that_met_one_stale_mount_remount_it_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let _cleanup = Cleanup(dir.path().to_owned());
-        let table = MountTable::new(dir.path().to_owned(), 4, Duration::from_secs(30));
-        let (first, second) = (
-            table.acquire("a", &tmpfs()).unwrap(),
-            table.acquire("a", &tmpfs()).unwrap(),
-        );
-        table.observe(&first);
-        table.observe(&second);
-        // Both ran on generation 0 and met a stale handle: one remount.
-        table.remount(&first).unwrap();
-        table.remount(&second).unwrap();
-        assert_eq!(table.snapshot().counters.remounted, 1);
-        // A later attempt runs on generation 1; its stale handle remounts.
-        table.observe(&second);
-        table.remount(&second).unwrap();
-        assert_eq!(table.snapshot().counters.remounted, 2);
-        assert_eq!(mounts_at(&table.target("a")).unwrap(), 3);
-    }
-
-    #[test]
-    fn a_failed_mount_names_the_command_and_counts() {
-        let dir = tempfile::tempdir().unwrap();
-        let _cleanup = Cleanup(dir.path().to_owned());
-        let table = MountTable::new(dir.path().to_owned(), 4, Duration::from_secs(30));
-        let spec = MountSpec {
-            fs_type: "nosuchfs".into(),
-            source: "x".into(),
-            options: String::new(),
-        };
-        let e = table.acquire("a", &spec).err().expect("mount fails");
-        assert!(e.to_string().contains("mount -t nosuchfs"), "{e}");
-        assert_eq!(table.snapshot().counters.failed, 1);
-        assert_eq!(table.snapshot().active, 0);
-    }
-}
+#[path = "table_tests.rs"]
+mod tests;

@@ -5,7 +5,7 @@
 //!   attempts, kill buttons, links to each attempt's files.
 //! - [`files`]: `GET /attempts/<attempt name>/<file>`, confined to
 //!   `WORKER_DB_ROOT`.
-//! - [`format`]: escaping, sizes, speeds and times in HTML.
+//! - [`format`](mod@format): escaping, sizes, speeds and times in HTML.
 //! - [`routes`]: the handlers, merged into the worker's router.
 
 pub mod files;

@@ -228,17 +228,23 @@ fn mounts(html: &mut String, snap: &StatSnapshot) {
         html,
         "<h2>mounts</h2><p>active {} of {} &middot; mounted {} &middot; unmounted {} \
          &middot; failed {} &middot; remounted {}</p><table id=mounts><tr><th>instance</th>\
-         <th>source</th><th>target</th><th>jobs</th><th>remounts</th></tr>",
+         <th>source</th><th>type</th><th>target</th><th>state</th><th>jobs</th>\
+         <th>waiting</th><th>remounts</th></tr>",
         m.active, m.capacity, c.mounted, c.unmounted, c.failed, c.remounted
     );
+    // Never the options: the table has no column for them.
     for r in &m.mounts {
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td>\
+             <td class=n>{}</td><td class=n>{}</td></tr>",
             escape(&r.instance),
             escape(&r.source),
+            escape(&r.fs_type),
             escape(&r.target.display().to_string()),
+            r.state,
             r.users,
+            r.waiting,
             r.generation
         );
     }
@@ -418,8 +424,11 @@ mod tests {
                 mounts: vec![MountRow {
                     instance: "<i>".into(),
                     source: "nfs.example:/export/i".into(),
+                    fs_type: "nfs4".into(),
                     target: "/mnt/farm/i".into(),
+                    state: "mounted",
                     users: 1,
+                    waiting: 0,
                     generation: 1,
                 }],
             }),
@@ -458,7 +467,10 @@ mod tests {
         assert!(render(Page::Stat, &snapshot(), &ctx).contains("<h2>counters</h2>"));
         let stat = render(Page::Stat, &snapshot(), &ctx);
         assert!(stat.contains("active 1 of 32 &middot; mounted 2"), "{stat}");
-        assert!(stat.contains("<td>&lt;i&gt;</td><td>nfs.example:/export/i</td>"));
+        assert!(stat.contains(
+            "<td>&lt;i&gt;</td><td>nfs.example:/export/i</td><td>nfs4</td><td>/mnt/farm/i</td>\
+             <td>mounted</td>"
+        ));
         assert!(!html.contains("<h2>mounts</h2>"));
         assert!(stat.contains("not registered as <code>/dcompact/workers/w7.example:8080</code>"));
         assert!(stat.contains("last error: connection refused &lt;x&gt;"));

@@ -1,5 +1,6 @@
-//! The web view's routes, merged into the worker's router: `/stat`,
-//! `/list`, `/metrics` and `/attempts/<attempt name>/<file>`.
+//! The web view's handlers, which the worker's router serves (see
+//! [`Endpoint`](crate::protocol::endpoints::Endpoint)): `/stat`, `/list`,
+//! `/metrics` and `/attempts/<attempt name>/<file>`.
 
 use super::files::{self, FileError};
 use super::page::{self, Page, PageContext};
@@ -9,31 +10,30 @@ use crate::worker::supervisor::Supervisor;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 type Shared = Arc<Supervisor>;
-
-pub fn router() -> Router<Shared> {
-    Router::new()
-        .route("/stat", get(stat))
-        .route("/list", get(list))
-        .route("/metrics", get(metrics))
-        .route("/attempts/{*path}", get(attempt_file))
-}
 
 /// `ADVERTISE_ADDR`, or the bound address.
 fn advertised(sup: &Supervisor) -> &str {
     sup.identity().trim_start_matches("dcompact-worker@")
 }
 
-async fn stat(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+/// `GET /stat`.
+pub(crate) async fn stat(
+    State(sup): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     web_view(&sup, &q, Page::Stat)
 }
 
-async fn list(State(sup): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+/// `GET /list`.
+pub(crate) async fn list(
+    State(sup): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     web_view(&sup, &q, Page::List)
 }
 
@@ -73,7 +73,8 @@ fn web_view(sup: &Supervisor, q: &HashMap<String, String>, which: Page) -> Respo
     }
 }
 
-async fn metrics(State(sup): State<Shared>) -> Response {
+/// `GET /metrics`.
+pub(crate) async fn metrics(State(sup): State<Shared>) -> Response {
     use prometheus::Encoder;
     let encoder = prometheus::TextEncoder::new();
     let mut text = Vec::new();
@@ -87,7 +88,11 @@ async fn metrics(State(sup): State<Shared>) -> Response {
     }
 }
 
-async fn attempt_file(State(sup): State<Shared>, UrlPath(path): UrlPath<String>) -> Response {
+/// `GET /attempts/<attempt name>/<file>`.
+pub(crate) async fn attempt_file(
+    State(sup): State<Shared>,
+    UrlPath(path): UrlPath<String>,
+) -> Response {
     let root = sup.config().worker_db_root.clone();
     let resolved = tokio::task::spawn_blocking(move || {
         let file = files::resolve(&root, &path)?;

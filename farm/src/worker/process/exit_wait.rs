@@ -1,7 +1,7 @@
 //! Waiting for a child's exit for at most a pause, woken the moment it
 //! exits: `poll` on a pidfd (Linux 5.3 and later), or a plain sleep where
-//! the kernel has none. The supervisor checks its cancel flag and deadline
-//! between pauses; the pidfd saves the rest of a pause after the child has
+//! the kernel has none. [`super::running::Running::wait`] checks its stop
+//! request and deadline between pauses; the pidfd saves the rest of a pause after the child has
 //! ended (up to 5 ms per attempt with the sleep alone).
 
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -9,6 +9,7 @@ use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
 /// A handle that becomes readable when the process exits.
+#[derive(Debug)]
 pub struct ExitWait {
     pidfd: Option<OwnedFd>,
 }

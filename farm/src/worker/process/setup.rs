@@ -1,0 +1,145 @@
+//! What a child does between fork and exec, written once.
+//!
+//! The steps, in order (each only when asked for):
+//! 1. join its cgroups: write `0` ("the writer") into each `cgroup.procs`
+//!    file the parent opened, so everything the child runs from exec on
+//!    (a plugin's constructor included) is counted and limited there;
+//! 2. lead a process group of its own (`setpgid(0, 0)`);
+//! 3. die with the worker (`PR_SET_PDEATHSIG(SIGKILL)`), and give up at
+//!    once when the worker died before that took effect;
+//! 4. resource limits (`setrlimit`) and a nice increment.
+//!
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits:
+//! callers fork from threads that live as long as the child should.
+//!
+//! Everything here runs in the forked child of a multi-threaded process, so
+//! it only makes system calls (async-signal-safe) and allocates nothing:
+//! the files, limits and the parent's pid are prepared before the fork.
+
+use nix::errno::Errno;
+use nix::sys::prctl;
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::Signal;
+use nix::unistd::{getpid, getppid, setpgid, write, Pid};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// A resource limit set in the child: soft and hard both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    pub resource: Resource,
+    pub value: u64,
+}
+
+/// How a child is set up before exec.
+#[derive(Debug, Default)]
+pub struct ChildSetup {
+    /// `cgroup.procs` files, opened for writing, that the child joins.
+    pub join: Vec<OwnedFd>,
+    /// Lead a process group of its own.
+    pub own_group: bool,
+    /// Die (SIGKILL) when the forking thread of the worker ends.
+    pub die_with_parent: bool,
+    pub rlimits: Vec<Rlimit>,
+    /// Added to the child's nice value.
+    pub nice: Option<i32>,
+}
+
+impl ChildSetup {
+    /// Makes `cmd` run this setup in its child.
+    pub fn apply(self, cmd: &mut Command) {
+        let parent = getpid();
+        // SAFETY: the closure runs between fork and exec in the child and
+        // only makes system calls (write, setpgid, prctl, getppid,
+        // setrlimit, nice) on values prepared here; it allocates nothing
+        // (an io::Error from an errno is not allocated).
+        unsafe {
+            cmd.pre_exec(move || self.in_child(parent));
+        }
+    }
+
+    fn in_child(&self, parent: Pid) -> io::Result<()> {
+        for procs in &self.join {
+            write(procs, b"0")?;
+        }
+        if self.own_group {
+            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+        }
+        if self.die_with_parent {
+            prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // The worker died between fork and prctl: follow it.
+            if getppid() != parent {
+                return Err(io::Error::from(Errno::ESRCH));
+            }
+        }
+        for limit in &self.rlimits {
+            setrlimit(limit.resource, limit.value, limit.value)?;
+        }
+        if let Some(n) = self.nice {
+            add_nice(n)?;
+        }
+        Ok(())
+    }
+}
+
+/// `nice(n)`: -1 is a valid answer, so errno tells a failure apart.
+fn add_nice(n: i32) -> io::Result<()> {
+    Errno::clear();
+    // SAFETY: nice takes an integer and changes only this process's
+    // priority; it is async-signal-safe.
+    let r = unsafe { libc::nice(n) };
+    if r == -1 && Errno::last() != Errno::UnknownErrno {
+        return Err(io::Error::from(Errno::last()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(setup: ChildSetup, script: &str) -> String {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        setup.apply(&mut cmd);
+        let out = cmd.output().expect("sh runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn the_child_leads_its_own_group_with_its_limits() {
+        let setup = ChildSetup {
+            own_group: true,
+            die_with_parent: true,
+            rlimits: vec![Rlimit {
+                resource: Resource::RLIMIT_NOFILE,
+                value: 77,
+            }],
+            nice: Some(3),
+            ..ChildSetup::default()
+        };
+        let out = run(
+            setup,
+            "echo $$ $(ps -o pgid= -p $$) $(ulimit -n) $(ps -o ni= -p $$)",
+        );
+        let f: Vec<i64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        assert_eq!(f[0], f[1], "pid = pgid: {out}");
+        assert_eq!(f[2], 77, "{out}");
+        let own_nice = procfs::process::Process::myself()
+            .unwrap()
+            .stat()
+            .unwrap()
+            .nice;
+        assert_eq!(f[3], own_nice + 3, "{out}");
+    }
+
+    #[test]
+    fn without_a_group_the_child_shares_ours() {
+        let out = run(ChildSetup::default(), "ps -o pgid= -p $$");
+        let ours = nix::unistd::getpgrp().as_raw();
+        assert_eq!(out.trim().parse::<i32>().unwrap(), ours);
+    }
+}

@@ -1,0 +1,95 @@
+//! The supervisor over time: the sweep of finished attempts, tombstones
+//! and queued attempts nobody probes, and shutdown.
+
+use super::*;
+
+/// Beyond `CANCEL_GRACE`, how long shutdown waits for cancelled attempts.
+const FINAL_WAIT_MARGIN: Duration = Duration::from_secs(5);
+
+impl Supervisor {
+    /// Forgets finished attempts older than `RESULT_RETENTION`.
+    pub fn sweep(&self) {
+        let retention = self.config.result_retention;
+        let unprobed: Vec<AttemptKey> = {
+            let mut st = self.lock();
+            st.attempts.retain(|_, e| match &e.phase {
+                Phase::Finished { at, .. } => at.elapsed() < retention,
+                _ => true,
+            });
+            st.tombstones.prune();
+            let limit = self.config.queue_probe_timeout;
+            st.attempts
+                .iter()
+                .filter(|(_, e)| matches!(e.phase, Phase::Queued) && e.seen.elapsed() > limit)
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        for key in &unprobed {
+            tracing::warn!(
+                dbname = %key.dbname,
+                job_id = key.job_id,
+                attempt = key.attempt,
+                "queued attempt not probed for QUEUE_PROBE_TIMEOUT={:?}: its hoster gave up on it; cancelled",
+                self.config.queue_probe_timeout
+            );
+            self.cancel(key);
+        }
+    }
+
+    /// Stops admitting (new jobs get 412, `/health` 412), cancels queued
+    /// attempts, lets running ones finish until `SHUTDOWN_GRACE` has passed,
+    /// then cancels them, and waits until every attempt's task has ended
+    /// (at most `CANCEL_GRACE` and a margin more).
+    pub async fn shutdown(&self) {
+        let queued: Vec<AttemptKey> = {
+            let mut st = self.lock();
+            st.stopping = true;
+            st.queue.iter().cloned().collect()
+        };
+        for key in &queued {
+            self.cancel(key);
+        }
+        self.tasks.close();
+        if tokio::time::timeout(self.config.shutdown_grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            let running: Vec<AttemptKey> = self.lock().attempts.keys().cloned().collect();
+            tracing::warn!(
+                running = running.len(),
+                "shutdown grace passed: cancelling running attempts"
+            );
+            for key in &running {
+                self.cancel(key);
+            }
+            // A child is killed within CANCEL_GRACE; an in-process attempt
+            // whose code hangs is abandoned at its deadline: wait a bounded
+            // time, never for ever.
+            let bound = self.config.cancel_grace + FINAL_WAIT_MARGIN;
+            if tokio::time::timeout(bound, self.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    waited_ms = bound.as_millis() as u64,
+                    "attempt threads still running after the final wait: stopping without them"
+                );
+            }
+        }
+        // No child compresses any more: stop the zipserver.
+        if let Some(mut sidecar) = self.zip.as_ref().and_then(ZipLink::take_sidecar) {
+            let _ = tokio::task::spawn_blocking(move || sidecar.stop()).await;
+        }
+        // Every attempt has ended, so no mount is in use: unmount them all.
+        if let Some(table) = self.mounts.clone() {
+            let _ = tokio::task::spawn_blocking(move || table.close()).await;
+        }
+    }
+
+    /// The sweeper's period: often enough that retention is honoured within
+    /// a tenth of itself.
+    pub fn sweep_period(&self) -> Duration {
+        (self.config.result_retention / 10)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30))
+    }
+}
