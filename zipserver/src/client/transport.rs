@@ -15,7 +15,7 @@ use crate::options::Transport;
 use crate::shm::layout::RingLayout;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Bytes of a slot's input and output areas: blocks up to this size go
@@ -70,7 +70,10 @@ enum RingState {
 
 pub struct ZipClient {
     config: ClientConfig,
-    ring: Mutex<RingState>,
+    /// Read by every block (RocksDB's parallel compression threads at
+    /// once, none waiting for another), written only to open or drop a
+    /// ring.
+    ring: RwLock<RingState>,
     socket: SocketPath,
     pause: Pause,
     counts: Atomics,
@@ -84,7 +87,7 @@ impl ZipClient {
             Duration::from_millis(config.timeout_ms),
         );
         ZipClient {
-            ring: Mutex::new(if config.transport == Transport::Socket {
+            ring: RwLock::new(if config.transport == Transport::Socket {
                 RingState::Unsupported
             } else {
                 RingState::Closed
@@ -109,7 +112,16 @@ impl ZipClient {
     /// The open ring, opening one if there is none; `Ok(None)`: use the
     /// socket.
     fn ring(&self) -> Result<Option<Arc<ClientRing>>, ClientError> {
-        let mut state = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let state = self.ring.read().unwrap_or_else(|p| p.into_inner());
+            match &*state {
+                RingState::Open(r) if !r.is_dead() => return Ok(Some(r.clone())),
+                RingState::Unsupported => return Ok(None),
+                _ => {}
+            }
+        }
+        let mut state = self.ring.write().unwrap_or_else(|p| p.into_inner());
+        // Another thread may have opened one meanwhile.
         match &*state {
             RingState::Open(r) if !r.is_dead() => return Ok(Some(r.clone())),
             RingState::Unsupported => return Ok(None),
@@ -140,7 +152,7 @@ impl ZipClient {
     }
 
     fn drop_ring(&self) {
-        let mut state = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.ring.write().unwrap_or_else(|p| p.into_inner());
         if let RingState::Open(r) = &*state {
             r.close();
             *state = RingState::Closed;

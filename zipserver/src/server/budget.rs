@@ -4,21 +4,28 @@
 //! fit waits until others finish; the client's own time bound turns a long
 //! wait into an in-process fallback. One block larger than the whole budget
 //! is refused.
+//!
+//! A block that fits takes its bytes with one atomic update and gives them
+//! back with another: no lock and no system call on the path every block
+//! takes. Only a block that must wait takes the lock, and only then does a
+//! release wake anyone (the waiter count and the used bytes are sequentially
+//! consistent, so either the releaser sees the waiter, or the waiter sees
+//! the bytes given back).
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
-
-struct State {
-    used: u64,
-    waiting: usize,
-}
 
 pub struct Budget {
     limit: u64,
-    state: Mutex<State>,
+    used: AtomicU64,
+    /// Reservations waiting for bytes.
+    waiting: AtomicUsize,
+    /// Held by a waiter between its last look and its sleep, and by a
+    /// releaser that wakes waiters, so no wake-up is lost.
+    lock: Mutex<()>,
     freed: Condvar,
 }
 
-/// Bytes taken from the budget, given back when dropped.
 pub struct Reservation<'a> {
     budget: &'a Budget,
     bytes: u64,
@@ -28,49 +35,60 @@ impl Budget {
     pub fn new(limit: u64) -> Self {
         Budget {
             limit,
-            state: Mutex::new(State {
-                used: 0,
-                waiting: 0,
-            }),
+            used: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
+            lock: Mutex::new(()),
             freed: Condvar::new(),
         }
     }
 
-    /// Waits until `bytes` fit; `None` when they never can.
+    /// Takes `bytes`, waiting until they fit; `None` when they never can.
     pub fn reserve(&self, bytes: u64) -> Option<Reservation<'_>> {
         if bytes > self.limit {
             return None;
         }
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.used + bytes > self.limit {
-            s.waiting += 1;
-            while s.used + bytes > self.limit {
-                s = self.freed.wait(s).unwrap_or_else(|p| p.into_inner());
+        if !self.try_take(bytes) {
+            let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            while !self.try_take(bytes) {
+                guard = self.freed.wait(guard).unwrap_or_else(|p| p.into_inner());
             }
-            s.waiting -= 1;
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
         }
-        s.used += bytes;
         Some(Reservation {
             budget: self,
             bytes,
         })
     }
 
-    pub fn used(&self) -> u64 {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).used
+    /// Takes `bytes` if they fit now.
+    fn try_take(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                (used + bytes <= self.limit).then_some(used + bytes)
+            })
+            .is_ok()
     }
 
-    /// Reservations waiting for bytes to fit.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
     pub fn waiting(&self) -> usize {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).waiting
+        self.waiting.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let mut s = self.budget.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.used -= self.bytes;
-        self.budget.freed.notify_all();
+        let b = self.budget;
+        b.used.fetch_sub(self.bytes, Ordering::SeqCst);
+        if b.waiting.load(Ordering::SeqCst) > 0 {
+            // Taking the lock waits out a waiter between its last look and
+            // its sleep, so the notification reaches it.
+            drop(b.lock.lock().unwrap_or_else(|p| p.into_inner()));
+            b.freed.notify_all();
+        }
     }
 }
 

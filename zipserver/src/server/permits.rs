@@ -14,6 +14,8 @@ use std::sync::{Condvar, Mutex};
 struct State {
     free: usize,
     socket_waiting: usize,
+    /// Takers asleep on `released` (only then does a release wake anyone).
+    sleeping: usize,
 }
 
 pub struct Permits {
@@ -36,6 +38,7 @@ impl Permits {
             state: Mutex::new(State {
                 free: n,
                 socket_waiting: 0,
+                sleeping: 0,
             }),
             released: Condvar::new(),
             socket_waiting: AtomicUsize::new(0),
@@ -51,7 +54,9 @@ impl Permits {
                 .store(s.socket_waiting, Ordering::Relaxed);
         }
         while s.free == 0 || (who == Taker::Ring && s.socket_waiting > 0) {
+            s.sleeping += 1;
             s = self.released.wait(s).unwrap_or_else(|p| p.into_inner());
+            s.sleeping -= 1;
         }
         s.free -= 1;
         if who == Taker::Socket {
@@ -61,9 +66,17 @@ impl Permits {
         }
     }
 
+    /// Returns a permit, waking the takers waiting for one (a condition
+    /// variable's notification is a system call even when nobody waits,
+    /// and a ring thread gives its permit back before every sleep).
     pub fn give_back(&self) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).free += 1;
-        self.released.notify_all();
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.free += 1;
+        let wake = s.sleeping > 0;
+        drop(s);
+        if wake {
+            self.released.notify_all();
+        }
     }
 
     /// Whether a socket connection waits for a permit.
