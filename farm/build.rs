@@ -1,8 +1,7 @@
 //! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc`, the
-//! plugin registry `cpp/farm_plugins.cc`, the zip compression manager
-//! `cpp/farm_zip.cc` and the hoster's merge operator `cpp/farm_merge.cc`)
-//! against the
-//! RocksDB source that `librocksdb-sys` built, with the same defines, so the
+//! plugin registry `cpp/farm_plugins.cc` and the hoster's merge operator
+//! `cpp/farm_merge.cc`; the zip compression manager is the zipserver crate's)
+//! against the RocksDB source that `librocksdb-sys` built, with the same defines, so the
 //! internal structs the shim reads have the layout the library was built with.
 //! It refuses a RocksDB other than the one the shim was checked against
 //! (`build/rocksdb_pin.rs`).
@@ -54,7 +53,6 @@ fn main() {
         .cpp(true)
         .file("cpp/farm_shim.cc")
         .file("cpp/farm_plugins.cc")
-        .file("cpp/farm_zip.cc")
         .file("cpp/farm_merge.cc")
         .include("../plugins/include")
         .include(rocksdb_root.join("include"))
@@ -104,7 +102,6 @@ fn main() {
 
     println!("cargo:rerun-if-changed=cpp/farm_shim.cc");
     println!("cargo:rerun-if-changed=cpp/farm_plugins.cc");
-    println!("cargo:rerun-if-changed=cpp/farm_zip.cc");
     println!("cargo:rerun-if-changed=cpp/farm_merge.cc");
     println!("cargo:rerun-if-changed=cpp/farm_guard.h");
     println!("cargo:rerun-if-changed=build/rocksdb_pin.rs");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: the farm crate's rustdoc (warnings are errors), unit
-# tests, doc tests and the end-to-end tests, which start real worker
+# The whole test suite: the farm and zipserver crates' rustdoc (warnings
+# are errors), every workspace crate's unit tests (the zipserver crate's
+# included), doc tests and the end-to-end tests, which start real worker
 # processes on 127.0.0.1. The end-to-end suite runs twice: attempts
 # in-process, then every attempt in a child process (MULTI_PROCESS). Tests
 # and binaries share one profile, so RocksDB compiles once for them (the
@@ -23,8 +24,8 @@ check_leftovers() {
 trap check_leftovers EXIT
 scripts/setup.sh
 cargo build --workspace
-echo "== rustdoc of the farm crate, warnings as errors =="
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p farm
+echo "== rustdoc of the farm and zipserver crates, warnings as errors =="
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p farm -p zipserver
 cargo test --workspace -- --test-threads=2 "$@"
 echo "== end-to-end suite again with MULTI_PROCESS=true =="
 FARM_E2E_MULTI_PROCESS=1 cargo test --test e2e -- --test-threads=2 --skip child_faults --skip child_cgroups "$@"

@@ -7,8 +7,8 @@
 //! - [`rocks`]: the RocksDB bridge, and all of the farm's FFI: the
 //!   hoster-side `CompactionService` callbacks, the hoster's merge operator
 //!   and compaction filter, the worker-side `OpenAndCompact`, plugin
-//!   loading, the zip compression manager, and a small C++ shim (`cpp/`)
-//!   for what RocksDB's C API lacks. Safe types in front of it.
+//!   loading, and a small C++ shim (`cpp/`) for what RocksDB's C API
+//!   lacks. Safe types in front of it.
 //! - [`protocol`]: the worker's public HTTP contract: the job JSON, attempt
 //!   identity and naming, and the answers of `/probe` and friends.
 //! - [`worker`]: the `dcompact-worker` daemon: configuration, the HTTP
@@ -20,8 +20,9 @@
 //!
 //! - [`etcd`]: worker registration and discovery, and "attempt done"
 //!   events, over etcd's JSON gateway.
-//! - [`zipserver`]: the compression sidecar: one process per worker host
-//!   compresses the output blocks of every compaction child.
+//! - The compression sidecar is the `zipserver` crate; a worker starts and
+//!   watches it (`worker::zip_link`), its children send blocks through the
+//!   crate's client.
 //! - [`workload`]: a reproducible write workload with an in-memory model
 //!   (the demo and the end-to-end tests).
 //!
@@ -103,7 +104,10 @@
 //!   guard, `getrusage` and `sysconf` for CPU figures (`workload::cpu`).
 //!   Signals, `waitpid`, `prctl` and `openat2` go through `nix`.
 //! - The binaries: `sched_setaffinity` in `farm-bench`, `dlsym` through
-//!   `libloading` in `plain-scan`.
+//!   `libloading` in `plain-scan`, `sysconf` in `zip-bench`.
+//! - Not in this crate: the `zipserver` crate keeps its own FFI (the
+//!   `FarmZipServer` manager and the built-in compressor), its shared
+//!   memory and futexes, under the same lints and rules.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -113,7 +117,6 @@ pub mod protocol;
 pub mod rocks;
 pub mod worker;
 pub mod workload;
-pub mod zipserver;
 
 /// The build script's RocksDB pin, compiled here for its unit tests.
 #[cfg(test)]

@@ -11,8 +11,14 @@ use farm::worker::local::LocalWorker;
 use farm::workload::{Model, WorkloadSpec};
 use rocksdb::{ColumnFamilyDescriptor, DBCompressionType, Options, DB};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The `zipserver` binary (of the zipserver crate), built beside the
+/// worker by `cargo build --workspace`.
+fn zipserver_bin() -> PathBuf {
+    worker_bin().with_file_name("zipserver")
+}
 
 fn zip_worker(dir: &Path, options: &str) -> LocalWorker {
     let worker = start_worker(
@@ -343,7 +349,7 @@ fn a_killed_zipserver_costs_no_job_and_comes_back() {
 
 #[test]
 fn bad_zip_server_options_are_refused_with_the_key_named() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zipserver"))
+    let out = std::process::Command::new(zipserver_bin())
         .env(
             "ZIP_SERVER_OPTIONS",
             "listening_ports=127.0.0.1:0:num_thread=2",
@@ -354,20 +360,80 @@ fn bad_zip_server_options_are_refused_with_the_key_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown key \"num_thread\""), "{err}");
 
+    // Without MULTI_PROCESS the option has no effect: the worker starts,
+    // says so in its log, and runs no zipserver.
     let d = dirs("db");
-    let out = std::process::Command::new(worker_bin())
-        .env("WORKER_DB_ROOT", d.tmp.path().join("w"))
-        .env("HOSTER_ROOTS", &d.root)
-        .env("ZIP_SERVER_OPTIONS", "num_threads=2")
-        .env("MULTI_PROCESS", "false")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let log_path = d.tmp.path().join("worker.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut worker = LocalWorker::start_logging_to(
+        worker_bin(),
+        &[
+            (
+                "WORKER_DB_ROOT",
+                d.tmp.path().join("w").display().to_string(),
+            ),
+            ("HOSTER_ROOTS", d.root.display().to_string()),
+            ("ZIP_SERVER_OPTIONS", "num_threads=2".into()),
+            ("MULTI_PROCESS", "false".into()),
+            ("RUST_LOG", "warn".into()),
+        ],
+        log.into(),
+    )
+    .expect("the worker starts");
+    assert!(worker_stat(&worker)["zipserver"].is_null());
+    assert!(worker.stop(Duration::from_secs(10)));
+    let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(
-        err.contains("ZIP_SERVER_OPTIONS") && err.contains("MULTI_PROCESS"),
-        "{err}"
+        text.contains("WARN")
+            && text.contains("ZIP_SERVER_OPTIONS has no effect without MULTI_PROCESS"),
+        "{text}"
     );
+}
+
+#[test]
+fn multi_process_runs_a_zipserver_only_when_asked() {
+    // Unset: none (the figures in docs/BENCHMARKS.md do not support it by
+    // default).
+    let d = dirs("db");
+    let mut unset = start_worker(d.tmp.path(), &[("MULTI_PROCESS", "true".into())]);
+    assert!(worker_stat(&unset)["zipserver"].is_null());
+    assert!(unset.stop(Duration::from_secs(30)));
+    assert!(!d.tmp.path().join("worker/zipserver.log").exists());
+
+    // `on`: the defaults, HTTP on a free loopback port.
+    let d = dirs("db");
+    let mut on = start_worker(
+        d.tmp.path(),
+        &[
+            ("MULTI_PROCESS", "true".into()),
+            ("ZIP_SERVER_OPTIONS", "on".into()),
+        ],
+    );
+    eventually("the default zipserver is up", || {
+        zipserver_addr(&on).is_some()
+    });
+    let (addr, _) = zipserver_addr(&on).unwrap();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let zs = zipserver_stat(&addr);
+    assert_eq!(
+        zs["num_threads"].as_u64(),
+        std::thread::available_parallelism()
+            .ok()
+            .map(|n| n.get() as u64),
+        "the defaults: one compression thread per CPU"
+    );
+    assert!(on.stop(Duration::from_secs(30)));
+
+    let d = dirs("db");
+    let off = start_worker(
+        d.tmp.path(),
+        &[
+            ("MULTI_PROCESS", "true".into()),
+            ("ZIP_SERVER_OPTIONS", "off".into()),
+        ],
+    );
+    assert!(worker_stat(&off)["zipserver"].is_null());
+    assert!(!d.tmp.path().join("worker/zipserver.log").exists());
 }
 
 /// A zipserver someone else runs, as a child of the test.
@@ -388,7 +454,7 @@ fn a_stalled_zipserver_is_waited_for_only_until_the_bound() {
     use std::io::{BufRead, BufReader};
     let d = dirs("db");
     let socket = d.tmp.path().join("zip.sock");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zipserver"))
+    let mut child = std::process::Command::new(zipserver_bin())
         .env(
             "ZIP_SERVER_OPTIONS",
             format!(
@@ -515,4 +581,149 @@ fn blocks_beyond_the_memory_budget_are_compressed_in_process() {
     );
     assert_eq!(zs["bytes_in"], 0, "{zs}");
     assert_eq!(zs["budget_bytes"], 0, "nothing held after: {zs}");
+}
+
+#[test]
+fn a_zipserver_killed_with_blocks_in_flight_loses_and_repeats_no_block() {
+    let d = dirs("db");
+    // One compression thread, ZSTD at level 19 and 8 blocks in flight per
+    // output: blocks queue up in the children's rings. A client_timeout far
+    // beyond the test: children must learn of the death from their ring's
+    // connection, not wait for the bound.
+    let worker = zip_worker(
+        d.tmp.path(),
+        "listening_ports=127.0.0.1:0:num_threads=1:client_timeout=60s:blocks_in_flight=8",
+    );
+    let zstd = || {
+        let mut o = small_options();
+        o.set_compression_type(DBCompressionType::Zstd);
+        o.set_compression_options(-14, 19, 0, 0);
+        o
+    };
+    let params = params(
+        &d.root,
+        &[worker.base_url()],
+        serde_json::json!({"instance_name": "zip-inflight"}),
+    );
+    let cfs = || vec![ColumnFamilyDescriptor::new("default", zstd())];
+    let hoster = Hoster::open(&d.db, zstd(), cfs(), &params);
+    let mut model = Model::default();
+
+    let kills = std::thread::scope(|s| {
+        let killer = s.spawn(|| {
+            let mut kills = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while kills.len() < 2 && std::time::Instant::now() < deadline {
+                if let Some((addr, pid)) = zipserver_addr(&worker) {
+                    let in_flight = ureq::get(&format!("http://{addr}/stat?html=0"))
+                        .call()
+                        .ok()
+                        .and_then(|r| r.into_json::<Value>().ok())
+                        .and_then(|z| z["ring_in_flight"].as_u64())
+                        .unwrap_or(0);
+                    if in_flight >= 2 && !kills.contains(&pid) {
+                        // SAFETY: SIGKILL to the worker's zipserver.
+                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                        kills.push(pid);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            kills
+        });
+        for seed in 0..20 {
+            let spec = WorkloadSpec {
+                ops: 40_000,
+                key_space: 30_000,
+                seed: 500 + seed,
+                compressible: 0.5,
+                ..WorkloadSpec::default()
+            };
+            hoster.churn(&mut model, &spec);
+            if killer.is_finished() {
+                break;
+            }
+        }
+        killer.join().unwrap()
+    });
+    assert_eq!(
+        kills.len(),
+        2,
+        "the zipserver was killed twice with blocks in flight"
+    );
+    eventually("the worker restarted its zipserver", || {
+        zipserver_addr(&worker).is_some_and(|(_, pid)| !kills.contains(&pid))
+    });
+    hoster.churn(
+        &mut model,
+        &WorkloadSpec {
+            ops: 40_000,
+            key_space: 30_000,
+            seed: 600,
+            compressible: 0.5,
+            ..WorkloadSpec::default()
+        },
+    );
+
+    // No job failed or fell back to the hoster.
+    let stat = worker_stat(&worker);
+    assert_eq!(failed_attempts(&stat), 0, "{}", stat["counters"]);
+    let hoster_stats = hoster.farm.stats();
+    assert_eq!(hoster_stats.local_total(), 0, "{hoster_stats:?}");
+    drop(hoster);
+
+    // Every block a child handed to the zipserver got exactly one answer:
+    // from the zipserver, or compressed in-process because the zipserver
+    // went away (never because the time bound passed).
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    let children = child_counts(&d.tmp.path().join("worker"));
+    let mut released = 0;
+    for (attempt, c) in &children {
+        assert_eq!(
+            n(c, "blocks_seen"),
+            n(c, "remote_blocks") + n(c, "fallback_blocks"),
+            "{attempt}: {c}"
+        );
+        assert_eq!(n(c, "timed_out"), 0, "{attempt}: {c}");
+        released += n(c, "gone");
+    }
+    assert!(released > 0, "blocks in flight were released by the death");
+    let counts = &stat["zipserver"]["counts"];
+    assert_eq!(
+        n(counts, "blocks_seen"),
+        n(counts, "remote_blocks") + n(counts, "fallback_blocks")
+    );
+    assert!(n(counts, "ring_blocks") > 0, "{counts}");
+
+    // The zipserver that came back counted no block twice: each client's
+    // count there is at most what the child counted as answered remotely,
+    // and nothing was answered after its client had stopped waiting.
+    let (addr, _) = zipserver_addr(&worker).unwrap();
+    let zs = zipserver_stat(&addr);
+    assert_eq!(n(&zs, "abandoned"), 0, "{zs}");
+    for (attempt, c) in &children {
+        if let Some(client) = zs["clients"].get(attempt) {
+            assert!(n(client, "requests") <= n(c, "remote_blocks"), "{attempt}");
+        }
+    }
+
+    // Every SST passes RocksDB's own checksum verification of all its
+    // blocks, holds the model in a process with no farm code, and the data
+    // reads back through the hoster's RocksDB as the model has it.
+    {
+        let db = DB::open_cf_descriptors(&zstd(), &d.db, cfs()).unwrap();
+        let live = db.live_files().unwrap();
+        assert!(!live.is_empty());
+        for f in &live {
+            let path = d.db.join(f.name.trim_start_matches('/'));
+            farm::rocks::sst::verify_checksums(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        for sst in live_ssts(&db, &d.db) {
+            assert_eq!(sst.props.compression_name, "BuiltinV2;07;");
+        }
+        let cf = db.cf_handle("default").unwrap();
+        assert_eq!(model.check(&db, cf), Ok(model.len() as u64));
+    }
+    plain_scan_equals_model(&d.db, &model);
 }

@@ -71,8 +71,10 @@ use std::path::PathBuf;
 ///   ETCD_LOAD_BALANCER        round_robin or pick_first over several endpoints (default round_robin)
 ///   ETCD_LEASE_TTL            registration lease; a dead worker vanishes after it (default 10s)
 ///   ETCD_DONE_TTL             lifetime of a dcompact-res key (default 60s)
-///   ZIP_SERVER_OPTIONS        with MULTI_PROCESS: start a zipserver (listening_ports=127.0.0.1:0:num_threads=2:...;
-///                             see `zipserver --help`) and let it compress the children's output blocks
+///   ZIP_SERVER_OPTIONS        with MULTI_PROCESS the worker starts a zipserver that compresses the children's
+///                             output blocks; this tunes it (listening_ports=127.0.0.1:0:num_threads=2:...;
+///                             see `zipserver --help`); `on`: the defaults, HTTP on a free port; `off` or
+///                             unset: none
 ///   ZIP_SERVER_SOCKET         with MULTI_PROCESS: Unix socket of a zipserver already running (none is started)
 ///   RUST_LOG                  log filter, e.g. info or farm::worker=debug (default info)
 ///   LOG_FORMAT                text or json (JSON lines); same as --log-json (default text)

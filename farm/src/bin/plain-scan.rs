@@ -24,7 +24,7 @@ fn hex(b: &[u8]) -> String {
 fn farm_code_loaded() -> bool {
     let this = libloading::os::unix::Library::this();
     [
-        "farm_zip_register",
+        "zipserver_register",
         "farm_free",
         "farm_override_from_options_file",
     ]

@@ -19,8 +19,6 @@
 //! - [`serialized`]: reading RocksDB's serialized compaction input and result,
 //!   and rewriting the result's `output_path`.
 //! - [`sst`]: an SST file's table properties and its checksum verification.
-//! - [`zip`]: the `FarmZipServer` compression manager (worker side) and the
-//!   built-in compressor the zipserver runs.
 //! - `ffi`: the declarations of the C++ shim (`farm/cpp/farm_shim.cc`).
 
 pub mod error;
@@ -34,6 +32,5 @@ pub mod serialized;
 pub mod service;
 pub mod sst;
 mod text;
-pub mod zip;
 
 pub use error::RocksError;

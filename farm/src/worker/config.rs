@@ -52,7 +52,7 @@
 //! | `ETCD_LOAD_BALANCER` | `round_robin` | over several endpoints: `round_robin` or `pick_first` |
 //! | `ETCD_LEASE_TTL` | `10s` | the registration's lease: a worker that dies disappears after this |
 //! | `ETCD_DONE_TTL` | `60s` | how long a `dcompact-res/<attempt>` key lives |
-//! | `ZIP_SERVER_OPTIONS` | unset | with `MULTI_PROCESS`: start a zipserver with these options (`zipserver::options`; its socket defaults to `WORKER_DB_ROOT/zipserver.sock`) and send the children's blocks to it |
+//! | `ZIP_SERVER_OPTIONS` | unset: no zipserver | with `MULTI_PROCESS`: start a zipserver with these options (`zipserver::options`; its socket defaults to `WORKER_DB_ROOT/zipserver.sock`) and send the children's blocks to it; `on`: with the defaults (HTTP on a free loopback port); `off` starts none; without `MULTI_PROCESS` it is only warned about |
 //! | `ZIP_SERVER_SOCKET` | unset | with `MULTI_PROCESS`: the Unix socket of a zipserver already running; the worker starts none |
 
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
@@ -62,11 +62,11 @@ use crate::worker::child::limits::{
 use crate::worker::listener::limits::HttpLimits;
 use crate::worker::mounts::policy::{self, MountPolicy};
 use crate::worker::root_guard::{self, RootError, RootKind};
-use crate::zipserver::options::ZipServerOptions;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use zipserver::options::Setting as ZipServerSetting;
 
 /// A configuration error, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -143,8 +143,9 @@ pub struct WorkerConfig {
     pub mount_policy: MountPolicy,
     /// Registration and "done" events; `None` without `ETCD_URL`.
     pub etcd: Option<EtcdConfig>,
-    /// `ZIP_SERVER_OPTIONS`, parsed: the zipserver the worker starts.
-    pub zip_server: Option<ZipServerOptions>,
+    /// `ZIP_SERVER_OPTIONS`, parsed: off, or the zipserver the worker
+    /// starts (`worker::zip_link`); unset: none.
+    pub zip_server: Option<ZipServerSetting>,
     /// `ZIP_SERVER_SOCKET`: a running zipserver; none is started.
     pub zip_server_socket: Option<PathBuf>,
 }
@@ -628,7 +629,7 @@ impl WorkerConfig {
         let zip_server = src
             .get("ZIP_SERVER_OPTIONS")
             .map(|v| {
-                ZipServerOptions::parse(&v)
+                ZipServerSetting::parse(&v)
                     .map_err(|e| invalid("ZIP_SERVER_OPTIONS", &v, e.to_string()))
             })
             .transpose()?;
@@ -642,17 +643,14 @@ impl WorkerConfig {
                 ));
             }
         }
-        for (name, set) in [
-            ("ZIP_SERVER_OPTIONS", zip_server.is_some()),
-            ("ZIP_SERVER_SOCKET", zip_server_socket.is_some()),
-        ] {
-            if set && !multi_process {
-                return Err(invalid(
-                    name,
-                    &src.get(name).unwrap_or_default(),
-                    "needs MULTI_PROCESS=true: the zipserver compresses for attempt children",
-                ));
-            }
+        // ZIP_SERVER_OPTIONS without MULTI_PROCESS is only warned about
+        // (`worker::zip_link`): operators export it everywhere.
+        if zip_server_socket.is_some() && !multi_process {
+            return Err(invalid(
+                "ZIP_SERVER_SOCKET",
+                &src.get("ZIP_SERVER_SOCKET").unwrap_or_default(),
+                "needs MULTI_PROCESS=true: the zipserver compresses for attempt children",
+            ));
         }
 
         Ok(WorkerConfig {
@@ -1081,8 +1079,19 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(c.zip_server.unwrap().num_threads, 2);
-        let e = load(&[("ZIP_SERVER_OPTIONS", "num_threads=2")], None)
+        assert!(matches!(c.zip_server, Some(ZipServerSetting::On(o)) if o.num_threads == 2));
+        let c = load(&[("ZIP_SERVER_OPTIONS", "num_threads=2")], None).unwrap();
+        assert!(
+            !c.multi_process && c.zip_server.is_some(),
+            "accepted, warned about at start"
+        );
+        let c = load(
+            &[("MULTI_PROCESS", "true"), ("ZIP_SERVER_OPTIONS", "off")],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.zip_server, Some(ZipServerSetting::Off));
+        let e = load(&[("ZIP_SERVER_SOCKET", "/z.sock")], None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("needs MULTI_PROCESS"), "{e}");

@@ -1,23 +1,31 @@
 //! The worker's link to its zipserver (MULTI_PROCESS only): the sidecar it
 //! started (or the socket of one already running), what each child is told
-//! (socket and time bound, in `child.json`), and the children's counts of
-//! blocks sent and compressed in-process, summed for `/stat`.
+//! (socket, time bound, transport, in `child.json`), and the children's
+//! counts of blocks sent and compressed in-process, summed for `/stat`.
+//!
+//! With `MULTI_PROCESS=true` a worker starts a zipserver when
+//! `ZIP_SERVER_OPTIONS` asks for one: with the options given, or with `on`
+//! the defaults and HTTP on a free loopback port
+//! (`ZipServerOptions::started_by_default`). Unset or `off`, it starts
+//! none: on a host where the compactions already keep every core busy the
+//! sidecar costs throughput for small blocks (`docs/BENCHMARKS.md`), so it
+//! is not on by default. `ZIP_SERVER_SOCKET` names a zipserver already
+//! running instead. Without `MULTI_PROCESS` there are no children to
+//! compress for: `ZIP_SERVER_OPTIONS` is only warned about.
 
 use crate::worker::child::spec::{ChildZip, ZIP_COUNTS};
 use crate::worker::config::WorkerConfig;
 use crate::worker::root_guard;
-use crate::zipserver::client::ZipCounts;
-use crate::zipserver::options::ZipServerOptions;
-use crate::zipserver::sidecar::{self, Sidecar, SidecarStatus};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use zipserver::client::ZipCounts;
+use zipserver::options::{Setting, ZipServerOptions};
+use zipserver::sidecar::{self, Sidecar, SidecarStatus};
 
 pub struct ZipLink {
     socket: PathBuf,
-    timeout: Duration,
-    blocks_in_flight: u32,
+    options: ZipServerOptions,
     /// `None` when the zipserver is someone else's (`ZIP_SERVER_SOCKET`).
     sidecar: Mutex<Option<Sidecar>>,
     /// Summed over the children that have ended.
@@ -42,19 +50,33 @@ fn check_socket_dir(name: &'static str, socket: &Path) -> std::io::Result<()> {
 }
 
 impl ZipLink {
-    /// With MULTI_PROCESS and a zipserver configured: starts the worker's
-    /// zipserver (unless `ZIP_SERVER_SOCKET` names a running one).
+    /// With MULTI_PROCESS: starts the worker's zipserver when
+    /// `ZIP_SERVER_OPTIONS` asks for one (or links to the running one
+    /// `ZIP_SERVER_SOCKET` names).
     pub fn start(config: &WorkerConfig, worker_exe: &Path) -> std::io::Result<Option<ZipLink>> {
+        let given = match &config.zip_server {
+            Some(Setting::Off) => return Ok(None),
+            Some(Setting::On(o)) => Some(o.clone()),
+            None => None,
+        };
         if !config.multi_process {
+            if given.is_some() {
+                tracing::warn!(
+                    "ZIP_SERVER_OPTIONS has no effect without MULTI_PROCESS=true: attempts compress in the worker"
+                );
+            }
             return Ok(None);
         }
-        let (socket, options, sidecar) = match (&config.zip_server_socket, &config.zip_server) {
-            (None, None) => return Ok(None),
-            (Some(socket), options) => {
+        if given.is_none() && config.zip_server_socket.is_none() {
+            return Ok(None);
+        }
+        let (socket, options, sidecar) = match &config.zip_server_socket {
+            Some(socket) => {
                 check_socket_dir("ZIP_SERVER_SOCKET", socket)?;
-                (socket.clone(), options.clone().unwrap_or_default(), None)
+                (socket.clone(), given.unwrap_or_default(), None)
             }
-            (None, Some(options)) => {
+            None => {
+                let options = given.unwrap_or_else(ZipServerOptions::started_by_default);
                 // By default beside the attempts, in the worker's own 0700 root.
                 let socket = match &options.unix_socket {
                     Some(s) => {
@@ -68,18 +90,12 @@ impl ZipLink {
                     options.render(&socket),
                     config.worker_db_root.join("zipserver.log"),
                 )?;
-                (socket, options.clone(), Some(sidecar))
+                (socket, options, Some(sidecar))
             }
         };
-        let ZipServerOptions {
-            client_timeout,
-            blocks_in_flight,
-            ..
-        } = options;
         Ok(Some(ZipLink {
             socket,
-            timeout: client_timeout,
-            blocks_in_flight,
+            options,
             sidecar: Mutex::new(sidecar),
             counts: Mutex::new(ZipCounts::default()),
         }))
@@ -87,11 +103,14 @@ impl ZipLink {
 
     /// What the child of the attempt named `attempt` is told.
     pub fn child_spec(&self, attempt: &str) -> ChildZip {
+        let o = &self.options;
         ChildZip {
             socket: self.socket.clone(),
             client: attempt.to_owned(),
-            timeout_ms: self.timeout.as_millis() as u64,
-            blocks_in_flight: self.blocks_in_flight,
+            timeout_ms: o.client_timeout.as_millis() as u64,
+            blocks_in_flight: o.blocks_in_flight,
+            transport: o.transport,
+            spin_us: o.client_spin.as_micros() as u64,
         }
     }
 

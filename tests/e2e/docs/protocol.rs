@@ -205,7 +205,7 @@ fn check_stat_sections(stat: &Value) {
     use farm::worker::mounts::stats::{MountCounters, MountRow, MountsSnapshot};
     use farm::worker::registration::RegistrationSnapshot;
     use farm::worker::zip_link::ZipLinkSnapshot;
-    use farm::zipserver::sidecar::SidecarStatus;
+    use zipserver::sidecar::SidecarStatus;
     let etcd = RegistrationSnapshot {
         key: "k".into(),
         registered: true,

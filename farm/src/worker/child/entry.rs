@@ -4,15 +4,14 @@ use super::spec::{self, ChildSpec};
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::plugins;
-use crate::rocks::zip;
 use crate::worker::options_file::{check_override, OptionsText};
 use crate::worker::runner::{named_result, persist_result, AttemptDirs};
 use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
-use crate::zipserver::client::ZipClient;
 use nix::sys::signal::{SigSet, Signal};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use zipserver::client::ZipClient;
+use zipserver::codec;
 
 /// The child's zipserver client, when the worker has a zipserver (one
 /// attempt per process, so one client).
@@ -31,7 +30,7 @@ pub fn run(dir: &Path) -> i32 {
     }
     if let Some(client) = ZIP_CLIENT.get() {
         let mut counts = client.counts();
-        counts.blocks_seen = zip::blocks_seen();
+        counts.blocks_seen = codec::blocks_seen();
         eprintln!("zip counts: {counts:?}");
         let json = serde_json::to_vec(&counts).unwrap_or_default();
         if let Err(e) = std::fs::write(dir.join(spec::ZIP_COUNTS), json) {
@@ -148,16 +147,10 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         .set_option("db_host_id", &child.identity)
         .map_err(|e| e.to_string())?;
     if let Some(z) = &child.zip {
-        let client = ZIP_CLIENT.get_or_init(|| {
-            Arc::new(ZipClient::new(
-                z.socket.clone(),
-                z.client.clone(),
-                Duration::from_millis(z.timeout_ms),
-            ))
-        });
+        let client = ZIP_CLIENT.get_or_init(|| Arc::new(ZipClient::new(z.clone())));
         // Blocks go to the zipserver; the SSTs stay built-in format.
         let manager =
-            zip::register(Some(client.clone()), z.blocks_in_flight).map_err(|e| e.to_string())?;
+            codec::register(Some(client.clone()), z.blocks_in_flight).map_err(|e| e.to_string())?;
         overrides
             .set_option("compression_manager", manager)
             .map_err(|e| e.to_string())?;

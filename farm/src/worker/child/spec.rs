@@ -76,23 +76,9 @@ pub struct ChildSpec {
     pub zip: Option<ChildZip>,
 }
 
-/// How a child reaches the zipserver.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChildZip {
-    pub socket: PathBuf,
-    /// The name the zipserver counts this child's blocks under: the
-    /// attempt's name.
-    pub client: String,
-    /// A block not answered within this is compressed in-process.
-    pub timeout_ms: u64,
-    /// Blocks of one output at the zipserver at once.
-    #[serde(default = "one")]
-    pub blocks_in_flight: u32,
-}
-
-fn one() -> u32 {
-    1
-}
+/// How a child reaches the zipserver (socket, client name, time bound,
+/// blocks in flight, transport): the zipserver crate's client settings.
+pub use zipserver::client::ClientConfig as ChildZip;
 
 #[cfg(test)]
 mod tests {

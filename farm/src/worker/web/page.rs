@@ -342,8 +342,8 @@ mod tests {
     use crate::worker::stats::Counters;
     use crate::worker::supervisor::PluginsSnapshot;
     use crate::worker::zip_link::ZipLinkSnapshot;
-    use crate::zipserver::client::ZipCounts;
-    use crate::zipserver::sidecar::SidecarStatus;
+    use zipserver::client::ZipCounts;
+    use zipserver::sidecar::SidecarStatus;
 
     fn snapshot() -> StatSnapshot {
         let row = |name: &str, state: &'static str, outcome: Option<&'static str>| AttemptRow {
@@ -399,6 +399,9 @@ mod tests {
                     fallback_blocks: 2,
                     fallback_bytes: 2 << 12,
                     connects: 3,
+                    ring_blocks: 4,
+                    rings: 1,
+                    ..ZipCounts::default()
                 },
             }),
             etcd: Some(RegistrationSnapshot {

@@ -1,5 +1,5 @@
-//! The worker's zipserver: started when the worker starts (MULTI_PROCESS with
-//! `ZIP_SERVER_OPTIONS`), restarted whenever it dies (with a pause that
+//! A worker's zipserver: started when the worker starts (with
+//! `MULTI_PROCESS` and `ZIP_SERVER_OPTIONS`), restarted whenever it dies (with a pause that
 //! grows while it keeps dying), stopped when the worker stops.
 //!
 //! It is forked from one long-lived thread of its own, so its

@@ -15,6 +15,11 @@
 //! | `zipserver_waiting_bytes` | gauge | bytes of blocks waiting |
 //! | `zipserver_working_bytes` | gauge | bytes of blocks being compressed |
 //! | `zipserver_budget_bytes` | gauge | memory budget in use |
+//! | `zipserver_budget_max_bytes` | gauge | the most memory budget ever in use at once |
+//! | `zipserver_rings` | gauge | shared-memory rings of connected children |
+//! | `zipserver_ring_requests_total` | counter | blocks of those compressed (part of `zipserver_requests_total`) |
+//! | `zipserver_wakeups_total` | counter | times a sleeping compression thread was woken: blocks per wake-up = ring requests / wake-ups |
+//! | `zipserver_abandoned_total` | counter | blocks answered after their client had stopped waiting (counted as requests too) |
 
 use prometheus::{IntCounter, IntGauge, Registry};
 use serde::Serialize;
@@ -36,6 +41,11 @@ pub struct ZipStats {
     pub waiting_bytes: IntGauge,
     pub working_bytes: IntGauge,
     pub budget_bytes: IntGauge,
+    pub budget_max_bytes: IntGauge,
+    pub rings: IntGauge,
+    pub ring_requests: IntCounter,
+    pub wakeups: IntCounter,
+    pub abandoned: IntCounter,
     /// The most recent clients, oldest first.
     clients: Mutex<VecDeque<(String, Arc<ClientAtomics>)>>,
 }
@@ -88,7 +98,15 @@ pub struct StatSnapshot {
     pub waiting_bytes: i64,
     pub working_bytes: i64,
     pub budget_bytes: i64,
+    pub budget_max_bytes: i64,
+    pub rings: i64,
+    /// Blocks in the rings waiting for or under compression (filled in by
+    /// the caller, which sees the rings).
+    pub ring_in_flight: u64,
     pub requests: u64,
+    pub ring_requests: u64,
+    pub wakeups: u64,
+    pub abandoned: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// bytes_out / bytes_in (0 before any request).
@@ -121,6 +139,26 @@ impl ZipStats {
                 "Bytes of blocks being compressed",
             )?,
             budget_bytes: IntGauge::new("zipserver_budget_bytes", "Memory budget in use")?,
+            budget_max_bytes: IntGauge::new(
+                "zipserver_budget_max_bytes",
+                "The most memory budget ever in use at once",
+            )?,
+            rings: IntGauge::new(
+                "zipserver_rings",
+                "Shared-memory rings of connected children",
+            )?,
+            ring_requests: IntCounter::new(
+                "zipserver_ring_requests_total",
+                "Blocks compressed from shared-memory rings",
+            )?,
+            wakeups: IntCounter::new(
+                "zipserver_wakeups_total",
+                "Times a sleeping compression thread was woken",
+            )?,
+            abandoned: IntCounter::new(
+                "zipserver_abandoned_total",
+                "Blocks compressed after their client had stopped waiting",
+            )?,
             clients: Mutex::new(VecDeque::new()),
         };
         for c in [
@@ -129,6 +167,9 @@ impl ZipStats {
             &s.bytes_out,
             &s.errors,
             &s.clients_total,
+            &s.ring_requests,
+            &s.wakeups,
+            &s.abandoned,
         ] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -138,6 +179,8 @@ impl ZipStats {
             &s.waiting_bytes,
             &s.working_bytes,
             &s.budget_bytes,
+            &s.budget_max_bytes,
+            &s.rings,
         ] {
             registry.register(Box::new(g.clone()))?;
         }
@@ -165,6 +208,15 @@ impl ZipStats {
             requests: self.requests.clone(),
             bytes_in: self.bytes_in.clone(),
             bytes_out: self.bytes_out.clone(),
+        }
+    }
+
+    /// Records the budget in use, and the most ever.
+    pub fn set_budget(&self, used: u64) {
+        let used = used as i64;
+        self.budget_bytes.set(used);
+        if used > self.budget_max_bytes.get() {
+            self.budget_max_bytes.set(used);
         }
     }
 
@@ -200,7 +252,13 @@ impl ZipStats {
             waiting_bytes: self.waiting_bytes.get(),
             working_bytes: self.working_bytes.get(),
             budget_bytes: self.budget_bytes.get(),
+            budget_max_bytes: self.budget_max_bytes.get(),
+            rings: self.rings.get(),
+            ring_in_flight: 0,
             requests: self.requests.get(),
+            ring_requests: self.ring_requests.get(),
+            wakeups: self.wakeups.get(),
+            abandoned: self.abandoned.get(),
             bytes_in,
             bytes_out,
             ratio: if bytes_in == 0 {

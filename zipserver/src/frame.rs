@@ -9,20 +9,26 @@
 //! | hello (client, first) | `1`, the client's name (UTF-8): its attempt name |
 //! | compress (client) | `2`, [`ZipParams`] (30 bytes), capacity `u32`, the uncompressed block |
 //! | reply (server) | status `u8` (0 ok, 1 error), type `u8`, size `u32`, then `size` compressed bytes when type != 0, or the error text |
+//! | ring hello (client, first and only) | `3`, slots `u32`, input area `u32`, output area `u32`, the client's name; the ring's `memfd` attached (`SCM_RIGHTS`) |
+//! | ring answer (server) | `0` with the control page's `memfd` attached, or `1` and why not |
 //!
 //! A reply's type and size are exactly what RocksDB's built-in
 //! `Compressor::CompressBlock` produced: type 0 with size 0 (bypassed) or 1
-//! (rejected) carries no bytes.
+//! (rejected) carries no bytes. After a ring answer the connection carries
+//! nothing more: it stays open while both sides live, and its end tells the
+//! other side that the ring is gone (`crate::shm`).
 
-use crate::rocks::zip::{Compressed, ZipParams};
+use crate::codec::params::PARAMS_LEN;
+use crate::codec::{Compressed, ZipParams};
+use crate::shm::layout::RingLayout;
 use std::io::{self, Read, Write};
 
 pub const HELLO: u8 = 1;
 pub const COMPRESS: u8 = 2;
+pub const RING_HELLO: u8 = 3;
 /// The largest frame either side accepts: RocksDB does not compress blocks
 /// above 2 GiB, but a zipserver has no business with blocks this large.
 pub const MAX_FRAME: usize = 64 << 20;
-const PARAMS_LEN: usize = 30;
 /// Read buffer of either side: a frame of a block up to 64 KiB arrives in
 /// one read.
 pub const MAX_BLOCK_READ: usize = 64 << 10;
@@ -31,6 +37,10 @@ pub const MAX_BLOCK_READ: usize = 64 << 10;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
     Hello {
+        client: String,
+    },
+    RingHello {
+        layout: RingLayout,
         client: String,
     },
     Compress {
@@ -82,40 +92,6 @@ fn write_frame(w: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> {
     w.write_all(&buf)
 }
 
-fn encode_params(p: &ZipParams) -> [u8; PARAMS_LEN] {
-    let mut b = [0u8; PARAMS_LEN];
-    b[0] = p.kind;
-    b[1] = p.checksum;
-    let words = [
-        p.level as u32,
-        p.window_bits as u32,
-        p.strategy as u32,
-        p.max_dict_bytes,
-        p.zstd_max_train_bytes,
-        p.parallel_threads,
-        p.max_compressed_bytes_per_kb,
-    ];
-    for (i, w) in words.iter().enumerate() {
-        b[2 + 4 * i..6 + 4 * i].copy_from_slice(&w.to_le_bytes());
-    }
-    b
-}
-
-fn decode_params(b: &[u8]) -> ZipParams {
-    let w = |i: usize| u32::from_le_bytes(b[2 + 4 * i..6 + 4 * i].try_into().expect("4 bytes"));
-    ZipParams {
-        kind: b[0],
-        checksum: b[1],
-        level: w(0) as i32,
-        window_bits: w(1) as i32,
-        strategy: w(2) as i32,
-        max_dict_bytes: w(3),
-        zstd_max_train_bytes: w(4),
-        parallel_threads: w(5),
-        max_compressed_bytes_per_kb: w(6),
-    }
-}
-
 pub fn write_hello(w: &mut impl Write, client: &str) -> io::Result<()> {
     write_frame(w, &[&[HELLO], client.as_bytes()])
 }
@@ -129,12 +105,7 @@ pub fn write_compress(
     let cap = u32::try_from(capacity).map_err(|_| bad("capacity exceeds u32"))?;
     write_frame(
         w,
-        &[
-            &[COMPRESS],
-            &encode_params(params),
-            &cap.to_le_bytes(),
-            block,
-        ],
+        &[&[COMPRESS], &params.encode(), &cap.to_le_bytes(), block],
     )
 }
 
@@ -144,7 +115,9 @@ pub fn parse_request(body: Vec<u8>) -> io::Result<Request> {
             client: String::from_utf8_lossy(&body[1..]).into_owned(),
         }),
         Some(&COMPRESS) if body.len() >= 1 + PARAMS_LEN + 4 => {
-            let params = decode_params(&body[1..1 + PARAMS_LEN]);
+            let mut p = [0u8; PARAMS_LEN];
+            p.copy_from_slice(&body[1..1 + PARAMS_LEN]);
+            let params = ZipParams::decode(&p);
             let at = 1 + PARAMS_LEN;
             let capacity =
                 u32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes")) as usize;
@@ -156,9 +129,58 @@ pub fn parse_request(body: Vec<u8>) -> io::Result<Request> {
             })
         }
         Some(&COMPRESS) => Err(bad("compress frame too short")),
+        Some(&RING_HELLO) if body.len() >= 13 => {
+            let w = |i: usize| {
+                u32::from_le_bytes(body[1 + 4 * i..5 + 4 * i].try_into().expect("4 bytes"))
+            };
+            Ok(Request::RingHello {
+                layout: RingLayout {
+                    slots: w(0),
+                    slot_in: w(1),
+                    slot_out: w(2),
+                },
+                client: String::from_utf8_lossy(&body[13..]).into_owned(),
+            })
+        }
+        Some(&RING_HELLO) => Err(bad("ring hello too short")),
         Some(other) => Err(bad(format!("unknown request kind {other}"))),
         None => Err(bad("empty frame")),
     }
+}
+
+/// The body of a ring hello (framed; the caller attaches the `memfd`).
+pub fn ring_hello(layout: &RingLayout, client: &str) -> Vec<u8> {
+    let mut body = vec![RING_HELLO];
+    for w in [layout.slots, layout.slot_in, layout.slot_out] {
+        body.extend_from_slice(&w.to_le_bytes());
+    }
+    body.extend_from_slice(client.as_bytes());
+    framed(&body)
+}
+
+/// The body of a ring answer: `Ok` (the caller attaches the control page)
+/// or why the ring was refused.
+pub fn ring_answer(answer: Result<(), &str>) -> Vec<u8> {
+    match answer {
+        Ok(()) => framed(&[0]),
+        Err(why) => framed(&[&[1u8][..], why.as_bytes()].concat()),
+    }
+}
+
+/// Reads a ring answer's body.
+pub fn parse_ring_answer(body: &[u8]) -> io::Result<Result<(), String>> {
+    match body.first() {
+        Some(0) => Ok(Ok(())),
+        Some(1) => Ok(Err(String::from_utf8_lossy(&body[1..]).into_owned())),
+        _ => Err(bad("malformed ring answer")),
+    }
+}
+
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(4 + body.len());
+    f.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    f.extend_from_slice(body);
+    f
 }
 
 pub fn write_reply(w: &mut impl Write, reply: &Reply) -> io::Result<()> {
@@ -237,6 +259,29 @@ mod tests {
             }
         );
         assert_eq!(read_frame(&mut r).unwrap(), None);
+
+        let layout = RingLayout {
+            slots: 8,
+            slot_in: 65536,
+            slot_out: 65536,
+        };
+        let hello = ring_hello(&layout, "att");
+        let body = read_frame(&mut &hello[..]).unwrap().unwrap();
+        assert_eq!(
+            parse_request(body).unwrap(),
+            Request::RingHello {
+                layout,
+                client: "att".into()
+            }
+        );
+        for answer in [Ok(()), Err("no")] {
+            let f = ring_answer(answer);
+            let body = read_frame(&mut &f[..]).unwrap().unwrap();
+            assert_eq!(
+                parse_ring_answer(&body).unwrap(),
+                answer.map_err(str::to_owned)
+            );
+        }
 
         for reply in [
             Reply::Done {

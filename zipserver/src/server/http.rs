@@ -1,7 +1,8 @@
 //! The zipserver's HTTP side on `listening_ports`: `/stat` (HTML for people,
 //! `?html=0` for JSON) and `/metrics` (Prometheus text).
 
-use super::stats::{StatSnapshot, ZipStats};
+use super::service::Service;
+use super::stats::StatSnapshot;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -13,20 +14,21 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 pub struct HttpState {
-    pub stats: Arc<ZipStats>,
+    pub service: Arc<Service>,
     pub registry: Registry,
-    pub num_threads: usize,
-    pub memory_budget: u64,
     pub unix_socket: String,
 }
 
 impl HttpState {
     fn snapshot(&self) -> StatSnapshot {
-        self.stats.snapshot(
-            self.num_threads,
-            self.memory_budget,
+        let shape = &self.service.shape;
+        let mut snap = self.service.stats.snapshot(
+            shape.num_threads,
+            shape.memory_budget,
             self.unix_socket.clone(),
-        )
+        );
+        snap.ring_in_flight = self.service.ring_blocks_in_flight();
+        snap
     }
 }
 
@@ -78,8 +80,9 @@ fn render(s: &StatSnapshot) -> String {
          <tr><th>queue depth</th><td>{}</td></tr>\
          <tr><th>waiting bytes</th><td>{}</td></tr>\
          <tr><th>working bytes</th><td>{}</td></tr>\
-         <tr><th>budget in use</th><td>{} of {}</td></tr>\
-         <tr><th>blocks</th><td>{}</td></tr>\
+         <tr><th>budget in use</th><td>{} of {} (most {})</td></tr>\
+         <tr><th>rings</th><td>{} ({} blocks in flight)</td></tr>\
+         <tr><th>blocks</th><td>{} ({} through rings, {} wake-ups)</td></tr>\
          <tr><th>bytes in</th><td>{}</td></tr>\
          <tr><th>bytes out</th><td>{}</td></tr>\
          <tr><th>ratio</th><td>{:.3}</td></tr>\
@@ -93,7 +96,12 @@ fn render(s: &StatSnapshot) -> String {
         s.working_bytes,
         s.budget_bytes,
         s.memory_budget,
+        s.budget_max_bytes,
+        s.rings,
+        s.ring_in_flight,
         s.requests,
+        s.ring_requests,
+        s.wakeups,
         s.bytes_in,
         s.bytes_out,
         s.ratio,

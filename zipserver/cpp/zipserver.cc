@@ -1,6 +1,6 @@
-// The zipserver's C++ half (farm/src/rocks/zip.rs).
+// The zipserver's C++ half (zipserver/src/codec/).
 //
-// Worker side: `FarmZipServer`, a CompressionManager registered by name in
+// Client side: `FarmZipServer`, a CompressionManager registered by name in
 // ObjectLibrary::Default() and selected with `compression_manager=FarmZipServer`.
 // It wraps RocksDB's built-in V2 manager and keeps its CompatibilityName(), so
 // the SSTs it writes are plain built-in SSTs. Its compressor hands each block
@@ -8,8 +8,11 @@
 // transport declines (unreachable, too slow, refused) the wrapped built-in
 // compressor does the work in-process.
 //
-// Zipserver side: a built-in V2 compressor created from the same parameters,
-// so the bytes a client gets back are exactly the built-in compressor's.
+// Server side: a built-in V2 compressor created from the same parameters, so
+// the bytes a client gets back are exactly the built-in compressor's.
+//
+// Every extern "C" function is noexcept and reports failure through `errptr`
+// (farm/cpp/farm_guard.h): no C++ exception crosses into Rust.
 
 #include <atomic>
 #include <cstdint>
@@ -40,7 +43,7 @@ extern "C" {
 
 // What decides the built-in compressor's output: the compression type and
 // the CompressionOptions fields the built-in compressors read.
-struct farm_zip_params {
+struct zipserver_params {
   uint8_t type;
   uint8_t checksum;
   int32_t level;
@@ -55,9 +58,9 @@ struct farm_zip_params {
 // Compresses `in` remotely into `out` (capacity `*out_size`). Returns 1 with
 // `*out_size` and `*out_type` set as Compressor::CompressBlock would, or 0
 // when the block must be compressed in-process.
-typedef int (*farm_zip_transport_fn)(const farm_zip_params* params,
-                                     const char* in, size_t in_len, char* out,
-                                     size_t* out_size, uint8_t* out_type);
+typedef int (*zipserver_transport_fn)(const zipserver_params* params,
+                                      const char* in, size_t in_len, char* out,
+                                      size_t* out_size, uint8_t* out_type);
 
 }  // extern "C"
 
@@ -65,14 +68,14 @@ namespace {
 
 constexpr const char* kManagerName = "FarmZipServer";
 
-std::atomic<farm_zip_transport_fn> g_transport{nullptr};
+std::atomic<zipserver_transport_fn> g_transport{nullptr};
 // Blocks of one table builder that may be at the zipserver at once.
 std::atomic<uint32_t> g_in_flight{0};
 // Blocks that reached a FarmZipServer compressor, remote or not.
 std::atomic<uint64_t> g_blocks{0};
 
-farm_zip_params params_of(const CompressionOptions& o, CompressionType type) {
-  farm_zip_params p{};
+zipserver_params params_of(const CompressionOptions& o, CompressionType type) {
+  zipserver_params p{};
   p.type = static_cast<uint8_t>(type);
   p.checksum = o.checksum ? 1 : 0;
   p.level = o.level;
@@ -86,7 +89,7 @@ farm_zip_params params_of(const CompressionOptions& o, CompressionType type) {
   return p;
 }
 
-CompressionOptions options_of(const farm_zip_params& p) {
+CompressionOptions options_of(const zipserver_params& p) {
   CompressionOptions o;
   o.checksum = p.checksum != 0;
   o.level = p.level;
@@ -103,7 +106,7 @@ CompressionOptions options_of(const farm_zip_params& p) {
 // in-process fallback and owns the working areas.
 class ZipCompressor final : public Compressor {
  public:
-  ZipCompressor(std::unique_ptr<Compressor> inner, farm_zip_params params)
+  ZipCompressor(std::unique_ptr<Compressor> inner, zipserver_params params)
       : inner_(std::move(inner)), params_(params) {}
 
   const char* Name() const override { return "FarmZipCompressor"; }
@@ -145,7 +148,7 @@ class ZipCompressor final : public Compressor {
                        CompressionType* out_type,
                        ManagedWorkingArea* wa) override {
     g_blocks.fetch_add(1, std::memory_order_relaxed);
-    farm_zip_transport_fn transport = g_transport.load(std::memory_order_acquire);
+    zipserver_transport_fn transport = g_transport.load(std::memory_order_acquire);
     // RocksDB may offer no output room at all (a NULL buffer of size 0, when
     // max_compressed_bytes_per_kb leaves none for a small block): the
     // built-in compressor declines such a block without touching `out`.
@@ -163,13 +166,13 @@ class ZipCompressor final : public Compressor {
 
  private:
   std::unique_ptr<Compressor> inner_;
-  farm_zip_params params_;
+  zipserver_params params_;
 };
 
 std::unique_ptr<Compressor> wrap(std::unique_ptr<Compressor> inner,
                                  const CompressionOptions& opts) {
   if (inner == nullptr) return nullptr;  // no compression: nothing to send
-  farm_zip_params p = params_of(opts, inner->GetPreferredCompressionType());
+  zipserver_params p = params_of(opts, inner->GetPreferredCompressionType());
   return std::make_unique<ZipCompressor>(std::move(inner), p);
 }
 
@@ -204,8 +207,8 @@ extern "C" {
 // (NULL: every block is compressed in-process); `in_flight` > 1 asks RocksDB
 // for that many parallel compression threads per table builder. Returns the
 // name, or NULL with `errptr` set.
-const char* farm_zip_register(farm_zip_transport_fn transport,
-                              uint32_t in_flight, char** errptr) noexcept {
+const char* zipserver_register(zipserver_transport_fn transport,
+                               uint32_t in_flight, char** errptr) noexcept {
   static std::once_flag once;
   bool ok = farm::guarded(errptr, [] {
     std::call_once(once, [] {
@@ -225,14 +228,14 @@ const char* farm_zip_register(farm_zip_transport_fn transport,
 }
 
 // Blocks that reached a FarmZipServer compressor in this process.
-uint64_t farm_zip_blocks_seen() noexcept {
+uint64_t zipserver_blocks_seen() noexcept {
   return g_blocks.load(std::memory_order_relaxed);
 }
 
 // A built-in compressor for `params`; NULL with `*errptr` unset when those
 // parameters mean "no compression".
-void* farm_zip_compressor_new(const farm_zip_params* params,
-                              char** errptr) noexcept {
+void* zipserver_compressor_new(const zipserver_params* params,
+                               char** errptr) noexcept {
   ServerCompressor* out = nullptr;
   farm::guarded(errptr, [&] {
     auto c = ROCKSDB_NAMESPACE::GetBuiltinV2CompressionManager()->GetCompressor(
@@ -247,9 +250,9 @@ void* farm_zip_compressor_new(const farm_zip_params* params,
 }
 
 // Compresses as Compressor::CompressBlock. Returns 1 on success.
-int farm_zip_compress(void* handle, const char* in, size_t in_len, char* out,
-                      size_t* out_size, uint8_t* out_type,
-                      char** errptr) noexcept {
+int zipserver_compress(void* handle, const char* in, size_t in_len, char* out,
+                       size_t* out_size, uint8_t* out_type,
+                       char** errptr) noexcept {
   int ok = 0;
   farm::guarded(errptr, [&] {
     auto* s = static_cast<ServerCompressor*>(handle);
@@ -266,7 +269,7 @@ int farm_zip_compress(void* handle, const char* in, size_t in_len, char* out,
   return ok;
 }
 
-void farm_zip_compressor_free(void* handle) noexcept {
+void zipserver_compressor_free(void* handle) noexcept {
   delete static_cast<ServerCompressor*>(handle);
 }
 
