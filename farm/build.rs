@@ -1,6 +1,7 @@
 //! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc`, the
 //! plugin registry `cpp/farm_plugins.cc`, the zip compression manager
-//! `cpp/farm_zip.cc` and the hoster's merge operator `cpp/farm_merge.cc`)
+//! `cpp/farm_zip.cc`, the hoster's merge operator `cpp/farm_merge.cc` and
+//! the crash test's deliberately wrong filter `cpp/farm_selftest.cc`)
 //! against the
 //! RocksDB source that `librocksdb-sys` built, with the same defines, so the
 //! internal structs the shim reads have the layout the library was built with.
@@ -56,6 +57,7 @@ fn main() {
         .file("cpp/farm_plugins.cc")
         .file("cpp/farm_zip.cc")
         .file("cpp/farm_merge.cc")
+        .file("cpp/farm_selftest.cc")
         .include("../plugins/include")
         .include(rocksdb_root.join("include"))
         .include(&rocksdb_root)
@@ -106,6 +108,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/farm_plugins.cc");
     println!("cargo:rerun-if-changed=cpp/farm_zip.cc");
     println!("cargo:rerun-if-changed=cpp/farm_merge.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_selftest.cc");
     println!("cargo:rerun-if-changed=cpp/farm_guard.h");
     println!("cargo:rerun-if-changed=build/rocksdb_pin.rs");
     println!("cargo:rerun-if-changed=../plugins/include/farm_plugin.h");

@@ -111,6 +111,6 @@ mkdir -p "$out"
 (cd "$work" && nice g++ -o "$out/db_stress.tmp" "${objs[@]}" \
   "$rocksdb_lib" "$snappy_lib" "$lz4_lib" "$zstd_lib" "$z_lib" -lgflags -lpthread -ldl) >&2
 mv "$out/db_stress.tmp" "$out/db_stress"
-cp "$src/rocksdb/tools/db_crashtest.py" "$out/db_crashtest.py"
+cp "$src/rocksdb/tools/db_crashtest.py" "$src/rocksdb/tools/fault_injection_log_parser.py" "$out/"
 echo "build-db-stress: built $out/db_stress in $(( $(date +%s) - start )) s" >&2
 echo "$out/db_stress"

@@ -109,10 +109,17 @@ def report(run, modes, status):
                 parts = line.split()
                 if len(parts) >= 2:
                     faults[parts[1]] += 1
+    runs = collections.Counter()
+    for path in glob.glob(os.path.join(run, "crashtest-*.log")):
+        with open(path, errors="replace") as f:
+            for m in re.finditer(r"--remote_compaction_worker_threads=(\d+)", f.read()):
+                runs["remote on" if int(m.group(1)) > 0 else "remote off"] += 1
     verdict = "passed" if status == "0" else "FAILED"
     print(f"\n== crash test ({modes}): {verdict}")
     print("| where | count |")
     print("| --- | --- |")
+    print(f"| db_stress runs with remote compaction on | {runs['remote on']} |")
+    print(f"| db_stress runs with remote compaction off (by db_crashtest.py) | {runs['remote off']} |")
     print(f"| compaction jobs in the DB's LOG (started) | {started} |")
     print(f"| of which received a remote result | {remote} |")
     print(f"| of which ran locally | {started - remote} |")
