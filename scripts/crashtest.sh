@@ -24,6 +24,8 @@
 #   --keep       keep the run directory (logs, DB) for a post-mortem
 # Environment: FARM_WORKER_BIN (a dcompact-worker to use instead of building
 # one), FARM_SELFTEST_DROP_KEYS_EVERY (the self-test's n, default 500).
+# FARM_CRASHTEST_MAX_KEY (the --max_key argument, default --max_key=100000;
+# empty leaves max_key randomised), FARM_CRASHTEST_SESSION_SECS (default 300).
 # Exit status: 0 when the crash test passed (or, with --selftest, failed as
 # it must), 1 otherwise.
 set -euo pipefail
@@ -73,6 +75,9 @@ else
 fi
 db_stress=$(FARM_BUILD_DIR=$CARGO_BUILD_BUILD_DIR tests/crashtest/build-db-stress.sh | tail -1)
 crashtest_py=$(dirname "$db_stress")/db_crashtest.py
+# db_stress's custom compression manager (--compression_manager=custom), for
+# the workers: they load it through PLUGINS.
+plugin=$(dirname "$db_stress")/libdb_stress_plugin.so
 log "binaries ready in $(( $(date +%s) - build_start )) s: $db_stress"
 
 # ---- the run's own directories ----
@@ -124,7 +129,7 @@ start_worker() { # index, address (127.0.0.1:0 the first time)
   ((selftest)) && selftest_env=(FARM_SELFTEST_DROP_KEYS=${FARM_SELFTEST_DROP_KEYS_EVERY:-500})
   setsid env "${selftest_env[@]}" "${mode_env[@]}" \
     WORKER_DB_ROOT="$run/worker-$i" HOSTER_ROOTS="$run/db" LISTEN_ADDR="$addr" \
-    MAX_PARALLEL_COMPACTIONS=2 \
+    PLUGINS="$plugin" MAX_PARALLEL_COMPACTIONS=2 \
     MAX_WAITING_COMPACTIONS=16 DEL_WORKER_TEMP_DB=true RUST_LOG=info \
     "$worker_bin" > "$out" 2>&1 < /dev/null &
   local pid=$!
@@ -213,7 +218,7 @@ monitor() { # scrapes, counts the DB's LOG files, and injects faults
   done
 }
 setsid bash -c "$(declare -f alive scrape start_worker fault restart_on_same_address inject_one monitor log)
-  run='$run' nworkers=$nworkers faults=$faults selftest=$selftest worker_bin='$worker_bin' \
+  run='$run' nworkers=$nworkers faults=$faults selftest=$selftest worker_bin='$worker_bin' plugin='$plugin' \
   FARM_SELFTEST_DROP_KEYS_EVERY='${FARM_SELFTEST_DROP_KEYS_EVERY:-}'; cd '$repo'; monitor" \
   > "$run/monitor.log" 2>&1 < /dev/null &
 injector_pid=$!
@@ -251,6 +256,12 @@ fixed=(
   # and is a wide-column entity, which the farm's plugin ABI cannot return.
   # With 0 the merge operator is RocksDB's built-in PutOperator.
   --use_put_entity_one_in=0
+  # Not the farm's: the machine's. db_crashtest.py draws max_key from
+  # 100000 and 25000000 once per invocation; with 25M keys each db_stress
+  # run spends its 120 s interval setting up a 1 GB expected state on a
+  # shared 2-core machine and does almost no writes. Set FARM_CRASHTEST_MAX_KEY=
+  # (empty) to leave it randomised on a larger machine.
+  ${FARM_CRASHTEST_MAX_KEY-"--max_key=100000"}
 )
 # db_crashtest.py draws some choices once per invocation (a blob preset
 # that turns remote compaction off, 10%; the compaction style), so the
@@ -273,7 +284,8 @@ for m in "${modes[@]}"; do
     # out under NDEBUG), so whitebox's kill-point runs would never end
     # early: smaller runs make whitebox cycle through its check modes (level
     # with reopens, universal, FIFO) within the duration.
-    [ "$m" = whitebox ] && extra=(--ops_per_thread=2000)
+    # (Its kill-point runs do 100 x ops_per_thread per thread.)
+    [ "$m" = whitebox ] && extra=(--ops_per_thread=500)
     # DEBUG_LEVEL=0 tells db_crashtest.py that db_stress is a release build
     # (NDEBUG, as the farm's librocksdb.a): it then leaves out the options a
     # release db_stress refuses (read fault injection needs sync points).

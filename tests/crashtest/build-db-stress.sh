@@ -6,6 +6,8 @@
 # db_stress_tool/*.cc, the tool sources db_stress needs and
 # test_util/testutil.cc are compiled here.
 #
+# Also builds libdb_stress_plugin.so beside it (db_stress_plugin.cc), the
+# worker plugin with the db_stress classes a worker can serve.
 # Prints the path of the db_stress binary on its last line of stdout.
 # The result is cached outside the clone:
 #   $CACHE/db_stress-<rocksdb version>-<patch hash>/db_stress
@@ -68,10 +70,10 @@ sources=(
   test_util/testutil.cc
 )
 
-patch_hash=$( (cat "$here"/*.patch "$here"/db_stress_farm_client.*; echo "${defines[*]} ${cxxflags[*]} ${sources[*]}") \
+patch_hash=$( (cat "$here"/*.patch "$here"/db_stress_farm_client.* "$here"/db_stress_plugin.cc; echo "${defines[*]} ${cxxflags[*]} ${sources[*]}") \
   | sha256sum | cut -c1-12)
 out=$cache/db_stress-$rocksdb_version-$patch_hash
-if [ -x "$out/db_stress" ] && [ "$out/db_stress" -nt "$rocksdb_lib" ]; then
+if [ -x "$out/db_stress" ] && [ "$out/db_stress" -nt "$rocksdb_lib" ] && [ -f "$out/libdb_stress_plugin.so" ]; then
   echo "$out/db_stress"
   exit 0
 fi
@@ -83,7 +85,8 @@ mkdir -p "$work/obj"
 rm -rf "$work/src.new"
 cp -a "$src/rocksdb" "$work/src.new"
 patch -s -p1 -d "$work/src.new" < "$here/db_stress_farm.patch"
-cp "$here"/db_stress_farm_client.h "$here"/db_stress_farm_client.cc "$work/src.new/db_stress_tool/"
+cp "$here"/db_stress_farm_client.h "$here"/db_stress_farm_client.cc "$here"/db_stress_plugin.cc \
+  "$work/src.new/db_stress_tool/"
 # Unchanged files keep their old mtime; changed ones get a new one.
 if [ -d "$work/src" ]; then
   (cd "$work/src.new" && find . -type f) | while read -r f; do
@@ -110,6 +113,12 @@ nice make -s -C "$work" -j"$jobs" all >&2
 mkdir -p "$out"
 (cd "$work" && nice g++ -o "$out/db_stress.tmp" "${objs[@]}" \
   "$rocksdb_lib" "$snappy_lib" "$lz4_lib" "$zstd_lib" "$z_lib" -lgflags -lpthread -ldl) >&2
+# The worker plugin (PLUGINS) with the db_stress classes a worker can
+# serve: no RocksDB of its own, its symbols resolve against the worker.
+(cd "$work" && nice g++ $(sed -n 's/^CXXFLAGS := //p' Makefile) -fPIC -shared \
+  -fvisibility=hidden -fvisibility-inlines-hidden \
+  -o "$out/libdb_stress_plugin.so" src/db_stress_tool/db_stress_plugin.cc \
+  src/db_stress_tool/db_stress_compression_manager.cc) >&2
 mv "$out/db_stress.tmp" "$out/db_stress"
 cp "$src/rocksdb/tools/db_crashtest.py" "$src/rocksdb/tools/fault_injection_log_parser.py" "$out/"
 echo "build-db-stress: built $out/db_stress in $(( $(date +%s) - start )) s" >&2
