@@ -133,6 +133,8 @@ start_worker() { # index, address (127.0.0.1:0 the first time)
     MAX_WAITING_COMPACTIONS=16 DEL_WORKER_TEMP_DB=true RUST_LOG=info \
     "$worker_bin" > "$out" 2>&1 < /dev/null &
   local pid=$!
+  # Its end is the monitor's or cleanup's business, not the shell's job table.
+  disown "$pid" 2>/dev/null || true
   echo "$pid" > "$run/worker-$i.pid"
   for _ in $(seq 300); do
     if grep -q '^listening on ' "$out"; then
