@@ -15,6 +15,13 @@ packages=(
   chromium          # the web-view test drives /list in headless Chromium
   python3-fusepy    # the ESTALE test filesystem (FUSE, /usr/bin/python3; pulls libfuse2)
 )
+# `--crashtest`: also what scripts/crashtest.sh needs to build RocksDB's db_stress.
+if [ "${1:-}" = "--crashtest" ]; then
+  packages+=(
+    libgflags-dev   # db_stress parses its flags with gflags
+    python3         # tools/db_crashtest.py
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

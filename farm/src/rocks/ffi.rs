@@ -39,5 +39,10 @@ extern "C" {
         errptr: *mut *mut c_char,
     ) -> *mut c_char;
     pub fn farm_sst_properties(path: *const c_char, errptr: *mut *mut c_char) -> *mut c_char;
+    pub fn farm_override_selftest_drop_keys(
+        ov: *mut rocksdb_compaction_service_options_override_t,
+        every: u64,
+        errptr: *mut *mut c_char,
+    ) -> c_int;
     pub fn farm_sst_verify(path: *const c_char, errptr: *mut *mut c_char) -> c_int;
 }

@@ -88,6 +88,22 @@ impl Override {
     }
 }
 
+impl Override {
+    /// Makes every compaction run with this override drop every
+    /// `every`-th plain value while its outputs stay well-formed: the
+    /// deliberately wrong worker of the crash test's self-test
+    /// (`FARM_SELFTEST_DROP_KEYS`, [`crate::worker::selftest`]), never
+    /// anything else.
+    pub fn drop_every_nth_value(&mut self, every: u64) -> Result<(), RocksError> {
+        with_errptr("install the self-test's dropping filter", |err| {
+            // SAFETY: `raw` is a live override owned by `self`; the shim only
+            // replaces its compaction filter fields.
+            unsafe { ffi::farm_override_selftest_drop_keys(self.raw.as_ptr(), every, err) }
+        })?;
+        Ok(())
+    }
+}
+
 impl Drop for Override {
     fn drop(&mut self) {
         // SAFETY: `raw` was created by the shim with `new` of the same struct

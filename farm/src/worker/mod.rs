@@ -49,6 +49,8 @@
 //! - [`metrics`]: what `/metrics` serves, in Prometheus text format.
 //! - [`web`]: `/stat` and `/list` as HTML, and an attempt's retained files.
 //! - [`summary`]: `summary.html`, written into an attempt's directory at its end.
+//! - [`selftest`]: `FARM_SELFTEST_DROP_KEYS`, the deliberately wrong worker
+//!   of the crash test's self-test.
 //! - [`timings`]: when each step of an attempt happened (its fixed cost, in parts).
 
 pub mod admission;
@@ -74,6 +76,7 @@ pub mod retention;
 pub mod root_guard;
 pub mod root_lock;
 pub mod runner;
+pub mod selftest;
 pub mod server;
 pub mod space_guard;
 pub mod stats;

@@ -126,6 +126,7 @@ pub fn run(
         job.overrides
             .set_option("db_host_id", identity)
             .map_err(|e| e.to_string())?;
+        super::selftest::apply(&mut job.overrides)?;
         Ok(())
     };
     if let Err(e) = setup() {

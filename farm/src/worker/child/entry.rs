@@ -146,6 +146,7 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
     overrides
         .set_option("db_host_id", &child.identity)
         .map_err(|e| e.to_string())?;
+    crate::worker::selftest::apply(&mut overrides)?;
     if let Some(z) = &child.zip {
         let client = ZIP_CLIENT.get_or_init(|| Arc::new(ZipClient::new(z.clone())));
         // Blocks go to the zipserver; the SSTs stay built-in format.
