@@ -14,6 +14,8 @@ packages=(
   prometheus        # the metrics test scrapes the worker with a real Prometheus
   chromium          # the web-view test drives /list in headless Chromium
   python3-fusepy    # the ESTALE test filesystem (FUSE, /usr/bin/python3; pulls libfuse2)
+  numactl           # scripts/start_workers.sh and the packaged unit bind each worker to a NUMA node
+  dpkg-dev          # dpkg-shlibdeps: scripts/package.sh computes the package's library dependencies
 )
 # `--crashtest`: also what scripts/crashtest.sh needs to build RocksDB's db_stress.
 if [ "${1:-}" = "--crashtest" ]; then
