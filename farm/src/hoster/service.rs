@@ -1,6 +1,12 @@
 //! The farm's `CompactionService`: schedule on a worker, wait by probing,
-//! verify, install or fall back.
+//! verify, install or fall back. Each submitted attempt is one
+//! [`RemoteAttempt`] that releases what it holds when dropped (see
+//! [`super::attempt`]).
 
+use super::attempt::book::AttemptBook;
+use super::attempt::cancel::cancel_in_background;
+use super::attempt::output_dir;
+use super::attempt::owned::{RemoteAttempt, Submitted};
 use super::completions::{Completions, DoneEvents};
 use super::config::{ConfigError, HosterConfig, WorkerEndpoint};
 use super::discovery::Discovery;
@@ -17,7 +23,6 @@ use crate::etcd::keys;
 use crate::protocol::answers;
 use crate::protocol::attempt::{relative_below, AttemptKey, AttemptName};
 use crate::protocol::job::{Job, PluginVersion};
-use crate::protocol::output_dir::{done_by, COMPACT_DONE, RPC_RESULTS};
 use crate::protocol::version::PROTOCOL_VERSION;
 use crate::rocks::serialized::InputInfo;
 use crate::rocks::service::{
@@ -26,7 +31,7 @@ use crate::rocks::service::{
 use base64::Engine;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -100,23 +105,6 @@ pub fn enable(
     Ok(service)
 }
 
-struct Pending {
-    /// The worker's `base_url`.
-    worker: String,
-    key: AttemptKey,
-    /// The attempt's name, as in etcd's "done" key.
-    name: String,
-    output_dir: PathBuf,
-    generation: u64,
-    /// Bytes read and written, once the result was verified.
-    verified: Option<(u64, u64)>,
-    cf_name: String,
-    input_bytes: u64,
-    submitted: Instant,
-    /// How long the hoster waits for this attempt.
-    wait_limit: Duration,
-}
-
 /// The farm's `CompactionService` for one DB: what [`enable`] installs and
 /// returns. Shared by RocksDB's background threads and the application;
 /// its readers ([`FarmService::stats`], [`FarmService::workers`], ...) take
@@ -135,12 +123,13 @@ pub struct FarmService {
     done_follower: Option<Follower>,
     /// Following `<root>/workers/`, with etcd.
     discovery: Option<Follower>,
-    attempts: Mutex<HashMap<u64, u32>>,
-    pending: Mutex<HashMap<String, Pending>>,
+    /// Attempt numbers, the in-flight count, completion wake-ups.
+    book: Arc<AttemptBook>,
+    /// Attempts with a verified result, until RocksDB installs them (by
+    /// the id RocksDB knows them by).
+    pending: Mutex<HashMap<String, RemoteAttempt>>,
     /// Bumped by `cancel_awaiting`: waits that began before give up.
     generation: AtomicU64,
-    /// Attempts between a successful submission and their end.
-    in_flight: AtomicUsize,
     stats: HosterStats,
     speed: SpeedModel,
 }
@@ -194,6 +183,7 @@ impl FarmService {
             }
         };
         Ok(FarmService {
+            book: AttemptBook::new(completions.clone()),
             client: Client::new(&config),
             speed: SpeedModel::new(config.estimate_speed),
             workers,
@@ -204,10 +194,8 @@ impl FarmService {
             dbname,
             start_time,
             run_dir,
-            attempts: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
             stats: HosterStats::default(),
         })
     }
@@ -246,21 +234,13 @@ impl FarmService {
 
     /// Attempts scheduled on a worker and not yet installed or abandoned.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        self.book.in_flight()
     }
 
     fn local(&self, reason: FallbackReason, why: &dyn std::fmt::Display) -> ScheduleAnswer {
         tracing::info!(reason = reason.name(), error = %why, "compacting locally");
         self.stats.fallback_because(reason, why.to_string());
         ScheduleAnswer::UseLocal
-    }
-
-    fn next_attempt(&self, job_id: u64) -> u32 {
-        let mut a = lock(&self.attempts);
-        let n = a.entry(job_id).or_insert(0);
-        let this = *n;
-        *n += 1;
-        this
     }
 
     /// The size of a job's input files in the hoster's DB directory.
@@ -272,21 +252,6 @@ impl FarmService {
                 std::fs::metadata(path).map_or(0, |m| m.len())
             })
             .sum()
-    }
-
-    /// A job's attempts are numbered while it lives; RocksDB never reuses a
-    /// job id within one open DB.
-    fn forget_job(&self, job_id: u64) {
-        lock(&self.attempts).remove(&job_id);
-    }
-
-    fn output_dir(&self, key: &AttemptKey) -> PathBuf {
-        self.run_dir.join(format!(
-            "job-{:05}-{:02}-att-{:02}",
-            key.db_job(),
-            key.sub_job(),
-            key.attempt
-        ))
     }
 
     fn schedule_job(&self, info: &JobInfo, input: &[u8]) -> ScheduleAnswer {
@@ -319,9 +284,9 @@ impl FarmService {
                 start_time: self.start_time,
                 dbname: self.dbname.clone(),
                 job_id: info.job_id,
-                attempt: self.next_attempt(info.job_id),
+                attempt: self.book.next_attempt(info.job_id),
             };
-            let output_dir = self.output_dir(&key);
+            let output_dir = output_dir::path(&self.run_dir, &key);
             let job = Job {
                 instance_name: key.instance_name.clone(),
                 dbname: key.dbname.clone(),
@@ -350,12 +315,9 @@ impl FarmService {
             match self.client.submit(base, &job) {
                 Ok(()) => {
                     self.stats.scheduled();
-                    self.in_flight.fetch_add(1, Ordering::AcqRel);
-                    let id = format!("{}-{}-{}", key.db_job(), key.sub_job(), key.attempt);
-                    tracing::debug!(job = id, worker = base, "scheduled remotely");
-                    lock(&self.pending).insert(
-                        id.clone(),
-                        Pending {
+                    let attempt = RemoteAttempt::new(
+                        &self.book,
+                        Submitted {
                             worker: worker.base_url.clone(),
                             key,
                             name,
@@ -368,13 +330,16 @@ impl FarmService {
                             wait_limit,
                         },
                     );
+                    let id = attempt.id();
+                    tracing::debug!(job = id, worker = base, "scheduled remotely");
+                    lock(&self.pending).insert(id.clone(), attempt);
                     return ScheduleAnswer::Scheduled(id);
                 }
                 Err(e) => {
                     tracing::info!(worker = base, try_no, error = %e, "submission failed");
                     self.stats.submit_failed();
                     if e.reason == FallbackReason::Timeout {
-                        self.cancel_in_background(base, &key);
+                        cancel_in_background(&self.client, base, &key);
                     }
                     match e.reason {
                         FallbackReason::Busy => std::thread::sleep(c.retry_sleep_time),
@@ -387,45 +352,27 @@ impl FarmService {
                 }
             }
         }
-        self.forget_job(info.job_id);
+        self.book.forget_job(info.job_id);
         match last {
             Some(e) => self.local(e.reason, &e),
             None => self.local(FallbackReason::NoWorker, &"no worker available"),
         }
     }
 
-    /// A submission that timed out may still be admitted by the worker
-    /// (admission can take as long as a mount): ask it to cancel the
-    /// attempt, without holding RocksDB's thread. A worker that has not
-    /// got the job yet remembers the cancel and refuses the job when it
-    /// arrives; this hoster has already moved on to another attempt.
-    fn cancel_in_background(&self, base: &str, key: &AttemptKey) {
-        let client = self.client.clone();
-        let (base, key) = (base.to_owned(), key.clone());
-        let sent = std::thread::Builder::new()
-            .name("farm-cancel".into())
-            .spawn(move || client.cancel(&base, &key));
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "could not send the cancel of a timed-out submission");
-        }
-    }
-
-    /// Ends a pending attempt without installing it: cancel it on the worker
-    /// (when it may still run) and remove its output directory.
+    /// Ends an attempt without installing it: cancel it on the worker
+    /// (when it may still run), then let go of it (its output directory is
+    /// removed, see [`RemoteAttempt`]).
     fn abandon(
         &self,
-        p: &Pending,
+        p: RemoteAttempt,
         reason: FallbackReason,
         why: &dyn std::fmt::Display,
         cancel_remote: bool,
     ) -> WaitAnswer {
-        self.forget_job(p.key.job_id);
-        self.completions.forget(&p.name);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         if cancel_remote {
-            self.client.cancel(&p.worker, &p.key);
+            p.cancel_on_worker(&self.client);
         }
-        remove_output_dir(&p.output_dir);
+        drop(p);
         self.local(reason, why);
         WaitAnswer::UseLocal
     }
@@ -447,7 +394,7 @@ impl FarmService {
         loop {
             if self.generation.load(Ordering::Acquire) != p.generation {
                 return self.abandon(
-                    &p,
+                    p,
                     FallbackReason::Cancelled,
                     &"RocksDB cancelled awaiting jobs",
                     true,
@@ -458,7 +405,7 @@ impl FarmService {
                     "no result after {:?} (timeout_multiplier x estimate, or overall_timeout)",
                     p.wait_limit
                 );
-                return self.abandon(&p, FallbackReason::Timeout, &why, true);
+                return self.abandon(p, FallbackReason::Timeout, &why, true);
             }
             self.stats.probed();
             // Without etcd's events, the worker holds the probe until the
@@ -482,7 +429,7 @@ impl FarmService {
                         .and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
                     else {
                         return self.abandon(
-                            &p,
+                            p,
                             FallbackReason::Protocol,
                             &"done without a base64 result",
                             false,
@@ -493,11 +440,11 @@ impl FarmService {
                 }
                 Ok(a) if a.status == answers::FAILED => {
                     let why = a.error.unwrap_or_default();
-                    return self.abandon(&p, FallbackReason::RemoteFailed, &why, false);
+                    return self.abandon(p, FallbackReason::RemoteFailed, &why, false);
                 }
                 Ok(a) => {
                     return self.abandon(
-                        &p,
+                        p,
                         FallbackReason::Protocol,
                         &format!("unknown probe status {:?}", a.status),
                         true,
@@ -512,12 +459,12 @@ impl FarmService {
                 Err(e) => {
                     // The worker writes its result beside the outputs, so one
                     // that died right after finishing still delivers.
-                    if let Some(result) = finished_on_disk(&p.output_dir, &p.key) {
+                    if let Some(result) = output_dir::finished_on_disk(&p.output_dir, &p.key) {
                         tracing::info!(job = id, error = %e, "worker unreachable; collecting its result from the output directory");
                         return self.install(p, &result);
                     }
                     self.workers.failed(&p.worker);
-                    return self.abandon(&p, e.reason, &e, e.reason != FallbackReason::NotFound);
+                    return self.abandon(p, e.reason, &e, e.reason != FallbackReason::NotFound);
                 }
             }
             let until_deadline = deadline.saturating_duration_since(Instant::now());
@@ -543,19 +490,18 @@ impl FarmService {
         WaitAnswer::UseLocal
     }
 
-    fn install(&self, mut p: Pending, result: &[u8]) -> WaitAnswer {
+    fn install(&self, mut p: RemoteAttempt, result: &[u8]) -> WaitAnswer {
         let started = Instant::now();
         let verified = verify_result(result, &p.output_dir, self.config.verify_output);
         self.stats.verified(started.elapsed().as_micros() as u64);
         match verified {
             Ok((bytes, info)) => {
                 p.verified = Some((info.bytes_read, info.bytes_written));
-                let id = format!("{}-{}-{}", p.key.db_job(), p.key.sub_job(), p.key.attempt);
                 self.completions.forget(&p.name);
-                lock(&self.pending).insert(id, p);
+                lock(&self.pending).insert(p.id(), p);
                 WaitAnswer::Success(bytes)
             }
-            Err(e) => self.abandon(&p, FallbackReason::VerifyFailed, &e, false),
+            Err(e) => self.abandon(p, FallbackReason::VerifyFailed, &e, false),
         }
     }
 }
@@ -622,31 +568,13 @@ fn plugin_versions(configured: &[PluginVersion]) -> Vec<PluginVersion> {
     all
 }
 
-/// The result a worker left in `output_dir`, when its `compact.done`
-/// names the attempt `key` (see [`crate::protocol::output_dir`]).
-fn finished_on_disk(output_dir: &Path, key: &AttemptKey) -> Option<Vec<u8>> {
-    let marker = std::fs::read(output_dir.join(COMPACT_DONE)).ok()?;
-    if done_by(&marker).as_ref() != Some(key) {
-        tracing::warn!(dir = %output_dir.display(), "compact.done names another attempt: not collected");
-        return None;
-    }
-    std::fs::read(output_dir.join(RPC_RESULTS)).ok()
-}
-
-fn remove_output_dir(dir: &Path) {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "failed to remove output directory")
-        }
-    }
-}
-
 impl Drop for FarmService {
     /// Both etcd threads stop at once; dropping the fields then joins them.
-    /// This run's output directory goes when nothing is left in it.
+    /// Attempts RocksDB never installed are let go of (their output
+    /// directories removed); this run's directory goes when nothing is
+    /// left in it.
     fn drop(&mut self) {
+        lock(&self.pending).clear();
         let _ = std::fs::remove_dir(&self.run_dir);
         for f in [&self.done_follower, &self.discovery].into_iter().flatten() {
             f.request_stop();
@@ -670,8 +598,6 @@ impl CompactionService for FarmService {
     fn on_installation(&self, scheduled_job_id: &str, status: InstallStatus) {
         let p = lock(&self.pending).remove(scheduled_job_id);
         let Some(p) = p else { return };
-        self.forget_job(p.key.job_id);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         match (status, p.verified) {
             (InstallStatus::Success, Some((read, written))) => {
                 self.stats.installed(p.submitted.elapsed(), read, written);
@@ -687,14 +613,14 @@ impl CompactionService for FarmService {
                 self.stats.fallback(FallbackReason::Internal);
             }
         }
-        remove_output_dir(&p.output_dir);
+        // Dropping `p` removes the output directory, emptied by RocksDB.
     }
 
     fn release(&self, scheduled_job_id: &str) {
         let p = lock(&self.pending).remove(scheduled_job_id);
         if let Some(p) = p {
             self.abandon(
-                &p,
+                p,
                 FallbackReason::Internal,
                 &"the RocksDB bridge answered kUseLocal in place of this service",
                 true,

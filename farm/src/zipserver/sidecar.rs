@@ -8,9 +8,12 @@
 //! `zipserver.log` beside the attempts, and its first stdout line gives its
 //! HTTP address.
 
+use crate::worker::process::setup::ChildSetup;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use serde::Serialize;
 use std::io::{self, BufRead, BufReader};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,22 +164,13 @@ fn spawn(exe: &Path, options: &str, log: &Path) -> io::Result<Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
-    // SAFETY: getpid has no preconditions; it runs before the fork.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: the closure runs between fork and exec and calls only
-    // async-signal-safe functions (prctl, getppid, _exit); it allocates
-    // nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
+    // Dies with the thread that started it (a long-lived one, see
+    // `Sidecar::start`), set up by the worker's one child set-up.
+    ChildSetup {
+        die_with_parent: true,
+        ..Default::default()
     }
+    .apply(&mut cmd);
     cmd.spawn()
 }
 
@@ -199,8 +193,9 @@ fn wait_or_stop(child: &mut Child, stop: &AtomicBool) -> String {
         if stop.load(Ordering::Acquire) {
             match term_at {
                 None => {
-                    // SAFETY: signalling our own unreaped child.
-                    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                    // Our own unreaped child: its pid is still its own.
+                    let pid = Pid::from_raw(child.id() as i32);
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
                     term_at = Some(Instant::now());
                 }
                 Some(t) if t.elapsed() > STOP_GRACE => {
