@@ -192,10 +192,8 @@ fn prepare(
             continue;
         };
         match catalog.version(kind, name) {
-            Ok(Some(version)) => {
-                check_version(kind, name, version, &job.plugins)
-                    .map_err(|e| Refused(e.to_string()))?
-            }
+            Ok(Some(version)) => check_version(kind, name, version, &job.plugins)
+                .map_err(|e| Refused(e.to_string()))?,
             Ok(None) => {}
             // Built-in classes load in this process; others wait for the catalog.
             Err(why)

@@ -191,9 +191,13 @@ mod tests {
     fn an_unresolved_class_is_refused() {
         let text = "[CFOptions \"a\"]\n  merge_operator=counter\n  comparator=leveldb.BytewiseComparator\n[CFOptions \"b\"]\n  merge_operator=nullptr\n  comparator=my.reverse\n";
         let t = OptionsText::parse(text);
-        let e = check_override(&t, "a", &summary(""), &|_, _| false).unwrap_err().to_string();
+        let e = check_override(&t, "a", &summary(""), &|_, _| false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("merge_operator=counter"), "{e}");
-        let e = check_override(&t, "b", &summary(""), &|_, _| false).unwrap_err().to_string();
+        let e = check_override(&t, "b", &summary(""), &|_, _| false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("my.reverse"), "{e}");
     }
 
@@ -208,7 +212,9 @@ mod tests {
     #[test]
     fn a_dropped_filter_is_refused() {
         let t = OptionsText::parse(TEXT);
-        let e = check_override(&t, "a", &summary(""), &|_, _| false).unwrap_err().to_string();
+        let e = check_override(&t, "a", &summary(""), &|_, _| false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("filter_policy=bloomfilter"), "{e}");
         assert!(check_override(&t, "a", &summary("bloomfilter:10:false"), &|_, _| false).is_ok());
         assert!(check_override(&t, "b", &summary(""), &|_, _| false).is_ok());

@@ -8,11 +8,11 @@
 //! then write `rpc.results` and `compact.done` beside the outputs so that a
 //! hoster can still collect the result should the worker die right after.
 
-use crate::rocks::RocksError;
 use crate::protocol::attempt::AttemptKey;
 use crate::protocol::output_dir::{done_marker, COMPACT_DONE, RPC_RESULTS};
 use crate::rocks::open_and_compact::{open_and_compact, Override};
 use crate::rocks::serialized::{rewrite_output_path, ResultInfo};
+use crate::rocks::RocksError;
 use crate::worker::attempt::owned::AttemptWork;
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::beneath;
@@ -129,7 +129,12 @@ impl RunResult {
 
 /// Runs the attempt `work` in this process, on the directories `dirs`;
 /// `dir` is its attempt directory.
-pub fn run(work: &mut AttemptWork, dirs: &AttemptDirs, dir: &AttemptDir, identity: &str) -> RunResult {
+pub fn run(
+    work: &mut AttemptWork,
+    dirs: &AttemptDirs,
+    dir: &AttemptDir,
+    identity: &str,
+) -> RunResult {
     let job = &mut work.prepared;
     if let Err(e) = set_up(&mut job.overrides, dir, identity) {
         return RunResult::failed(Outcome::SetupFailed(e.to_string()));

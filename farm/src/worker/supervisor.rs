@@ -549,7 +549,13 @@ impl Supervisor {
             at: Instant::now(),
         };
         st.running -= 1;
-        self.count_end(&mut st, &ended.outcome, ran, ended.bytes_read, ended.bytes_written);
+        self.count_end(
+            &mut st,
+            &ended.outcome,
+            ran,
+            ended.bytes_read,
+            ended.bytes_written,
+        );
         self.dispatch(&mut st);
         self.tell(&st, Some(&name));
     }

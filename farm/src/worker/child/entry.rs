@@ -155,8 +155,12 @@ fn deliver(
 type Prepared = (ChildSpec, AttemptDirs, Vec<u8>, Override);
 
 /// `file` in the attempt directory, as JSON.
-fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, file: &'static str) -> Result<T, SetupError> {
-    let bytes = std::fs::read(dir.join(file)).map_err(|source| SetupError::Read { file, source })?;
+fn read_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &'static str,
+) -> Result<T, SetupError> {
+    let bytes =
+        std::fs::read(dir.join(file)).map_err(|source| SetupError::Read { file, source })?;
     serde_json::from_slice(&bytes).map_err(|source| SetupError::Json { file, source })
 }
 

@@ -35,7 +35,8 @@ impl Supervisor {
     /// `panicked`.
     pub(super) fn run_attempt(&self, mut attempt: Attempt) {
         let ran = catch_unwind(AssertUnwindSafe(|| self.run_to_end(&mut attempt)));
-        let ended = ran.unwrap_or_else(|panic| Ended::failed(Outcome::Panicked(panic_text(&*panic))));
+        let ended =
+            ran.unwrap_or_else(|panic| Ended::failed(Outcome::Panicked(panic_text(&*panic))));
         let (name, outcome) = (attempt.work.name.clone(), ended.outcome.clone());
         if !attempt.finish(ended) {
             tracing::info!(attempt = %name, outcome = %outcome, "dropped the late end of an attempt that was already ended");
@@ -93,7 +94,10 @@ impl Supervisor {
 
     fn log_start(&self, work: &AttemptWork, dir: &AttemptDir) {
         let p = &work.prepared;
-        dir.log(&format!("attempt {} running on {}", work.name, self.identity));
+        dir.log(&format!(
+            "attempt {} running on {}",
+            work.name, self.identity
+        ));
         dir.log(&format!(
             "start db={} output_dir={} cf={} options={}",
             p.db.path().display(),
