@@ -35,6 +35,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod schedule;
+mod wait;
+
 /// The directory below the DB that holds attempts' output directories:
 /// `farm-output/<start_time>.<nonce>/job-NNNNN-NN-att-NN`, one directory
 /// per run of the hoster process, so an attempt of an earlier run (a
@@ -254,111 +257,6 @@ impl FarmService {
             .sum()
     }
 
-    fn schedule_job(&self, info: &JobInfo, input: &[u8]) -> ScheduleAnswer {
-        let c = &self.config;
-        if info.output_level < c.dcompact_min_level || info.output_level > c.dcompact_max_level {
-            return self.local(
-                FallbackReason::Level,
-                &format!("output level {}", info.output_level),
-            );
-        }
-        let input_info = match InputInfo::parse(input) {
-            Ok(i) => i,
-            Err(e) => return self.local(FallbackReason::Internal, &e),
-        };
-        let input_bytes = self.input_bytes(&input_info.input_files);
-        let estimate = self.speed.estimate(&input_info.cf_name, input_bytes);
-        let wait_limit = wait_limit(estimate, c.timeout_multiplier, c.overall_timeout);
-        let mut last: Option<RequestError> = None;
-        let mut refused_by = Vec::new();
-        for try_no in 0..c.http_max_retry {
-            let Some(worker) = self.workers.pick() else {
-                break;
-            };
-            if refused_by.contains(&worker.base_url) {
-                // Every worker still in rotation refused this job already.
-                break;
-            }
-            let key = AttemptKey {
-                instance_name: c.instance_name.clone(),
-                start_time: self.start_time,
-                dbname: self.dbname.clone(),
-                job_id: info.job_id,
-                attempt: self.book.next_attempt(info.job_id),
-            };
-            let output_dir = output_dir::path(&self.run_dir, &key);
-            let job = Job {
-                instance_name: key.instance_name.clone(),
-                dbname: key.dbname.clone(),
-                hoster_root: c.hoster_root.clone(),
-                start_time: key.start_time,
-                job_id: key.job_id,
-                attempt: key.attempt,
-                code_version: env!("CARGO_PKG_VERSION").into(),
-                protocol: PROTOCOL_VERSION,
-                cf_name: input_info.cf_name.clone(),
-                output_level: info.output_level,
-                estimate_time_us: estimate.map_or(0, |e| e.as_micros() as u64),
-                nfs_type: c.nfs_type.clone(),
-                nfs_mnt_src: c.nfs_mnt_src.clone(),
-                nfs_mnt_opt: c.nfs_mnt_opt.clone(),
-                output_dir: output_dir.to_string_lossy().into_owned(),
-                compaction_service_input: Job::encode_input(input),
-                plugins: plugin_versions(&c.plugin_versions),
-                job_info: Some(info.clone()),
-            };
-            let base = &worker.base_url;
-            let name = match AttemptName::new(&key, &c.hoster_root) {
-                Ok(n) => n.as_str().to_owned(),
-                Err(e) => return self.local(FallbackReason::Internal, &e),
-            };
-            match self.client.submit(base, &job) {
-                Ok(()) => {
-                    self.stats.scheduled();
-                    let attempt = RemoteAttempt::new(
-                        &self.book,
-                        Submitted {
-                            worker: worker.base_url.clone(),
-                            key,
-                            name,
-                            output_dir,
-                            generation: self.generation.load(Ordering::Acquire),
-                            verified: None,
-                            cf_name: input_info.cf_name.clone(),
-                            input_bytes,
-                            submitted: Instant::now(),
-                            wait_limit,
-                        },
-                    );
-                    let id = attempt.id();
-                    tracing::debug!(job = id, worker = base, "scheduled remotely");
-                    lock(&self.pending).insert(id.clone(), attempt);
-                    return ScheduleAnswer::Scheduled(id);
-                }
-                Err(e) => {
-                    tracing::info!(worker = base, try_no, error = %e, "submission failed");
-                    self.stats.submit_failed();
-                    if e.reason == FallbackReason::Timeout {
-                        cancel_in_background(&self.client, base, &key);
-                    }
-                    match e.reason {
-                        FallbackReason::Busy => std::thread::sleep(c.retry_sleep_time),
-                        // A refusal is about the job, not the worker: no
-                        // backoff, and no second try on the same worker.
-                        FallbackReason::Refused => refused_by.push(worker.base_url.clone()),
-                        _ => self.workers.failed(&worker.base_url),
-                    }
-                    last = Some(e);
-                }
-            }
-        }
-        self.book.forget_job(info.job_id);
-        match last {
-            Some(e) => self.local(e.reason, &e),
-            None => self.local(FallbackReason::NoWorker, &"no worker available"),
-        }
-    }
-
     /// Ends an attempt without installing it: cancel it on the worker
     /// (when it may still run), then let go of it (its output directory is
     /// removed, see [`RemoteAttempt`]).
@@ -375,111 +273,6 @@ impl FarmService {
         drop(p);
         self.local(reason, why);
         WaitAnswer::UseLocal
-    }
-
-    fn wait_job(&self, id: &str) -> WaitAnswer {
-        let Some(p) = lock(&self.pending).remove(id) else {
-            return self.abandon_unknown(id);
-        };
-        let base = p.worker.clone();
-        let deadline = p.submitted + p.wait_limit;
-        let mut pause = Duration::from_millis(5);
-        let mut transient = 0u32;
-        // The last pause ended with etcd's "done" event. While the events
-        // arrive, the first probe waits for one: probing is the fallback.
-        let mut woken = self.watching_completions()
-            && self
-                .completions
-                .wait(&p.name, PROBE_PAUSE_MAX_WATCHED.min(p.wait_limit));
-        loop {
-            if self.generation.load(Ordering::Acquire) != p.generation {
-                return self.abandon(
-                    p,
-                    FallbackReason::Cancelled,
-                    &"RocksDB cancelled awaiting jobs",
-                    true,
-                );
-            }
-            if Instant::now() >= deadline {
-                let why = format!(
-                    "no result after {:?} (timeout_multiplier x estimate, or overall_timeout)",
-                    p.wait_limit
-                );
-                return self.abandon(p, FallbackReason::Timeout, &why, true);
-            }
-            self.stats.probed();
-            // Without etcd's events, the worker holds the probe until the
-            // attempt ends (or `probe_wait` passes).
-            let held = if self.watching_completions() {
-                Duration::ZERO
-            } else {
-                self.config
-                    .probe_wait
-                    .min(deadline.saturating_duration_since(Instant::now()))
-            };
-            let probe_started = Instant::now();
-            match self.client.probe(&base, &p.key, held) {
-                Ok(a) if a.status == answers::QUEUED || a.status == answers::RUNNING => {
-                    transient = 0;
-                }
-                Ok(a) if a.status == answers::DONE => {
-                    let Some(result) = a
-                        .result
-                        .as_deref()
-                        .and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
-                    else {
-                        return self.abandon(
-                            p,
-                            FallbackReason::Protocol,
-                            &"done without a base64 result",
-                            false,
-                        );
-                    };
-                    self.stats.done_seen(woken);
-                    return self.install(p, &result);
-                }
-                Ok(a) if a.status == answers::FAILED => {
-                    let why = a.error.unwrap_or_default();
-                    return self.abandon(p, FallbackReason::RemoteFailed, &why, false);
-                }
-                Ok(a) => {
-                    return self.abandon(
-                        p,
-                        FallbackReason::Protocol,
-                        &format!("unknown probe status {:?}", a.status),
-                        true,
-                    )
-                }
-                Err(e)
-                    if e.reason == FallbackReason::Timeout
-                        && transient + 1 < self.config.http_max_retry =>
-                {
-                    transient += 1;
-                }
-                Err(e) => {
-                    // The worker writes its result beside the outputs, so one
-                    // that died right after finishing still delivers.
-                    if let Some(result) = output_dir::finished_on_disk(&p.output_dir, &p.key) {
-                        tracing::info!(job = id, error = %e, "worker unreachable; collecting its result from the output directory");
-                        return self.install(p, &result);
-                    }
-                    self.workers.failed(&p.worker);
-                    return self.abandon(p, e.reason, &e, e.reason != FallbackReason::NotFound);
-                }
-            }
-            let until_deadline = deadline.saturating_duration_since(Instant::now());
-            if self.watching_completions() {
-                woken = self
-                    .completions
-                    .wait(&p.name, PROBE_PAUSE_MAX_WATCHED.min(until_deadline));
-            } else if !held.is_zero() && probe_started.elapsed() >= held / 2 {
-                // The worker held the probe: ask again at once.
-            } else {
-                // No wait asked, or a worker that answers at once.
-                std::thread::sleep(pause.min(until_deadline));
-                pause = (pause * 2).min(PROBE_PAUSE_MAX);
-            }
-        }
     }
 
     fn abandon_unknown(&self, id: &str) -> WaitAnswer {

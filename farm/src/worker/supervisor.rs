@@ -185,6 +185,21 @@ struct State {
     tombstones: Tombstones,
 }
 
+impl State {
+    fn new(tombstones: Tombstones) -> Self {
+        State {
+            attempts: HashMap::new(),
+            queue: VecDeque::new(),
+            running: 0,
+            running_high_water: 0,
+            stopping: false,
+            counters: Counters::default(),
+            child_plugin_counts: PluginCounts::default(),
+            tombstones,
+        }
+    }
+}
+
 pub struct Supervisor {
     config: Arc<WorkerConfig>,
     /// `WORKER_DB_ROOT`, opened: attempt directories are made beneath it.
@@ -262,16 +277,7 @@ impl Supervisor {
             zip,
             config,
             identity,
-            state: Mutex::new(State {
-                attempts: HashMap::new(),
-                queue: VecDeque::new(),
-                running: 0,
-                running_high_water: 0,
-                stopping: false,
-                counters: Counters::default(),
-                child_plugin_counts: PluginCounts::default(),
-                tombstones,
-            }),
+            state: Mutex::new(State::new(tombstones)),
             tasks: TaskTracker::new(),
             spawner,
             catalog,
@@ -281,26 +287,25 @@ impl Supervisor {
             registration: OnceLock::new(),
             ended: tokio::sync::watch::channel(0).0,
         });
-        // Weak: the registry lives in the supervisor it reads.
-        let gauges = queue::collector(Arc::downgrade(&sup)).map_err(std::io::Error::other)?;
-        sup.registry
-            .register(Box::new(gauges))
-            .map_err(std::io::Error::other)?;
-        if sup.zip.is_some() {
-            let zip = crate::worker::metrics::zip::collector(Arc::downgrade(&sup))
-                .map_err(std::io::Error::other)?;
-            sup.registry
-                .register(Box::new(zip))
-                .map_err(std::io::Error::other)?;
-        }
-        if let Some(table) = &sup.mounts {
-            let mounts = crate::worker::metrics::mounts::collector(Arc::downgrade(table))
-                .map_err(std::io::Error::other)?;
-            sup.registry
-                .register(Box::new(mounts))
-                .map_err(std::io::Error::other)?;
-        }
+        sup.register_collectors().map_err(std::io::Error::other)?;
         Ok(sup)
+    }
+
+    /// The queue gauges, and the zipserver's and the mounts' collectors
+    /// when there are any. Weak: the registry lives in the supervisor it
+    /// reads.
+    fn register_collectors(self: &Arc<Self>) -> Result<(), prometheus::Error> {
+        let gauges = queue::collector(Arc::downgrade(self))?;
+        self.registry.register(Box::new(gauges))?;
+        if self.zip.is_some() {
+            let zip = crate::worker::metrics::zip::collector(Arc::downgrade(self))?;
+            self.registry.register(Box::new(zip))?;
+        }
+        if let Some(table) = &self.mounts {
+            let mounts = crate::worker::metrics::mounts::collector(Arc::downgrade(table))?;
+            self.registry.register(Box::new(mounts))?;
+        }
+        Ok(())
     }
 
     /// The registry `/metrics` serves.
@@ -494,7 +499,7 @@ impl Supervisor {
         let (place, prepared) = entry.phase.start(running)?;
         let waited = entry.accepted.elapsed();
         self.metrics.started(waited);
-        let end = AttemptEnd::new(entry.name.clone(), place, self.end_sink(&key));
+        let end = AttemptEnd::new(place, self.end_sink(&key));
         let work = AttemptWork {
             name: entry.name.clone(),
             job: entry.job.clone(),

@@ -8,7 +8,6 @@
 //! end to its sink (the supervisor: the running slot, the counters, the
 //! `/probe` answer, the next attempt); any later report is dropped.
 
-use crate::protocol::attempt::AttemptName;
 use crate::worker::admission_gate::Reservation;
 use crate::worker::outcome::Outcome;
 use std::sync::{Arc, Mutex};
@@ -40,16 +39,14 @@ pub type Sink = Box<dyn FnOnce(Ended) + Send>;
 
 /// The once-only end of one run.
 pub struct AttemptEnd {
-    name: AttemptName,
     /// Taken by the first report.
     open: Mutex<Option<(Reservation, Sink)>>,
 }
 
 impl AttemptEnd {
-    /// The end of a run of `name` that holds the queue place `place`.
-    pub fn new(name: AttemptName, place: Reservation, sink: Sink) -> Arc<Self> {
+    /// The end of a run that holds the queue place `place`.
+    pub fn new(place: Reservation, sink: Sink) -> Arc<Self> {
         Arc::new(AttemptEnd {
-            name,
             open: Mutex::new(Some((place, sink))),
         })
     }
@@ -73,16 +70,11 @@ impl AttemptEnd {
             .unwrap_or_else(|p| p.into_inner())
             .is_none()
     }
-
-    pub fn name(&self) -> &AttemptName {
-        &self.name
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::attempt::AttemptKey;
     use crate::worker::admission_gate::AdmissionGate;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -91,18 +83,9 @@ mod tests {
         let gate = AdmissionGate::new(1, 1);
         let (place, permit) = gate.enter().unwrap();
         drop(permit);
-        let key = AttemptKey {
-            instance_name: "i".into(),
-            start_time: 1,
-            dbname: "/h/db".into(),
-            job_id: 1 << 32,
-            attempt: 0,
-        };
-        let name = AttemptName::new(&key, "/h").unwrap();
         let reports = Arc::new(AtomicUsize::new(0));
         let seen = reports.clone();
         let end = AttemptEnd::new(
-            name,
             place,
             Box::new(move |e: Ended| {
                 assert_eq!(e.outcome, Outcome::TimedOut);
