@@ -16,6 +16,7 @@ use crate::rocks::RocksError;
 use crate::worker::attempt::owned::AttemptWork;
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::beneath;
+use crate::worker::mounts::mounter::MountError;
 use crate::worker::mounts::table::MountLease;
 use crate::worker::outcome::Outcome;
 use crate::worker::paths::{Mapped, PathError};
@@ -36,6 +37,8 @@ pub enum RunError {
     Persist(#[source] std::io::Error),
     #[error("failed to set up the override: {0}")]
     Override(#[source] RocksError),
+    #[error("remount after a stale file handle failed: {0}")]
+    Remount(#[source] MountError),
 }
 
 /// A job that passed admission: its paths are mapped into the worker's space,

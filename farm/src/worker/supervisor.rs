@@ -50,7 +50,7 @@ use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
 use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
 use crate::worker::root_guard::WorkerRoot;
-use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunResult};
+use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunError, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use crate::worker::summary::Summary;
 use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};

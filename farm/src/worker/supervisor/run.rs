@@ -157,11 +157,11 @@ impl Supervisor {
         drop(dirs);
         let again = table
             .remount(lease)
-            .map_err(|e| format!("remount after a stale file handle failed: {e}"))
-            .and_then(|()| AttemptDirs::reopen(&work.prepared).map_err(|e| e.to_string()));
+            .map_err(RunError::Remount)
+            .and_then(|()| AttemptDirs::reopen(&work.prepared));
         match again {
             Ok(dirs) => self.run_once(work, &dirs, dir),
-            Err(e) => (RunResult::failed(Outcome::SetupFailed(e)), None),
+            Err(e) => (RunResult::failed(Outcome::SetupFailed(e.to_string())), None),
         }
     }
 
