@@ -95,14 +95,14 @@
 //! - [`rocks`]: the FFI to RocksDB, the C++ shim and plugin objects. Every
 //!   callback Rust hands to C catches unwinds, and every `extern "C"`
 //!   function of the shim catches C++ exceptions.
-//! - Process control, where `nix` has no safe call for it: the
+//! - Process control, where `nix` has no safe call for it: the one
 //!   `pre_exec` set-up of children (`worker::process::setup`: cgroup,
-//!   process group, parent-death signal, resource limits, `nice`; and the
-//!   zipserver sidecar's), `pidfd_open` and `poll` to wake a wait at a
-//!   child's exit (`worker::process::exit_wait`), `umount2` and `fcntl`
-//!   for mounts (`worker::mounts::sys`), `statvfs` for the free-space
-//!   guard, `getrusage` and `sysconf` for CPU figures (`workload::cpu`).
-//!   Signals, `waitpid`, `prctl` and `openat2` go through `nix`.
+//!   process group, parent-death signal, resource limits, and `nice`, which
+//!   `nix` lacks; the zipserver sidecar uses it too), and `pidfd_open` to
+//!   wake a wait at a child's exit (`worker::process::exit_wait`).
+//!   Signals, `waitpid`, `prctl`, `poll`, `umount2`, `fcntl`, `statvfs`,
+//!   `getrusage` and `openat2` go through `nix`; `/proc` reads through
+//!   `procfs`; plugins are loaded through `libloading`.
 //! - The binaries: `sched_setaffinity` in `farm-bench`, `dlsym` through
 //!   `libloading` in `plain-scan`, `sysconf` in `zip-bench`.
 //! - Not in this crate: the `zipserver` crate keeps its own FFI (the

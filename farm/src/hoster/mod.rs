@@ -21,6 +21,8 @@
 //! ([`stats::FallbackReason`]). `on_installation` removes the attempt's
 //! output directory.
 //!
+//! - [`attempt`]: one submitted attempt, owned by one value that releases
+//!   its output directory, numbering and in-flight place when dropped.
 //! - [`discovery`]: workers registered in etcd join the rotation.
 //! - [`completions`]: etcd's "attempt done" events wake the waits.
 //! - [`config`]: ToplingDB's `DcompactEtcd` JSON params.
@@ -36,6 +38,7 @@
 //! - [`tuning`]: the DB options enabling the farm raises (how many
 //!   compactions may run at once).
 
+pub mod attempt;
 pub mod completions;
 pub mod config;
 pub mod discovery;

@@ -23,6 +23,7 @@ use crate::worker::paths::PathMap;
 use crate::worker::plugin_catalog::{check_version, Catalog};
 use crate::worker::runner::PreparedJob;
 use crate::worker::space_guard;
+use crate::worker::stats::RejectReason;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
@@ -35,6 +36,17 @@ pub enum AdmissionError {
     /// 412.
     #[error("{0}")]
     Refused(String),
+}
+
+impl AdmissionError {
+    /// What the refusal counts as, and answers (see the server's one
+    /// table from a refusal to its HTTP status).
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            AdmissionError::Malformed(_) => RejectReason::Malformed,
+            AdmissionError::Refused(_) => RejectReason::Refused,
+        }
+    }
 }
 
 /// With `mounts` (`NFS_DYNAMIC_MOUNT`), the instance's storage is mounted
@@ -152,7 +164,8 @@ fn prepare(
     let input_files = input_file_sizes(&db_dir, &info.input_files)?;
     let input_bytes: u64 = input_files.iter().map(|(_, size)| size).sum();
     let db_path = beneath::fd_path(&db_dir);
-    space_guard::check(&db_path, input_bytes, config.output_space_margin).map_err(Refused)?;
+    space_guard::check(&db_path, input_bytes, config.output_space_margin)
+        .map_err(|e| Refused(e.to_string()))?;
     // The override comes from the column family's options in the OPTIONS
     // file the input names, and must carry everything that file says.
     let options_name = format!("OPTIONS-{:06}", info.options_file_number);
@@ -179,9 +192,8 @@ fn prepare(
             continue;
         };
         match catalog.version(kind, name) {
-            Ok(Some(version)) => {
-                check_version(kind, name, version, &job.plugins).map_err(Refused)?
-            }
+            Ok(Some(version)) => check_version(kind, name, version, &job.plugins)
+                .map_err(|e| Refused(e.to_string()))?,
             Ok(None) => {}
             // Built-in classes load in this process; others wait for the catalog.
             Err(why)
@@ -198,7 +210,7 @@ fn prepare(
     let known = |option: &str, name: &str| {
         plugin_kind(option).is_some_and(|kind| matches!(catalog.version(kind, name), Ok(Some(_))))
     };
-    check_override(&text, &info.cf_name, &loaded, &known).map_err(Refused)?;
+    check_override(&text, &info.cf_name, &loaded, &known).map_err(|e| Refused(e.to_string()))?;
     let prepared = PreparedJob {
         db,
         output,

@@ -36,6 +36,9 @@
 //!   it; what a killed predecessor left is ended at start.
 //! - [`plugin_catalog`]: which plugin classes the worker runs, in which versions.
 //! - [`queue_order`]: which waiting attempt runs next.
+//! - [`attempt`]: one attempt, one owner: what a run holds (place, slot,
+//!   prepared job and mount lease, cancel flag, deadline, directory) and
+//!   its once-only end.
 //! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with its owner
 //!   marker, `job.json` and `LOG`.
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
@@ -55,6 +58,7 @@
 
 pub mod admission;
 pub mod admission_gate;
+pub mod attempt;
 pub mod attempt_dir;
 pub mod beneath;
 pub mod cgroup;

@@ -12,6 +12,35 @@ use crate::rocks::open_and_compact::OverrideSummary;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// How the loaded override differs from what the OPTIONS file says.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideMismatch {
+    #[error(
+        "column family {cf:?} uses {option}={named}, which this worker cannot create \
+         (no built-in class or loaded plugin has that name)"
+    )]
+    UnknownClass {
+        cf: String,
+        option: &'static str,
+        named: String,
+    },
+    #[error("column family {cf:?} uses comparator {named}, but this worker would use {loaded}")]
+    Comparator {
+        cf: String,
+        named: String,
+        loaded: String,
+    },
+    #[error(
+        "column family {cf:?} has filter_policy={filter} in its OPTIONS file, which RocksDB cannot \
+         rebuild (no bits per key recorded), so remote outputs would lose their filters; configure \
+         the filter by string on the hoster (e.g. Options::get_options_from_string with \
+         \"block_based_table_factory={{filter_policy=bloomfilter:10:false}}\")"
+    )]
+    FilterLost { cf: String, filter: String },
+    #[error("column family {cf:?} has no filter in its OPTIONS file but the loaded options have {loaded}")]
+    FilterAdded { cf: String, loaded: String },
+}
+
 /// The sections of an OPTIONS file: `[TableOptions/BlockBasedTable "cf"]`
 /// and friends, each a map of `key=value`.
 #[derive(Debug, Default)]
@@ -67,7 +96,7 @@ pub fn check_override(
     cf: &str,
     loaded: &OverrideSummary,
     plugin_known: &dyn Fn(&str, &str) -> bool,
-) -> Result<(), String> {
+) -> Result<(), OverrideMismatch> {
     check_classes(text, cf, loaded, plugin_known)?;
     check_filter(text, cf, loaded)
 }
@@ -77,7 +106,7 @@ fn check_classes(
     cf: &str,
     loaded: &OverrideSummary,
     plugin_known: &dyn Fn(&str, &str) -> bool,
-) -> Result<(), String> {
+) -> Result<(), OverrideMismatch> {
     let section = format!("CFOptions \"{cf}\"");
     for (option, name) in &loaded.classes {
         let Some(named) = text.get(&section, option) else {
@@ -87,38 +116,43 @@ fn check_classes(
             continue;
         }
         if name.is_empty() && !plugin_known(option, named) {
-            return Err(format!(
-                "column family {cf:?} uses {option}={named}, which this worker cannot create \
-                 (no built-in class or loaded plugin has that name)"
-            ));
+            return Err(OverrideMismatch::UnknownClass {
+                cf: cf.to_owned(),
+                option,
+                named: named.to_owned(),
+            });
         }
         if *option == "comparator" && name != named {
-            return Err(format!(
-                "column family {cf:?} uses comparator {named}, but this worker would use {name}"
-            ));
+            return Err(OverrideMismatch::Comparator {
+                cf: cf.to_owned(),
+                named: named.to_owned(),
+                loaded: name.clone(),
+            });
         }
     }
     Ok(())
 }
 
-fn check_filter(text: &OptionsText, cf: &str, loaded: &OverrideSummary) -> Result<(), String> {
+fn check_filter(
+    text: &OptionsText,
+    cf: &str,
+    loaded: &OverrideSummary,
+) -> Result<(), OverrideMismatch> {
     let Some(filter) = text.block_based_table(cf, "filter_policy") else {
         return Ok(());
     };
     let configured = filter != "nullptr" && !filter.is_empty();
     if configured && loaded.filter_policy.is_empty() {
-        return Err(format!(
-            "column family {cf:?} has filter_policy={filter} in its OPTIONS file, which RocksDB cannot \
-             rebuild (no bits per key recorded), so remote outputs would lose their filters; configure \
-             the filter by string on the hoster (e.g. Options::get_options_from_string with \
-             \"block_based_table_factory={{filter_policy=bloomfilter:10:false}}\")"
-        ));
+        return Err(OverrideMismatch::FilterLost {
+            cf: cf.to_owned(),
+            filter: filter.to_owned(),
+        });
     }
     if !configured && !loaded.filter_policy.is_empty() {
-        return Err(format!(
-            "column family {cf:?} has no filter in its OPTIONS file but the loaded options have {}",
-            loaded.filter_policy
-        ));
+        return Err(OverrideMismatch::FilterAdded {
+            cf: cf.to_owned(),
+            loaded: loaded.filter_policy.clone(),
+        });
     }
     Ok(())
 }
@@ -157,9 +191,13 @@ mod tests {
     fn an_unresolved_class_is_refused() {
         let text = "[CFOptions \"a\"]\n  merge_operator=counter\n  comparator=leveldb.BytewiseComparator\n[CFOptions \"b\"]\n  merge_operator=nullptr\n  comparator=my.reverse\n";
         let t = OptionsText::parse(text);
-        let e = check_override(&t, "a", &summary(""), &|_, _| false).unwrap_err();
+        let e = check_override(&t, "a", &summary(""), &|_, _| false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("merge_operator=counter"), "{e}");
-        let e = check_override(&t, "b", &summary(""), &|_, _| false).unwrap_err();
+        let e = check_override(&t, "b", &summary(""), &|_, _| false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("my.reverse"), "{e}");
     }
 
@@ -174,7 +212,9 @@ mod tests {
     #[test]
     fn a_dropped_filter_is_refused() {
         let t = OptionsText::parse(TEXT);
-        let e = check_override(&t, "a", &summary(""), &|_, _| false).unwrap_err();
+        let e = check_override(&t, "a", &summary(""), &|_, _| false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("filter_policy=bloomfilter"), "{e}");
         assert!(check_override(&t, "a", &summary("bloomfilter:10:false"), &|_, _| false).is_ok());
         assert!(check_override(&t, "b", &summary(""), &|_, _| false).is_ok());

@@ -80,11 +80,9 @@ impl Catalog {
 
     /// The version of plugin class `name` of `kind`, `None` when no plugin
     /// provides it, `Err` when the catalog is not known yet.
-    pub fn version(&self, kind: &str, name: &str) -> Result<Option<u32>, &'static str> {
+    pub fn version(&self, kind: &str, name: &str) -> Result<Option<u32>, NotReady> {
         let classes = self.classes.read().unwrap_or_else(|p| p.into_inner());
-        let classes = classes
-            .as_ref()
-            .ok_or("the plugin catalog is not ready yet")?;
+        let classes = classes.as_ref().ok_or(NotReady)?;
         Ok(classes
             .iter()
             .find(|c| c.kind == kind && c.name == name)
@@ -100,6 +98,29 @@ impl Catalog {
     }
 }
 
+/// The catalog has not been read from the describing child yet.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the plugin catalog is not ready yet")]
+pub struct NotReady;
+
+/// Why a plugin class cannot run a job: the hoster uses another version.
+#[derive(Debug, thiserror::Error)]
+pub enum VersionMismatch {
+    #[error("{kind} {name}: the hoster uses version {hoster}, this worker has version {worker}")]
+    Differs {
+        kind: String,
+        name: String,
+        hoster: u32,
+        worker: u32,
+    },
+    #[error("{kind} {name} is a plugin class (version {worker} here) but the job does not say which version the hoster uses")]
+    Unstated {
+        kind: String,
+        name: String,
+        worker: u32,
+    },
+}
+
 /// Checks a plugin class that the job's OPTIONS name against the versions
 /// the hoster sent.
 pub fn check_version(
@@ -107,20 +128,25 @@ pub fn check_version(
     name: &str,
     worker_version: u32,
     hoster: &[PluginVersion],
-) -> Result<(), String> {
+) -> Result<(), VersionMismatch> {
     // A C++ plugin that registered itself carries no version to compare.
     if worker_version == 0 {
         return Ok(());
     }
+    let (kind, name_owned) = (kind.to_owned(), name.to_owned());
     match hoster.iter().find(|p| p.name == name) {
         Some(p) if p.version == worker_version => Ok(()),
-        Some(p) => Err(format!(
-            "{kind} {name}: the hoster uses version {}, this worker has version {worker_version}",
-            p.version
-        )),
-        None => Err(format!(
-            "{kind} {name} is a plugin class (version {worker_version} here) but the job does not say which version the hoster uses"
-        )),
+        Some(p) => Err(VersionMismatch::Differs {
+            kind,
+            name: name_owned,
+            hoster: p.version,
+            worker: worker_version,
+        }),
+        None => Err(VersionMismatch::Unstated {
+            kind,
+            name: name_owned,
+            worker: worker_version,
+        }),
     }
 }
 

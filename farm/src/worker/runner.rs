@@ -10,16 +10,36 @@
 
 use crate::protocol::attempt::AttemptKey;
 use crate::protocol::output_dir::{done_marker, COMPACT_DONE, RPC_RESULTS};
-use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
+use crate::rocks::open_and_compact::{open_and_compact, Override};
 use crate::rocks::serialized::{rewrite_output_path, ResultInfo};
+use crate::rocks::RocksError;
+use crate::worker::attempt::owned::AttemptWork;
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::beneath;
+use crate::worker::mounts::mounter::MountError;
 use crate::worker::mounts::table::MountLease;
 use crate::worker::outcome::Outcome;
 use crate::worker::paths::{Mapped, PathError};
 use crate::worker::timings::{now_us, AttemptTimings};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+
+/// Why an attempt's directories or its result files could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Dirs(#[from] PathError),
+    #[error("failed to empty the output directory: {0}")]
+    ClearOutput(#[source] std::io::Error),
+    #[error("failed to name the output directory in the result: {0}")]
+    NameResult(#[source] RocksError),
+    #[error("failed to write {RPC_RESULTS} and {COMPACT_DONE}: {0}")]
+    Persist(#[source] std::io::Error),
+    #[error("failed to set up the override: {0}")]
+    Override(#[source] RocksError),
+    #[error("remount after a stale file handle failed: {0}")]
+    Remount(#[source] MountError),
+}
 
 /// A job that passed admission: its paths are mapped into the worker's space,
 /// its input was read and its override built and checked.
@@ -75,10 +95,9 @@ impl AttemptDirs {
 
     /// Opens both again (after a remount): the output directory is the
     /// attempt's own by then, and is emptied of what an earlier run wrote.
-    pub fn reopen(job: &PreparedJob) -> Result<Self, String> {
-        let dirs = Self::open(&job.db, &job.output).map_err(|e| e.to_string())?;
-        beneath::clear_dir(dirs.output.as_fd())
-            .map_err(|e| format!("failed to empty the output directory: {e}"))?;
+    pub fn reopen(job: &PreparedJob) -> Result<Self, RunError> {
+        let dirs = Self::open(&job.db, &job.output)?;
+        beneath::clear_dir(dirs.output.as_fd()).map_err(RunError::ClearOutput)?;
         Ok(dirs)
     }
 
@@ -111,29 +130,20 @@ impl RunResult {
     }
 }
 
+/// Runs the attempt `work` in this process, on the directories `dirs`;
+/// `dir` is its attempt directory.
 pub fn run(
-    key: &AttemptKey,
-    job: &mut PreparedJob,
+    work: &mut AttemptWork,
     dirs: &AttemptDirs,
     dir: &AttemptDir,
     identity: &str,
-    cancel: &CancelFlag,
 ) -> RunResult {
-    let mut setup = || -> Result<(), String> {
-        job.overrides
-            .set_info_log(&dir.rocksdb_log())
-            .map_err(|e| e.to_string())?;
-        job.overrides
-            .set_option("db_host_id", identity)
-            .map_err(|e| e.to_string())?;
-        super::selftest::apply(&mut job.overrides)?;
-        Ok(())
-    };
-    if let Err(e) = setup() {
-        return RunResult::failed(Outcome::SetupFailed(e));
+    let job = &mut work.prepared;
+    if let Err(e) = set_up(&mut job.overrides, dir, identity) {
+        return RunResult::failed(Outcome::SetupFailed(e.to_string()));
     }
     job.timings.prepared_us = Some(now_us());
-
+    let cancel = &work.cancel;
     let result = match open_and_compact(
         &dirs.db_path(),
         &dirs.output_path(),
@@ -143,26 +153,19 @@ pub fn run(
         false,
     ) {
         Ok(r) => r,
-        Err(e) => {
-            let message = e.to_string();
-            // RocksDB reports a set canceled flag as a paused manual compaction.
-            let outcome = if cancel.is_set() {
-                Outcome::Cancelled
-            } else {
-                Outcome::CompactionFailed(message)
-            };
-            return RunResult::failed(outcome);
-        }
+        // RocksDB reports a set canceled flag as a paused manual compaction.
+        Err(_) if cancel.is_set() => return RunResult::failed(Outcome::Cancelled),
+        Err(e) => return RunResult::failed(Outcome::CompactionFailed(e.to_string())),
     };
     job.timings.compacted_us = Some(now_us());
     let result = match named_result(&result, &job.output) {
         Ok(r) => r,
-        Err(e) => return RunResult::failed(Outcome::SetupFailed(e)),
+        Err(e) => return RunResult::failed(Outcome::SetupFailed(e.to_string())),
     };
     let r = accept_result(result);
     if let Some(result) = &r.result {
-        if let Err(e) = persist_result(&dirs.output, result, key) {
-            return RunResult::failed(Outcome::SetupFailed(e));
+        if let Err(e) = persist_result(&dirs.output, result, &work.key) {
+            return RunResult::failed(Outcome::SetupFailed(e.to_string()));
         }
         job.timings.persisted_us = Some(now_us());
         dir.log(&format!(
@@ -173,21 +176,32 @@ pub fn run(
     r
 }
 
+/// RocksDB's log into the attempt directory, the worker's identity into
+/// the SSTs' properties (`db_host_id`).
+fn set_up(overrides: &mut Override, dir: &AttemptDir, identity: &str) -> Result<(), RunError> {
+    overrides
+        .set_info_log(&dir.rocksdb_log())
+        .map_err(RunError::Override)?;
+    overrides
+        .set_option("db_host_id", identity)
+        .map_err(RunError::Override)?;
+    super::selftest::apply(overrides).map_err(RunError::Override)
+}
+
 /// RocksDB's result names the output directory as the worker passed it
 /// (`/proc/self/fd/<fd>`): name it by its mapped path instead.
-pub fn named_result(result: &[u8], output: &Mapped) -> Result<Vec<u8>, String> {
-    rewrite_output_path(result, &output.path().to_string_lossy())
-        .map_err(|e| format!("failed to name the output directory in the result: {e}"))
+pub fn named_result(result: &[u8], output: &Mapped) -> Result<Vec<u8>, RunError> {
+    rewrite_output_path(result, &output.path().to_string_lossy()).map_err(RunError::NameResult)
 }
 
 /// Writes `rpc.results` and then `compact.done` (naming attempt `key`)
 /// into the output directory `output`, so the hoster waiting for that
 /// attempt can collect the result even if the worker dies right after
 /// (see [`crate::protocol::output_dir`]).
-pub fn persist_result(output: &OwnedFd, result: &[u8], key: &AttemptKey) -> Result<(), String> {
+pub fn persist_result(output: &OwnedFd, result: &[u8], key: &AttemptKey) -> Result<(), RunError> {
     beneath::write_new_file(output, RPC_RESULTS, result)
         .and_then(|()| beneath::write_new_file(output, COMPACT_DONE, &done_marker(key)))
-        .map_err(|e| format!("failed to write {RPC_RESULTS} and {COMPACT_DONE}: {e}"))
+        .map_err(RunError::Persist)
 }
 
 /// Describes a successful result for the counters, or says why it is not.

@@ -11,6 +11,7 @@
 //! and is absent from the worker's configuration on purpose.
 
 use crate::rocks::open_and_compact::Override;
+use crate::rocks::RocksError;
 
 /// The environment variable; only the crash test's self-test sets it.
 pub const DROP_KEYS_VAR: &str = "FARM_SELFTEST_DROP_KEYS";
@@ -26,7 +27,7 @@ pub fn drop_every() -> Option<u64> {
 }
 
 /// Makes `overrides` drop keys when the variable asks for it.
-pub fn apply(overrides: &mut Override) -> Result<(), String> {
+pub fn apply(overrides: &mut Override) -> Result<(), RocksError> {
     match drop_every() {
         None => Ok(()),
         Some(n) => {
@@ -34,7 +35,7 @@ pub fn apply(overrides: &mut Override) -> Result<(), String> {
                 every = n,
                 "{DROP_KEYS_VAR} is set: this attempt drops keys on purpose"
             );
-            overrides.drop_every_nth_value(n).map_err(|e| e.to_string())
+            overrides.drop_every_nth_value(n)
         }
     }
 }

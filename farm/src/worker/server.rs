@@ -31,7 +31,8 @@ use crate::protocol::attempt::AttemptKey;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
 use crate::protocol::version::PROTOCOL_VERSION;
-use crate::worker::admission::{admit, AdmissionError};
+use crate::worker::admission::admit;
+use crate::worker::cgroup::home::CgroupHome;
 use crate::worker::child::cgroups::child_cgroups;
 use crate::worker::config::WorkerConfig;
 use crate::worker::listener::{accept, timed_body};
@@ -71,6 +72,26 @@ pub(crate) fn error(code: StatusCode, status: &str, message: impl Into<String>) 
         .into_response()
 }
 
+/// The one table from a refused request to its HTTP status and the
+/// `status` of its JSON answer.
+fn status_of(reason: RejectReason) -> (StatusCode, &'static str) {
+    match reason {
+        RejectReason::Malformed => (StatusCode::BAD_REQUEST, "malformed"),
+        RejectReason::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        RejectReason::Refused => (StatusCode::PRECONDITION_FAILED, "refused"),
+        RejectReason::Busy | RejectReason::AdmissionsFull => {
+            (StatusCode::SERVICE_UNAVAILABLE, "busy")
+        }
+        RejectReason::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+    }
+}
+
+/// The answer to a request refused for `reason`.
+fn refusal(reason: RejectReason, message: impl Into<String>) -> Response {
+    let (code, status) = status_of(reason);
+    error(code, status, message)
+}
+
 /// Serves until `shutdown` resolves, then stops admitting, cancels and awaits
 /// every attempt, and returns.
 pub async fn run(
@@ -84,26 +105,6 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| bound.to_string());
     refuse_open_exposure(&config, bound)?;
-    let root = Arc::new(WorkerRoot::open(&config.worker_db_root).map_err(std::io::Error::other)?);
-    // Held until the worker ends: what is under the root is this worker's.
-    let root_lock = RootLock::claim(&root, CLAIM_WAIT).map_err(std::io::Error::other)?;
-    let cgroups = if config.multi_process {
-        child_cgroups(&config.child_limits, &root, &root_lock).map_err(std::io::Error::other)?
-    } else {
-        None
-    };
-    let exe = std::env::current_exe()?;
-    // Plugin code runs in the worker itself only without MULTI_PROCESS.
-    let catalog = if config.multi_process {
-        Catalog::describe_in_child(
-            exe.clone(),
-            config.plugins.clone(),
-            config.child_limits.clone(),
-            cgroups.clone(),
-        )
-    } else {
-        Arc::new(Catalog::load_here(&config.plugins).map_err(std::io::Error::other)?)
-    };
     let etcd = config.etcd.clone();
     if etcd.is_some() && config.advertise_addr.is_none() && bound.ip().is_unspecified() {
         return Err(std::io::Error::other(format!(
@@ -124,14 +125,14 @@ pub async fn run(
         protocol: PROTOCOL_VERSION,
     };
     let limits = config.http;
-    let sup = Supervisor::new(
-        Arc::new(config),
-        root,
-        format!("dcompact-worker@{advertise}"),
-        &exe,
-        catalog,
-        cgroups.clone(),
-    )?;
+    // Opening the root, waiting for its lock, cgroups, plugins, the
+    // zipserver and the mount table touch the file system and may wait:
+    // off the async threads.
+    let identity = format!("dcompact-worker@{advertise}");
+    let (sup, root_lock, cgroups) =
+        tokio::task::spawn_blocking(move || start_supervisor(config, identity))
+            .await
+            .map_err(std::io::Error::other)??;
 
     let registrar = match etcd {
         Some(etcd) => {
@@ -195,6 +196,43 @@ pub async fn run(
     }
     drop(root_lock);
     served
+}
+
+/// The supervisor over the root `WORKER_DB_ROOT`, claimed (the lock is
+/// held until the worker ends: what is under the root is this worker's),
+/// with the children's cgroups (MULTI_PROCESS) and the plugin catalog.
+fn start_supervisor(
+    config: WorkerConfig,
+    identity: String,
+) -> std::io::Result<(Arc<Supervisor>, RootLock, Option<Arc<CgroupHome>>)> {
+    let root = Arc::new(WorkerRoot::open(&config.worker_db_root).map_err(std::io::Error::other)?);
+    let root_lock = RootLock::claim(&root, CLAIM_WAIT).map_err(std::io::Error::other)?;
+    let cgroups = if config.multi_process {
+        child_cgroups(&config.child_limits, &root, &root_lock).map_err(std::io::Error::other)?
+    } else {
+        None
+    };
+    let exe = std::env::current_exe()?;
+    // Plugin code runs in the worker itself only without MULTI_PROCESS.
+    let catalog = if config.multi_process {
+        Catalog::describe_in_child(
+            exe.clone(),
+            config.plugins.clone(),
+            config.child_limits.clone(),
+            cgroups.clone(),
+        )
+    } else {
+        Arc::new(Catalog::load_here(&config.plugins).map_err(std::io::Error::other)?)
+    };
+    let sup = Supervisor::new(
+        Arc::new(config),
+        root,
+        identity,
+        &exe,
+        catalog,
+        cgroups.clone(),
+    )?;
+    Ok((sup, root_lock, cgroups))
 }
 
 /// A worker reachable beyond loopback runs jobs for anyone who reaches it:
@@ -295,9 +333,8 @@ async fn read_body(sup: &Supervisor, body: Body) -> Result<Bytes, (RejectReason,
     let limit = sup.config().max_request_bytes;
     to_bytes(body, limit).await.map_err(|e| {
         if timed_body::is_timeout(&e) {
-            let mut answer = error(
-                StatusCode::REQUEST_TIMEOUT,
-                "timeout",
+            let mut answer = refusal(
+                RejectReason::Timeout,
                 format!(
                     "the request body did not arrive within HTTP_BODY_TIMEOUT={:?}",
                     sup.config().http.body_timeout
@@ -309,34 +346,23 @@ async fn read_body(sup: &Supervisor, body: Body) -> Result<Bytes, (RejectReason,
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return (RejectReason::Timeout, answer);
         }
-        let answer = error(
-            StatusCode::BAD_REQUEST,
-            "malformed",
+        let answer = refusal(
+            RejectReason::Malformed,
             format!("failed to read request body (limit MAX_REQUEST_BYTES={limit} bytes): {e}"),
         );
         (RejectReason::Malformed, answer)
     })
 }
 
-/// A submission the supervisor turned away: 503 busy, or 412.
+/// A submission the supervisor turned away (and counted): 503 busy, or 412.
 fn submit_error(e: SubmitError) -> Response {
-    let (code, status) = match e {
-        SubmitError::Busy { .. } | SubmitError::AdmissionsFull { .. } => {
-            (StatusCode::SERVICE_UNAVAILABLE, "busy")
-        }
-        SubmitError::Refused(_) => (StatusCode::PRECONDITION_FAILED, "refused"),
-    };
-    error(code, status, e.to_string())
+    refusal(e.reason(), e.to_string())
 }
 
 async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     if !authorized(&sup, &headers) {
         sup.count_reject(RejectReason::Unauthorized);
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token",
-        );
+        return refusal(RejectReason::Unauthorized, "missing or wrong bearer token");
     }
     let received_us = now_us();
     let body = match read_body(&sup, body).await {
@@ -368,13 +394,9 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
     .await;
     let (job, name, mut prepared) = match admitted {
         Ok(Ok(a)) => a,
-        Ok(Err(AdmissionError::Malformed(e))) => {
-            sup.count_reject(RejectReason::Malformed);
-            return error(StatusCode::BAD_REQUEST, "malformed", e);
-        }
-        Ok(Err(AdmissionError::Refused(e))) => {
-            sup.count_reject(RejectReason::Refused);
-            return error(StatusCode::PRECONDITION_FAILED, "refused", e);
+        Ok(Err(e)) => {
+            sup.count_reject(e.reason());
+            return refusal(e.reason(), e.to_string());
         }
         Err(join) => {
             return error(
@@ -406,9 +428,8 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
 async fn attempt_key(sup: &Supervisor, body: Body) -> Result<AttemptKey, Response> {
     let body = read_body(sup, body).await.map_err(|(_, r)| r)?;
     serde_json::from_slice(&body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "malformed",
+        refusal(
+            RejectReason::Malformed,
             format!("expected instance_name, start_time, dbname, job_id, attempt: {e}"),
         )
     })
@@ -424,9 +445,8 @@ async fn probe(State(sup): State<Shared>, body: Body) -> Response {
     let request: ProbeRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "malformed",
+            return refusal(
+                RejectReason::Malformed,
                 format!("expected instance_name, start_time, dbname, job_id, attempt: {e}"),
             )
         }
@@ -454,11 +474,7 @@ async fn probe(State(sup): State<Shared>, body: Body) -> Response {
 
 async fn cancel(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     if !authorized(&sup, &headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token",
-        );
+        return refusal(RejectReason::Unauthorized, "missing or wrong bearer token");
     }
     let key = match attempt_key(&sup, body).await {
         Ok(k) => k,

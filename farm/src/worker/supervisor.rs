@@ -6,16 +6,18 @@
 //! submission is answered 503. A submission reserves its place before its
 //! job is admitted ([`Supervisor::enter_admission`], see
 //! [`crate::worker::admission_gate`]), so attempts being admitted count
-//! too, and a full worker refuses before it reads anything. Each running attempt is a tracked blocking
-//! task with its own cancel flag. A finished attempt stays answerable by
-//! `/probe` for `RESULT_RETENTION`.
+//! too, and a full worker refuses before it reads anything. A queued
+//! attempt's entry owns its place and prepared job; when it starts, both
+//! move to the [`Attempt`] its tracked blocking task owns (see
+//! [`crate::worker::attempt`]), and its entry keeps only the cancel flag.
+//! A finished attempt stays answerable by `/probe` for `RESULT_RETENTION`.
 //!
 //! Failure modes: a panic in an attempt is caught and classified
 //! (`panicked`); an attempt that cannot be prepared is `setup_failed`; a
 //! cancel sets RocksDB's canceled flag and the attempt ends `cancelled`; an
 //! attempt past its deadline ends `timed_out` (a child is killed, an
-//! in-process attempt abandoned, see [`crate::worker::deadline`]). Every
-//! run has a number, and only its first end counts.
+//! in-process attempt abandoned, see [`crate::worker::deadline`]). A run
+//! ends once ([`AttemptEnd`]): whoever ends it first frees its slot.
 //!
 //! This file holds the state and its transitions (submit, dispatch,
 //! finish, probe, cancel); `run` runs one attempt, `snapshot` is what
@@ -28,6 +30,9 @@ use crate::rocks::open_and_compact::CancelFlag;
 use crate::rocks::plugins::{self, PluginClass, PluginCounts};
 use crate::rocks::serialized::ResultInfo;
 use crate::worker::admission_gate::{AdmissionGate, AdmissionPermit, Closed, Reservation};
+use crate::worker::attempt::directory::OwnedDir;
+use crate::worker::attempt::end::{AttemptEnd, Ended};
+use crate::worker::attempt::owned::{Attempt, AttemptWork};
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::cgroup::home::CgroupHome;
 use crate::worker::child::spawner::Spawner;
@@ -45,7 +50,7 @@ use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::priority;
 use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
 use crate::worker::root_guard::WorkerRoot;
-use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunResult};
+use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunError, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
 use crate::worker::summary::Summary;
 use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
@@ -69,8 +74,18 @@ pub use snapshot::{AttemptRow, PluginsSnapshot, StatSnapshot};
 /// Why a submission was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    #[error("{0}")]
-    Refused(String),
+    #[error("worker is stopping")]
+    Stopping,
+    #[error("attempt {0} was already submitted")]
+    Duplicate(AttemptName),
+    #[error("attempt {0} was cancelled by its hoster before it was admitted")]
+    CancelledEarly(AttemptName),
+    #[error(
+        "attempt name {name} is in use by another job (dbname {other:?}): two jobs whose \
+         dbnames differ only in '/' against '_' or a trailing '/' share one name; \
+         this one is compacted locally"
+    )]
+    NameInUse { name: AttemptName, other: String },
     #[error("worker busy: {running} running and {waiting} waiting, {admitting} being admitted (MAX_PARALLEL_COMPACTIONS={parallel}, MAX_WAITING_COMPACTIONS={queue})")]
     Busy {
         running: usize,
@@ -81,6 +96,18 @@ pub enum SubmitError {
     },
     #[error("worker busy: MAX_ADMISSIONS={max} jobs are being admitted (their storage may be slow to answer); try another worker")]
     AdmissionsFull { max: usize },
+}
+
+impl SubmitError {
+    /// What the refusal counts as, and answers (see the server's one
+    /// table from a refusal to its HTTP status).
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            SubmitError::Busy { .. } => RejectReason::Busy,
+            SubmitError::AdmissionsFull { .. } => RejectReason::AdmissionsFull,
+            _ => RejectReason::Refused,
+        }
+    }
 }
 
 /// What the supervisor tells its observer (the etcd registrar).
@@ -95,13 +122,17 @@ pub enum SupervisorEvent {
 type Observer = Box<dyn Fn(SupervisorEvent) + Send + Sync>;
 
 enum Phase {
-    Queued,
+    /// Waiting in the queue, holding its place and its prepared job (with
+    /// the mount lease): both given back when the phase is left other than
+    /// by starting.
+    Queued {
+        place: Reservation,
+        prepared: Box<PreparedJob>,
+    },
+    /// Its [`Attempt`] is owned by the task that runs it.
     Running {
         started: Instant,
         cancel: Arc<CancelFlag>,
-        /// This run's number: an end reported for another run (an
-        /// abandoned thread returning late) is dropped.
-        run: u64,
     },
     Finished {
         outcome: Outcome,
@@ -110,12 +141,23 @@ enum Phase {
     },
 }
 
+impl Phase {
+    /// Leaves the queue for `running`: the place and the prepared job,
+    /// or `None` (and nothing changed) when not queued.
+    fn start(&mut self, running: Phase) -> Option<(Reservation, PreparedJob)> {
+        if !matches!(self, Phase::Queued { .. }) {
+            return None;
+        }
+        match std::mem::replace(self, running) {
+            Phase::Queued { place, prepared } => Some((place, *prepared)),
+            _ => None,
+        }
+    }
+}
+
 struct Entry {
     name: AttemptName,
-    /// Its place in the queue, until the attempt ends.
-    place: Option<Reservation>,
     job: Arc<Job>,
-    prepared: Option<PreparedJob>,
     accepted: Instant,
     /// The last submission or probe of this attempt: a queued attempt
     /// nobody asks about for `QUEUE_PROBE_TIMEOUT` is cancelled.
@@ -136,13 +178,26 @@ struct State {
     /// The most attempts ever running at once.
     running_high_water: usize,
     stopping: bool,
-    /// The number of the next run.
-    next_run: u64,
     counters: Counters,
     /// What plugin code did in attempt children that have ended.
     child_plugin_counts: PluginCounts,
     /// Cancels of attempts not (yet) submitted.
     tombstones: Tombstones,
+}
+
+impl State {
+    fn new(tombstones: Tombstones) -> Self {
+        State {
+            attempts: HashMap::new(),
+            queue: VecDeque::new(),
+            running: 0,
+            running_high_water: 0,
+            stopping: false,
+            counters: Counters::default(),
+            child_plugin_counts: PluginCounts::default(),
+            tombstones,
+        }
+    }
 }
 
 pub struct Supervisor {
@@ -222,17 +277,7 @@ impl Supervisor {
             zip,
             config,
             identity,
-            state: Mutex::new(State {
-                attempts: HashMap::new(),
-                queue: VecDeque::new(),
-                running: 0,
-                running_high_water: 0,
-                stopping: false,
-                next_run: 0,
-                counters: Counters::default(),
-                child_plugin_counts: PluginCounts::default(),
-                tombstones,
-            }),
+            state: Mutex::new(State::new(tombstones)),
             tasks: TaskTracker::new(),
             spawner,
             catalog,
@@ -242,26 +287,25 @@ impl Supervisor {
             registration: OnceLock::new(),
             ended: tokio::sync::watch::channel(0).0,
         });
-        // Weak: the registry lives in the supervisor it reads.
-        let gauges = queue::collector(Arc::downgrade(&sup)).map_err(std::io::Error::other)?;
-        sup.registry
-            .register(Box::new(gauges))
-            .map_err(std::io::Error::other)?;
-        if sup.zip.is_some() {
-            let zip = crate::worker::metrics::zip::collector(Arc::downgrade(&sup))
-                .map_err(std::io::Error::other)?;
-            sup.registry
-                .register(Box::new(zip))
-                .map_err(std::io::Error::other)?;
-        }
-        if let Some(table) = &sup.mounts {
-            let mounts = crate::worker::metrics::mounts::collector(Arc::downgrade(table))
-                .map_err(std::io::Error::other)?;
-            sup.registry
-                .register(Box::new(mounts))
-                .map_err(std::io::Error::other)?;
-        }
+        sup.register_collectors().map_err(std::io::Error::other)?;
         Ok(sup)
+    }
+
+    /// The queue gauges, and the zipserver's and the mounts' collectors
+    /// when there are any. Weak: the registry lives in the supervisor it
+    /// reads.
+    fn register_collectors(self: &Arc<Self>) -> Result<(), prometheus::Error> {
+        let gauges = queue::collector(Arc::downgrade(self))?;
+        self.registry.register(Box::new(gauges))?;
+        if self.zip.is_some() {
+            let zip = crate::worker::metrics::zip::collector(Arc::downgrade(self))?;
+            self.registry.register(Box::new(zip))?;
+        }
+        if let Some(table) = &self.mounts {
+            let mounts = crate::worker::metrics::mounts::collector(Arc::downgrade(table))?;
+            self.registry.register(Box::new(mounts))?;
+        }
+        Ok(())
     }
 
     /// The registry `/metrics` serves.
@@ -356,7 +400,7 @@ impl Supervisor {
         if st.stopping {
             st.counters.reject(RejectReason::Refused);
             self.metrics.rejected(RejectReason::Refused);
-            return Err(SubmitError::Refused("worker is stopping".into()));
+            return Err(SubmitError::Stopping);
         }
         let closed = match self.gate.enter() {
             Ok(entered) => return Ok(entered),
@@ -397,33 +441,10 @@ impl Supervisor {
     ) -> Result<(), SubmitError> {
         let mut st = self.lock();
         let key = job.key();
-        let refuse = |st: &mut State, why: String| {
-            st.counters.reject(RejectReason::Refused);
-            self.metrics.rejected(RejectReason::Refused);
-            Err(SubmitError::Refused(why))
-        };
-        if st.stopping {
-            return refuse(&mut st, "worker is stopping".into());
-        }
-        if st.attempts.contains_key(&key) {
-            return refuse(&mut st, format!("attempt {name} was already submitted"));
-        }
-        if st.tombstones.take(&key) {
-            return refuse(
-                &mut st,
-                format!("attempt {name} was cancelled by its hoster before it was admitted"),
-            );
-        }
-        if let Some(other) = name_in_use(&st, &name).cloned() {
-            return refuse(
-                &mut st,
-                format!(
-                    "attempt name {name} is in use by another job (dbname {:?}): two jobs whose \
-                     dbnames differ only in '/' against '_' or a trailing '/' share one name; \
-                     this one is compacted locally",
-                    other.dbname
-                ),
-            );
+        if let Err(e) = refusal(&mut st, &key, &name) {
+            st.counters.reject(e.reason());
+            self.metrics.rejected(e.reason());
+            return Err(e);
         }
         tracing::info!(attempt = %name, "accepted");
         st.counters.accepted += 1;
@@ -432,13 +453,14 @@ impl Supervisor {
             key.clone(),
             Entry {
                 name,
-                place: Some(place),
                 job: Arc::new(job),
                 input_bytes: prepared.input_bytes,
-                prepared: Some(prepared),
                 accepted: Instant::now(),
                 seen: Instant::now(),
-                phase: Phase::Queued,
+                phase: Phase::Queued {
+                    place,
+                    prepared: Box::new(prepared),
+                },
                 ran: None,
                 bytes_read: 0,
                 bytes_written: 0,
@@ -450,99 +472,110 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Starts queued attempts while there are free slots.
+    /// Starts queued attempts while there are free slots, each on a
+    /// tracked blocking task that owns its [`Attempt`].
     fn dispatch(self: &Arc<Self>, st: &mut State) {
         while st.running < self.config.max_parallel_compactions {
             let Some(key) = next_in_queue(st) else {
                 break;
             };
-            let Some(entry) = st.attempts.get_mut(&key) else {
+            let Some(attempt) = self.start(st, key) else {
                 continue;
             };
-            let Some(mut prepared) = entry.prepared.take() else {
-                continue;
-            };
-            let cancel = Arc::new(CancelFlag::new());
-            let waited = entry.accepted.elapsed();
-            self.metrics.started(waited);
-            let run = st.next_run;
-            st.next_run += 1;
-            let Some(entry) = st.attempts.get_mut(&key) else {
-                continue;
-            };
-            entry.phase = Phase::Running {
-                started: Instant::now(),
-                cancel: cancel.clone(),
-                run,
-            };
-            st.running += 1;
-            st.running_high_water = st.running_high_water.max(st.running);
-            let name = entry.name.clone();
-            let job = entry.job.clone();
-            let watchdog = self.watch_in_process(&key, &name, &job, run, &cancel);
             let sup = self.clone();
-            self.tasks.spawn_blocking(move || {
-                let ran = catch_unwind(AssertUnwindSafe(|| {
-                    sup.run_attempt(&name, &job, &mut prepared, &cancel, waited)
-                }));
-                let timed_out = watchdog.as_ref().is_some_and(Watchdog::fired);
-                drop(watchdog);
-                let (outcome, result, read, written) = match ran {
-                    Ok(r) => r,
-                    Err(panic) => {
-                        let msg = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".into());
-                        (Outcome::Panicked(msg), None, 0, 0)
-                    }
-                };
-                if timed_out {
-                    sup.finish(&key, run, Outcome::TimedOut, None, read, written);
-                } else {
-                    sup.finish(&key, run, outcome, result, read, written);
-                }
-            });
+            self.tasks.spawn_blocking(move || sup.run_attempt(attempt));
         }
+    }
+
+    /// Moves the queued attempt `key` to running: a slot is taken, and its
+    /// place and prepared job go to the [`Attempt`] that is returned.
+    fn start(self: &Arc<Self>, st: &mut State, key: AttemptKey) -> Option<Attempt> {
+        let entry = st.attempts.get_mut(&key)?;
+        let cancel = Arc::new(CancelFlag::new());
+        let running = Phase::Running {
+            started: Instant::now(),
+            cancel: cancel.clone(),
+        };
+        let (place, prepared) = entry.phase.start(running)?;
+        let waited = entry.accepted.elapsed();
+        self.metrics.started(waited);
+        let end = AttemptEnd::new(place, self.end_sink(&key));
+        let work = AttemptWork {
+            name: entry.name.clone(),
+            job: entry.job.clone(),
+            key,
+            prepared,
+            cancel,
+            waited,
+        };
+        st.running += 1;
+        st.running_high_water = st.running_high_water.max(st.running);
+        let mut attempt = Attempt::new(work, end);
+        if let Some(watchdog) = self.watch_in_process(&attempt) {
+            attempt.watch(watchdog);
+        }
+        Some(attempt)
+    }
+
+    /// Where the end of a run of `key` goes: [`Supervisor::finish`].
+    fn end_sink(self: &Arc<Self>, key: &AttemptKey) -> Box<dyn FnOnce(Ended) + Send> {
+        let sup = Arc::downgrade(self);
+        let key = key.clone();
+        Box::new(move |ended| {
+            if let Some(sup) = sup.upgrade() {
+                sup.finish(&key, ended);
+            }
+        })
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
-    /// Ends run `run` of the attempt `key`, once: a second end of the
-    /// same run (a thread abandoned at its deadline that returns late) is
-    /// dropped.
-    fn finish(
-        self: &Arc<Self>,
-        key: &AttemptKey,
-        run: u64,
-        outcome: Outcome,
-        result: Option<String>,
-        read: u64,
-        written: u64,
-    ) {
+    /// Records the end of the running attempt `key` (reported once by its
+    /// [`AttemptEnd`]): frees its slot, counts it, and starts the next.
+    fn finish(self: &Arc<Self>, key: &AttemptKey, ended: Ended) {
         let mut st = self.lock();
         let Some(entry) = st.attempts.get_mut(key) else {
             return;
         };
-        let ran = match &entry.phase {
-            Phase::Running {
-                started, run: now, ..
-            } if *now == run => Some(started.elapsed()),
-            _ => {
-                tracing::info!(attempt = %entry.name, outcome = %outcome, "dropped the late end of an attempt that was already ended");
-                return;
-            }
+        let Phase::Running { started, .. } = &entry.phase else {
+            tracing::error!(attempt = %entry.name, outcome = %ended.outcome, "the end of an attempt that is not running: dropped");
+            return;
         };
+        let ran = Some(started.elapsed());
         entry.ran = ran;
-        entry.bytes_read = read;
-        entry.bytes_written = written;
-        entry.place = None;
+        entry.bytes_read = ended.bytes_read;
+        entry.bytes_written = ended.bytes_written;
+        let name = entry.name.clone();
+        entry.phase = Phase::Finished {
+            outcome: ended.outcome.clone(),
+            result: ended.result,
+            at: Instant::now(),
+        };
         st.running -= 1;
-        self.metrics.ended(&outcome, ran, read, written);
-        match &outcome {
+        self.count_end(
+            &mut st,
+            &ended.outcome,
+            ran,
+            ended.bytes_read,
+            ended.bytes_written,
+        );
+        self.dispatch(&mut st);
+        self.tell(&st, Some(&name));
+    }
+
+    /// Counts an attempt's end, once: in the counters and the metrics.
+    fn count_end(
+        &self,
+        st: &mut State,
+        outcome: &Outcome,
+        ran: Option<Duration>,
+        read: u64,
+        written: u64,
+    ) {
+        self.metrics.ended(outcome, ran, read, written);
+        match outcome {
             Outcome::Succeeded => {
                 st.counters.succeeded += 1;
                 st.counters.bytes_read += read;
@@ -550,17 +583,6 @@ impl Supervisor {
             }
             other => *st.counters.failed.entry(other.name()).or_default() += 1,
         }
-        let mut ended = None;
-        if let Some(entry) = st.attempts.get_mut(key) {
-            entry.phase = Phase::Finished {
-                outcome,
-                result,
-                at: Instant::now(),
-            };
-            ended = Some(entry.name.clone());
-        }
-        self.dispatch(&mut st);
-        self.tell(&st, ended.as_ref());
     }
 
     pub fn probe(&self, key: &AttemptKey) -> Option<ProbeAnswer> {
@@ -568,7 +590,7 @@ impl Supervisor {
         let entry = st.attempts.get_mut(key)?;
         entry.seen = Instant::now();
         Some(match &entry.phase {
-            Phase::Queued => ProbeAnswer {
+            Phase::Queued { .. } => ProbeAnswer {
                 status: answers::QUEUED.into(),
                 ..Default::default()
             },
@@ -602,6 +624,17 @@ impl Supervisor {
     /// Cancels a queued or running attempt. `false`: no such attempt, or it
     /// already ended.
     pub fn cancel(&self, key: &AttemptKey) -> bool {
+        let mut left = None;
+        let cancelled = self.cancel_locked(key, &mut left);
+        // A queued attempt's place, prepared job and mount lease are let go
+        // of here, after the state lock.
+        drop(left);
+        cancelled
+    }
+
+    /// [`Supervisor::cancel`] under the state lock; what a queued attempt
+    /// held goes into `left`.
+    fn cancel_locked(&self, key: &AttemptKey, left: &mut Option<Phase>) -> bool {
         let mut st = self.lock();
         let st = &mut *st;
         let Some(entry) = st.attempts.get_mut(key) else {
@@ -610,18 +643,16 @@ impl Supervisor {
             return false;
         };
         match &entry.phase {
-            Phase::Queued => {
+            Phase::Queued { .. } => {
                 st.queue.retain(|k| k != key);
-                entry.prepared = None;
-                entry.place = None;
-                entry.phase = Phase::Finished {
+                let ended = Phase::Finished {
                     outcome: Outcome::Cancelled,
                     result: None,
                     at: Instant::now(),
                 };
-                *st.counters.failed.entry("cancelled").or_default() += 1;
-                self.metrics.ended(&Outcome::Cancelled, None, 0, 0);
+                *left = Some(std::mem::replace(&mut entry.phase, ended));
                 let name = entry.name.clone();
+                self.count_end(st, &Outcome::Cancelled, None, 0, 0);
                 self.tell(st, Some(&name));
                 true
             }
@@ -642,6 +673,26 @@ impl Supervisor {
     pub fn is_stopping(&self) -> bool {
         self.lock().stopping
     }
+}
+
+/// Why the admitted job `key` named `name` cannot be queued, if it cannot.
+fn refusal(st: &mut State, key: &AttemptKey, name: &AttemptName) -> Result<(), SubmitError> {
+    if st.stopping {
+        return Err(SubmitError::Stopping);
+    }
+    if st.attempts.contains_key(key) {
+        return Err(SubmitError::Duplicate(name.clone()));
+    }
+    if st.tombstones.take(key) {
+        return Err(SubmitError::CancelledEarly(name.clone()));
+    }
+    if let Some(other) = name_in_use(st, name) {
+        return Err(SubmitError::NameInUse {
+            name: name.clone(),
+            other: other.dbname.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// The key of another attempt the worker still knows (queued, running, or

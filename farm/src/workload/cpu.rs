@@ -4,49 +4,42 @@
 //! children this process has waited for (`RUSAGE_CHILDREN`: a worker
 //! stopped at the end of a round, with every attempt child it reaped).
 
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::TimeValLike;
 use std::time::Duration;
 
-fn rusage(who: libc::c_int) -> Duration {
-    // SAFETY: a zeroed rusage is valid for getrusage to fill; `who` is one
-    // of the RUSAGE_* constants.
-    let u = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut u);
-        u
+fn rusage(who: UsageWho) -> Duration {
+    // getrusage fails only on an invalid `who`: these are all valid.
+    let Ok(u) = getrusage(who) else {
+        return Duration::ZERO;
     };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
-    tv(u.ru_utime) + tv(u.ru_stime)
+    let micros = u.user_time().num_microseconds() + u.system_time().num_microseconds();
+    Duration::from_micros(micros.max(0) as u64)
 }
 
 /// User and system time of every thread of this process so far.
 pub fn process() -> Duration {
-    rusage(libc::RUSAGE_SELF)
+    rusage(UsageWho::RUSAGE_SELF)
 }
 
 /// User and system time of the calling thread so far.
 pub fn thread() -> Duration {
-    rusage(libc::RUSAGE_THREAD)
+    rusage(UsageWho::RUSAGE_THREAD)
 }
 
 /// User and system time of the children waited for so far (and of theirs).
 pub fn children() -> Duration {
-    rusage(libc::RUSAGE_CHILDREN)
+    rusage(UsageWho::RUSAGE_CHILDREN)
 }
 
 /// User and system time of process `pid` and of the children it has waited
-/// for, from `/proc/<pid>/stat` (fields 14-17, in clock ticks).
+/// for, from `/proc/<pid>/stat` (`utime`, `stime`, `cutime`, `cstime`).
 pub fn of_pid(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; the fields after it do not.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields
-        .get(11..15)?
-        .iter()
-        .map(|f| f.parse::<u64>().ok())
-        .sum::<Option<u64>>()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .and_then(|p| p.stat())
+        .ok()?;
+    let ticks = stat.utime + stat.stime + (stat.cutime + stat.cstime).max(0) as u64;
+    let hz = procfs::ticks_per_second().max(1);
     Some(Duration::from_micros(ticks * 1_000_000 / hz))
 }
 

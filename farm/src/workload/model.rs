@@ -153,29 +153,48 @@ impl Model {
 
     /// Scans `cf` in full and compares it with the model, key by key.
     /// Returns the number of keys, or the first difference.
-    pub fn check(&self, db: &DB, cf: &ColumnFamily) -> Result<u64, String> {
+    pub fn check(&self, db: &DB, cf: &ColumnFamily) -> Result<u64, Mismatch> {
+        let lossy = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
         let mut expected = self.map.iter();
         let mut n = 0u64;
         for item in db.iterator_cf(cf, IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| format!("scan failed after {n} keys: {e}"))?;
+            let (k, v) = item.map_err(|source| Mismatch::Scan { after: n, source })?;
             match expected.next() {
                 Some((ek, ev)) if ek.as_slice() == &*k && ev.as_slice() == &*v => n += 1,
                 Some((ek, _)) if ek.as_slice() == &*k => {
-                    return Err(format!("value of {} differs", String::from_utf8_lossy(&k)))
+                    return Err(Mismatch::Value { key: lossy(&k) })
                 }
                 Some((ek, _)) => {
-                    return Err(format!(
-                        "DB has {} where the model has {}",
-                        String::from_utf8_lossy(&k),
-                        String::from_utf8_lossy(ek)
-                    ))
+                    return Err(Mismatch::Key {
+                        found: lossy(&k),
+                        expected: lossy(ek),
+                    })
                 }
-                None => return Err(format!("DB has extra key {}", String::from_utf8_lossy(&k))),
+                None => return Err(Mismatch::Extra { key: lossy(&k) }),
             }
         }
         if let Some((ek, _)) = expected.next() {
-            return Err(format!("DB lacks key {}", String::from_utf8_lossy(ek)));
+            return Err(Mismatch::Missing { key: lossy(ek) });
         }
         Ok(n)
     }
+}
+
+/// The first difference between a DB and its model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("scan failed after {after} keys: {source}")]
+    Scan {
+        after: u64,
+        #[source]
+        source: rocksdb::Error,
+    },
+    #[error("value of {key} differs")]
+    Value { key: String },
+    #[error("DB has {found} where the model has {expected}")]
+    Key { found: String, expected: String },
+    #[error("DB has extra key {key}")]
+    Extra { key: String },
+    #[error("DB lacks key {key}")]
+    Missing { key: String },
 }

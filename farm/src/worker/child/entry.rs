@@ -3,9 +3,11 @@
 use super::spec::{self, ChildSpec};
 use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
-use crate::rocks::plugins;
-use crate::worker::options_file::{check_override, OptionsText};
-use crate::worker::runner::{named_result, persist_result, AttemptDirs};
+use crate::rocks::plugins::{self, PluginError};
+use crate::rocks::RocksError;
+use crate::worker::options_file::{check_override, OptionsText, OverrideMismatch};
+use crate::worker::paths::PathError;
+use crate::worker::runner::{named_result, persist_result, AttemptDirs, RunError};
 use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
 use nix::sys::signal::{SigSet, Signal};
 use std::path::Path;
@@ -16,6 +18,44 @@ use zipserver::codec;
 /// The child's zipserver client, when the worker has a zipserver (one
 /// attempt per process, so one client).
 static ZIP_CLIENT: OnceLock<Arc<ZipClient>> = OnceLock::new();
+
+/// Why the child could not run its attempt (exit code
+/// [`spec::EXIT_SETUP_FAILED`], the message in [`spec::ERROR`]).
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error("failed to install the SIGTERM handler: {0}")]
+    Signal(#[source] std::io::Error),
+    #[error("failed to read {file}: {source}")]
+    Read {
+        file: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid {file}: {source}")]
+    Json {
+        file: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid input: {0}")]
+    Input(#[from] base64::DecodeError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Dirs(#[from] PathError),
+    #[error(transparent)]
+    Rocks(#[from] RocksError),
+    #[error("failed to register the zipserver's compression manager: {0}")]
+    Codec(#[from] codec::CodecError),
+    #[error("failed to read the options file: {0}")]
+    OptionsFile(#[source] std::io::Error),
+    #[error(transparent)]
+    Override(#[from] OverrideMismatch),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("failed to write the result: {0}")]
+    Result(#[source] std::io::Error),
+}
 
 /// Runs the attempt in `dir` and returns the process exit code.
 pub fn run(dir: &Path) -> i32 {
@@ -53,12 +93,9 @@ pub fn run(dir: &Path) -> i32 {
 fn compact(dir: &Path, timings: &mut AttemptTimings) -> i32 {
     let cancel = Arc::new(CancelFlag::new());
     if let Err(e) = cancel_on_sigterm(cancel.clone()) {
-        eprintln!("failed to install the SIGTERM handler: {e}");
-        return fail(
-            dir,
-            spec::EXIT_SETUP_FAILED,
-            &format!("failed to install the SIGTERM handler: {e}"),
-        );
+        let e = SetupError::Signal(e);
+        eprintln!("{e}");
+        return fail(dir, spec::EXIT_SETUP_FAILED, &e);
     }
     let prepared = match prepare(dir) {
         Ok(p) => p,
@@ -83,83 +120,80 @@ fn compact(dir: &Path, timings: &mut AttemptTimings) -> i32 {
     ) {
         Ok(result) => {
             timings.compacted_us = Some(now_us());
-            let result = match named_result(&result, &child.output) {
-                Ok(r) => r,
-                Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
-            };
-            if let Err(e) = persist_result(&dirs.output, &result, &child.key) {
-                return fail(dir, spec::EXIT_SETUP_FAILED, &e);
-            }
-            timings.persisted_us = Some(now_us());
-            let tmp = dir.join(spec::RESULT_TMP);
-            let written = std::fs::write(&tmp, &result)
-                .and_then(|()| std::fs::rename(&tmp, dir.join(spec::RESULT)));
-            match written {
-                Ok(()) => {
-                    eprintln!("child done: {} result bytes", result.len());
-                    spec::EXIT_OK
-                }
-                Err(e) => fail(
-                    dir,
-                    spec::EXIT_SETUP_FAILED,
-                    &format!("failed to write the result: {e}"),
-                ),
+            match deliver(dir, &child, &dirs, &result, timings) {
+                Ok(()) => spec::EXIT_OK,
+                Err(e) => fail(dir, spec::EXIT_SETUP_FAILED, &e),
             }
         }
         Err(_) if cancel.is_set() => {
             eprintln!("child cancelled");
             spec::EXIT_CANCELLED
         }
-        Err(e) => fail(dir, spec::EXIT_COMPACTION_FAILED, &e.to_string()),
+        Err(e) => fail(dir, spec::EXIT_COMPACTION_FAILED, &e),
     }
+}
+
+/// The result beside the outputs (`rpc.results`, `compact.done`), then
+/// in the attempt directory for the supervisor.
+fn deliver(
+    dir: &Path,
+    child: &ChildSpec,
+    dirs: &AttemptDirs,
+    result: &[u8],
+    timings: &mut AttemptTimings,
+) -> Result<(), SetupError> {
+    let result = named_result(result, &child.output)?;
+    persist_result(&dirs.output, &result, &child.key)?;
+    timings.persisted_us = Some(now_us());
+    let tmp = dir.join(spec::RESULT_TMP);
+    std::fs::write(&tmp, &result)
+        .and_then(|()| std::fs::rename(&tmp, dir.join(spec::RESULT)))
+        .map_err(SetupError::Result)?;
+    eprintln!("child done: {} result bytes", result.len());
+    Ok(())
 }
 
 type Prepared = (ChildSpec, AttemptDirs, Vec<u8>, Override);
 
-fn prepare(dir: &Path) -> Result<Prepared, String> {
-    let read = |name: &str| {
-        std::fs::read(dir.join(name)).map_err(|e| format!("failed to read {name}: {e}"))
-    };
-    let child: ChildSpec = serde_json::from_slice(&read(spec::CHILD_SPEC)?)
-        .map_err(|e| format!("invalid {}: {e}", spec::CHILD_SPEC))?;
-    let job: Job =
-        serde_json::from_slice(&read("job.json")?).map_err(|e| format!("invalid job.json: {e}"))?;
-    let input = job
-        .decode_input()
-        .map_err(|e| format!("invalid input: {e}"))?;
+/// `file` in the attempt directory, as JSON.
+fn read_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &'static str,
+) -> Result<T, SetupError> {
+    let bytes =
+        std::fs::read(dir.join(file)).map_err(|source| SetupError::Read { file, source })?;
+    serde_json::from_slice(&bytes).map_err(|source| SetupError::Json { file, source })
+}
+
+fn prepare(dir: &Path) -> Result<Prepared, SetupError> {
+    let child: ChildSpec = read_json(dir, spec::CHILD_SPEC)?;
+    let job: Job = read_json(dir, "job.json")?;
+    let input = job.decode_input()?;
     for p in &child.plugins {
-        plugins::load(p).map_err(|e| e.to_string())?;
+        plugins::load(p)?;
     }
-    let dirs = AttemptDirs::open(&child.db, &child.output).map_err(|e| e.to_string())?;
+    let dirs = AttemptDirs::open(&child.db, &child.output)?;
     let options_file = dirs.db_path().join(&child.options_file);
-    let mut overrides =
-        Override::from_options_file(&options_file, &child.cf_name).map_err(|e| e.to_string())?;
+    let mut overrides = Override::from_options_file(&options_file, &child.cf_name)?;
     // With the plugins loaded here, every class the OPTIONS file names must
     // be in the override.
-    let loaded = overrides.describe().map_err(|e| e.to_string())?;
-    let text = OptionsText::read(&options_file)
-        .map_err(|e| format!("failed to read the options file: {e}"))?;
+    let loaded = overrides.describe()?;
+    let text = OptionsText::read(&options_file).map_err(SetupError::OptionsFile)?;
     check_override(&text, &child.cf_name, &loaded, &|_, _| false)?;
-    overrides
-        .set_info_log(&dir.join("LOG.rocksdb"))
-        .map_err(|e| e.to_string())?;
-    overrides
-        .set_option("db_host_id", &child.identity)
-        .map_err(|e| e.to_string())?;
+    overrides.set_info_log(&dir.join("LOG.rocksdb"))?;
+    overrides.set_option("db_host_id", &child.identity)?;
     crate::worker::selftest::apply(&mut overrides)?;
     if let Some(z) = &child.zip {
         let client = ZIP_CLIENT.get_or_init(|| Arc::new(ZipClient::new(z.clone())));
         // Blocks go to the zipserver; the SSTs stay built-in format.
-        let manager =
-            codec::register(Some(client.clone()), z.blocks_in_flight).map_err(|e| e.to_string())?;
-        overrides
-            .set_option("compression_manager", manager)
-            .map_err(|e| e.to_string())?;
+        let manager = codec::register(Some(client.clone()), z.blocks_in_flight)?;
+        overrides.set_option("compression_manager", manager)?;
     }
     Ok((child, dirs, input, overrides))
 }
 
-fn fail(dir: &Path, code: i32, message: &str) -> i32 {
+fn fail(dir: &Path, code: i32, error: &dyn std::fmt::Display) -> i32 {
+    let message = error.to_string();
     eprintln!("child failed: {message}");
     if let Err(e) = std::fs::write(dir.join(spec::ERROR), message) {
         eprintln!("failed to write {}: {e}", spec::ERROR);

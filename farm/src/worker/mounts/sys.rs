@@ -1,33 +1,26 @@
-//! The system calls the mount code needs, behind a safe API.
+//! The system calls the mount code needs, through `nix`'s safe API.
 
-use std::ffi::CString;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::mount::{umount2, MntFlags};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// `umount2(target, flags)`.
 pub fn umount(target: &Path, lazy: bool) -> io::Result<()> {
-    let c = CString::new(target.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let flags = if lazy { libc::MNT_DETACH } else { 0 };
-    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-    if unsafe { libc::umount2(c.as_ptr(), flags) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let flags = if lazy {
+        MntFlags::MNT_DETACH
+    } else {
+        MntFlags::empty()
+    };
+    umount2(target, flags).map_err(io::Error::from)
 }
 
 /// Makes reads from `fd` return `WouldBlock` instead of waiting: a helper
 /// may leave a daemon holding its stderr open.
-pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
-    let fd = fd.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+pub fn set_nonblocking(fd: &impl AsFd) -> io::Result<()> {
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
 }
 

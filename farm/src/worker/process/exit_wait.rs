@@ -1,11 +1,12 @@
 //! Waiting for a child's exit for at most a pause, woken the moment it
 //! exits: `poll` on a pidfd (Linux 5.3 and later), or a plain sleep where
-//! the kernel has none. [`super::running::Running::wait`] checks its stop
+//! the kernel has none. `pidfd_open` is a raw system call (`nix` has no
+//! wrapper for it): the one `unsafe` here. [`super::running::Running::wait`] checks its stop
 //! request and deadline between pauses; the pidfd saves the rest of a pause after the child has
 //! ended (up to 5 ms per attempt with the sleep alone).
 
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::io::AsRawFd;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 /// A handle that becomes readable when the process exits.
@@ -33,15 +34,10 @@ impl ExitWait {
             std::thread::sleep(pause);
             return;
         };
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
         let ms = pause.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the duration of the call. An error
-        // (EINTR) just ends the pause early; the caller looks again.
-        unsafe { libc::poll(&mut p, 1, ms) };
+        let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+        // An error (EINTR) just ends the pause early; the caller looks again.
+        let _ = poll(&mut [PollFd::new(fd.as_fd(), PollFlags::POLLIN)], timeout);
     }
 }
 

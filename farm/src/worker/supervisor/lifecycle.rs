@@ -20,7 +20,9 @@ impl Supervisor {
             let limit = self.config.queue_probe_timeout;
             st.attempts
                 .iter()
-                .filter(|(_, e)| matches!(e.phase, Phase::Queued) && e.seen.elapsed() > limit)
+                .filter(|(_, e)| {
+                    matches!(e.phase, Phase::Queued { .. }) && e.seen.elapsed() > limit
+                })
                 .map(|(k, _)| k.clone())
                 .collect()
         };

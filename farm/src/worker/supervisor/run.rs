@@ -1,80 +1,117 @@
-//! Running one attempt: its directory, its run in-process (under a
-//! [`Watchdog`]) or in a supervised child, a retry after a stale file
-//! handle, and its summary.
+//! Running one attempt on its blocking task: its directory, its run
+//! in-process (under a [`Watchdog`]) or in a supervised child, a retry
+//! after a stale file handle, its summary, and its end through
+//! [`Attempt::finish`].
 
 use super::*;
 
 impl Supervisor {
     /// An in-process attempt's deadline (a child's is kept by its
     /// supervisor): cancelled at `ATTEMPT_TIMEOUT_*`, ended `timed_out`
-    /// and its slot freed `CANCEL_GRACE` later if it has not returned.
-    pub(super) fn watch_in_process(
-        self: &Arc<Self>,
-        key: &AttemptKey,
-        name: &AttemptName,
-        job: &Job,
-        run: u64,
-        cancel: &Arc<CancelFlag>,
-    ) -> Option<Watchdog> {
+    /// through its [`AttemptEnd`] `CANCEL_GRACE` later if it has not
+    /// returned.
+    pub(super) fn watch_in_process(&self, attempt: &Attempt) -> Option<Watchdog> {
         if self.spawner.is_some() {
             return None;
         }
-        let sup = Arc::downgrade(self);
-        let key = key.clone();
+        let end = attempt.end().clone();
         let abandon = move || {
-            if let Some(sup) = sup.upgrade() {
-                sup.finish(&key, run, Outcome::TimedOut, None, 0, 0);
-            }
+            end.report(Ended::failed(Outcome::TimedOut));
         };
-        let timeout = self.config.attempt_timeout(job.estimate_time_us);
+        let w = &attempt.work;
+        let timeout = self.config.attempt_timeout(w.job.estimate_time_us);
         Watchdog::start(
-            name.to_string(),
-            cancel.clone(),
+            w.name.to_string(),
+            w.cancel.clone(),
             timeout,
             self.config.cancel_grace,
             abandon,
         )
-        .map_err(|e| tracing::error!(attempt = %name, error = %e, "no deadline for this attempt: failed to start its watchdog"))
+        .map_err(|e| tracing::error!(attempt = %w.name, error = %e, "no deadline for this attempt: failed to start its watchdog"))
         .ok()
+    }
+
+    /// Runs `attempt` and ends it: a panic is caught and ends it
+    /// `panicked`.
+    pub(super) fn run_attempt(&self, mut attempt: Attempt) {
+        let ran = catch_unwind(AssertUnwindSafe(|| self.run_to_end(&mut attempt)));
+        let ended =
+            ran.unwrap_or_else(|panic| Ended::failed(Outcome::Panicked(panic_text(&*panic))));
+        let (name, outcome) = (attempt.work.name.clone(), ended.outcome.clone());
+        if !attempt.finish(ended) {
+            tracing::info!(attempt = %name, outcome = %outcome, "dropped the late end of an attempt that was already ended");
+        }
     }
 
     /// Runs one attempt to its end: its span carries the attempt name to
     /// every event logged while it runs.
-    #[tracing::instrument(name = "attempt", skip_all, fields(attempt = %name))]
-    pub(super) fn run_attempt(
-        &self,
-        name: &AttemptName,
-        job: &Job,
-        prepared: &mut PreparedJob,
-        cancel: &CancelFlag,
-        waited: Duration,
-    ) -> (Outcome, Option<String>, u64, u64) {
-        prepared.timings.started_us = Some(now_us());
-        let dir = match AttemptDir::create(&self.root, name, job, &self.identity) {
+    #[tracing::instrument(name = "attempt", skip_all, fields(attempt = %attempt.work.name))]
+    fn run_to_end(&self, attempt: &mut Attempt) -> Ended {
+        attempt.work.prepared.timings.started_us = Some(now_us());
+        let w = &attempt.work;
+        let keep = !self.config.del_worker_temp_db;
+        let dir = match OwnedDir::create(&self.root, &w.name, &w.job, &self.identity, !keep) {
             Ok(d) => d,
             Err(e) => {
-                return (
-                    Outcome::SetupFailed(format!("failed to create attempt dir: {e}")),
-                    None,
-                    0,
-                    0,
-                )
+                let why = format!("failed to create attempt dir: {e}");
+                return Ended::failed(Outcome::SetupFailed(why));
             }
         };
-        dir.log(&format!("attempt {name} running on {}", self.identity));
-        dir.log(&format!(
-            "start db={} output_dir={} cf={} options={}",
-            prepared.db.path().display(),
-            prepared.output.path().display(),
-            prepared.cf_name,
-            prepared.options_file
-        ));
+        let (work, dir) = attempt.hold_dir(dir);
+        self.log_start(work, dir);
         let started = Instant::now();
         let started_at = SystemTime::now();
-        let (r, spawn_latency) = self.run_with_retry(name, job, prepared, &dir, cancel);
+        let (r, spawn_latency) = self.run_with_retry(work, dir);
         let ran = started.elapsed();
-        prepared.timings.ended_us = Some(now_us());
-        prepared.timings.compaction_us = r
+        self.log_end(work, dir, &r, ran);
+        let summary = Summary {
+            name: &work.name,
+            identity: &self.identity,
+            job: &work.job,
+            inputs: &work.prepared.input_files,
+            outcome: &r.outcome,
+            result: r.result.as_deref(),
+            bytes_read: r.bytes_read,
+            bytes_written: r.bytes_written,
+            waited: work.waited,
+            started_at,
+            ran,
+            spawn_latency,
+            timings: &work.prepared.timings,
+        };
+        if let Err(e) = summary.write(dir.path()) {
+            tracing::warn!(error = %e, "failed to write summary.html");
+        }
+        Ended {
+            outcome: r.outcome,
+            result: r
+                .result
+                .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+            bytes_read: r.bytes_read,
+            bytes_written: r.bytes_written,
+        }
+    }
+
+    fn log_start(&self, work: &AttemptWork, dir: &AttemptDir) {
+        let p = &work.prepared;
+        dir.log(&format!(
+            "attempt {} running on {}",
+            work.name, self.identity
+        ));
+        dir.log(&format!(
+            "start db={} output_dir={} cf={} options={}",
+            p.db.path().display(),
+            p.output.path().display(),
+            p.cf_name,
+            p.options_file
+        ));
+    }
+
+    /// The end's timings, and its lines in `LOG` and the worker's log.
+    fn log_end(&self, work: &mut AttemptWork, dir: &AttemptDir, r: &RunResult, ran: Duration) {
+        let timings = &mut work.prepared.timings;
+        timings.ended_us = Some(now_us());
+        timings.compaction_us = r
             .result
             .as_deref()
             .and_then(|b| ResultInfo::parse(b).ok())
@@ -86,66 +123,29 @@ impl Supervisor {
         ));
         dir.log(&format!(
             "timings {} {}",
-            serde_json::to_string(&prepared.timings).unwrap_or_default(),
-            prepared.timings.describe()
+            serde_json::to_string(&timings).unwrap_or_default(),
+            timings.describe()
         ));
         tracing::info!(outcome = %r.outcome, elapsed_ms = ran.as_millis() as u64, "finished");
-        let summary = Summary {
-            name,
-            identity: &self.identity,
-            job,
-            inputs: &prepared.input_files,
-            outcome: &r.outcome,
-            result: r.result.as_deref(),
-            bytes_read: r.bytes_read,
-            bytes_written: r.bytes_written,
-            waited,
-            started_at,
-            ran,
-            spawn_latency,
-            timings: &prepared.timings,
-        };
-        if let Err(e) = summary.write(dir.path()) {
-            tracing::warn!(error = %e, "failed to write summary.html");
-        }
-        if self.config.del_worker_temp_db {
-            if let Err(e) = dir.remove(&self.root, name) {
-                tracing::warn!(error = %e, "failed to remove attempt dir");
-            }
-        }
-        let result = r
-            .result
-            .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
-        (r.outcome, result, r.bytes_read, r.bytes_written)
     }
 
     /// Creates the output directory and runs the attempt; after a stale
     /// file handle on a dynamic mount, remounts once and runs once more.
     fn run_with_retry(
         &self,
-        name: &AttemptName,
-        job: &Job,
-        prepared: &mut PreparedJob,
+        work: &mut AttemptWork,
         dir: &AttemptDir,
-        cancel: &CancelFlag,
     ) -> (RunResult, Option<Duration>) {
-        let run = |prepared: &mut PreparedJob, dirs: &AttemptDirs| match &self.spawner {
-            None => (
-                runner::run(&job.key(), prepared, dirs, dir, &self.identity, cancel),
-                None,
-            ),
-            Some(spawner) => self.run_child(spawner, name, job, prepared, dir, cancel),
-        };
-        let dirs = match AttemptDirs::create(prepared) {
+        let dirs = match AttemptDirs::create(&work.prepared) {
             Ok(d) => d,
             Err(e) => return (RunResult::failed(Outcome::SetupFailed(e.to_string())), None),
         };
-        if let (Some(table), Some(lease)) = (&self.mounts, &prepared.mount) {
+        if let (Some(table), Some(lease)) = (&self.mounts, &work.prepared.mount) {
             table.observe(lease);
         }
-        let first = run(prepared, &dirs);
+        let first = self.run_once(work, &dirs, dir);
         let stale = first.0.outcome.error().is_some_and(|e| is_stale_handle(&e));
-        let (true, Some(table), Some(lease)) = (stale, &self.mounts, &prepared.mount) else {
+        let (true, Some(table), Some(lease)) = (stale, &self.mounts, &work.prepared.mount) else {
             return first;
         };
         dir.log(&format!(
@@ -153,15 +153,28 @@ impl Supervisor {
             first.0.outcome,
             lease.instance()
         ));
-        tracing::warn!(attempt = %name, outcome = %first.0.outcome, "stale file handle: remounting and retrying");
+        tracing::warn!(outcome = %first.0.outcome, "stale file handle: remounting and retrying");
         drop(dirs);
         let again = table
             .remount(lease)
-            .map_err(|e| format!("remount after a stale file handle failed: {e}"))
-            .and_then(|()| AttemptDirs::reopen(prepared));
+            .map_err(RunError::Remount)
+            .and_then(|()| AttemptDirs::reopen(&work.prepared));
         match again {
-            Ok(dirs) => run(prepared, &dirs),
-            Err(e) => (RunResult::failed(Outcome::SetupFailed(e)), None),
+            Ok(dirs) => self.run_once(work, &dirs, dir),
+            Err(e) => (RunResult::failed(Outcome::SetupFailed(e.to_string())), None),
+        }
+    }
+
+    /// One run, in-process or in a child.
+    fn run_once(
+        &self,
+        work: &mut AttemptWork,
+        dirs: &AttemptDirs,
+        dir: &AttemptDir,
+    ) -> (RunResult, Option<Duration>) {
+        match &self.spawner {
+            None => (runner::run(work, dirs, dir, &self.identity), None),
+            Some(spawner) => self.run_child(spawner, work, dir),
         }
     }
 
@@ -170,40 +183,24 @@ impl Supervisor {
     fn run_child(
         &self,
         spawner: &Spawner,
-        name: &AttemptName,
-        job: &Job,
-        prepared: &mut PreparedJob,
+        work: &mut AttemptWork,
         dir: &AttemptDir,
-        cancel: &CancelFlag,
     ) -> (RunResult, Option<Duration>) {
-        let spec = ChildSpec {
-            key: job.key(),
-            db: prepared.db.clone(),
-            output: prepared.output.clone(),
-            options_file: prepared.options_file.clone(),
-            cf_name: prepared.cf_name.clone(),
-            identity: self.identity.clone(),
-            plugins: self.config.plugins.clone(),
-            zip: self.zip.as_ref().map(|z| z.child_spec(name.as_str())),
-        };
-        let written = serde_json::to_vec_pretty(&spec)
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(dir.path().join(child_spec::CHILD_SPEC), json));
-        if let Err(e) = written {
+        if let Err(e) = self.write_child_spec(work, dir) {
             let failed = Outcome::SetupFailed(format!("failed to write child spec: {e}"));
             return (RunResult::failed(failed), None);
         }
         // Unique on this host: two workers may run attempts of one name.
-        let marker = child_spec::attempt_marker(name.as_str());
+        let marker = child_spec::attempt_marker(work.name.as_str());
         let spawned = match spawner.spawn(dir.path(), &marker) {
             Ok(s) => s,
             Err(e) => return (RunResult::failed(Outcome::SpawnFailed(e.to_string())), None),
         };
-        prepared.timings.spawned_us = Some(now_us());
+        work.prepared.timings.spawned_us = Some(now_us());
         self.metrics.child_spawned(spawned.latency);
         let latency = spawned.latency;
         let limits = Limits {
-            timeout: self.config.attempt_timeout(job.estimate_time_us),
+            timeout: self.config.attempt_timeout(work.job.estimate_time_us),
             grace: self.config.cancel_grace,
         };
         let cgroup = spawned.cgroup.as_ref().map_or_else(
@@ -217,10 +214,34 @@ impl Supervisor {
             limits.timeout
         ));
         let log = |line: &str| dir.log(line);
-        let r = supervise(spawned, cancel, limits, dir.path(), &marker, &log);
+        let r = supervise(spawned, &work.cancel, limits, dir.path(), &marker, &log);
+        self.collect_child_files(work, dir);
+        (r, Some(latency))
+    }
+
+    /// `child.json`: what the child needs to run the attempt.
+    fn write_child_spec(&self, work: &AttemptWork, dir: &AttemptDir) -> std::io::Result<()> {
+        let p = &work.prepared;
+        let spec = ChildSpec {
+            key: work.key.clone(),
+            db: p.db.clone(),
+            output: p.output.clone(),
+            options_file: p.options_file.clone(),
+            cf_name: p.cf_name.clone(),
+            identity: self.identity.clone(),
+            plugins: self.config.plugins.clone(),
+            zip: self.zip.as_ref().map(|z| z.child_spec(work.name.as_str())),
+        };
+        let json = serde_json::to_vec_pretty(&spec).map_err(std::io::Error::other)?;
+        std::fs::write(dir.path().join(child_spec::CHILD_SPEC), json)
+    }
+
+    /// What an ended child left beside its result: its timings, its plugin
+    /// counts, its zipserver counts.
+    fn collect_child_files(&self, work: &mut AttemptWork, dir: &AttemptDir) {
         if let Ok(bytes) = std::fs::read(dir.path().join(CHILD_TIMINGS)) {
             if let Ok(child) = serde_json::from_slice::<AttemptTimings>(&bytes) {
-                prepared.timings.merge(&child);
+                work.prepared.timings.merge(&child);
             }
         }
         if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
@@ -234,6 +255,14 @@ impl Supervisor {
                 c.blocks_seen, c.remote_blocks, c.remote_bytes_in, c.remote_bytes_out, c.fallback_blocks
             ));
         }
-        (r, Some(latency))
     }
+}
+
+/// The message a caught panic carried.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }

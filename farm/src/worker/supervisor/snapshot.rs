@@ -73,7 +73,7 @@ impl Supervisor {
             .values()
             .map(|e| {
                 let (state, outcome, since, run) = match &e.phase {
-                    Phase::Queued => ("queued", None, e.accepted, Duration::ZERO),
+                    Phase::Queued { .. } => ("queued", None, e.accepted, Duration::ZERO),
                     Phase::Running { started, .. } => (
                         "running",
                         None,
