@@ -86,8 +86,7 @@ fn verified_event(event: &str, v: &Verified) -> serde_json::Value {
 
 /// Checks the DB against the expected state and resolves writes in flight.
 fn check(db: &DB, state: &mut ExpectedState) -> anyhow::Result<Option<Verified>> {
-    let cf = db.cf_handle("default").context("no default column family")?;
-    match state.verify(db, cf) {
+    match state.verify(db) {
         Ok((v, found)) => {
             state.resolve(&found)?;
             Ok(Some(v))

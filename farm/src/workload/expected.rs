@@ -20,7 +20,7 @@
 //! `pwrite`: the page cache keeps it across a kill of the writer.
 
 use super::model::key;
-use rocksdb::{ColumnFamily, IteratorMode, DB};
+use rocksdb::{IteratorMode, DB};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -200,14 +200,14 @@ impl ExpectedState {
         )
     }
 
-    /// Scans `cf` of `db` in full and checks every key of the key space
+    /// Scans the default column family of `db` in full and checks every key of the key space
     /// against its record: the committed state, or the pending one when a
     /// write was in flight. A key outside the key space, or a value that is
     /// not [`value_of`] its key and version, is a mismatch too. Returns the
     /// versions found (index by key) with the counts.
-    pub fn verify(&self, db: &DB, cf: &ColumnFamily) -> Result<(Verified, Vec<u32>), Mismatch> {
+    pub fn verify(&self, db: &DB) -> Result<(Verified, Vec<u32>), Mismatch> {
         let mut found = vec![0u32; self.records.len()];
-        for item in db.iterator_cf(cf, IteratorMode::Start) {
+        for item in db.iterator(IteratorMode::Start) {
             let (k, v) = item.map_err(|e| self.mismatch(u64::MAX, format!("a scan error: {e}")))?;
             let index = parse_key(&k)
                 .filter(|i| *i < self.key_space())
@@ -339,7 +339,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("expected");
         let db = db(dir.path());
-        let cf = db.cf_handle("default").unwrap();
         let mut s = ExpectedState::open(&path, 10).unwrap();
         let v1 = s.next_version().unwrap();
         s.begin(3, v1).unwrap();
@@ -361,7 +360,7 @@ mod tests {
                 pending: Some(v2)
             }
         );
-        let (got, found) = s.verify(&db, cf).unwrap();
+        let (got, found) = s.verify(&db).unwrap();
         assert_eq!(
             got,
             Verified {
@@ -380,21 +379,20 @@ mod tests {
     fn a_lost_acknowledged_write_or_a_wrong_value_is_a_mismatch() {
         let dir = tempfile::tempdir().unwrap();
         let db = db(dir.path());
-        let cf = db.cf_handle("default").unwrap();
         let mut s = ExpectedState::open(&dir.path().join("expected"), 10).unwrap();
         let v = s.next_version().unwrap();
         s.begin(5, v).unwrap();
         s.commit(5).unwrap();
-        assert_eq!(s.verify(&db, cf).unwrap_err().index, 5, "acknowledged, absent");
+        assert_eq!(s.verify(&db).unwrap_err().index, 5, "acknowledged, absent");
         db.put(key_of(5), value_of(5, v + 1)).unwrap();
-        assert_eq!(s.verify(&db, cf).unwrap_err().index, 5, "a version never written");
+        assert_eq!(s.verify(&db).unwrap_err().index, 5, "a version never written");
         let mut wrong = value_of(5, v);
         *wrong.last_mut().unwrap() ^= 1;
         db.put(key_of(5), wrong).unwrap();
-        assert!(s.verify(&db, cf).unwrap_err().found.contains("foreign"));
+        assert!(s.verify(&db).unwrap_err().found.contains("foreign"));
         db.put(key_of(5), value_of(5, v)).unwrap();
         db.put(b"other", b"x").unwrap();
-        assert!(s.verify(&db, cf).unwrap_err().found.contains("outside"));
+        assert!(s.verify(&db).unwrap_err().found.contains("outside"));
         assert!(ExpectedState::open(&dir.path().join("expected"), 11).is_err());
     }
 }

@@ -5,7 +5,7 @@ use farm::worker::process::running::Running;
 use farm::worker::process::setup::ChildSetup;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -29,6 +29,8 @@ pub struct HosterProcess {
     events: Receiver<Value>,
     /// The last `progress` line: the writes and the farm's counters.
     pub last_progress: Option<Value>,
+    /// Its stderr, quoted when it fails.
+    log: PathBuf,
 }
 
 impl HosterProcess {
@@ -72,6 +74,7 @@ impl HosterProcess {
             process,
             events,
             last_progress: None,
+            log: a.log.to_owned(),
         }
     }
 
@@ -97,7 +100,13 @@ impl HosterProcess {
             Some(v) if v["event"] == name => v,
             other => {
                 let status = self.process.try_wait().ok().flatten();
-                panic!("the hoster's {name} event did not come: got {other:?}, exit {status:?}")
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                panic!(
+                    "the hoster's {name} event did not come: got {other:?}, exit {status:?}; \
+                     its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
             }
         }
     }

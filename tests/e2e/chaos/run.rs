@@ -16,7 +16,7 @@ use super::hoster::{HosterArgs, HosterProcess};
 use super::plot;
 use super::report::Tally;
 use super::resources::{self, Series, Usage};
-use super::stand::Stand;
+use super::stand::{Stand, RETENTION_WAIT};
 use crate::harness::{multi_process, worker_stat};
 use farm::rocks::sst::SstProperties;
 use farm::workload::expected::ExpectedState;
@@ -72,7 +72,8 @@ fn seed() -> u64 {
 }
 
 /// The steady worker's usage once it is idle: no attempt running or
-/// queued, then a second more for connections to close.
+/// queued, then long enough for finished attempts to leave its memory
+/// (`RESULT_RETENTION`) and connections to close.
 fn idle_usage(stand: &Stand) -> Usage {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -83,7 +84,7 @@ fn idle_usage(stand: &Stand) -> Usage {
         assert!(Instant::now() < deadline, "the steady worker stays busy");
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(RETENTION_WAIT);
     resources::sample(stand.steady_pid()).expect("the steady worker runs")
 }
 
@@ -161,8 +162,7 @@ fn final_check(stand: &Stand, expected: &std::path::Path, identities: &[String])
     let db = rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), &stand.db, false)
         .expect("the DB opens read-only");
     let state = ExpectedState::open(expected, KEY_SPACE).expect("expected state");
-    let cf = db.cf_handle("default").expect("default cf");
-    let (v, _) = state.verify(&db, cf).expect("every key equals the expected state");
+    let (v, _) = state.verify(&db).expect("every key equals the expected state");
     assert_eq!((v.pending_applied, v.pending_lost), (0, 0), "no write in flight");
     let files = db.live_files().expect("live files");
     let remote = files

@@ -22,6 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const ETCD_ROOT: &str = "/chaos";
+/// How long workers keep finished attempts answerable.
+pub const RESULT_RETENTION: &str = "10s";
+/// ... waited out before the steady worker's usage is sampled.
+pub const RETENTION_WAIT: std::time::Duration = std::time::Duration::from_secs(12);
 /// The steady worker's disk.
 pub const WORKER_FS_BYTES: u64 = 16 << 20;
 
@@ -200,6 +204,10 @@ fn common_env(root: &Path, etcd: &LocalEtcd) -> Vec<(&'static str, String)> {
         ("DEL_WORKER_TEMP_DB", "true".to_string()),
         ("MAX_PARALLEL_COMPACTIONS", "2".to_string()),
         ("CANCEL_GRACE", "1s".to_string()),
+        // Finished attempts are kept this long (bounded by design): the
+        // resource comparison waits it out, so that it compares a worker
+        // holding no finished attempt with one holding none either.
+        ("RESULT_RETENTION", RESULT_RETENTION.to_string()),
         ("ETCD_URL", etcd.addr()),
         ("ETCD_ROOT", ETCD_ROOT.to_string()),
         ("ETCD_LEASE_TTL", "3s".to_string()),
