@@ -88,6 +88,11 @@ pub struct Injector {
     /// Attempts the victim's earlier lives finished (`succeeded`), read
     /// from `/stat` just before each kill.
     pub victim_succeeded: u64,
+    /// Attempts the steady worker failed or refused while its disk was
+    /// full.
+    pub disk_full_failures: u64,
+    /// The steady worker's `succeeded` when its disk was last freed.
+    pub succeeded_after_disk_full: Option<u64>,
 }
 
 impl Injector {
@@ -97,6 +102,8 @@ impl Injector {
             counts: BTreeMap::new(),
             missed: BTreeMap::new(),
             victim_succeeded: 0,
+            disk_full_failures: 0,
+            succeeded_after_disk_full: None,
         }
     }
 
@@ -113,7 +120,7 @@ impl Injector {
             Fault::ChildKill => self.kill_child(stand),
             Fault::ZipserverKill => self.kill_zipserver(stand),
             Fault::EtcdRestart => self.restart_etcd(stand),
-            Fault::DiskFull => fill_disk(stand),
+            Fault::DiskFull => self.fill_disk(stand),
         };
         if hit {
             self.count(f);
@@ -182,6 +189,17 @@ impl Injector {
         kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
     }
 
+    /// Fills the steady worker's disk, counting what it failed or refused
+    /// meanwhile.
+    fn fill_disk(&mut self, stand: &Stand) -> bool {
+        let before = failures(&worker_stat(&stand.steady));
+        fill_disk(stand);
+        let stat = worker_stat(&stand.steady);
+        self.disk_full_failures += failures(&stat) - before;
+        self.succeeded_after_disk_full = stat["counters"]["succeeded"].as_u64();
+        true
+    }
+
     fn restart_etcd(&mut self, stand: &mut Stand) -> bool {
         stand.etcd.kill();
         std::thread::sleep(Duration::from_millis(self.rng.u64(500..2000)));
@@ -194,6 +212,21 @@ fn succeeded(w: &farm::worker::local::LocalWorker) -> u64 {
     worker_stat(w)["counters"]["succeeded"]
         .as_u64()
         .expect("/stat counts succeeded attempts")
+}
+
+/// Attempts failed and submissions refused, from a `/stat` answer.
+fn failures(stat: &serde_json::Value) -> u64 {
+    ["failed", "rejected"]
+        .iter()
+        .map(|k| {
+            stat["counters"][k]
+                .as_object()
+                .unwrap_or_else(|| panic!("/stat counts {k}"))
+                .values()
+                .filter_map(serde_json::Value::as_u64)
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// Host pids of the workers running now.
@@ -215,7 +248,7 @@ fn stop_victim(stand: &Stand) -> bool {
 
 /// Fills the steady worker's tmpfs until a write fails with ENOSPC, holds
 /// it full for 3 s, then frees it.
-fn fill_disk(stand: &Stand) -> bool {
+fn fill_disk(stand: &Stand) {
     let path = stand.steady_fs_from_host().join("filler");
     let mut f = std::fs::File::create(&path).expect("filler file");
     let chunk = vec![0xa5u8; 64 << 10];
@@ -231,5 +264,4 @@ fn fill_disk(stand: &Stand) -> bool {
     drop(f);
     std::fs::remove_file(&path).expect("filler removed");
     assert!(full, "the worker's disk filled up");
-    true
 }

@@ -59,6 +59,7 @@ impl Tally {
         missed: &BTreeMap<Fault, u64>,
         worker_succeeded: (u64, u64),
         remote_ssts: (usize, usize),
+        disk_full_failures: u64,
     ) {
         println!("chaos figures:");
         println!("  reopens checked        {}", self.reopens);
@@ -88,6 +89,9 @@ impl Tally {
         println!(
             "  live SSTs              {} of {} written by a worker",
             remote_ssts.0, remote_ssts.1
+        );
+        println!(
+            "  while the disk was full {disk_full_failures} attempts failed or were refused by the steady worker"
         );
         println!("  faults injected:");
         for (f, c) in faults {

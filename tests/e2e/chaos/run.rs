@@ -237,7 +237,21 @@ fn hoster_killed_and_reopened_while_the_farm_fails_around_it() {
         &run.injector.missed,
         (steady_succeeded, victim_succeeded),
         ssts,
+        run.injector.disk_full_failures,
     );
+    let zip = &worker_stat(&run.stand.steady)["zipserver"];
+    if multi_process() {
+        println!(
+            "  steady worker's zipserver: {} blocks compressed there, {} in the child, {} restarts",
+            zip["counts"]["remote_blocks"], zip["counts"]["fallback_blocks"], zip["sidecar"]["restarts"]
+        );
+    }
+    if let (Some(min), Some(max)) = (
+        run.series.points.iter().map(|p| p.1.rss_kib).min(),
+        run.series.points.iter().map(|p| p.1.rss_kib).max(),
+    ) {
+        println!("  steady worker's RSS over the run: {min} to {max} KiB");
+    }
 
     if plan.soak.is_some() {
         let out = std::env::var("FARM_SOAK_OUT")
@@ -257,6 +271,16 @@ fn hoster_killed_and_reopened_while_the_farm_fails_around_it() {
     assert!(run.tally.remote_installed > 0, "{:?}", run.tally);
     assert!(steady_succeeded > 0 && victim_succeeded > 0, "both workers compacted");
     assert!(ssts.0 > 0, "live SSTs carry a worker's identity: {ssts:?}");
+    // The steady worker compacted again once its disk was freed.
+    let after_fill = run.injector.succeeded_after_disk_full.expect("the disk was filled");
+    assert!(
+        steady_succeeded > after_fill,
+        "the steady worker compacted after its disk was freed ({after_fill} then {steady_succeeded})"
+    );
+    // With children, the zipserver did the compression work.
+    if multi_process() {
+        assert!(zip["counts"]["remote_blocks"].as_u64() > Some(0), "{zip}");
+    }
     // Every kind of fault hit something.
     for k in kinds {
         assert!(
