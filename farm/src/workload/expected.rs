@@ -109,7 +109,8 @@ impl ExpectedState {
             let mut header = [0u8; HEADER as usize];
             header[..8].copy_from_slice(MAGIC);
             header[8..].copy_from_slice(&key_space.to_le_bytes());
-            file.write_all_at(&header, 0).map_err(ExpectedError::Write)?;
+            file.write_all_at(&header, 0)
+                .map_err(ExpectedError::Write)?;
             file.set_len(len).map_err(ExpectedError::Write)?;
         }
         let mut bytes = vec![0u8; len as usize];
@@ -214,7 +215,10 @@ impl ExpectedState {
                 .ok_or_else(|| {
                     self.mismatch(
                         u64::MAX,
-                        format!("a key outside the key space: {}", String::from_utf8_lossy(&k)),
+                        format!(
+                            "a key outside the key space: {}",
+                            String::from_utf8_lossy(&k)
+                        ),
                     )
                 })?;
             let version = parse_version(index, &v)
@@ -385,7 +389,11 @@ mod tests {
         s.commit(5).unwrap();
         assert_eq!(s.verify(&db).unwrap_err().index, 5, "acknowledged, absent");
         db.put(key_of(5), value_of(5, v + 1)).unwrap();
-        assert_eq!(s.verify(&db).unwrap_err().index, 5, "a version never written");
+        assert_eq!(
+            s.verify(&db).unwrap_err().index,
+            5,
+            "a version never written"
+        );
         let mut wrong = value_of(5, v);
         *wrong.last_mut().unwrap() ^= 1;
         db.put(key_of(5), wrong).unwrap();

@@ -18,7 +18,13 @@ pub fn draw(path: &Path, series: &Series, title: &str) -> Result<(), Box<dyn std
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(320);
     let panels = [
-        (top, "resident memory (MiB)", rss_max, RGBColor(40, 90, 200), 1),
+        (
+            top,
+            "resident memory (MiB)",
+            rss_max,
+            RGBColor(40, 90, 200),
+            1,
+        ),
         (bottom, "open files", fd_max, RGBColor(200, 40, 40), 2),
     ];
     for (i, (area, label, ymax, color, field)) in panels.into_iter().enumerate() {

@@ -43,8 +43,7 @@ impl Tally {
         self.scheduled += n(s, "scheduled");
         self.remote_installed += n(s, "remote_installed");
         for (reason, count) in s["fallbacks"].as_object().expect("fallbacks") {
-            *self.fallbacks.entry(reason.clone()).or_default() +=
-                count.as_u64().expect("a count");
+            *self.fallbacks.entry(reason.clone()).or_default() += count.as_u64().expect("a count");
         }
     }
 

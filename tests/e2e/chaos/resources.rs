@@ -46,8 +46,7 @@ impl Series {
     /// Adds a reading of `pid`, if it still runs.
     pub fn record(&mut self, pid: u32) {
         if let Some(u) = sample(pid) {
-            self.points
-                .push((self.start.elapsed().as_secs_f64(), u));
+            self.points.push((self.start.elapsed().as_secs_f64(), u));
         }
     }
 

@@ -150,7 +150,10 @@ impl Run {
         let end = Instant::now() + d;
         while Instant::now() < end {
             self.series.record(self.stand.steady_pid());
-            std::thread::sleep(end.saturating_duration_since(Instant::now()).min(Duration::from_secs(1)));
+            std::thread::sleep(
+                end.saturating_duration_since(Instant::now())
+                    .min(Duration::from_secs(1)),
+            );
         }
     }
 }
@@ -162,8 +165,14 @@ fn final_check(stand: &Stand, expected: &std::path::Path, identities: &[String])
     let db = rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), &stand.db, false)
         .expect("the DB opens read-only");
     let state = ExpectedState::open(expected, KEY_SPACE).expect("expected state");
-    let (v, _) = state.verify(&db).expect("every key equals the expected state");
-    assert_eq!((v.pending_applied, v.pending_lost), (0, 0), "no write in flight");
+    let (v, _) = state
+        .verify(&db)
+        .expect("every key equals the expected state");
+    assert_eq!(
+        (v.pending_applied, v.pending_lost),
+        (0, 0),
+        "no write in flight"
+    );
     let files = db.live_files().expect("live files");
     let remote = files
         .iter()
@@ -184,8 +193,14 @@ fn hoster_killed_and_reopened_while_the_farm_fails_around_it() {
     let mut rng = fastrand::Rng::with_seed(seed);
     let stand = Stand::start();
     let identities = vec![
-        worker_stat(&stand.steady)["identity"].as_str().expect("identity").to_owned(),
-        format!("dcompact-worker@{}", stand.victim_url().trim_start_matches("http://")),
+        worker_stat(&stand.steady)["identity"]
+            .as_str()
+            .expect("identity")
+            .to_owned(),
+        format!(
+            "dcompact-worker@{}",
+            stand.victim_url().trim_start_matches("http://")
+        ),
     ];
     let mut run = Run {
         expected: stand.tmp.path().join("expected"),
@@ -243,7 +258,9 @@ fn hoster_killed_and_reopened_while_the_farm_fails_around_it() {
     if multi_process() {
         println!(
             "  steady worker's zipserver: {} blocks compressed there, {} in the child, {} restarts",
-            zip["counts"]["remote_blocks"], zip["counts"]["fallback_blocks"], zip["sidecar"]["restarts"]
+            zip["counts"]["remote_blocks"],
+            zip["counts"]["fallback_blocks"],
+            zip["sidecar"]["restarts"]
         );
     }
     if let (Some(min), Some(max)) = (
@@ -258,21 +275,35 @@ fn hoster_killed_and_reopened_while_the_farm_fails_around_it() {
             .map(PathBuf::from)
             .unwrap_or_else(|_| std::env::temp_dir().join("farm-chaos-soak"));
         std::fs::create_dir_all(&out).expect("soak output dir");
-        let mode = if multi_process() { "multi-process" } else { "in-process" };
+        let mode = if multi_process() {
+            "multi-process"
+        } else {
+            "in-process"
+        };
         let csv = out.join(format!("chaos-soak-{mode}.csv"));
         let svg = out.join(format!("chaos-soak-{mode}.svg"));
         run.series.write_csv(&csv).expect("CSV written");
-        plot::draw(&svg, &run.series, &format!("steady worker under chaos ({mode})"))
-            .expect("plot drawn");
+        plot::draw(
+            &svg,
+            &run.series,
+            &format!("steady worker under chaos ({mode})"),
+        )
+        .expect("plot drawn");
         println!("soak samples: {} and {}", csv.display(), svg.display());
     }
 
     // Compactions really ran on the farm.
     assert!(run.tally.remote_installed > 0, "{:?}", run.tally);
-    assert!(steady_succeeded > 0 && victim_succeeded > 0, "both workers compacted");
+    assert!(
+        steady_succeeded > 0 && victim_succeeded > 0,
+        "both workers compacted"
+    );
     assert!(ssts.0 > 0, "live SSTs carry a worker's identity: {ssts:?}");
     // The steady worker compacted again once its disk was freed.
-    let after_fill = run.injector.succeeded_after_disk_full.expect("the disk was filled");
+    let after_fill = run
+        .injector
+        .succeeded_after_disk_full
+        .expect("the disk was filled");
     assert!(
         steady_succeeded > after_fill,
         "the steady worker compacted after its disk was freed ({after_fill} then {steady_succeeded})"

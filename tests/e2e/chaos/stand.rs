@@ -68,7 +68,10 @@ impl Stand {
         let etcd = LocalEtcd::start(tmp.path()).expect("etcd starts");
         let steady_fs = tmp.path().join("steady-fs");
         let mut env = common_env(&root, &etcd);
-        env.push(("WORKER_DB_ROOT", steady_fs.join("root").display().to_string()));
+        env.push((
+            "WORKER_DB_ROOT",
+            steady_fs.join("root").display().to_string(),
+        ));
         let steady = Sandbox::new()
             .share(tmp.path())
             .tmpfs(&steady_fs, WORKER_FS_BYTES)
