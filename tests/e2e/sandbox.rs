@@ -11,6 +11,9 @@
 //! - the directories the test shares, bound at their own paths (read-write,
 //!   or read-only for the worker's binaries), so the test sees what the
 //!   worker did to them;
+//! - small tmpfs mounts the test asks for, at their own paths (a worker
+//!   root whose disk the test fills); the test reaches them through
+//!   `/proc/<worker>/root`.
 //!
 //! The network namespace is the host's, so the test reaches the worker on
 //! 127.0.0.1. The worker is the namespace's PID 1: when it dies, the kernel
@@ -31,6 +34,8 @@ pub struct Sandbox {
     shared: Vec<PathBuf>,
     /// Bound read-only at the same path.
     read_only: Vec<PathBuf>,
+    /// Size (bytes) and path of each tmpfs mounted inside.
+    tmpfs: Vec<(u64, PathBuf)>,
 }
 
 impl Sandbox {
@@ -43,6 +48,7 @@ impl Sandbox {
             root,
             shared: Vec::new(),
             read_only: Vec::new(),
+            tmpfs: Vec::new(),
         };
         // The worker binary and the zipserver beside it.
         let bin_dir = worker_bin().parent().expect("binary has a directory");
@@ -59,6 +65,12 @@ impl Sandbox {
     /// Shares `path` read-only at its own path (a plugin, a helper).
     pub fn share_read_only(mut self, path: &Path) -> Sandbox {
         self.read_only.push(path.to_owned());
+        self
+    }
+
+    /// Mounts a tmpfs of `bytes` at `path` inside the sandbox only.
+    pub fn tmpfs(mut self, path: &Path, bytes: u64) -> Sandbox {
+        self.tmpfs.push((bytes, path.to_owned()));
         self
     }
 
@@ -83,7 +95,8 @@ impl Sandbox {
         cmd.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin")
             .env("SANDBOX_SHARED", join(&self.shared))
-            .env("SANDBOX_READ_ONLY", join(&self.read_only));
+            .env("SANDBOX_READ_ONLY", join(&self.read_only))
+            .env("SANDBOX_TMPFS", tmpfs_lines(&self.tmpfs));
         let mut inner_env = vec!["PATH=/usr/sbin:/usr/bin".to_string()];
         inner_env.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         cmd.arg("--").arg("/usr/bin/env").arg("-i").args(inner_env);
@@ -101,7 +114,17 @@ impl Sandbox {
         env: &[(&str, String)],
         log: Stdio,
     ) -> Result<SandboxedWorker, String> {
-        let cmd = self.command(worker_bin(), &["--listen", "127.0.0.1:0"], env);
+        self.start_worker_on("127.0.0.1:0", env, log)
+    }
+
+    /// [`Sandbox::start_worker`] listening on `listen`.
+    pub fn start_worker_on(
+        self,
+        listen: &str,
+        env: &[(&str, String)],
+        log: Stdio,
+    ) -> Result<SandboxedWorker, String> {
+        let cmd = self.command(worker_bin(), &["--listen", listen], env);
         let worker = LocalWorker::start_command(cmd, log).map_err(|e| e.to_string())?;
         Ok(SandboxedWorker {
             worker,
@@ -160,6 +183,14 @@ fn join(paths: &[PathBuf]) -> String {
         .join("\n")
 }
 
+fn tmpfs_lines(mounts: &[(u64, PathBuf)]) -> String {
+    mounts
+        .iter()
+        .map(|(size, p)| format!("{size} {}", p.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Runs as PID 1 of the new namespaces: `$1` is the (empty) mount point of
 /// the sandbox's root, the rest after `--` the command to run there.
 const SETUP: &str = r#"
@@ -186,6 +217,11 @@ printf '%s\n' "$SANDBOX_READ_ONLY" | while IFS= read -r d; do
   [ -n "$d" ] || continue
   bind "$d"
   mount -o remount,bind,ro "$R$d"
+done
+printf '%s\n' "$SANDBOX_TMPFS" | while IFS=' ' read -r size d; do
+  [ -n "$d" ] || continue
+  mkdir -p "$R$d"
+  mount -t tmpfs -o "size=$size,mode=0755" farm-sandbox-fs "$R$d"
 done
 mount -t proc proc "$R/proc"
 cd "$R"

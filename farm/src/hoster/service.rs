@@ -71,13 +71,6 @@ pub enum HosterError {
     /// A thread following etcd could not be started.
     #[error("failed to start an etcd thread: {0}")]
     Thread(#[source] std::io::Error),
-    /// `<dbname>/farm-output`, left by an earlier run, could not be removed.
-    #[error("failed to sweep orphaned output directories in {path}: {source}")]
-    Sweep {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// Turns the farm on for `options` of the DB at `dbname`, with ToplingDB's
@@ -141,6 +134,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Removes the output directories an earlier crash of this process left.
+/// A worker may still be running one of that process's attempts and
+/// writing into its directory, so a removal can fail ("directory not
+/// empty"): after a few tries what is left stays until the next open,
+/// and the open goes on. This run's own directory is new, so nothing left
+/// there stands in its way.
+fn sweep_orphaned_outputs(outputs: &Path) {
+    const TRIES: u32 = 3;
+    for attempt in 1..=TRIES {
+        match std::fs::remove_dir_all(outputs) {
+            Ok(()) => {
+                tracing::info!(path = %outputs.display(), "removed orphaned farm output directories");
+                return;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if attempt < TRIES => {
+                tracing::debug!(path = %outputs.display(), error = %e, "orphaned outputs still being written; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => tracing::warn!(
+                path = %outputs.display(),
+                error = %e,
+                "could not remove orphaned farm output directories (a worker may still write there); left for the next open"
+            ),
+        }
+    }
+}
+
 impl FarmService {
     /// A service for the DB at `dbname`, not yet installed on any
     /// `Options` ([`enable`] builds and installs one). Starts the etcd
@@ -153,20 +174,8 @@ impl FarmService {
                 why: e.to_string(),
             }
         })?;
-        // Output directories orphaned by an earlier crash of this process.
         let outputs = Path::new(&dbname).join(OUTPUT_SUBDIR);
-        match std::fs::remove_dir_all(&outputs) {
-            Ok(()) => {
-                tracing::info!(path = %outputs.display(), "removed orphaned farm output directories")
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(HosterError::Sweep {
-                    path: outputs,
-                    source,
-                })
-            }
-        }
+        sweep_orphaned_outputs(&outputs);
         let start_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
