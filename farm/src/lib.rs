@@ -20,6 +20,7 @@
 //!
 //! - [`etcd`]: worker registration and discovery, and "attempt done"
 //!   events, over etcd's JSON gateway.
+//! - [`tls`]: TLS client settings from PEM files (etcd, `https` workers).
 //! - [`zipserver`]: the compression sidecar: one process per worker host
 //!   compresses the output blocks of every compaction child.
 //! - [`workload`]: a reproducible write workload with an in-memory model
@@ -111,6 +112,7 @@ pub mod etcd;
 pub mod hoster;
 pub mod protocol;
 pub mod rocks;
+pub mod tls;
 pub mod worker;
 pub mod workload;
 pub mod zipserver;

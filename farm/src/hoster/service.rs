@@ -60,6 +60,13 @@ pub enum HosterError {
     /// The `etcd` settings could not be turned into a client.
     #[error("failed to set up etcd: {0}")]
     Etcd(#[from] EtcdError),
+    /// An `https://` worker's `ca`, `cert` or `key` could not be used.
+    #[error("http_workers {worker}: {source}")]
+    WorkerTls {
+        worker: String,
+        #[source]
+        source: crate::tls::TlsError,
+    },
     /// A thread following etcd could not be started.
     #[error("failed to start an etcd thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -194,7 +201,7 @@ impl FarmService {
             }
         };
         Ok(FarmService {
-            client: Client::new(&config),
+            client: Client::new(&config)?,
             speed: SpeedModel::new(config.estimate_speed),
             workers,
             completions,
@@ -347,12 +354,12 @@ impl FarmService {
                 Ok(n) => n.as_str().to_owned(),
                 Err(e) => return self.local(FallbackReason::Internal, &e),
             };
-            match self.client.submit(base, &job) {
+            match self.client.submit(&worker, &job) {
                 Ok(()) => {
                     self.stats.scheduled();
                     self.in_flight.fetch_add(1, Ordering::AcqRel);
                     let id = format!("{}-{}-{}", key.db_job(), key.sub_job(), key.attempt);
-                    tracing::debug!(job = id, worker = base, "scheduled remotely");
+                    tracing::debug!(job = id, worker = base, page = %worker.stat_url(), "scheduled remotely");
                     lock(&self.pending).insert(
                         id.clone(),
                         Pending {
@@ -377,6 +384,11 @@ impl FarmService {
                         self.cancel_in_background(base, &key);
                     }
                     match e.reason {
+                        // A draining worker takes no job for a while:
+                        // skip it for `worker_backoff`, at once.
+                        FallbackReason::Busy if e.worker_stopping() => {
+                            self.workers.failed(&worker.base_url)
+                        }
                         FallbackReason::Busy => std::thread::sleep(c.retry_sleep_time),
                         // A refusal is about the job, not the worker: no
                         // backoff, and no second try on the same worker.
