@@ -24,6 +24,7 @@ mod held_probes;
 mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;
+mod operations;
 mod nfs_stand_in;
 mod output_check;
 mod path_mapping;

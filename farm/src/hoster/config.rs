@@ -624,7 +624,13 @@ mod tests {
         assert_eq!(c.load_balance, LoadBalance::Weight);
         assert_eq!(c.dcompact_min_level, 2);
         assert_eq!(c.retry_sleep_time, Duration::from_secs(1));
-        assert_eq!(c.nfs_type, "", "no default nfs_type, unlike ToplingDB");
+        assert_eq!(c.nfs_type, "nfs", "ToplingDB's default, as nfs_mnt_src is set");
+        assert_eq!(c.nfs_mnt_opt, "nolock,addr=192.168.31.16,noatime,rdma");
+        // url submits, base_url probes, web_url shows (ToplingDB's meaning).
+        let w = &c.http_workers[1];
+        assert_eq!(w.submit_url, "http://worker.for.submit.compact.job/dcompact");
+        assert_eq!(w.stat_url(), "https://web.page.proxy/stat");
+        assert_eq!(c.http_workers[0].submit_url, "http://active-host:8080/dcompact");
         // ToplingDB's size syntax is not taken for estimate_speed.
         let e = HosterConfig::from_json(
             r#"{"hoster_root":"/d","instance_name":"i","estimate_speed":"10M"}"#,
@@ -632,6 +638,49 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn factory_entries_are_found_by_class() {
+        let entry = |name: &str, class: &str| {
+            format!(
+                r#"{{"CompactionExecutorFactory":{{"{name}":{{"class":"{class}","params":
+                {{"hoster_root":"/d","instance_name":"i","http_workers":["http://a:1"]}}}}}}}}"#
+            )
+        };
+        let c = HosterConfig::from_json(&entry("dcompact-ssd", "DcompactEtcd")).unwrap();
+        assert_eq!(c.http_workers[0].base_url, "http://a:1");
+        let e = HosterConfig::from_json(&entry("dcompact", "Local"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DcompactEtcd") && e.contains("Local"), "{e}");
+        let nfs = HosterConfig::from_json(r#"{"hoster_root":"/d","instance_name":"i"}"#).unwrap();
+        assert_eq!(nfs.nfs_type, "", "nothing to mount, no type");
+    }
+
+    #[test]
+    fn https_workers_and_their_tls_files() {
+        let c = HosterConfig::from_json(
+            r#"{"hoster_root":"/d","instance_name":"i","http_workers":[
+                {"url":"https://w:443/dcompact","ca":"/etc/farm/ca.pem"},
+                {"base_url":"https://p/worker-2/","cert":"/c","key":"/k","ca":"/ca"},
+                "https://public.example"]}"#,
+        )
+        .unwrap();
+        let w = &c.http_workers;
+        assert_eq!((w[0].base_url.as_str(), w[0].submit_url.as_str()), ("https://w:443", "https://w:443/dcompact"));
+        assert_eq!(w[0].tls.as_ref().unwrap().ca, std::path::PathBuf::from("/etc/farm/ca.pem"));
+        assert_eq!(w[1].submit_url, "https://p/worker-2/dcompact");
+        assert!(w[1].tls.as_ref().unwrap().client.is_some());
+        assert!(w[2].tls.is_none(), "public roots");
+        for bad in [
+            r#"{"url":"http://w:1","ca":"/ca"}"#,
+            r#"{"url":"https://w:1","ca":"/ca","cert":"/c"}"#,
+            r#"{"url":"https://w:1","cert":"/c","key":"/k"}"#,
+        ] {
+            let p = format!(r#"{{"hoster_root":"/d","instance_name":"i","http_workers":[{bad}]}}"#);
+            assert!(HosterConfig::from_json(&p).is_err(), "{bad}");
+        }
     }
 
     #[test]

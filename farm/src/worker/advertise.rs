@@ -20,19 +20,20 @@ pub enum AdvertiseError {
 
 /// The configured value: `None` for the bound address.
 pub fn parse(value: &str) -> Result<Option<String>, AdvertiseError> {
-    let v = value.trim().trim_end_matches('/');
-    if v.is_empty() || v == "self" {
+    let raw = value.trim();
+    if raw.is_empty() || raw == "self" {
         return Ok(None);
     }
-    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(AdvertiseError::Malformed);
     }
-    let host = match v.split_once("://") {
+    let host = match raw.split_once("://") {
         Some(("http" | "https", rest)) => rest.split('/').next().unwrap_or(""),
         Some(_) => return Err(AdvertiseError::Malformed),
-        None if v.contains('/') => return Err(AdvertiseError::Malformed),
-        None => v,
+        None if raw.contains('/') => return Err(AdvertiseError::Malformed),
+        None => raw,
     };
+    let v = raw.trim_end_matches('/');
     if host.is_empty() || host.starts_with(':') {
         return Err(AdvertiseError::Malformed);
     }
