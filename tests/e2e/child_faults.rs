@@ -296,7 +296,11 @@ fn sigterm_refuses_new_work_then_cancels_children_and_exits() {
     });
     let body = serde_json::to_vec(&c.job("stop", 9)).unwrap();
     let (code, answer) = post(&format!("{base}/dcompact"), &body, &[]);
-    assert_eq!((code, answer["status"].as_str()), (503, Some("stopping")), "{answer}");
+    assert_eq!(
+        (code, answer["status"].as_str()),
+        (503, Some("stopping")),
+        "{answer}"
+    );
     assert!(answer["error"].as_str().unwrap().contains("SIGTERM"));
 
     // Halfway through SHUTDOWN_GRACE both children still run.

@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::Parser;
 use farm::worker::drain::{Drain, DrainCause};
 use farm::worker::{config::WorkerConfig, server};
-use std::sync::Arc;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Runs RocksDB compactions for other processes' databases.
 ///

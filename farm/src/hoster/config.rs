@@ -312,15 +312,16 @@ fn worker_endpoint(raw: RawWorker) -> Result<Option<WorkerEndpoint>, ConfigError
     if t.starts_with("//") || t.starts_with('#') {
         return Ok(None);
     }
-    let (submit_url, base_url) = match (url, base_url) {
-        (Some(u), None) => {
-            let u = web_address("url", &u)?;
+    let (submit_url, base_url) = match base_url {
+        // `given` is `url` then.
+        None => {
+            let u = web_address("url", &given)?;
             match u.strip_suffix("/dcompact") {
                 Some(base) => (u.clone(), base.to_owned()),
                 None => (format!("{u}/dcompact"), u),
             }
         }
-        (url, Some(b)) => {
+        Some(b) => {
             let base = web_address("base_url", &b)?;
             let u = web_address("url", url.as_deref().unwrap_or(&base))?;
             let submit = if u.ends_with("/dcompact") {
@@ -330,11 +331,8 @@ fn worker_endpoint(raw: RawWorker) -> Result<Option<WorkerEndpoint>, ConfigError
             };
             (submit, base)
         }
-        (None, None) => unreachable!("one of the two was given"),
     };
-    let web_url = web_url
-        .map(|w| web_address("web_url", &w))
-        .transpose()?;
+    let web_url = web_url.map(|w| web_address("web_url", &w)).transpose()?;
     let tls = match tls {
         (None, None, None) => None,
         (Some(ca), cert, key) => {
@@ -624,13 +622,22 @@ mod tests {
         assert_eq!(c.load_balance, LoadBalance::Weight);
         assert_eq!(c.dcompact_min_level, 2);
         assert_eq!(c.retry_sleep_time, Duration::from_secs(1));
-        assert_eq!(c.nfs_type, "nfs", "ToplingDB's default, as nfs_mnt_src is set");
+        assert_eq!(
+            c.nfs_type, "nfs",
+            "ToplingDB's default, as nfs_mnt_src is set"
+        );
         assert_eq!(c.nfs_mnt_opt, "nolock,addr=192.168.31.16,noatime,rdma");
         // url submits, base_url probes, web_url shows (ToplingDB's meaning).
         let w = &c.http_workers[1];
-        assert_eq!(w.submit_url, "http://worker.for.submit.compact.job/dcompact");
+        assert_eq!(
+            w.submit_url,
+            "http://worker.for.submit.compact.job/dcompact"
+        );
         assert_eq!(w.stat_url(), "https://web.page.proxy/stat");
-        assert_eq!(c.http_workers[0].submit_url, "http://active-host:8080/dcompact");
+        assert_eq!(
+            c.http_workers[0].submit_url,
+            "http://active-host:8080/dcompact"
+        );
         // ToplingDB's size syntax is not taken for estimate_speed.
         let e = HosterConfig::from_json(
             r#"{"hoster_root":"/d","instance_name":"i","estimate_speed":"10M"}"#,
@@ -668,8 +675,14 @@ mod tests {
         )
         .unwrap();
         let w = &c.http_workers;
-        assert_eq!((w[0].base_url.as_str(), w[0].submit_url.as_str()), ("https://w:443", "https://w:443/dcompact"));
-        assert_eq!(w[0].tls.as_ref().unwrap().ca, std::path::PathBuf::from("/etc/farm/ca.pem"));
+        assert_eq!(
+            (w[0].base_url.as_str(), w[0].submit_url.as_str()),
+            ("https://w:443", "https://w:443/dcompact")
+        );
+        assert_eq!(
+            w[0].tls.as_ref().unwrap().ca,
+            std::path::PathBuf::from("/etc/farm/ca.pem")
+        );
         assert_eq!(w[1].submit_url, "https://p/worker-2/dcompact");
         assert!(w[1].tls.as_ref().unwrap().client.is_some());
         assert!(w[2].tls.is_none(), "public roots");

@@ -51,7 +51,10 @@ pub fn option_of(flag: &str) -> Result<&str, FlagError> {
         }
         "rmt_mask" | "posixacl" => return Err(refused("it has no mount option form")),
         other => {
-            let ok = other.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            let ok = other
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
                 && other
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
@@ -95,12 +98,23 @@ mod tests {
             "nolock,vers=3,ro,noatime"
         );
         assert_eq!(with_flags("hard", "").unwrap(), "hard");
-        assert_eq!(with_flags("", "synchronous,i_version").unwrap(), "sync,iversion");
+        assert_eq!(
+            with_flags("", "synchronous,i_version").unwrap(),
+            "sync,iversion"
+        );
     }
 
     #[test]
     fn host_altering_flags_are_refused() {
-        for f in ["remount", "rec", "shared", "Private", "slave", "unbindable", "posixacl"] {
+        for f in [
+            "remount",
+            "rec",
+            "shared",
+            "Private",
+            "slave",
+            "unbindable",
+            "posixacl",
+        ] {
             let e = with_flags("", f).unwrap_err();
             assert!(matches!(e, FlagError::Refused { .. }), "{f}: {e}");
         }

@@ -66,7 +66,14 @@ mod tests {
             parse("http://w1.example:8080"),
             Ok(Some("http://w1.example:8080".into()))
         );
-        for bad in ["ftp://x", "a b:1", "host/path", "http://", "https:///x", ":80"] {
+        for bad in [
+            "ftp://x",
+            "a b:1",
+            "host/path",
+            "http://",
+            "https:///x",
+            ":80",
+        ] {
             assert_eq!(parse(bad), Err(AdvertiseError::Malformed), "{bad}");
         }
     }

@@ -57,10 +57,7 @@ pub async fn drain_then_stop(sup: Arc<Supervisor>, registrar: Option<Arc<Registr
         grace.saturating_sub(began.elapsed())
     };
     sup.shutdown_within(left).await;
-    tracing::info!(
-        drained_ms = began.elapsed().as_millis() as u64,
-        "drained"
-    );
+    tracing::info!(drained_ms = began.elapsed().as_millis() as u64, "drained");
 }
 
 /// Waits until `done` holds, at most `limit`, or until the drain is to

@@ -58,8 +58,8 @@
 //! - [`timings`]: when each step of an attempt happened (its fixed cost, in parts).
 
 pub mod admission;
-pub mod advertise;
 pub mod admission_gate;
+pub mod advertise;
 pub mod attempt_dir;
 pub mod beneath;
 pub mod cgroup;

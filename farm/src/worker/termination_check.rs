@@ -60,7 +60,10 @@ pub fn start(
             };
             match notice {
                 Notice::Terminating => {
-                    tracing::warn!(url, "termination notice: TERMINATION_CHECK_URL answered 200");
+                    tracing::warn!(
+                        url,
+                        "termination notice: TERMINATION_CHECK_URL answered 200"
+                    );
                     drain.begin(DrainCause::TerminationNotice);
                     return;
                 }
@@ -70,9 +73,18 @@ pub fn start(
                 Notice::Unreachable(error) => {
                     failures += 1;
                     if failures == 1 {
-                        tracing::warn!(url, error, "TERMINATION_CHECK_URL did not answer; polling on");
+                        tracing::warn!(
+                            url,
+                            error,
+                            "TERMINATION_CHECK_URL did not answer; polling on"
+                        );
                     } else {
-                        tracing::debug!(url, error, failures, "TERMINATION_CHECK_URL did not answer");
+                        tracing::debug!(
+                            url,
+                            error,
+                            failures,
+                            "TERMINATION_CHECK_URL did not answer"
+                        );
                     }
                 }
             }
@@ -119,7 +131,10 @@ mod tests {
             .redirects(0)
             .build();
         assert_eq!(poll(&agent, &answer_once("200 OK")), Notice::Terminating);
-        assert_eq!(poll(&agent, &answer_once("404 Not Found")), Notice::NotYet(404));
+        assert_eq!(
+            poll(&agent, &answer_once("404 Not Found")),
+            Notice::NotYet(404)
+        );
         assert_eq!(
             poll(&agent, &answer_once("500 Internal Server Error")),
             Notice::NotYet(500)

@@ -7,8 +7,8 @@ use crate::admission::capture;
 use crate::harness::*;
 use base64::Engine;
 use farm::protocol::answers::{
-    CancelAnswer, DrainAnswer, ErrorAnswer, HealthAnswer, ProbeAnswer, SubmitAnswer, DONE, FAILED, QUEUED,
-    RUNNING,
+    CancelAnswer, DrainAnswer, ErrorAnswer, HealthAnswer, ProbeAnswer, SubmitAnswer, DONE, FAILED,
+    QUEUED, RUNNING,
 };
 use farm::protocol::attempt::{AttemptKey, AttemptName};
 use farm::protocol::endpoints::Endpoint;

@@ -32,14 +32,22 @@ fn post_drain_finishes_the_accepted_attempt_and_waits_until_its_result_is_collec
     assert_eq!(code, 401);
     assert_eq!(worker_stat(&worker)["draining"], false);
     let (code, answer) = post_drain(&worker, &auth);
-    assert_eq!((code, answer["status"].as_str()), (200, Some("ok")), "{answer}");
+    assert_eq!(
+        (code, answer["status"].as_str()),
+        (200, Some("ok")),
+        "{answer}"
+    );
     assert_eq!(answer["cause"], "POST /drain");
 
     // New jobs: 503 "stopping", the answer after which hosters try another
     // worker; /health: 412.
     let next = serde_json::to_vec(&c.job("drain", 1)).unwrap();
     let (code, answer) = post(&format!("{url}/dcompact"), &next, &auth);
-    assert_eq!((code, answer["status"].as_str()), (503, Some("stopping")), "{answer}");
+    assert_eq!(
+        (code, answer["status"].as_str()),
+        (503, Some("stopping")),
+        "{answer}"
+    );
     let health = ureq::get(&format!("{url}/health")).call();
     assert!(
         matches!(health, Err(ureq::Error::Status(412, _))),

@@ -24,8 +24,19 @@ impl HttpsFront {
         openssl(
             pki,
             &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-                "ca.pem", "-days", "1", "-subj", "/CN=front-ca",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=front-ca",
             ],
         );
         let tls = issue(pki, "front", "serverAuth");

@@ -89,6 +89,12 @@ fn three_workers_drained_and_restarted_in_turn_lose_no_attempt() {
         let triggers = [Trigger::Request, Trigger::Usr1, Trigger::Term];
         for (i, how) in triggers.into_iter().enumerate() {
             until_scheduled(&hoster.farm, hoster.farm.stats().scheduled, 6);
+            // Drained while it runs an attempt of the hoster's.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while worker_stat(&workers[i])["running"].as_u64() == Some(0) {
+                assert!(Instant::now() < deadline, "{} ran nothing", names[i]);
+                std::thread::sleep(Duration::from_millis(2));
+            }
             let addr = workers[i].addr.clone();
             begin_drain(&workers[i], how);
             let status = workers[i].wait_exit(Duration::from_secs(120));
@@ -136,8 +142,23 @@ fn three_workers_drained_and_restarted_in_turn_lose_no_attempt() {
         "{stats:?}"
     );
     assert!(share > 0.8, "remote share {share:.3}: {stats:?}");
+    // What each drain found to finish and hand over when it began.
+    let mut in_flight = 0;
     for name in names {
         let log = std::fs::read_to_string(log_of(dir, name)).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains("draining: waiting for the accepted attempts"))
+            .unwrap_or_else(|| panic!("{name}: {log}"));
+        let field = |f: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(f))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{f} in {line}"))
+        };
+        let (attempts, uncollected) = (field("attempts="), field("uncollected="));
+        println!("{name}: drain began with {attempts} attempts to finish, {uncollected} results to hand over");
+        in_flight += attempts + uncollected;
         assert!(log.contains("drain begun"), "{name}: {log}");
         assert!(log.contains("drained"), "{name}: {log}");
         assert!(
@@ -145,4 +166,5 @@ fn three_workers_drained_and_restarted_in_turn_lose_no_attempt() {
             "{name} cancelled nothing: {log}"
         );
     }
+    assert!(in_flight > 0, "the drains met attempts under way");
 }

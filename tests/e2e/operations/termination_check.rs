@@ -119,7 +119,10 @@ fn a_termination_notice_mid_run_drains_the_worker() {
     for lost in ["not_found", "remote_failed", "cancelled", "verify_failed"] {
         assert_eq!(stats.fallbacks[lost], 0, "{lost}: {stats:?}");
     }
-    assert!(stats.local_total() > 0, "compacted locally after the drain: {stats:?}");
+    assert!(
+        stats.local_total() > 0,
+        "compacted locally after the drain: {stats:?}"
+    );
     let log = std::fs::read_to_string(log_of(dir, "worker")).unwrap();
     assert!(log.contains("termination notice"), "{log}");
     assert!(log.contains("cause=TERMINATION_CHECK_URL"), "{log}");

@@ -50,7 +50,10 @@ fn etcd_password_without_etcd_username_is_ignored() {
         worker_stat(&worker)["etcd"]["registered"] == true
     });
     let log = std::fs::read_to_string(dir.join("worker.log")).unwrap();
-    assert!(log.contains("ETCD_PASSWORD is set without ETCD_USERNAME"), "{log}");
+    assert!(
+        log.contains("ETCD_PASSWORD is set without ETCD_USERNAME"),
+        "{log}"
+    );
     assert!(!log.contains("topling@123"), "the password is never logged");
 }
 
@@ -77,7 +80,10 @@ fn compaction_executor_factory_is_found_by_class_under_any_name() {
         .err()
         .expect("another class is refused")
         .to_string();
-    assert!(err.contains("DcompactEtcd") && err.contains("LocalCompaction"), "{err}");
+    assert!(
+        err.contains("DcompactEtcd") && err.contains("LocalCompaction"),
+        "{err}"
+    );
 }
 
 /// A hoster with `nfs_mnt_src`, ToplingDB's `nfs_mnt_flags` and no
@@ -93,7 +99,10 @@ fn mount_with(dir: &Path, name: &'static str, extra: Value, allowed: &str) -> Ve
         &nfs,
         &[(
             "MOUNT_ALLOWED_OPTIONS",
-            format!("{},{allowed}", farm::worker::mounts::policy::DEFAULT_OPTIONS),
+            format!(
+                "{},{allowed}",
+                farm::worker::mounts::policy::DEFAULT_OPTIONS
+            ),
         )],
     );
     let inst = Instance::new(dir, name);
@@ -103,7 +112,10 @@ fn mount_with(dir: &Path, name: &'static str, extra: Value, allowed: &str) -> Ve
     }
     let hoster = open(&inst.db, &params(&inst.root, &[worker.base_url()], p));
     hoster.churn(&mut Model::default(), &spec(72));
-    assert!(hoster.farm.stats().remote_installed > 0, "compacted remotely through the mount");
+    assert!(
+        hoster.farm.stats().remote_installed > 0,
+        "compacted remotely through the mount"
+    );
     nfs.calls()
 }
 
@@ -150,12 +162,20 @@ fn http_workers_url_base_url_and_web_url_each_do_their_part() {
         "web_url": "https://web.page.proxy/worker-1",
         "weight": 100,
     });
-    let p = params(&d.root, &[], json!({"http_workers": [entry, "//end_http_workers"]}));
+    let p = params(
+        &d.root,
+        &[],
+        json!({"http_workers": [entry, "//end_http_workers"]}),
+    );
     let hoster = open(&d.db, &p);
     hoster.churn(&mut Model::default(), &spec(73));
     let stats = hoster.farm.stats();
     assert!(stats.remote_installed > 0, "{stats:?}");
-    assert_eq!(submit.jobs().len() as u64, stats.scheduled, "jobs go to url");
+    assert_eq!(
+        submit.jobs().len() as u64,
+        stats.scheduled,
+        "jobs go to url"
+    );
     assert!(submit.results().is_empty(), "no probe goes to url");
     assert!(probe.jobs().is_empty(), "no job goes to base_url");
     assert!(
@@ -217,7 +237,11 @@ fn advertise_addr_may_be_a_url() {
     );
     let c = crate::admission::capture(dir);
     let (code, answer) = submit_job(&worker, &c.job("adv", 0));
-    assert_eq!((code, answer["addr"].as_str()), (200, Some(proxy)), "{answer}");
+    assert_eq!(
+        (code, answer["addr"].as_str()),
+        (200, Some(proxy)),
+        "{answer}"
+    );
     assert_eq!(worker_identity(&worker), format!("dcompact-worker@{proxy}"));
     eventually("the attempt ended", || {
         worker_stat(&worker)["counters"]["succeeded"].as_u64() == Some(1)
@@ -227,14 +251,23 @@ fn advertise_addr_may_be_a_url() {
         .unwrap()
         .into_string()
         .unwrap();
-    assert!(page.contains(&format!("href=\"{proxy}/attempts/adv/")), "{page}");
+    assert!(
+        page.contains(&format!("href=\"{proxy}/attempts/adv/")),
+        "{page}"
+    );
     eventually("registered", || {
         worker_stat(&worker)["etcd"]["registered"] == true
     });
     let client = etcd.client().unwrap();
     let (_, kvs) = client.list("/dcompact/workers/").unwrap();
     assert_eq!(kvs.len(), 1);
-    assert_eq!(kvs[0].key, "/dcompact/workers/dcompact.example.com/worker-1");
+    assert_eq!(
+        kvs[0].key,
+        "/dcompact/workers/dcompact.example.com/worker-1"
+    );
     let r: Registration = serde_json::from_str(&kvs[0].value).unwrap();
-    assert_eq!((r.url.as_str(), r.web_url.as_str()), (proxy, "https://dcompact.example.com/worker-1/stat"));
+    assert_eq!(
+        (r.url.as_str(), r.web_url.as_str()),
+        (proxy, "https://dcompact.example.com/worker-1/stat")
+    );
 }
