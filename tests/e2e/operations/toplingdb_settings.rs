@@ -37,7 +37,7 @@ fn etcd_password_without_etcd_username_is_ignored() {
     let d = dirs("db");
     let dir = d.tmp.path();
     let etcd = LocalEtcd::start(dir).expect("etcd starts");
-    let worker = start_worker_at(
+    let mut worker = start_worker_at(
         dir,
         "worker",
         "127.0.0.1:0",
@@ -55,6 +55,16 @@ fn etcd_password_without_etcd_username_is_ignored() {
         "{log}"
     );
     assert!(!log.contains("topling@123"), "the password is never logged");
+
+    // SIGUSR1 drains it: it leaves etcd, then exits by itself.
+    let client = etcd.client().unwrap();
+    assert_eq!(client.list("/dcompact/workers/").unwrap().1.len(), 1);
+    worker.signal(nix::sys::signal::Signal::SIGUSR1).unwrap();
+    eventually("the drained worker left etcd", || {
+        client.list("/dcompact/workers/").unwrap().1.is_empty()
+    });
+    let status = worker.wait_exit(std::time::Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
 /// A `CompactionExecutorFactory` entry is found by its `class`, whatever
