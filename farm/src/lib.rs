@@ -23,6 +23,7 @@
 //! - The compression sidecar is the `zipserver` crate; a worker starts and
 //!   watches it (`worker::zip_link`), its children send blocks through the
 //!   crate's client.
+//! - [`tls`]: TLS client settings from PEM files (etcd, `https` workers).
 //! - [`workload`]: a reproducible write workload with an in-memory model
 //!   (the demo and the end-to-end tests).
 //!
@@ -98,7 +99,7 @@
 //! - Process control, where `nix` has no safe call for it: the one
 //!   `pre_exec` set-up of children (`worker::process::setup`: cgroup,
 //!   process group, parent-death signal, resource limits, and `nice`, which
-//!   `nix` lacks; the zipserver sidecar uses it too), and `pidfd_open` to
+//!   `nix` lacks), and `pidfd_open` to
 //!   wake a wait at a child's exit (`worker::process::exit_wait`).
 //!   Signals, `waitpid`, `prctl`, `poll`, `umount2`, `fcntl`, `statvfs`,
 //!   `getrusage` and `openat2` go through `nix`; `/proc` reads through
@@ -115,6 +116,7 @@ pub mod etcd;
 pub mod hoster;
 pub mod protocol;
 pub mod rocks;
+pub mod tls;
 pub mod worker;
 pub mod workload;
 

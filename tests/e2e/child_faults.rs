@@ -261,9 +261,10 @@ fn twenty_attempts_two_children_at_a_time() {
     );
 }
 
-/// SIGTERM: the worker stops accepting (412 on `/dcompact` and `/health`),
-/// lets running attempts go on until `SHUTDOWN_GRACE`, then cancels them and
-/// exits by itself; no child outlives it.
+/// SIGTERM: the worker drains: it stops accepting (503 `stopping` on
+/// `/dcompact`, 412 on `/health`), lets running attempts go on until
+/// `SHUTDOWN_GRACE`, then cancels them and exits by itself; no child
+/// outlives it.
 #[test]
 fn sigterm_refuses_new_work_then_cancels_children_and_exits() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,8 +296,12 @@ fn sigterm_refuses_new_work_then_cancels_children_and_exits() {
     });
     let body = serde_json::to_vec(&c.job("stop", 9)).unwrap();
     let (code, answer) = post(&format!("{base}/dcompact"), &body, &[]);
-    assert_eq!(code, 412, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("stopping"));
+    assert_eq!(
+        (code, answer["status"].as_str()),
+        (503, Some("stopping")),
+        "{answer}"
+    );
+    assert!(answer["error"].as_str().unwrap().contains("SIGTERM"));
 
     // Halfway through SHUTDOWN_GRACE both children still run.
     let halfway = signalled + grace / 2;

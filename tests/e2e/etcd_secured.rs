@@ -185,7 +185,7 @@ fn credentials_reach_an_etcd_with_authentication() {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -200,7 +200,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA and a certificate it signed for 127.0.0.1, named `<name>.pem` and
 /// `<name>.key`.
-fn issue(dir: &Path, name: &str, usage: &str) -> ServerTls {
+pub fn issue(dir: &Path, name: &str, usage: &str) -> ServerTls {
     let ext = dir.join(format!("{name}.ext"));
     std::fs::write(
         &ext,

@@ -27,6 +27,7 @@ mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;
 mod nfs_stand_in;
+mod operations;
 mod output_check;
 mod path_mapping;
 mod plugins;

@@ -4,8 +4,10 @@
 
 use anyhow::Context;
 use clap::Parser;
+use farm::worker::drain::{Drain, DrainCause};
 use farm::worker::{config::WorkerConfig, server};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Runs RocksDB compactions for other processes' databases.
 ///
@@ -20,7 +22,8 @@ use std::path::PathBuf;
 ///
 /// Environment:
 ///   LISTEN_ADDR               ip:port to listen on (default 0.0.0.0:8080; port 0 = any free port)
-///   ADVERTISE_ADDR            host:port hosters use to reach this worker (default: the bound address)
+///   ADVERTISE_ADDR            host:port or http(s)://host[:port][/path] hosters use to reach this worker
+///                             (default, or self: the bound address)
 ///   WORKER_DB_ROOT            attempt directories (default /tmp/dcompact-worker)
 ///   DEL_WORKER_TEMP_DB        remove an attempt's directory when it ends (default false)
 ///   NFS_MOUNT_ROOT            hoster paths map to <root>/<instance_name>/... (default: same paths)
@@ -58,7 +61,9 @@ use std::path::PathBuf;
 ///   ATTEMPT_TIMEOUT_MULTIPLIER, ATTEMPT_TIMEOUT_MIN, ATTEMPT_TIMEOUT_MAX
 ///                             timeout = multiplier x hoster's estimate, within min..max (10, 60s, 2h)
 ///   CANCEL_GRACE              SIGTERM-to-SIGKILL grace for a child (default 5s)
-///   SHUTDOWN_GRACE            how long running attempts may finish on shutdown (default 30s)
+///   SHUTDOWN_GRACE            once a drain began, how long accepted attempts may run before they are cancelled (default 30s)
+///   TERMINATION_CHECK_URL     polled for a termination notice (a spot instance's metadata URL): 200 begins a drain
+///   TERMINATION_CHECK_INTERVAL  how often it is polled (default 5s)
 ///   ATTEMPT_RETENTION_AGE, ATTEMPT_RETENTION_BYTES
 ///                             kept attempt directories are removed past this age or total size (168h, 10G)
 ///   OUTPUT_SPACE_MARGIN       refuse a job unless its output filesystem keeps this much free (default 1G)
@@ -78,6 +83,12 @@ use std::path::PathBuf;
 ///   ZIP_SERVER_SOCKET         with MULTI_PROCESS: Unix socket of a zipserver already running (none is started)
 ///   RUST_LOG                  log filter, e.g. info or farm::worker=debug (default info)
 ///   LOG_FORMAT                text or json (JSON lines); same as --log-json (default text)
+///
+/// Drain (leave etcd, answer new jobs 503 "stopping", finish the accepted
+/// attempts within SHUTDOWN_GRACE, wait until their results are collected
+/// or RESULT_RETENTION passed, exit): POST /drain (with the token),
+/// SIGUSR1, SIGTERM or SIGINT, or a termination notice. A second SIGTERM or
+/// SIGINT cancels what still runs and exits.
 ///
 /// Logs go to stderr. Every event of an attempt carries the attempt's name
 /// (span "attempt", field attempt=<instance>/<start_time>/<db>/job-.../att-..).
@@ -162,7 +173,10 @@ fn main() -> anyhow::Result<()> {
         use std::io::Write;
         std::io::stdout().flush()?;
         tracing::info!(%addr, root = %config.worker_db_root.display(), parallel = config.max_parallel_compactions, "worker started");
-        server::run(config, listener, stop_signal()).await?;
+        let drain = Drain::new();
+        let signals = tokio::spawn(drain_on_signals(drain.clone()));
+        server::run(config, listener, drain).await?;
+        signals.abort();
         tracing::info!("worker stopped");
         Ok(())
     });
@@ -172,18 +186,33 @@ fn main() -> anyhow::Result<()> {
     served
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn stop_signal() {
+/// SIGUSR1 and the first SIGTERM or SIGINT begin a drain; a second SIGTERM
+/// or SIGINT stops now.
+async fn drain_on_signals(drain: Arc<Drain>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined1()),
     ) else {
-        tracing::error!("failed to install signal handlers; stop the worker with SIGKILL");
-        return std::future::pending().await;
+        tracing::error!("failed to install signal handlers; drain the worker with POST /drain");
+        return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
+    let mut stops = 0u32;
+    loop {
+        let name = tokio::select! {
+            _ = usr1.recv() => {
+                drain.begin(DrainCause::Signal("SIGUSR1"));
+                continue;
+            }
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        stops += 1;
+        if stops == 1 {
+            drain.begin(DrainCause::Signal(name));
+        } else {
+            drain.stop_now(DrainCause::Signal(name));
+        }
     }
 }

@@ -110,55 +110,15 @@ fn tls_config(config: &EtcdConfig) -> Result<Option<Arc<rustls::ClientConfig>>, 
     let Some(ca) = &config.ca else {
         return Ok(None);
     };
-    let read = |what: &'static str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| EtcdError::TlsFile {
-            what,
-            path: path.display().to_string(),
-            source,
+    let client = config.cert.as_deref().zip(config.key.as_deref());
+    crate::tls::client_config(ca, client)
+        .map(Some)
+        .map_err(|e| match e {
+            crate::tls::TlsError::File { what, path, source } => {
+                EtcdError::TlsFile { what, path, source }
+            }
+            crate::tls::TlsError::Config(why) => EtcdError::Tls(why),
         })
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = read("CA", ca)?;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|source| EtcdError::TlsFile {
-            what: "CA",
-            path: ca.display().to_string(),
-            source,
-        })?;
-        roots
-            .add(cert)
-            .map_err(|e| EtcdError::Tls(format!("CA certificate: {e}")))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| EtcdError::Tls(e.to_string()))?
-        .with_root_certificates(roots);
-    let tls = match (&config.cert, &config.key) {
-        (Some(cert), Some(key)) => {
-            let pem = read("certificate", cert)?;
-            let certs = rustls_pemfile::certs(&mut pem.as_slice())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|source| EtcdError::TlsFile {
-                    what: "certificate",
-                    path: cert.display().to_string(),
-                    source,
-                })?;
-            let pem = read("key", key)?;
-            let key = rustls_pemfile::private_key(&mut pem.as_slice())
-                .map_err(|source| EtcdError::TlsFile {
-                    what: "key",
-                    path: key.display().to_string(),
-                    source,
-                })?
-                .ok_or_else(|| EtcdError::Tls("the key file holds no private key".into()))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| EtcdError::Tls(e.to_string()))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(Some(Arc::new(tls)))
 }
 
 impl EtcdClient {

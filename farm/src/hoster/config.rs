@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | `etcd` | unset | `{"url": "host:port,...", "username", "password", "ca", "cert", "key", "load_balancer"}`: discover workers registered in etcd (merged with `http_workers`) and wake on their "done" events |
 //! | `etcd_root` | `/dcompact` | the farm's key prefix in etcd |
-//! | `http_workers` | [] | worker URLs: strings, or objects with `url`, `base_url`, `web_url`, `weight`; entries starting with `//` or `#` are skipped |
+//! | `http_workers` | [] | workers: strings (a URL), or objects with ToplingDB's fields: `url` (where jobs are submitted; `/dcompact` is appended unless it ends so), `base_url` (where `/probe` and `/shutdown` go; default `url` without `/dcompact`), `web_url` (the worker's pages for people, `<web_url>/stat`; default `base_url`), `weight`, and for `https://` workers `ca` (PEM file of the CA to trust instead of the public roots), `cert` and `key` (a client certificate); entries starting with `//` or `#` are skipped (see [`WorkerEndpoint`]) |
 //! | `hoster_root` | required | root of the shared storage, in this process's path space |
 //! | `instance_name` | required | this hoster's name: one path component |
 //! | `http_max_retry` | 3 | submissions tried (each on the next worker) before compacting locally |
@@ -24,7 +24,9 @@
 //! | `verify_output` | true | check block checksums of every output before installing |
 //! | `max_background_jobs` | 8 | `enable` raises the DB's `max_background_jobs` to this (never lowers it; 0: leave it), so that several compactions run on the farm at once (see `hoster::tuning`) |
 //! | `probe_wait` | 1 | seconds a worker may hold a `/probe` until the attempt ends (at most half of `http_timeout`); 0: probe with pauses of 5 ms doubling to 100 ms, as workers that ignore it are probed anyway |
-//! | `nfs_type`, `nfs_mnt_src`, `nfs_mnt_opt` | "" | passed to workers for dynamic mounts |
+//! | `nfs_type` | `nfs` when `nfs_mnt_src` is set, else "" | passed to workers for dynamic mounts |
+//! | `nfs_mnt_src`, `nfs_mnt_opt` | "" | passed to workers for dynamic mounts |
+//! | `nfs_mnt_flags` | "" | ToplingDB's mount flags (`noatime,rdma`): each becomes a mount option appended to `nfs_mnt_opt` (see [`crate::protocol::mount_flags`]); the worker's `MOUNT_ALLOWED_OPTIONS` decides as for any option |
 //!
 //! `allow_fallback_to_local: false` cannot be honoured safely: the only other
 //! answers RocksDB accepts stop the database's writes. It is accepted for
@@ -33,6 +35,7 @@
 use super::workers::LoadBalance;
 use crate::etcd::config::{EndpointBalance, EtcdConfig, Secret};
 use crate::protocol::job::PluginVersion;
+use crate::protocol::mount_flags;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -50,16 +53,57 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// One worker endpoint.
+/// One worker endpoint, with ToplingDB's meaning of each URL: behind a
+/// reverse proxy or load balancer, jobs may be submitted to one address
+/// while an attempt's probes and cancels must reach the worker that took
+/// it, and people's browsers yet another.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerEndpoint {
-    /// `http://host:port`, without a trailing `/` or endpoint path: jobs
-    /// go to `<base_url>/dcompact`, probes to `<base_url>/probe`.
+    /// Where jobs are submitted: `url`, ending in `/dcompact`.
+    pub submit_url: String,
+    /// `http(s)://host:port[/path]`, without a trailing `/`: probes go to
+    /// `<base_url>/probe`, cancels to `<base_url>/shutdown`. It identifies
+    /// the worker in the rotation.
     pub base_url: String,
-    /// The worker's page for people, when one was given (or registered).
+    /// The worker's pages for people (`<web_url>/stat`, `/list`), when one
+    /// was given or registered; else `base_url`'s.
     pub web_url: Option<String>,
     /// Its share of the jobs under `kWeight` (1 when not given).
     pub weight: u32,
+    /// For an `https://` worker: the CA and client certificate to use
+    /// instead of the public roots.
+    pub tls: Option<WorkerTls>,
+}
+
+/// An `https://` worker's TLS files (ToplingDB's `ca`, `cert`, `key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerTls {
+    /// PEM file of the CA whose certificates are trusted.
+    pub ca: std::path::PathBuf,
+    /// A client certificate and its key (PEM files).
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl WorkerEndpoint {
+    /// A worker known by its base URL alone (etcd, tests).
+    pub fn at(base_url: &str, weight: u32) -> Self {
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        WorkerEndpoint {
+            submit_url: format!("{base_url}/dcompact"),
+            base_url,
+            web_url: None,
+            weight,
+            tls: None,
+        }
+    }
+
+    /// The worker's status page: `<web_url>/stat`.
+    pub fn stat_url(&self) -> String {
+        let web = self.web_url.as_deref().unwrap_or(&self.base_url);
+        let web = web.trim_end_matches('/');
+        let web = web.strip_suffix("/stat").unwrap_or(web);
+        format!("{web}/stat")
+    }
 }
 
 /// The validated params (see the module's table for each key's default).
@@ -146,8 +190,15 @@ fn etcd_config(raw: RawEtcd, root: Option<String>) -> Result<EtcdConfig, ConfigE
     };
     let mut c =
         EtcdConfig::new(&raw.url, root.as_deref().unwrap_or("/dcompact")).map_err(invalid)?;
+    c.password = match (&raw.username, raw.password) {
+        (None, Some(_)) => {
+            // As ToplingDB: without a username the password is not used.
+            tracing::warn!("etcd: password without username is ignored, as ToplingDB ignores it");
+            None
+        }
+        (_, password) => password.map(Secret::new),
+    };
     c.username = raw.username;
-    c.password = raw.password.map(Secret::new);
     c.ca = raw.ca.map(Into::into);
     c.cert = raw.cert.map(Into::into);
     c.key = raw.key.map(Into::into);
@@ -170,6 +221,9 @@ enum RawWorker {
         base_url: Option<String>,
         web_url: Option<String>,
         weight: Option<u32>,
+        ca: Option<String>,
+        cert: Option<String>,
+        key: Option<String>,
     },
 }
 
@@ -200,6 +254,7 @@ struct Raw {
     nfs_type: Option<String>,
     nfs_mnt_src: Option<String>,
     nfs_mnt_opt: Option<String>,
+    nfs_mnt_flags: Option<String>,
     etcd: Option<RawEtcd>,
     etcd_root: Option<String>,
 }
@@ -214,17 +269,151 @@ fn seconds(name: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigE
     Ok(Duration::from_secs_f64(s))
 }
 
-/// `http://h:p`, `http://h:p/`, `http://h:p/dcompact` -> `http://h:p`.
-fn base_of(url: &str) -> Result<String, ConfigError> {
+/// `url` trimmed of spaces and a trailing `/`, when it is an `http://` or
+/// `https://` URL with a host.
+fn web_address(field: &str, url: &str) -> Result<String, ConfigError> {
     let u = url.trim().trim_end_matches('/');
-    let u = u.strip_suffix("/dcompact").unwrap_or(u);
-    if !u.starts_with("http://") || u.len() <= "http://".len() {
+    let host = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .unwrap_or("");
+    if host.is_empty() || host.starts_with('/') {
         return Err(ConfigError::Invalid(format!(
-            "worker url {url:?} must start with http:// (https is not supported by this client)"
+            "http_workers: {field} {url:?} must be an http:// or https:// URL with a host"
         )));
     }
     Ok(u.to_owned())
 }
+
+/// One `http_workers` entry as ToplingDB reads it (`HttpParams::FromJson`
+/// in topling-dcompact): `url` submits (`/dcompact` appended unless it
+/// ends so), `base_url` probes and cancels (default: `url` without
+/// `/dcompact`), `web_url` shows pages (default: `base_url`). `None` for a
+/// commented-out entry.
+fn worker_endpoint(raw: RawWorker) -> Result<Option<WorkerEndpoint>, ConfigError> {
+    let (url, base_url, web_url, weight, tls) = match raw {
+        RawWorker::Url(u) => (Some(u), None, None, 1, (None, None, None)),
+        RawWorker::Object {
+            url,
+            base_url,
+            web_url,
+            weight,
+            ca,
+            cert,
+            key,
+        } => (url, base_url, web_url, weight.unwrap_or(1), (ca, cert, key)),
+    };
+    let Some(given) = url.clone().or_else(|| base_url.clone()) else {
+        return Err(ConfigError::Invalid(
+            "http_workers object needs url (or base_url)".into(),
+        ));
+    };
+    let t = given.trim_start();
+    if t.starts_with("//") || t.starts_with('#') {
+        return Ok(None);
+    }
+    let (submit_url, base_url) = match base_url {
+        // `given` is `url` then.
+        None => {
+            let u = web_address("url", &given)?;
+            match u.strip_suffix("/dcompact") {
+                Some(base) => (u.clone(), base.to_owned()),
+                None => (format!("{u}/dcompact"), u),
+            }
+        }
+        Some(b) => {
+            let base = web_address("base_url", &b)?;
+            let u = web_address("url", url.as_deref().unwrap_or(&base))?;
+            let submit = if u.ends_with("/dcompact") {
+                u
+            } else {
+                format!("{u}/dcompact")
+            };
+            (submit, base)
+        }
+    };
+    let web_url = web_url.map(|w| web_address("web_url", &w)).transpose()?;
+    let tls = match tls {
+        (None, None, None) => None,
+        (Some(ca), cert, key) => {
+            if !(submit_url.starts_with("https://") && base_url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "http_workers: {given:?} has a ca, so its url and base_url must be https://"
+                )));
+            }
+            let client = match (cert, key) {
+                (Some(c), Some(k)) => Some((c.into(), k.into())),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "http_workers: {given:?}: cert and key go together"
+                    )))
+                }
+            };
+            Some(WorkerTls {
+                ca: ca.into(),
+                client,
+            })
+        }
+        (None, _, _) => {
+            return Err(ConfigError::Invalid(format!(
+                "http_workers: {given:?}: a client cert and key need the ca to check the worker by"
+            )))
+        }
+    };
+    Ok(Some(WorkerEndpoint {
+        submit_url,
+        base_url,
+        web_url,
+        weight: weight.max(1),
+        tls,
+    }))
+}
+
+/// The value of the first `CompactionExecutorFactory` entry whose `class`
+/// is ToplingDB's dcompact class (`DcompactEtcd`), whatever its name;
+/// `value` itself when it has no `CompactionExecutorFactory`.
+fn dcompact_params(value: serde_json::Value) -> Result<serde_json::Value, ConfigError> {
+    let Some(factories) = value.get("CompactionExecutorFactory") else {
+        return Ok(value);
+    };
+    let Some(entries) = factories.as_object() else {
+        return Err(ConfigError::Invalid(
+            "CompactionExecutorFactory must be an object of named entries".into(),
+        ));
+    };
+    let mut found = Vec::new();
+    let mut others = Vec::new();
+    for (name, entry) in entries {
+        match entry.get("class").and_then(|c| c.as_str()) {
+            Some(DCOMPACT_CLASS) => found.push((name, entry)),
+            class => others.push(format!("{name} (class {:?})", class.unwrap_or(""))),
+        }
+    }
+    match found.as_slice() {
+        [(_, entry)] => Ok(entry
+            .get("params")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}))),
+        [] => Err(ConfigError::Invalid(format!(
+            "CompactionExecutorFactory has no entry of class {DCOMPACT_CLASS} (found: {})",
+            others.join(", ")
+        ))),
+        several => Err(ConfigError::Invalid(format!(
+            "CompactionExecutorFactory has {} entries of class {DCOMPACT_CLASS} ({}): give this \
+             client the params of one",
+            several.len(),
+            several
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The class of ToplingDB's dcompact `CompactionExecutorFactory`.
+pub const DCOMPACT_CLASS: &str = "DcompactEtcd";
 
 impl HosterConfig {
     /// Parses ToplingDB's `DcompactEtcd` params, bare or nested inside
@@ -234,39 +423,11 @@ impl HosterConfig {
     /// `etcd`, where an unknown key is an error.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
         let value: serde_json::Value = serde_json::from_str(text)?;
-        let params = value
-            .pointer("/CompactionExecutorFactory/dcompact/params")
-            .cloned()
-            .unwrap_or(value);
-        let raw: Raw = serde_json::from_value(params)?;
+        let raw: Raw = serde_json::from_value(dcompact_params(value)?)?;
 
         let mut http_workers = Vec::new();
         for w in raw.http_workers {
-            let (url, web_url, weight) = match w {
-                RawWorker::Url(u) => (u, None, 1),
-                RawWorker::Object {
-                    url,
-                    base_url,
-                    web_url,
-                    weight,
-                } => {
-                    let Some(u) = base_url.or(url) else {
-                        return Err(ConfigError::Invalid(
-                            "http_workers object needs url or base_url".into(),
-                        ));
-                    };
-                    (u, web_url, weight.unwrap_or(1))
-                }
-            };
-            let t = url.trim_start();
-            if t.starts_with("//") || t.starts_with('#') {
-                continue;
-            }
-            http_workers.push(WorkerEndpoint {
-                base_url: base_of(&url)?,
-                web_url,
-                weight,
-            });
+            http_workers.extend(worker_endpoint(w)?);
         }
         let hoster_root = raw
             .hoster_root
@@ -342,9 +503,17 @@ impl HosterConfig {
                 .into_iter()
                 .map(|(name, version)| PluginVersion { name, version })
                 .collect(),
-            nfs_type: raw.nfs_type.unwrap_or_default(),
+            // ToplingDB's default type, once there is something to mount.
+            nfs_type: raw.nfs_type.unwrap_or_else(|| match &raw.nfs_mnt_src {
+                Some(src) if !src.is_empty() => "nfs".into(),
+                _ => String::new(),
+            }),
+            nfs_mnt_opt: mount_flags::with_flags(
+                &raw.nfs_mnt_opt.unwrap_or_default(),
+                raw.nfs_mnt_flags.as_deref().unwrap_or(""),
+            )
+            .map_err(|e| ConfigError::Invalid(format!("nfs_mnt_flags: {e}")))?,
             nfs_mnt_src: raw.nfs_mnt_src.unwrap_or_default(),
-            nfs_mnt_opt: raw.nfs_mnt_opt.unwrap_or_default(),
             etcd,
         })
     }
@@ -453,7 +622,22 @@ mod tests {
         assert_eq!(c.load_balance, LoadBalance::Weight);
         assert_eq!(c.dcompact_min_level, 2);
         assert_eq!(c.retry_sleep_time, Duration::from_secs(1));
-        assert_eq!(c.nfs_type, "", "no default nfs_type, unlike ToplingDB");
+        assert_eq!(
+            c.nfs_type, "nfs",
+            "ToplingDB's default, as nfs_mnt_src is set"
+        );
+        assert_eq!(c.nfs_mnt_opt, "nolock,addr=192.168.31.16,noatime,rdma");
+        // url submits, base_url probes, web_url shows (ToplingDB's meaning).
+        let w = &c.http_workers[1];
+        assert_eq!(
+            w.submit_url,
+            "http://worker.for.submit.compact.job/dcompact"
+        );
+        assert_eq!(w.stat_url(), "https://web.page.proxy/stat");
+        assert_eq!(
+            c.http_workers[0].submit_url,
+            "http://active-host:8080/dcompact"
+        );
         // ToplingDB's size syntax is not taken for estimate_speed.
         let e = HosterConfig::from_json(
             r#"{"hoster_root":"/d","instance_name":"i","estimate_speed":"10M"}"#,
@@ -461,6 +645,55 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn factory_entries_are_found_by_class() {
+        let entry = |name: &str, class: &str| {
+            format!(
+                r#"{{"CompactionExecutorFactory":{{"{name}":{{"class":"{class}","params":
+                {{"hoster_root":"/d","instance_name":"i","http_workers":["http://a:1"]}}}}}}}}"#
+            )
+        };
+        let c = HosterConfig::from_json(&entry("dcompact-ssd", "DcompactEtcd")).unwrap();
+        assert_eq!(c.http_workers[0].base_url, "http://a:1");
+        let e = HosterConfig::from_json(&entry("dcompact", "Local"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DcompactEtcd") && e.contains("Local"), "{e}");
+        let nfs = HosterConfig::from_json(r#"{"hoster_root":"/d","instance_name":"i"}"#).unwrap();
+        assert_eq!(nfs.nfs_type, "", "nothing to mount, no type");
+    }
+
+    #[test]
+    fn https_workers_and_their_tls_files() {
+        let c = HosterConfig::from_json(
+            r#"{"hoster_root":"/d","instance_name":"i","http_workers":[
+                {"url":"https://w:443/dcompact","ca":"/etc/farm/ca.pem"},
+                {"base_url":"https://p/worker-2/","cert":"/c","key":"/k","ca":"/ca"},
+                "https://public.example"]}"#,
+        )
+        .unwrap();
+        let w = &c.http_workers;
+        assert_eq!(
+            (w[0].base_url.as_str(), w[0].submit_url.as_str()),
+            ("https://w:443", "https://w:443/dcompact")
+        );
+        assert_eq!(
+            w[0].tls.as_ref().unwrap().ca,
+            std::path::PathBuf::from("/etc/farm/ca.pem")
+        );
+        assert_eq!(w[1].submit_url, "https://p/worker-2/dcompact");
+        assert!(w[1].tls.as_ref().unwrap().client.is_some());
+        assert!(w[2].tls.is_none(), "public roots");
+        for bad in [
+            r#"{"url":"http://w:1","ca":"/ca"}"#,
+            r#"{"url":"https://w:1","ca":"/ca","cert":"/c"}"#,
+            r#"{"url":"https://w:1","cert":"/c","key":"/k"}"#,
+        ] {
+            let p = format!(r#"{{"hoster_root":"/d","instance_name":"i","http_workers":[{bad}]}}"#);
+            assert!(HosterConfig::from_json(&p).is_err(), "{bad}");
+        }
     }
 
     #[test]

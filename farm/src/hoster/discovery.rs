@@ -30,11 +30,10 @@ impl Discovery {
     /// full (every slot and waiting place taken).
     fn endpoint(kv: &KeyValue) -> Option<(WorkerEndpoint, bool)> {
         match serde_json::from_str::<Registration>(&kv.value) {
-            Ok(r) if r.url.starts_with("http://") => Some((
+            Ok(r) if r.url.starts_with("http://") || r.url.starts_with("https://") => Some((
                 WorkerEndpoint {
-                    base_url: r.url.trim_end_matches('/').to_owned(),
-                    web_url: Some(r.web_url),
-                    weight: r.weight.max(1),
+                    web_url: Some(r.web_url.clone()),
+                    ..WorkerEndpoint::at(&r.url, r.weight.max(1))
                 },
                 r.running >= r.capacity && r.waiting >= r.max_waiting,
             )),
@@ -42,7 +41,7 @@ impl Discovery {
                 tracing::warn!(
                     key = kv.key,
                     url = r.url,
-                    "ignoring a registration whose url is not http://"
+                    "ignoring a registration whose url is not http:// or https://"
                 );
                 None
             }

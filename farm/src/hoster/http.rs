@@ -1,13 +1,17 @@
 //! The worker protocol over blocking HTTP (RocksDB's callbacks are blocking
-//! threads already).
+//! threads already). `https://` workers go through rustls: with their
+//! `ca` (and client `cert`/`key`) when the entry names one, else against
+//! the public roots.
 
-use super::config::HosterConfig;
+use super::config::{HosterConfig, WorkerEndpoint};
+use super::service::HosterError;
 use super::stats::FallbackReason;
 use crate::protocol::answers::ProbeAnswer;
 use crate::protocol::attempt::AttemptKey;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::job::Job;
 use crate::protocol::probe::ProbeRequest;
+use std::collections::HashMap;
 use std::io::Read;
 use std::time::Duration;
 
@@ -20,11 +24,24 @@ pub struct RequestError {
     pub detail: String,
     /// The HTTP status, when the worker answered one.
     pub status: Option<u16>,
+    /// The `status` word of the worker's error answer, when it sent one.
+    pub answer: Option<String>,
+}
+
+impl RequestError {
+    /// A 503 `stopping`: the worker drains and takes no job for a while
+    /// (protocol 3; older workers answer 412 while they stop).
+    pub fn worker_stopping(&self) -> bool {
+        self.status == Some(503) && self.answer.as_deref() == Some("stopping")
+    }
 }
 
 #[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
+    /// Agents of the `https://` workers with their own `ca`, by base URL
+    /// and by submit URL.
+    tls_agents: HashMap<String, ureq::Agent>,
     headers: Vec<(String, String)>,
 }
 
@@ -32,19 +49,51 @@ pub struct Client {
 const MAX_ANSWER_BYTES: u64 = 64 << 20;
 
 impl Client {
-    pub fn new(config: &HosterConfig) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(config.http_timeout)
-            .redirects(0)
-            .build();
-        Client {
-            agent,
-            headers: config.dcompact_http_headers.clone(),
+    pub fn new(config: &HosterConfig) -> Result<Self, HosterError> {
+        let builder = || {
+            ureq::AgentBuilder::new()
+                .timeout(config.http_timeout)
+                .redirects(0)
+        };
+        let mut tls_agents = HashMap::new();
+        for w in &config.http_workers {
+            let Some(tls) = &w.tls else {
+                continue;
+            };
+            let client = tls.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            let tls_config = crate::tls::client_config(&tls.ca, client).map_err(|source| {
+                HosterError::WorkerTls {
+                    worker: w.base_url.clone(),
+                    source,
+                }
+            })?;
+            let agent = builder().tls_config(tls_config).build();
+            tls_agents.insert(w.base_url.clone(), agent.clone());
+            tls_agents.insert(w.submit_url.clone(), agent);
         }
+        Ok(Client {
+            agent: builder().build(),
+            tls_agents,
+            headers: config.dcompact_http_headers.clone(),
+        })
+    }
+
+    /// The agent for `url`: a worker's own TLS settings, or the default.
+    fn agent(&self, url: &str) -> &ureq::Agent {
+        self.tls_agents
+            .iter()
+            .find(|(prefix, _)| {
+                url.strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .map_or(&self.agent, |(_, agent)| agent)
     }
 
     fn post(&self, url: &str, body: &str) -> Result<String, RequestError> {
-        let mut req = self.agent.post(url).set("Content-Type", "application/json");
+        let mut req = self
+            .agent(url)
+            .post(url)
+            .set("Content-Type", "application/json");
         for (k, v) in &self.headers {
             req = req.set(k, v);
         }
@@ -53,6 +102,7 @@ impl Client {
             url: url.to_owned(),
             detail,
             status,
+            answer: None,
         };
         match req.send_string(body) {
             Ok(resp) => {
@@ -77,7 +127,13 @@ impl Client {
                     "HTTP {code}: {}",
                     text.chars().take(500).collect::<String>()
                 );
-                Err(fail(reason, detail, Some(code)))
+                let answer = serde_json::from_str::<crate::protocol::answers::ErrorAnswer>(&text)
+                    .ok()
+                    .map(|a| a.status);
+                Err(RequestError {
+                    answer,
+                    ..fail(reason, detail, Some(code))
+                })
             }
             Err(ureq::Error::Transport(t)) => {
                 let detail = t.to_string();
@@ -96,9 +152,9 @@ impl Client {
         }
     }
 
-    /// `POST /dcompact`.
-    pub fn submit(&self, base_url: &str, job: &Job) -> Result<(), RequestError> {
-        let url = format!("{base_url}{}", Endpoint::Dcompact.path());
+    /// `POST /dcompact` to the worker's submit URL.
+    pub fn submit(&self, worker: &WorkerEndpoint, job: &Job) -> Result<(), RequestError> {
+        let url = worker.submit_url.clone();
         let body = serde_json::to_string(job).expect("a job always serializes");
         let text = self.post(&url, &body).map_err(|mut e| {
             // A 404 here means no /dcompact endpoint, not a lost attempt.
@@ -112,6 +168,7 @@ impl Client {
             url: url.clone(),
             detail: format!("answer is not JSON: {e}"),
             status: Some(200),
+            answer: None,
         })?;
         if answer.get("status").and_then(|s| s.as_str()) != Some("ok") {
             return Err(RequestError {
@@ -119,6 +176,7 @@ impl Client {
                 url,
                 detail: format!("unexpected answer {answer}"),
                 status: Some(200),
+                answer: None,
             });
         }
         Ok(())
@@ -145,6 +203,7 @@ impl Client {
             url,
             detail: format!("answer is not a probe answer: {e}"),
             status: Some(200),
+            answer: None,
         })
     }
 

@@ -68,6 +68,13 @@ pub enum HosterError {
     /// The `etcd` settings could not be turned into a client.
     #[error("failed to set up etcd: {0}")]
     Etcd(#[from] EtcdError),
+    /// An `https://` worker's `ca`, `cert` or `key` could not be used.
+    #[error("http_workers {worker}: {source}")]
+    WorkerTls {
+        worker: String,
+        #[source]
+        source: crate::tls::TlsError,
+    },
     /// A thread following etcd could not be started.
     #[error("failed to start an etcd thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -196,7 +203,7 @@ impl FarmService {
         };
         Ok(FarmService {
             book: AttemptBook::new(completions.clone()),
-            client: Client::new(&config),
+            client: Client::new(&config)?,
             speed: SpeedModel::new(config.estimate_speed),
             workers,
             completions,

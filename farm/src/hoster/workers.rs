@@ -196,11 +196,7 @@ mod tests {
     use super::*;
 
     fn ep(u: &str, weight: u32) -> WorkerEndpoint {
-        WorkerEndpoint {
-            base_url: u.into(),
-            web_url: None,
-            weight,
-        }
+        WorkerEndpoint::at(u, weight)
     }
 
     #[test]

@@ -60,6 +60,17 @@ pub struct CancelAnswer {
     pub status: String,
 }
 
+/// The answer of `/drain` (protocol 3): the drain is under way, begun by
+/// this request or earlier by `cause`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainAnswer {
+    /// Always `ok`.
+    pub status: String,
+    /// What began the drain: `POST /drain`, `SIGUSR1`, `SIGTERM`,
+    /// `SIGINT` or `TERMINATION_CHECK_URL`.
+    pub cause: String,
+}
+
 /// The answer of `/health` while the worker takes jobs (while it stops,
 /// a 412 [`ErrorAnswer`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,9 @@ pub enum Endpoint {
     Probe,
     /// `POST /shutdown`: cancel an attempt (the body is an `AttemptKey`).
     Shutdown,
+    /// `POST /drain`: leave the farm: refuse new jobs, finish and hand over
+    /// the accepted ones, exit (protocol 3).
+    Drain,
     /// `GET /health`: whether the worker takes jobs.
     Health,
     /// `GET /stat`: the web view; `?html=0` for JSON.
@@ -33,10 +36,11 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the order `docs/PROTOCOL.md` describes them.
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::Dcompact,
         Endpoint::Probe,
         Endpoint::Shutdown,
+        Endpoint::Drain,
         Endpoint::Health,
         Endpoint::Stat,
         Endpoint::List,
@@ -46,7 +50,9 @@ impl Endpoint {
 
     pub fn method(self) -> Method {
         match self {
-            Endpoint::Dcompact | Endpoint::Probe | Endpoint::Shutdown => Method::POST,
+            Endpoint::Dcompact | Endpoint::Probe | Endpoint::Shutdown | Endpoint::Drain => {
+                Method::POST
+            }
             Endpoint::Health
             | Endpoint::Stat
             | Endpoint::List
@@ -61,6 +67,7 @@ impl Endpoint {
             Endpoint::Dcompact => "/dcompact",
             Endpoint::Probe => "/probe",
             Endpoint::Shutdown => "/shutdown",
+            Endpoint::Drain => "/drain",
             Endpoint::Health => "/health",
             Endpoint::Stat => "/stat",
             Endpoint::List => "/list",

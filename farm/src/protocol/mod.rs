@@ -8,11 +8,14 @@
 //! - [`answers`]: the JSON answers of `/dcompact`, `/probe`, `/shutdown`,
 //!   `/health` and every error.
 //! - [`version`]: the protocol number each side announces.
+//! - [`mount_flags`]: ToplingDB's `nfs_mnt_flags` as the mount options a
+//!   job carries.
 
 pub mod answers;
 pub mod attempt;
 pub mod endpoints;
 pub mod job;
+pub mod mount_flags;
 pub mod output_dir;
 pub mod probe;
 pub mod version;

@@ -6,7 +6,7 @@
 //! | setting | default | meaning |
 //! | --- | --- | --- |
 //! | `LISTEN_ADDR` | `0.0.0.0:8080` | HTTP address; port 0 picks a free port |
-//! | `ADVERTISE_ADDR` | the bound address | how hosters and pages reach this worker |
+//! | `ADVERTISE_ADDR` | the bound address | how hosters and pages reach this worker: `host:port`, or an `http://`/`https://` URL (a reverse proxy); `self` means the bound address (see [`crate::worker::advertise`]) |
 //! | `WORKER_DB_ROOT` | `/var/lib/dcompact-worker` | attempt directories live below it; created `0700` with a marker file, refused when it is `/`, a system directory, or a directory the worker did not create that holds anything (see [`crate::worker::root_guard`]) |
 //! | `DEL_WORKER_TEMP_DB` | `false` | remove an attempt's directory when it ends |
 //! | `NFS_MOUNT_ROOT` | unset | hoster paths map to `<root>/<instance_name>/...`; unset: same paths as the hoster, below `HOSTER_ROOTS` |
@@ -38,7 +38,9 @@
 //! | `OUTPUT_SPACE_MARGIN` | `1G` | a job is refused when its output filesystem has less free space than its input size plus this |
 //! | `ATTEMPT_RETENTION_AGE` | `168h` | retained attempt directories older than this are removed |
 //! | `ATTEMPT_RETENTION_BYTES` | `10G` | ... and the oldest, until the rest fit in this |
-//! | `SHUTDOWN_GRACE` | `30s` | on SIGTERM/SIGINT, how long running attempts may finish before they are cancelled |
+//! | `SHUTDOWN_GRACE` | `30s` | once a drain began (`POST /drain`, SIGUSR1, SIGTERM, SIGINT, a termination notice), how long the accepted attempts may run before they are cancelled (see [`crate::worker::drain`]) |
+//! | `TERMINATION_CHECK_URL` | unset | an `http://` or `https://` URL polled for a termination notice (a cloud's spot-instance metadata): a 200 answer begins a drain (see [`crate::worker::termination_check`]) |
+//! | `TERMINATION_CHECK_INTERVAL` | `5s` | how often `TERMINATION_CHECK_URL` is polled (at least 100ms) |
 //! | `WEB_DOMAIN` | unset | the web view sets `document.domain` to it, for pages embedded in an operator's portal |
 //! | `NFS_DYNAMIC_MOUNT` | `false` | mount each instance's `nfs_mnt_src` on `NFS_MOUNT_ROOT/<instance_name>` on its first job; needs `NFS_MOUNT_ROOT` |
 //! | `NFS_MOUNT_CACHE` | 32 | with `NFS_DYNAMIC_MOUNT`, idle mounts kept; the least recently used is unmounted beyond it |
@@ -47,7 +49,7 @@
 //! | `MOUNT_ALLOWED_OPTIONS` | the usual NFS options (see [`crate::worker::mounts::policy::DEFAULT_OPTIONS`]) | the option names a job's `nfs_mnt_opt` may use (`name=value` checked by name); replaces the default. Never allowed, even when listed (refused at start): `bind`, `rbind`, `remount`, `move`, propagation (`make-*`, `shared`...), `X-*`, `suid`, `dev`, `exec`, `defaults`, `user(s)`, `owner`, `group`, `helper`, `uhelper`, `loop`, `offset`, SELinux contexts. `nosuid,nodev,noexec` are always added |
 //! | `ETCD_URL` | unset | etcd endpoints (`host:port` or `http(s)://host:port`, `,`-separated): register under `ETCD_ROOT/workers/<addr>` and publish finished attempts |
 //! | `ETCD_ROOT` | `/dcompact` | the farm's key prefix in etcd |
-//! | `ETCD_USERNAME`, `ETCD_PASSWORD` | unset | etcd credentials (never logged) |
+//! | `ETCD_USERNAME`, `ETCD_PASSWORD` | unset | etcd credentials (never logged); `ETCD_PASSWORD` without `ETCD_USERNAME` is ignored, with a warning, as ToplingDB ignores it |
 //! | `ETCD_CA`, `ETCD_CERT`, `ETCD_KEY` | unset | PEM files for TLS: the CA of etcd's certificate; a client certificate and key |
 //! | `ETCD_LOAD_BALANCER` | `round_robin` | over several endpoints: `round_robin` or `pick_first` |
 //! | `ETCD_LEASE_TTL` | `10s` | the registration's lease: a worker that dies disappears after this |
@@ -130,6 +132,10 @@ pub struct WorkerConfig {
     pub attempt_timeout_max: Duration,
     pub cancel_grace: Duration,
     pub shutdown_grace: Duration,
+    /// `TERMINATION_CHECK_URL`: polled for a termination notice.
+    pub termination_check_url: Option<String>,
+    /// `TERMINATION_CHECK_INTERVAL`.
+    pub termination_check_interval: Duration,
     pub attempt_retention_age: Duration,
     pub attempt_retention_bytes: u64,
     pub output_space_margin: u64,
@@ -244,6 +250,8 @@ struct FileConfig {
     attempt_timeout_max: Option<String>,
     cancel_grace: Option<String>,
     shutdown_grace: Option<String>,
+    termination_check_url: Option<String>,
+    termination_check_interval: Option<String>,
     attempt_retention_age: Option<String>,
     attempt_retention_bytes: Option<toml::Value>,
     output_space_margin: Option<toml::Value>,
@@ -318,6 +326,8 @@ impl Sources<'_> {
             "ATTEMPT_TIMEOUT_MAX" => f.attempt_timeout_max.clone(),
             "CANCEL_GRACE" => f.cancel_grace.clone(),
             "SHUTDOWN_GRACE" => f.shutdown_grace.clone(),
+            "TERMINATION_CHECK_URL" => f.termination_check_url.clone(),
+            "TERMINATION_CHECK_INTERVAL" => f.termination_check_interval.clone(),
             "ATTEMPT_RETENTION_AGE" => f.attempt_retention_age.clone(),
             "ATTEMPT_RETENTION_BYTES" => value(&f.attempt_retention_bytes),
             "OUTPUT_SPACE_MARGIN" => value(&f.output_space_margin),
@@ -448,12 +458,11 @@ impl WorkerConfig {
             )
         })?;
 
-        let advertise_addr = src.get("ADVERTISE_ADDR");
-        if let Some(a) = &advertise_addr {
-            if a.contains(char::is_whitespace) || a.contains('/') {
-                return Err(invalid("ADVERTISE_ADDR", a, "expected host:port"));
-            }
-        }
+        let advertise_addr = match src.get("ADVERTISE_ADDR") {
+            None => None,
+            Some(a) => crate::worker::advertise::parse(&a)
+                .map_err(|e| invalid("ADVERTISE_ADDR", &a, e.to_string()))?,
+        };
 
         let root_raw = src
             .get("WORKER_DB_ROOT")
@@ -588,6 +597,33 @@ impl WorkerConfig {
         let attempt_timeout_max = duration("ATTEMPT_TIMEOUT_MAX", Duration::from_secs(7200))?;
         let cancel_grace = duration("CANCEL_GRACE", Duration::from_secs(5))?;
         let shutdown_grace = duration("SHUTDOWN_GRACE", Duration::from_secs(30))?;
+        let termination_check_url = src
+            .get("TERMINATION_CHECK_URL")
+            .map(|u| {
+                let t = u.trim();
+                let host = t
+                    .strip_prefix("http://")
+                    .or_else(|| t.strip_prefix("https://"))
+                    .unwrap_or("");
+                if host.is_empty() || host.starts_with('/') || t.contains(char::is_whitespace) {
+                    return Err(invalid(
+                        "TERMINATION_CHECK_URL",
+                        &u,
+                        "expected an http:// or https:// URL with a host",
+                    ));
+                }
+                Ok(t.to_owned())
+            })
+            .transpose()?;
+        let termination_check_interval =
+            duration("TERMINATION_CHECK_INTERVAL", Duration::from_secs(5))?;
+        if termination_check_interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "TERMINATION_CHECK_INTERVAL",
+                &format!("{termination_check_interval:?}"),
+                "must be at least 100ms",
+            ));
+        }
         let attempt_retention_age =
             duration("ATTEMPT_RETENTION_AGE", Duration::from_secs(7 * 24 * 3600))?;
         let attempt_retention_bytes = bytes("ATTEMPT_RETENTION_BYTES")?.unwrap_or(10 << 30);
@@ -677,6 +713,8 @@ impl WorkerConfig {
             attempt_timeout_max,
             cancel_grace,
             shutdown_grace,
+            termination_check_url,
+            termination_check_interval,
             attempt_retention_age,
             attempt_retention_bytes,
             output_space_margin,
@@ -759,7 +797,14 @@ fn etcd_config(src: &Sources<'_>) -> Result<Option<EtcdConfig>, ConfigError> {
         invalid(name, &e.value, e.why)
     })?;
     c.username = src.get("ETCD_USERNAME");
-    c.password = src.get("ETCD_PASSWORD").map(Secret::new);
+    c.password = match (&c.username, src.get("ETCD_PASSWORD")) {
+        (None, Some(_)) => {
+            // ToplingDB connects without credentials then; so does this.
+            tracing::warn!("ETCD_PASSWORD is set without ETCD_USERNAME: ignored, as ToplingDB ignores it; connecting to etcd without credentials");
+            None
+        }
+        (_, password) => password.map(Secret::new),
+    };
     c.ca = src.get("ETCD_CA").map(PathBuf::from);
     c.cert = src.get("ETCD_CERT").map(PathBuf::from);
     c.key = src.get("ETCD_KEY").map(PathBuf::from);
@@ -1004,6 +1049,46 @@ mod tests {
     }
 
     #[test]
+    fn termination_check_and_advertise_settings() {
+        let c = load(&[], None).unwrap();
+        assert_eq!(c.termination_check_url, None);
+        assert_eq!(c.termination_check_interval, Duration::from_secs(5));
+        assert_eq!(c.advertise_addr, None);
+        let c = load(
+            &[
+                (
+                    "TERMINATION_CHECK_URL",
+                    "http://169.254.169.254/latest/meta-data/spot/instance-action",
+                ),
+                ("TERMINATION_CHECK_INTERVAL", "2s"),
+                ("ADVERTISE_ADDR", "https://proxy.example.com/w1/"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.termination_check_url.as_deref(),
+            Some("http://169.254.169.254/latest/meta-data/spot/instance-action")
+        );
+        assert_eq!(c.termination_check_interval, Duration::from_secs(2));
+        assert_eq!(
+            c.advertise_addr.as_deref(),
+            Some("https://proxy.example.com/w1")
+        );
+        let c = load(&[("ADVERTISE_ADDR", "self")], None).unwrap();
+        assert_eq!(c.advertise_addr, None, "ToplingDB's default");
+        for (name, bad) in [
+            ("TERMINATION_CHECK_URL", "169.254.169.254/x"),
+            ("TERMINATION_CHECK_URL", "http://"),
+            ("TERMINATION_CHECK_INTERVAL", "10ms"),
+            ("ADVERTISE_ADDR", "ftp://x:1"),
+        ] {
+            let e = load(&[(name, bad)], None).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+    }
+
+    #[test]
     fn child_cgroup_settings() {
         let c = load(
             &[
@@ -1049,10 +1134,10 @@ mod tests {
         assert_eq!(e.root, "/farm");
         assert_eq!(e.lease_ttl, Duration::from_secs(3));
         assert!(!format!("{c:?}").contains("s3cret"));
-        let err = load(&[("ETCD_URL", "h:1"), ("ETCD_PASSWORD", "s3cret")], None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("username") && !err.contains("s3cret"), "{err}");
+        // ToplingDB's meaning: a password without a username is ignored.
+        let c = load(&[("ETCD_URL", "h:1"), ("ETCD_PASSWORD", "s3cret")], None).unwrap();
+        let e = c.etcd.as_ref().unwrap();
+        assert!(e.username.is_none() && e.password.is_none());
         let err = load(&[("ETCD_CA", "/x.pem")], None)
             .unwrap_err()
             .to_string();

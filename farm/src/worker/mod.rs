@@ -1,8 +1,14 @@
 //! The `dcompact-worker` daemon.
 //!
 //! Lifecycle: [`config::WorkerConfig::load`] validates the environment and
-//! the optional TOML file; [`server::run`] binds, serves until the shutdown
-//! future resolves, then stops accepting and lets the supervisor finish.
+//! the optional TOML file; [`server::run`] binds and serves until a drain
+//! ([`drain`]: `POST /drain`, SIGUSR1, SIGTERM, a termination notice) has
+//! run its course: the worker left etcd, refused new jobs, finished its
+//! attempts and saw their results collected.
+//!
+//! - [`drain`]: what begins a drain, and its state; [`drain_wait`]: its
+//!   steps; [`termination_check`]: `TERMINATION_CHECK_URL`.
+//! - [`advertise`]: `ADVERTISE_ADDR`, a `host:port` or a URL.
 //!
 //! - [`server`]: thin HTTP handlers; they validate and call the supervisor.
 //! - [`supervisor`]: owns every attempt's state: admission under
@@ -58,6 +64,7 @@
 
 pub mod admission;
 pub mod admission_gate;
+pub mod advertise;
 pub mod attempt;
 pub mod attempt_dir;
 pub mod beneath;
@@ -65,6 +72,8 @@ pub mod cgroup;
 pub mod child;
 pub mod config;
 pub mod deadline;
+pub mod drain;
+pub mod drain_wait;
 pub mod listener;
 pub mod local;
 pub mod metrics;
@@ -86,6 +95,7 @@ pub mod space_guard;
 pub mod stats;
 pub mod summary;
 pub mod supervisor;
+pub mod termination_check;
 pub mod timings;
 pub mod tombstones;
 pub mod web;

@@ -93,7 +93,11 @@ impl Registrar {
     pub fn start(config: EtcdConfig, registration: Registration) -> Result<Self, EtcdError> {
         let client = EtcdClient::new(&config, config.request_timeout)?;
         let (tx, rx) = mpsc::channel();
-        let key = keys::worker_key(&config.root, registration.url.trim_start_matches("http://"));
+        let addr = registration
+            .url
+            .split_once("://")
+            .map_or(registration.url.as_str(), |(_, rest)| rest);
+        let key = keys::worker_key(&config.root, addr);
         let status = Arc::new(RegistrationStatus {
             key: key.clone(),
             ..RegistrationStatus::default()

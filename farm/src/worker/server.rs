@@ -5,10 +5,11 @@
 //!
 //! | endpoint | answers |
 //! | --- | --- |
-//! | `POST /dcompact` | 200 `{"status":"ok","addr","protocol"}`, 400, 401, 408, 412, 503 |
+//! | `POST /dcompact` | 200 `{"status":"ok","addr","protocol"}`, 400, 401, 408, 412, 503 (`busy`; `stopping` while draining) |
 //! | `POST /probe` | 200 queued / running / done / failed, 400, 408, 404 `NotFound`; with `wait_ms`, held until the attempt ends or the wait is over |
 //! | `POST /shutdown` | 200 `{"status":"ok"}`, 400, 401, 408, 404 `NotFound` (the cancel is remembered: a later submission of that attempt is refused) |
-//! | `GET /health` | 200 `{"status":"OK","protocol"}`, 412 while stopping |
+//! | `POST /drain` | 200 `{"status":"ok","cause"}`, 401: begins a drain (see [`crate::worker::drain`]) |
+//! | `GET /health` | 200 `{"status":"OK","protocol"}`, 412 while draining or stopping |
 //! | `GET /stat`, `GET /list` | HTML; `?html=0`: JSON counters and attempts (see [`web::routes`]) |
 //! | `GET /metrics` | Prometheus text format (see [`crate::worker::metrics`]) |
 //! | `GET /attempts/<attempt name>/<file>` | an attempt's `LOG`, `LOG.child`, `summary.html`, ...: 400, 403 outside `WORKER_DB_ROOT`, 404 |
@@ -25,16 +26,19 @@
 
 use crate::etcd::keys::Registration;
 use crate::protocol::answers::{
-    self, CancelAnswer, ErrorAnswer, HealthAnswer, SubmitAnswer, NOT_FOUND,
+    self, CancelAnswer, DrainAnswer, ErrorAnswer, HealthAnswer, SubmitAnswer, NOT_FOUND,
 };
 use crate::protocol::attempt::AttemptKey;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::probe::{ProbeRequest, MAX_PROBE_WAIT_MS};
 use crate::protocol::version::PROTOCOL_VERSION;
 use crate::worker::admission::admit;
+use crate::worker::advertise;
 use crate::worker::cgroup::home::CgroupHome;
 use crate::worker::child::cgroups::child_cgroups;
 use crate::worker::config::WorkerConfig;
+use crate::worker::drain::{Drain, DrainCause};
+use crate::worker::drain_wait::drain_then_stop;
 use crate::worker::listener::{accept, timed_body};
 use crate::worker::metrics::http::HttpMetrics;
 use crate::worker::plugin_catalog::Catalog;
@@ -44,6 +48,7 @@ use crate::worker::root_guard::WorkerRoot;
 use crate::worker::root_lock::{RootLock, CLAIM_WAIT};
 use crate::worker::stats::RejectReason;
 use crate::worker::supervisor::{SubmitError, Supervisor};
+use crate::worker::termination_check;
 use crate::worker::timings::now_us;
 use crate::worker::web;
 use axum::body::{to_bytes, Body, Bytes};
@@ -52,7 +57,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +87,8 @@ fn status_of(reason: RejectReason) -> (StatusCode, &'static str) {
             (StatusCode::SERVICE_UNAVAILABLE, "busy")
         }
         RejectReason::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+        // The answer after which a hoster tries another worker at once.
+        RejectReason::Draining => (StatusCode::SERVICE_UNAVAILABLE, STOPPING),
     }
 }
 
@@ -92,12 +98,13 @@ fn refusal(reason: RejectReason, message: impl Into<String>) -> Response {
     error(code, status, message)
 }
 
-/// Serves until `shutdown` resolves, then stops admitting, cancels and awaits
-/// every attempt, and returns.
+/// Serves until `drain` has begun and ended (see [`crate::worker::drain`]:
+/// the worker leaves etcd, refuses new jobs, finishes its attempts, waits
+/// until their results are collected, then returns).
 pub async fn run(
     config: WorkerConfig,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Arc<Drain>,
 ) -> std::io::Result<()> {
     let bound = listener.local_addr()?;
     let advertise = config
@@ -113,9 +120,10 @@ pub async fn run(
             bound.port()
         )));
     }
+    let advertised_url = advertise::base_url(&advertise);
     let registration = Registration {
-        url: format!("http://{advertise}"),
-        web_url: format!("http://{advertise}/stat"),
+        url: advertised_url.clone(),
+        web_url: format!("{advertised_url}/stat"),
         weight: config.max_parallel_compactions as u32,
         capacity: config.max_parallel_compactions,
         max_waiting: config.max_waiting_compactions,
@@ -130,7 +138,10 @@ pub async fn run(
     // off the async threads.
     let identity = format!("dcompact-worker@{advertise}");
     let (sup, root_lock, cgroups) =
-        tokio::task::spawn_blocking(move || start_supervisor(config, identity))
+        tokio::task::spawn_blocking({
+            let drain = drain.clone();
+            move || start_supervisor(config, identity, drain)
+        })
             .await
             .map_err(std::io::Error::other)??;
 
@@ -170,23 +181,23 @@ pub async fn run(
         .fallback(|| async { error(StatusCode::NOT_FOUND, NOT_FOUND, "no such endpoint") })
         .with_state(sup.clone());
 
-    let graceful = {
-        let sup = sup.clone();
-        let registrar = registrar.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: refusing new attempts, cancelling running ones");
-            if let Some(r) = &registrar {
-                r.deregister();
-            }
-            sup.shutdown().await;
-        }
-    };
+    let termination = sup.config().termination_check_url.clone().map(|url| {
+        termination_check::start(
+            url,
+            sup.config().termination_check_interval,
+            drain.clone(),
+            stop_sweeper.clone(),
+        )
+    });
+    let graceful = drain_then_stop(sup.clone(), registrar.clone());
     let http_metrics =
         HttpMetrics::new(sup.registry(), limits.max_connections).map_err(std::io::Error::other)?;
     let served = accept::serve(listener, app, limits, http_metrics, graceful).await;
     stop_sweeper.cancel();
     let _ = sweeper.await;
+    if let Some(t) = termination {
+        let _ = t.await;
+    }
     if let Some(r) = registrar {
         // Joins the registrar thread, which may be finishing a request.
         let _ = tokio::task::spawn_blocking(move || drop(r)).await;
@@ -204,6 +215,7 @@ pub async fn run(
 fn start_supervisor(
     config: WorkerConfig,
     identity: String,
+    drain: Arc<Drain>,
 ) -> std::io::Result<(Arc<Supervisor>, RootLock, Option<Arc<CgroupHome>>)> {
     let root = Arc::new(WorkerRoot::open(&config.worker_db_root).map_err(std::io::Error::other)?);
     let root_lock = RootLock::claim(&root, CLAIM_WAIT).map_err(std::io::Error::other)?;
@@ -231,6 +243,7 @@ fn start_supervisor(
         &exe,
         catalog,
         cgroups.clone(),
+        drain,
     )?;
     Ok((sup, root_lock, cgroups))
 }
@@ -269,6 +282,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<Shared> {
         Endpoint::Dcompact => on(method, dcompact),
         Endpoint::Probe => on(method, probe),
         Endpoint::Shutdown => on(method, cancel),
+        Endpoint::Drain => on(method, begin_drain),
         Endpoint::Health => on(method, health),
         Endpoint::Stat => on(method, web::routes::stat),
         Endpoint::List => on(method, web::routes::list),
@@ -363,6 +377,14 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
     if !authorized(&sup, &headers) {
         sup.count_reject(RejectReason::Unauthorized);
         return refusal(RejectReason::Unauthorized, "missing or wrong bearer token");
+    }
+    if let Some(cause) = sup.drain().cause() {
+        // 503, the answer after which a hoster tries another worker.
+        sup.count_reject(RejectReason::Draining);
+        return refusal(
+            RejectReason::Draining,
+            format!("worker is draining ({cause}): it takes no new jobs; try another worker"),
+        );
     }
     let received_us = now_us();
     let body = match read_body(&sup, body).await {
@@ -494,8 +516,35 @@ async fn cancel(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> Re
     }
 }
 
+/// `POST /drain`: begins a drain, or says which one is under way.
+async fn begin_drain(State(sup): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&sup, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        );
+    }
+    sup.drain().begin(DrainCause::Request);
+    let cause = sup.drain().cause().unwrap_or(DrainCause::Request);
+    Json(DrainAnswer {
+        status: "ok".into(),
+        cause: cause.to_string(),
+    })
+    .into_response()
+}
+
+/// The `status` of answers while the worker drains or stops.
+const STOPPING: &str = "stopping";
+
 async fn health(State(sup): State<Shared>) -> Response {
-    if sup.is_stopping() {
+    if let Some(cause) = sup.drain().cause().filter(|_| !sup.is_stopping()) {
+        error(
+            StatusCode::PRECONDITION_FAILED,
+            STOPPING,
+            format!("worker is draining ({cause})"),
+        )
+    } else if sup.is_stopping() {
         error(
             StatusCode::PRECONDITION_FAILED,
             "stopping",

@@ -18,6 +18,8 @@ pub enum RejectReason {
     AdmissionsFull,
     /// 408: the request body did not arrive within `HTTP_BODY_TIMEOUT`.
     Timeout,
+    /// 503 `stopping`: the worker drains.
+    Draining,
 }
 
 impl RejectReason {
@@ -29,16 +31,18 @@ impl RejectReason {
             RejectReason::Busy => "busy",
             RejectReason::AdmissionsFull => "admissions_full",
             RejectReason::Timeout => "timeout",
+            RejectReason::Draining => "draining",
         }
     }
 
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 7] = [
         RejectReason::Malformed,
         RejectReason::Unauthorized,
         RejectReason::Refused,
         RejectReason::Busy,
         RejectReason::AdmissionsFull,
         RejectReason::Timeout,
+        RejectReason::Draining,
     ];
 }
 

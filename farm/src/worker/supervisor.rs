@@ -40,6 +40,7 @@ use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
 use crate::worker::deadline::Watchdog;
+use crate::worker::drain::Drain;
 use crate::worker::metrics::attempts::AttemptMetrics;
 use crate::worker::metrics::queue;
 use crate::worker::mounts::stale::is_stale_handle;
@@ -65,10 +66,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::task::TaskTracker;
 
+mod drain_progress;
 mod lifecycle;
 mod run;
 mod snapshot;
 
+pub use drain_progress::DrainProgress;
 pub use snapshot::{AttemptRow, PluginsSnapshot, StatSnapshot};
 
 /// Why a submission was not accepted.
@@ -169,6 +172,9 @@ struct Entry {
     ran: Option<Duration>,
     bytes_read: u64,
     bytes_written: u64,
+    /// Its end was answered to a probe, or its hoster cancelled it after
+    /// the end: a drain need not wait for anyone to collect it.
+    collected: bool,
 }
 
 struct State {
@@ -226,6 +232,8 @@ pub struct Supervisor {
     ended: tokio::sync::watch::Sender<u64>,
     /// Places in the queue and admission permits.
     gate: AdmissionGate,
+    /// Whether the worker drains (`/stat`, `/metrics`, admission).
+    drain: Arc<Drain>,
 }
 
 impl Supervisor {
@@ -238,6 +246,7 @@ impl Supervisor {
         worker_exe: &Path,
         catalog: Arc<Catalog>,
         cgroups: Option<Arc<CgroupHome>>,
+        drain: Arc<Drain>,
     ) -> std::io::Result<Arc<Self>> {
         let spawner = if config.multi_process {
             Some(Spawner::start(
@@ -272,6 +281,7 @@ impl Supervisor {
         let tombstones = Tombstones::new(tombstones::CAPACITY, config.result_retention);
         let sup = Arc::new(Supervisor {
             gate,
+            drain,
             root,
             mounts,
             zip,
@@ -328,6 +338,7 @@ impl Supervisor {
             max_parallel: self.config.max_parallel_compactions,
             max_waiting: self.config.max_waiting_compactions,
             stopping: st.stopping,
+            draining: self.drain.is_draining(),
             admitting: self.gate.admitting(),
             max_admissions: self.gate.max_admissions(),
         }
@@ -464,6 +475,7 @@ impl Supervisor {
                 ran: None,
                 bytes_read: 0,
                 bytes_written: 0,
+                collected: false,
             },
         );
         st.queue.push_back(key);
@@ -589,6 +601,7 @@ impl Supervisor {
         let mut st = self.lock();
         let entry = st.attempts.get_mut(key)?;
         entry.seen = Instant::now();
+        entry.collected |= matches!(entry.phase, Phase::Finished { .. });
         Some(match &entry.phase {
             Phase::Queued { .. } => ProbeAnswer {
                 status: answers::QUEUED.into(),
@@ -661,7 +674,11 @@ impl Supervisor {
                 cancel.cancel();
                 true
             }
-            Phase::Finished { .. } => false,
+            Phase::Finished { .. } => {
+                // Its hoster gave up on it: nobody will collect it.
+                entry.collected = true;
+                false
+            }
         }
     }
 

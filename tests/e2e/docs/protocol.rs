@@ -7,8 +7,8 @@ use crate::admission::capture;
 use crate::harness::*;
 use base64::Engine;
 use farm::protocol::answers::{
-    CancelAnswer, ErrorAnswer, HealthAnswer, ProbeAnswer, SubmitAnswer, DONE, FAILED, QUEUED,
-    RUNNING,
+    CancelAnswer, DrainAnswer, ErrorAnswer, HealthAnswer, ProbeAnswer, SubmitAnswer, DONE, FAILED,
+    QUEUED, RUNNING,
 };
 use farm::protocol::attempt::{AttemptKey, AttemptName};
 use farm::protocol::endpoints::Endpoint;
@@ -85,6 +85,9 @@ fn protocol_examples_parse_with_the_wire_types() {
             "CancelAnswer" => {
                 let _: CancelAnswer = round_trip(&json);
             }
+            "DrainAnswer" => {
+                let _: DrainAnswer = round_trip(&json);
+            }
             "ProbeAnswer" => {
                 probe_states.insert(round_trip::<ProbeAnswer>(&json).status);
             }
@@ -107,6 +110,7 @@ fn protocol_examples_parse_with_the_wire_types() {
         "SubmitAnswer",
         "HealthAnswer",
         "CancelAnswer",
+        "DrainAnswer",
         "ProbeAnswer",
         "ErrorAnswer",
         "Registration",
@@ -394,7 +398,7 @@ fn a_live_worker_answers_as_documented() {
         &example("StatSnapshot"),
         &stat,
         "stat",
-        &["mounts", "etcd", "zipserver"],
+        &["mounts", "etcd", "zipserver", "drain"],
     );
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(
@@ -432,8 +436,13 @@ fn a_live_worker_answers_as_documented() {
     assert_eq!((code, missing.error.as_str()), (404, "no such endpoint"));
 
     // Every endpoint of the list is served (none falls to "no such
-    // endpoint" or a wrong method).
-    for e in Endpoint::ALL {
+    // endpoint" or a wrong method); `/drain` last, as it ends the worker's
+    // service (it takes no body: 200).
+    let drain_last = Endpoint::ALL
+        .into_iter()
+        .filter(|e| *e != Endpoint::Drain)
+        .chain([Endpoint::Drain]);
+    for e in drain_last {
         let path = e
             .path()
             .replace("{*path}", &format!("{}/LOG", name.as_str()));
@@ -442,7 +451,7 @@ fn a_live_worker_answers_as_documented() {
             "POST" => request("POST", &url, Some(b"{}")),
             _ => request("GET", &url, None),
         };
-        let expected = if e.method().as_str() == "POST" {
+        let expected = if e.method().as_str() == "POST" && e != Endpoint::Drain {
             400
         } else {
             200

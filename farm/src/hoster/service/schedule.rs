@@ -2,6 +2,7 @@
 //! or the reason it compacts locally.
 
 use super::*;
+use crate::hoster::config::WorkerEndpoint;
 
 /// What every attempt of one job is submitted with.
 struct Plan<'a> {
@@ -37,7 +38,7 @@ impl FarmService {
                 // Every worker still in rotation refused this job already.
                 break;
             }
-            match self.try_submit(&plan, &worker.base_url) {
+            match self.try_submit(&plan, &worker) {
                 Ok(attempt) => return self.scheduled(attempt),
                 Err(Tried::Local(local)) => return local,
                 Err(Tried::Failed(e)) => {
@@ -75,8 +76,9 @@ impl FarmService {
         })
     }
 
-    /// Submits the job's next attempt to the worker at `base`.
-    fn try_submit(&self, plan: &Plan<'_>, base: &str) -> Result<RemoteAttempt, Tried> {
+    /// Submits the job's next attempt to `worker`.
+    fn try_submit(&self, plan: &Plan<'_>, worker: &WorkerEndpoint) -> Result<RemoteAttempt, Tried> {
+        let base = worker.base_url.as_str();
         let key = AttemptKey {
             instance_name: self.config.instance_name.clone(),
             start_time: self.start_time,
@@ -88,7 +90,7 @@ impl FarmService {
         let name = AttemptName::new(&key, &self.config.hoster_root)
             .map_err(|e| Tried::Local(self.local(FallbackReason::Internal, &e)))?;
         let job = self.job(plan, &key, &output_dir);
-        if let Err(e) = self.client.submit(base, &job) {
+        if let Err(e) = self.client.submit(worker, &job) {
             self.stats.submit_failed();
             if e.reason == FallbackReason::Timeout {
                 cancel_in_background(&self.client, base, &key);
@@ -148,6 +150,9 @@ impl FarmService {
     /// worker that refused the job, a backoff for any other failure.
     fn after_failure(&self, e: &RequestError, base: &str, refused_by: &mut Vec<String>) {
         match e.reason {
+            // A draining worker takes no job for a while: skip it for
+            // `worker_backoff`, at once.
+            FallbackReason::Busy if e.worker_stopping() => self.workers.failed(base),
             FallbackReason::Busy => std::thread::sleep(self.config.retry_sleep_time),
             // A refusal is about the job, not the worker: no backoff, and
             // no second try on the same worker.

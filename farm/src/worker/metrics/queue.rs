@@ -6,6 +6,7 @@
 //! | `farm_worker_attempts_running_high_water` | gauge: the most ever running at once |
 //! | `farm_worker_max_parallel_compactions`, `farm_worker_max_waiting_compactions` | gauge: the limits |
 //! | `farm_worker_stopping` | gauge: 1 once shutdown began |
+//! | `farm_worker_draining` | gauge: 1 once a drain began (`POST /drain`, SIGUSR1, SIGTERM, a termination notice) |
 //! | `farm_worker_admissions_in_progress`, `farm_worker_max_admissions` | gauge: jobs being admitted (their storage mounted and read), and `MAX_ADMISSIONS` |
 
 use super::snapshot::{Family, Kind, Sample, SnapshotCollector};
@@ -21,6 +22,8 @@ pub struct QueueState {
     pub max_parallel: usize,
     pub max_waiting: usize,
     pub stopping: bool,
+    /// A drain began: new jobs are answered 503 `stopping`.
+    pub draining: bool,
     /// Admissions in progress, and `MAX_ADMISSIONS`.
     pub admitting: usize,
     pub max_admissions: usize,
@@ -35,7 +38,7 @@ const fn gauge(name: &'static str, help: &'static str) -> Family {
     }
 }
 
-const FAMILIES: [Family; 8] = [
+const FAMILIES: [Family; 9] = [
     gauge("farm_worker_attempts_running", "Attempts running now"),
     gauge(
         "farm_worker_attempts_waiting",
@@ -59,6 +62,10 @@ const FAMILIES: [Family; 8] = [
         "Jobs being admitted: storage mounted and read",
     ),
     gauge("farm_worker_max_admissions", "MAX_ADMISSIONS"),
+    gauge(
+        "farm_worker_draining",
+        "1 once the worker began to drain: it takes no new jobs and exits when its attempts are done and collected",
+    ),
 ];
 
 /// Samples of `q`, in `FAMILIES` order.
@@ -72,6 +79,7 @@ pub fn samples(q: &QueueState) -> Vec<Sample> {
         f64::from(u8::from(q.stopping)),
         q.admitting as f64,
         q.max_admissions as f64,
+        f64::from(u8::from(q.draining)),
     ];
     FAMILIES
         .iter()

@@ -43,6 +43,12 @@ impl Supervisor {
     /// then cancels them, and waits until every attempt's task has ended
     /// (at most `CANCEL_GRACE` and a margin more).
     pub async fn shutdown(&self) {
+        self.shutdown_within(self.config.shutdown_grace).await
+    }
+
+    /// [`Supervisor::shutdown`] with `grace` in place of `SHUTDOWN_GRACE`
+    /// (a drain that spent its grace already passes what is left, or zero).
+    pub async fn shutdown_within(&self, grace: Duration) {
         let queued: Vec<AttemptKey> = {
             let mut st = self.lock();
             st.stopping = true;
@@ -52,7 +58,7 @@ impl Supervisor {
             self.cancel(key);
         }
         self.tasks.close();
-        if tokio::time::timeout(self.config.shutdown_grace, self.tasks.wait())
+        if tokio::time::timeout(grace, self.tasks.wait())
             .await
             .is_err()
         {

@@ -38,6 +38,11 @@ pub struct StatSnapshot {
     pub max_parallel_compactions: usize,
     pub max_waiting_compactions: usize,
     pub stopping: bool,
+    /// A drain began: new jobs are answered 503 `stopping`.
+    pub draining: bool,
+    /// What began the drain, and when; absent before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<crate::worker::drain::DrainSnapshot>,
     pub counters: Counters,
     pub plugins: PluginsSnapshot,
     /// With `NFS_DYNAMIC_MOUNT`: the mounts and their counters.
@@ -108,6 +113,8 @@ impl Supervisor {
             max_parallel_compactions: self.config.max_parallel_compactions,
             max_waiting_compactions: self.config.max_waiting_compactions,
             stopping: st.stopping,
+            draining: self.drain.is_draining(),
+            drain: self.drain.snapshot(),
             counters: st.counters.clone(),
             plugins: PluginsSnapshot {
                 classes: self.catalog.classes(),

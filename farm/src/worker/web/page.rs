@@ -110,7 +110,7 @@ pub fn render(page: Page, snap: &StatSnapshot, ctx: &PageContext) -> String {
         hw = snap.running_high_water,
         w = snap.waiting,
         q = snap.max_waiting_compactions,
-        stopping = if snap.stopping { " (stopping)" } else { "" },
+        stopping = state_note(snap),
     );
     if ctx.auth_required {
         html.push_str(
@@ -127,6 +127,19 @@ pub fn render(page: Page, snap: &StatSnapshot, ctx: &PageContext) -> String {
     attempts(&mut html, snap, ctx);
     html.push_str("</body></html>");
     html
+}
+
+/// After the load line: whether the worker drains or stops.
+fn state_note(snap: &StatSnapshot) -> String {
+    match (&snap.drain, snap.stopping) {
+        (_, true) => " (stopping)".into(),
+        (Some(d), false) => format!(
+            " (draining since {}: {})",
+            millis(d.elapsed_ms),
+            escape(&d.cause)
+        ),
+        (None, false) => String::new(),
+    }
 }
 
 fn counters(html: &mut String, snap: &StatSnapshot) {
@@ -337,6 +350,7 @@ mod tests {
     use super::*;
     use crate::protocol::attempt::AttemptKey;
     use crate::rocks::plugins::PluginCounts;
+    use crate::worker::drain::DrainSnapshot;
     use crate::worker::mounts::stats::{MountCounters, MountRow, MountsSnapshot};
     use crate::worker::registration::RegistrationSnapshot;
     use crate::worker::stats::Counters;
@@ -373,6 +387,12 @@ mod tests {
             max_parallel_compactions: 2,
             max_waiting_compactions: 4,
             stopping: false,
+            draining: true,
+            drain: Some(DrainSnapshot {
+                cause: "SIGUSR1".into(),
+                since_unix_ms: 1_700_000_000_000,
+                elapsed_ms: 2500,
+            }),
             counters: Counters::default(),
             plugins: PluginsSnapshot {
                 classes: Vec::new(),
@@ -447,6 +467,10 @@ mod tests {
         };
         let html = render(Page::List, &snapshot(), &ctx);
         assert!(html.contains("<meta http-equiv=refresh content=5>"));
+        assert!(
+            html.contains("waiting 0 of 4 (draining since 2.500 s: SIGUSR1)"),
+            "{html}"
+        );
         assert!(html.contains(
             "href=\"http://w7.example:8080/attempts/i/1/db/job-00004-00/att-00/LOG.child\""
         ));

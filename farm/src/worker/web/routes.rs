@@ -54,7 +54,7 @@ fn web_view(sup: &Supervisor, q: &HashMap<String, String>, which: Page) -> Respo
         }
     };
     let c = sup.config();
-    let base_url = format!("http://{}", advertised(sup));
+    let base_url = crate::worker::advertise::base_url(advertised(sup));
     let ctx = PageContext {
         base_url: &base_url,
         web_domain: c.web_domain.as_deref(),
