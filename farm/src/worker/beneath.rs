@@ -131,6 +131,30 @@ pub fn create_dir(
         ));
     }
     let mode = Mode::from_bits_truncate(mode);
+    // Another thread may remove a parent it found empty (an attempt
+    // directory's cleanup) between our mkdir and open of it, or while we
+    // create beneath it: start again from the top, a bounded number of times.
+    let mut tries = 0;
+    loop {
+        match create_path(dir.as_fd(), rel, mode, exclusive, crossing) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < CREATE_RETRIES => tries += 1,
+            done => return done,
+        }
+    }
+}
+
+/// How often [`create_dir`] starts again after a parent vanished under it.
+const CREATE_RETRIES: u32 = 8;
+
+/// One pass of [`create_dir`]: each component made (or found) and opened.
+fn create_path(
+    dir: BorrowedFd<'_>,
+    rel: &Path,
+    mode: Mode,
+    exclusive: bool,
+    crossing: Crossing,
+) -> io::Result<OwnedFd> {
+    let count = rel.components().count();
     let mut current = open_dir(dir, Path::new(""), crossing)?;
     for (i, c) in rel.components().enumerate() {
         let last = i + 1 == count;
@@ -262,6 +286,37 @@ pub fn fd_path(fd: &impl std::os::fd::AsRawFd) -> std::path::PathBuf {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// Removes `leaf` beneath `root`, then its parents while they are empty,
+    /// as an attempt directory's cleanup does.
+    fn remove_with_empty_parents(root: &OwnedFd, leaf: &Path) {
+        let mut d = Some(leaf);
+        while let Some(p) = d.filter(|p| !p.as_os_str().is_empty()) {
+            if unlinkat(root, p, UnlinkatFlags::RemoveDir).is_err() {
+                return;
+            }
+            d = p.parent();
+        }
+    }
+
+    #[test]
+    fn creation_survives_parents_removed_under_it() {
+        let root = tempfile::tempdir().unwrap();
+        let fd = open_root(root.path()).unwrap();
+        let (fd, rounds) = (&fd, 3000);
+        std::thread::scope(|s| {
+            for side in ["a", "b"] {
+                s.spawn(move || {
+                    for i in 0..rounds {
+                        let leaf = std::path::PathBuf::from(format!("inst/db/job-{side}/att-{i}"));
+                        create_dir(fd, &leaf, 0o700, true, Crossing::SameFilesystem)
+                            .unwrap_or_else(|e| panic!("{side} round {i}: {e}"));
+                        remove_with_empty_parents(fd, &leaf);
+                    }
+                });
+            }
+        });
+    }
 
     #[test]
     fn creation_resolves_nothing_outside_and_no_symlink() {

@@ -137,13 +137,12 @@ pub async fn run(
     // zipserver and the mount table touch the file system and may wait:
     // off the async threads.
     let identity = format!("dcompact-worker@{advertise}");
-    let (sup, root_lock, cgroups) =
-        tokio::task::spawn_blocking({
-            let drain = drain.clone();
-            move || start_supervisor(config, identity, drain)
-        })
-            .await
-            .map_err(std::io::Error::other)??;
+    let (sup, root_lock, cgroups) = tokio::task::spawn_blocking({
+        let drain = drain.clone();
+        move || start_supervisor(config, identity, drain)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
 
     let registrar = match etcd {
         Some(etcd) => {
