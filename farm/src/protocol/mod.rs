@@ -7,12 +7,14 @@
 //! - [`attempt`]: the attempt's five-field identity and its name.
 //! - [`answers`]: the JSON answers of `/dcompact`, `/probe`, `/shutdown`,
 //!   `/health` and every error.
+//! - [`limits`]: the bounds of every job field, checked at parse time.
 //! - [`version`]: the protocol number each side announces.
 
 pub mod answers;
 pub mod attempt;
 pub mod endpoints;
 pub mod job;
+pub mod limits;
 pub mod output_dir;
 pub mod probe;
 pub mod version;

@@ -5,6 +5,7 @@
 //! future resolves, then stops accepting and lets the supervisor finish.
 //!
 //! - [`server`]: thin HTTP handlers; they validate and call the supervisor.
+//! - [`handler_panic`]: a panicking handler ends its own request (500).
 //! - [`supervisor`]: owns every attempt's state: admission under
 //!   `MAX_PARALLEL_COMPACTIONS`, the bounded waiting queue, results kept for
 //!   probing, counters.
@@ -36,6 +37,10 @@
 //!   it; what a killed predecessor left is ended at start.
 //! - [`plugin_catalog`]: which plugin classes the worker runs, in which versions.
 //! - [`queue_order`]: which waiting attempt runs next.
+//! - [`input_paths`]: input file names and the OPTIONS file's paths, held
+//!   to the mapped DB directory.
+//! - [`finished_bound`]: how many finished attempts, and how many of their
+//!   bytes, the supervisor keeps for probing.
 //! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with its owner
 //!   marker, `job.json` and `LOG`.
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
@@ -59,6 +64,9 @@ pub mod cgroup;
 pub mod child;
 pub mod config;
 pub mod deadline;
+pub mod finished_bound;
+pub mod handler_panic;
+pub mod input_paths;
 pub mod listener;
 pub mod local;
 pub mod metrics;

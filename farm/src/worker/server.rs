@@ -34,6 +34,7 @@ use crate::protocol::version::PROTOCOL_VERSION;
 use crate::worker::admission::{admit, AdmissionError};
 use crate::worker::child::cgroups::child_cgroups;
 use crate::worker::config::WorkerConfig;
+use crate::worker::handler_panic;
 use crate::worker::listener::{accept, timed_body};
 use crate::worker::metrics::http::HttpMetrics;
 use crate::worker::plugin_catalog::Catalog;
@@ -167,6 +168,7 @@ pub async fn run(
             router.route(e.path(), handler(e))
         })
         .fallback(|| async { error(StatusCode::NOT_FOUND, NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn(handler_panic::contain))
         .with_state(sup.clone());
 
     let graceful = {
@@ -375,6 +377,16 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
         Ok(Err(AdmissionError::Refused(e))) => {
             sup.count_reject(RejectReason::Refused);
             return error(StatusCode::PRECONDITION_FAILED, "refused", e);
+        }
+        Err(join) if join.is_panic() => {
+            let why = handler_panic::panic_message(join.into_panic().as_ref());
+            tracing::error!(panic = %why, "admission panicked; the submission is answered 500");
+            sup.count_reject(RejectReason::Panicked);
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                handler_panic::PANICKED,
+                format!("admission panicked: {why}"),
+            );
         }
         Err(join) => {
             return error(

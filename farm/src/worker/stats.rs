@@ -18,6 +18,8 @@ pub enum RejectReason {
     AdmissionsFull,
     /// 408: the request body did not arrive within `HTTP_BODY_TIMEOUT`.
     Timeout,
+    /// 500: admission panicked (a bug); the worker keeps serving.
+    Panicked,
 }
 
 impl RejectReason {
@@ -29,16 +31,18 @@ impl RejectReason {
             RejectReason::Busy => "busy",
             RejectReason::AdmissionsFull => "admissions_full",
             RejectReason::Timeout => "timeout",
+            RejectReason::Panicked => "panicked",
         }
     }
 
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 7] = [
         RejectReason::Malformed,
         RejectReason::Unauthorized,
         RejectReason::Refused,
         RejectReason::Busy,
         RejectReason::AdmissionsFull,
         RejectReason::Timeout,
+        RejectReason::Panicked,
     ];
 }
 

@@ -35,6 +35,7 @@ use crate::worker::child::spec::{self as child_spec, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
 use crate::worker::deadline::Watchdog;
+use crate::worker::finished_bound;
 use crate::worker::metrics::attempts::AttemptMetrics;
 use crate::worker::metrics::queue;
 use crate::worker::mounts::stale::is_stale_handle;
@@ -42,7 +43,7 @@ use crate::worker::mounts::stats::MountsSnapshot;
 use crate::worker::mounts::table::MountTable;
 use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
-use crate::worker::queue_order::priority;
+use crate::worker::queue_order::{priority, Waiting};
 use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
 use crate::worker::root_guard::WorkerRoot;
 use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunResult};
@@ -557,8 +558,10 @@ impl Supervisor {
                 result,
                 at: Instant::now(),
             };
+            entry.job = Arc::new(finished_bound::slim(&entry.job));
             ended = Some(entry.name.clone());
         }
+        self.bound_finished(&mut st);
         self.dispatch(&mut st);
         self.tell(&st, ended.as_ref());
     }
@@ -619,9 +622,11 @@ impl Supervisor {
                     result: None,
                     at: Instant::now(),
                 };
+                entry.job = Arc::new(finished_bound::slim(&entry.job));
                 *st.counters.failed.entry("cancelled").or_default() += 1;
                 self.metrics.ended(&Outcome::Cancelled, None, 0, 0);
                 let name = entry.name.clone();
+                self.bound_finished(st);
                 self.tell(st, Some(&name));
                 true
             }
@@ -664,12 +669,13 @@ fn next_in_queue(st: &mut State) -> Option<AttemptKey> {
         .enumerate()
         .map(|(i, key)| {
             let p = st.attempts.get(key).map_or(f64::MAX, |e| {
-                priority(
-                    now.saturating_duration_since(e.accepted),
-                    e.job.estimate_time_us,
-                    e.job.output_level,
-                    e.job.attempt,
-                )
+                priority(Waiting {
+                    waited: now.saturating_duration_since(e.accepted),
+                    input_bytes: e.input_bytes,
+                    hint_us: e.job.estimate_time_us,
+                    output_level: e.job.output_level,
+                    attempt: e.job.attempt,
+                })
             });
             (i, p)
         })
