@@ -21,6 +21,7 @@ mod fake_worker;
 mod fault_proxy;
 mod ffi_edges;
 mod held_probes;
+mod hostile_input;
 mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;

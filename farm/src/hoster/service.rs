@@ -8,7 +8,7 @@ use super::http::{Client, RequestError};
 use super::metrics::HosterMetrics;
 use super::speed::{wait_limit, SpeedModel};
 use super::stats::{FallbackReason, HosterStats, StatsSnapshot};
-use super::verify::verify_result;
+use super::verify::{verify_result, InputFiles};
 use super::workers::Workers;
 use crate::etcd::client::{EtcdClient, EtcdError};
 use crate::etcd::config::EtcdConfig;
@@ -112,6 +112,9 @@ struct Pending {
     verified: Option<(u64, u64)>,
     cf_name: String,
     input_bytes: u64,
+    /// The input files as the compaction input names them: the result is
+    /// judged against them.
+    input_files: Vec<String>,
     submitted: Instant,
     /// How long the hoster waits for this attempt.
     wait_limit: Duration,
@@ -364,6 +367,7 @@ impl FarmService {
                             verified: None,
                             cf_name: input_info.cf_name.clone(),
                             input_bytes,
+                            input_files: input_info.input_files.clone(),
                             submitted: Instant::now(),
                             wait_limit,
                         },
@@ -545,7 +549,11 @@ impl FarmService {
 
     fn install(&self, mut p: Pending, result: &[u8]) -> WaitAnswer {
         let started = Instant::now();
-        let verified = verify_result(result, &p.output_dir, self.config.verify_output);
+        let inputs = InputFiles {
+            db: Path::new(&self.dbname),
+            files: &p.input_files,
+        };
+        let verified = verify_result(result, &p.output_dir, self.config.verify_output, &inputs);
         self.stats.verified(started.elapsed().as_micros() as u64);
         match verified {
             Ok((bytes, info)) => {
@@ -555,7 +563,7 @@ impl FarmService {
                 lock(&self.pending).insert(id, p);
                 WaitAnswer::Success(bytes)
             }
-            Err(e) => self.abandon(&p, FallbackReason::VerifyFailed, &e, false),
+            Err(e) => self.abandon(&p, e.reason(), &e, false),
         }
     }
 }

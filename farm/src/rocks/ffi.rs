@@ -40,4 +40,5 @@ extern "C" {
     ) -> *mut c_char;
     pub fn farm_sst_properties(path: *const c_char, errptr: *mut *mut c_char) -> *mut c_char;
     pub fn farm_sst_verify(path: *const c_char, errptr: *mut *mut c_char) -> c_int;
+    pub fn farm_sst_bounds(path: *const c_char, errptr: *mut *mut c_char) -> *mut c_char;
 }
