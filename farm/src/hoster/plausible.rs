@@ -269,15 +269,24 @@ mod tests {
 
     #[test]
     fn an_honest_result_passes() {
-        let r = result(vec![file("1.sst", "k010", "k050", 50), file("2.sst", "k051", "k090", 50)]);
+        let r = result(vec![
+            file("1.sst", "k010", "k050", 50),
+            file("2.sst", "k051", "k090", 50),
+        ]);
         check_names(&r).unwrap();
         check_result(&r, &inputs()).unwrap();
     }
 
     #[test]
     fn each_lie_has_its_reason() {
-        let dup = result(vec![file("1.sst", "k010", "k050", 50), file("1.sst", "k010", "k050", 50)]);
-        assert_eq!(check_names(&dup).unwrap_err().reason(), FallbackReason::DuplicateOutput);
+        let dup = result(vec![
+            file("1.sst", "k010", "k050", 50),
+            file("1.sst", "k010", "k050", 50),
+        ]);
+        assert_eq!(
+            check_names(&dup).unwrap_err().reason(),
+            FallbackReason::DuplicateOutput
+        );
 
         let outside = result(vec![file("1.sst", "k000", "k050", 50)]);
         assert_eq!(
@@ -303,7 +312,11 @@ mod tests {
             FallbackReason::TotalsMismatch
         );
 
-        let many = result((0..300).map(|i| file(&format!("{i}.sst"), "k010", "k020", 1)).collect());
+        let many = result(
+            (0..300)
+                .map(|i| file(&format!("{i}.sst"), "k010", "k020", 1))
+                .collect(),
+        );
         assert_eq!(
             check_result(&many, &inputs()).unwrap_err().reason(),
             FallbackReason::ImplausibleOutput

@@ -149,10 +149,19 @@ pub fn check_job(job: &Job) -> Result<(), LimitError> {
     if let Some(info) = &job.job_info {
         check_text("job_info.db_name", &info.db_name, MAX_PATH_BYTES)?;
         check_text("job_info.db_id", &info.db_id, MAX_SHORT_BYTES)?;
-        check_text("job_info.db_session_id", &info.db_session_id, MAX_SHORT_BYTES)?;
+        check_text(
+            "job_info.db_session_id",
+            &info.db_session_id,
+            MAX_SHORT_BYTES,
+        )?;
         check_text("job_info.cf_name", &info.cf_name, MAX_CF_NAME_BYTES)?;
         check_range("job_info.output_level", info.output_level, -1, MAX_LEVEL)?;
-        check_range("job_info.base_input_level", info.base_input_level, -1, MAX_LEVEL)?;
+        check_range(
+            "job_info.base_input_level",
+            info.base_input_level,
+            -1,
+            MAX_LEVEL,
+        )?;
     }
     Ok(())
 }
@@ -211,12 +220,26 @@ mod tests {
 
     #[test]
     fn control_and_direction_characters_are_refused() {
-        for bad in ["a\nb", "a\rb", "a\0b", "a\u{1b}[31m", "a\u{7f}", "a\u{85}", "a\u{202e}b"] {
+        for bad in [
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            "a\u{1b}[31m",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{202e}b",
+        ] {
             let mut j = job();
             j.output_dir = format!("/h/db/{bad}");
             let e = check_job(&j).unwrap_err();
             assert!(
-                matches!(e, LimitError::ControlCharacter { field: "output_dir", .. }),
+                matches!(
+                    e,
+                    LimitError::ControlCharacter {
+                        field: "output_dir",
+                        ..
+                    }
+                ),
                 "{bad:?}: {e}"
             );
         }

@@ -70,7 +70,11 @@ pub fn check_options_file_number(n: u64) -> Result<(), InputPathError> {
 
 /// `db_paths` and `wal_dir` of the DB, `cf_paths` of column family `cf`:
 /// empty, or `wal_dir` equal to `dbname` (the hoster's path of the DB).
-pub fn check_options_paths(text: &OptionsText, cf: &str, dbname: &str) -> Result<(), InputPathError> {
+pub fn check_options_paths(
+    text: &OptionsText,
+    cf: &str,
+    dbname: &str,
+) -> Result<(), InputPathError> {
     let cf_section = format!("CFOptions \"{cf}\"");
     let set = [
         ("db_paths", text.get("DBOptions", "db_paths")),
@@ -80,7 +84,8 @@ pub fn check_options_paths(text: &OptionsText, cf: &str, dbname: &str) -> Result
     for (field, value) in set {
         let Some(value) = value else { continue };
         let empty = value.is_empty() || value == "{}";
-        let own_wal = field == "wal_dir" && value.trim_end_matches('/') == dbname.trim_end_matches('/');
+        let own_wal =
+            field == "wal_dir" && value.trim_end_matches('/') == dbname.trim_end_matches('/');
         if !empty && !own_wal {
             return Err(InputPathError::OptionsPath {
                 field,
@@ -99,7 +104,18 @@ mod tests {
     fn input_files_are_plain_names() {
         assert_eq!(input_file_name("/000012.sst"), Ok("000012.sst"));
         assert_eq!(input_file_name("000012.sst"), Ok("000012.sst"));
-        for bad in ["", "/", ".", "..", "/..", "../../etc/shadow", "a/b", "//x", "a\0b", "a\nb"] {
+        for bad in [
+            "",
+            "/",
+            ".",
+            "..",
+            "/..",
+            "../../etc/shadow",
+            "a/b",
+            "//x",
+            "a\0b",
+            "a\nb",
+        ] {
             let e = input_file_name(bad).unwrap_err();
             assert_eq!(e.field(), "input_files", "{bad:?}");
         }
@@ -112,7 +128,10 @@ mod tests {
                 "[DBOptions]\n{db}\n[CFOptions \"default\"]\n{cf}\n"
             ))
         };
-        assert_eq!(check_options_paths(&text("", ""), "default", "/h/db"), Ok(()));
+        assert_eq!(
+            check_options_paths(&text("", ""), "default", "/h/db"),
+            Ok(())
+        );
         assert_eq!(
             check_options_paths(&text("wal_dir=/h/db/", "cf_paths="), "default", "/h/db"),
             Ok(())

@@ -39,6 +39,7 @@
 //! - [`queue_order`]: which waiting attempt runs next.
 //! - [`input_paths`]: input file names and the OPTIONS file's paths, held
 //!   to the mapped DB directory.
+//! - [`large_buffers`]: freed request-sized buffers go back to the system.
 //! - [`finished_bound`]: how many finished attempts, and how many of their
 //!   bytes, the supervisor keeps for probing.
 //! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with its owner
@@ -67,6 +68,7 @@ pub mod deadline;
 pub mod finished_bound;
 pub mod handler_panic;
 pub mod input_paths;
+pub mod large_buffers;
 pub mod listener;
 pub mod local;
 pub mod metrics;

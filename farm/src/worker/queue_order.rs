@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn a_hint_only_lengthens_and_the_push_is_capped() {
         let honest = w(S, 10 * MB, 1, 0);
-        let quick = Waiting { hint_us: 1, ..honest };
+        let quick = Waiting {
+            hint_us: 1,
+            ..honest
+        };
         assert_eq!(priority(quick), priority(honest));
         let slow = Waiting {
             hint_us: u64::MAX,

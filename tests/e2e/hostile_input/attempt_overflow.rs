@@ -13,7 +13,11 @@ fn an_attempt_beyond_its_bound_is_refused_and_the_queue_keeps_moving() {
     let c = capture(dir.path());
     let worker = start(dir.path(), &[("MAX_PARALLEL_COMPACTIONS", "1".into())]);
 
-    for attempt in [u32::MAX, u32::MAX - 1, farm::protocol::limits::MAX_ATTEMPT + 1] {
+    for attempt in [
+        u32::MAX,
+        u32::MAX - 1,
+        farm::protocol::limits::MAX_ATTEMPT + 1,
+    ] {
         let job = c.job("overflow", attempt);
         let (code, answer) = submit_job(&worker, &job);
         assert_eq!(code, 400, "attempt {attempt}: {answer}");
@@ -46,5 +50,8 @@ fn an_attempt_beyond_its_bound_is_refused_and_the_queue_keeps_moving() {
     assert_eq!(stat["waiting"], 0, "{stat}");
     assert_eq!(stat["counters"]["succeeded"], 2, "{stat}");
     assert_eq!(stat["counters"]["rejected"]["malformed"], 5, "{stat}");
-    assert_eq!(get_json(&format!("{}/health", worker.base_url()))["status"], "OK");
+    assert_eq!(
+        get_json(&format!("{}/health", worker.base_url()))["status"],
+        "OK"
+    );
 }

@@ -48,7 +48,9 @@ fn everything_shown(worker: &crate::sandbox::SandboxedWorker, root: &Path) -> St
         );
     }
     for f in files_where(root, &|_| true) {
-        all.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap_or_default()));
+        all.push_str(&String::from_utf8_lossy(
+            &std::fs::read(f).unwrap_or_default(),
+        ));
     }
     all
 }
@@ -66,7 +68,11 @@ fn paths_from_the_input_stay_in_the_db_directory() {
     let climb = format!(
         "{}{}",
         "../".repeat(db.components().count()),
-        outside.join("secret").display().to_string().trim_start_matches('/')
+        outside
+            .join("secret")
+            .display()
+            .to_string()
+            .trim_start_matches('/')
     );
     for evil in [
         "../../outside/secret".to_string(),
@@ -99,7 +105,10 @@ fn paths_from_the_input_stay_in_the_db_directory() {
     let (code, answer) = submit_job(&worker, &job);
     assert_eq!(code, 412, "{answer}");
     assert!(
-        answer["error"].as_str().unwrap().starts_with("options_file_number:"),
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("options_file_number:"),
         "{answer}"
     );
 
@@ -113,8 +122,15 @@ fn paths_from_the_input_stay_in_the_db_directory() {
     assert_eq!(stat["counters"]["accepted"], 1, "{stat}");
     assert_eq!(stat["counters"]["rejected"]["refused"], 6, "{stat}");
     let shown = everything_shown(&worker, &dir.path().join("worker"));
-    assert!(shown.contains("summary") || shown.contains("normal"), "the pages were read");
-    for secret in [SECRET_SIZE.to_string(), "secret".to_string(), "shadow".to_string()] {
+    assert!(
+        shown.contains("summary") || shown.contains("normal"),
+        "the pages were read"
+    );
+    for secret in [
+        SECRET_SIZE.to_string(),
+        "secret".to_string(),
+        "shadow".to_string(),
+    ] {
         assert!(!shown.contains(&secret), "{secret} shows");
     }
 }

@@ -44,7 +44,11 @@ fn control_characters_in_any_field_are_refused() {
     }
     let stat = worker_stat(&worker);
     assert_eq!(stat["counters"]["accepted"], 0, "{stat}");
-    assert_eq!(stat["counters"]["rejected"]["malformed"], attacks.len(), "{stat}");
+    assert_eq!(
+        stat["counters"]["rejected"]["malformed"],
+        attacks.len(),
+        "{stat}"
+    );
     assert!(attempt_entries(&dir.path().join("worker")).is_empty());
     assert!(attempt_logs(&dir.path().join("worker"))
         .iter()

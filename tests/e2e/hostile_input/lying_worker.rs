@@ -16,7 +16,10 @@ fn manual_options() -> rocksdb::Options {
 
 /// The serialized result's text (after its 4-byte version) and version.
 fn split(result: &[u8]) -> (&[u8], String) {
-    (&result[..4], String::from_utf8_lossy(&result[4..]).into_owned())
+    (
+        &result[..4],
+        String::from_utf8_lossy(&result[4..]).into_owned(),
+    )
 }
 
 fn join(version: &[u8], text: &str) -> Vec<u8> {
@@ -45,7 +48,10 @@ fn group_end(text: &str, open: usize) -> usize {
 
 /// The first output file's `{...}` group.
 fn first_output(text: &str) -> (usize, usize) {
-    let list = text.find("output_files={").expect("the result lists outputs") + "output_files=".len();
+    let list = text
+        .find("output_files={")
+        .expect("the result lists outputs")
+        + "output_files=".len();
     let first = list + 1;
     assert_eq!(&text[first..first + 1], "{", "{text}");
     (first, group_end(text, first))
@@ -134,7 +140,11 @@ fn a_duplicated_output_name_is_compacted_locally() {
 
 #[test]
 fn an_output_outside_the_inputs_key_range_is_compacted_locally() {
-    lie(output_outside_inputs, "outside_key_range", "outside the inputs' key range");
+    lie(
+        output_outside_inputs,
+        "outside_key_range",
+        "outside the inputs' key range",
+    );
 }
 
 #[test]

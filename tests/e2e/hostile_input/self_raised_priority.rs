@@ -52,7 +52,10 @@ fn a_job_cannot_raise_its_own_priority() {
             other => panic!("both left the queue between two looks: {other:?}"),
         }
     };
-    assert_eq!(first, "honest", "the self-raised job overtook the earlier one");
+    assert_eq!(
+        first, "honest",
+        "the self-raised job overtook the earlier one"
+    );
     wait_done(&worker, &honest);
     wait_done(&worker, &quick);
 }
