@@ -9,7 +9,7 @@
 //! | check | refused when | fallback reason |
 //! | --- | --- | --- |
 //! | names | one output file is named twice (RocksDB would rename it twice; the second rename is a fatal background error) | `duplicate_output` |
-//! | totals | the result's file counts differ from the files it lists, or its record count is not what the listed files hold | `totals_mismatch` |
+//! | totals | the result lists more files than its counts say it wrote, or its record count is not what the listed files hold | `totals_mismatch` |
 //! | size | more output bytes than [`BYTES_FACTOR`] times the input plus [`BYTES_SLACK`], more entries or files than [`ENTRIES_FACTOR`] times the input's entries plus [`ENTRIES_SLACK`] | `implausible_output` |
 //! | keys | an output's smallest or largest key lies outside the union of the inputs' key ranges | `outside_key_range` |
 //!
@@ -133,7 +133,9 @@ fn check_totals(info: &ResultInfo) -> Result<(), PlausibleError> {
         .stats
         .num_output_files
         .saturating_add(info.stats.proximal_num_output_files);
-    if counted != listed {
+    // RocksDB counts a file it created and then dropped as empty, so a
+    // result may list fewer files than it counts, never more.
+    if listed > counted {
         return Err(PlausibleError::Totals(format!(
             "it counts {counted} output files but lists {listed}"
         )));
@@ -306,7 +308,7 @@ mod tests {
             FallbackReason::TotalsMismatch
         );
         let mut files = result(vec![file("1.sst", "k010", "k050", 50)]);
-        files.stats.num_output_files = 7;
+        files.stats.num_output_files = 0;
         assert_eq!(
             check_result(&files, &inputs()).unwrap_err().reason(),
             FallbackReason::TotalsMismatch
