@@ -82,6 +82,12 @@ void line(std::string* out, const char* key, uint64_t value) {
   line(out, key, std::to_string(value));
 }
 
+// The user key of an internal key: all but its 8-byte trailer.
+std::string user_key_of(const std::string& internal_key) {
+  if (internal_key.size() < 8) return internal_key;
+  return internal_key.substr(0, internal_key.size() - 8);
+}
+
 }  // namespace
 
 extern "C" {
@@ -252,9 +258,20 @@ char* farm_result_describe(const char* result, size_t len, char** errptr) noexce
     line(&text, "num_output_files", static_cast<uint64_t>(out_level.num_output_files));
     line(&text, "micros", out_level.micros);
     line(&text, "cpu_micros", out_level.cpu_micros);
+    line(&text, "proximal_num_output_files",
+         static_cast<uint64_t>(parsed.internal_stats.proximal_level_stats.num_output_files));
     for (const auto& f : parsed.output_files) {
       line(&text, "output_file",
            hex(f.file_name) + ":" + std::to_string(f.file_size));
+      // The user keys of the file's bounds (internal key minus its 8-byte
+      // trailer), its entries and the comparator it was written with.
+      line(&text, "output_keys",
+           hex(user_key_of(f.smallest_internal_key)) + ":" +
+               hex(user_key_of(f.largest_internal_key)));
+      const auto& tp = f.table_properties;
+      line(&text, "output_props",
+           std::to_string(tp.num_entries) + ":" + std::to_string(tp.num_range_deletions) +
+               ":" + hex(tp.comparator_name));
     }
     parsed.status.PermitUncheckedError();
     out = dup_bytes(text);
@@ -315,6 +332,64 @@ char* farm_sst_properties(const char* path, char** errptr) noexcept {
     line(&text, "num_deletions", props->num_deletions);
     line(&text, "num_range_deletions", props->num_range_deletions);
     line(&text, "filter_size", props->filter_size);
+    out = dup_bytes(text);
+  });
+  return out;
+}
+
+// Describes an SST file's key range: comparator_name (hex), num_entries,
+// num_range_deletions, has_keys, smallest and largest (hex of the user keys
+// of its first and last point entries, deletions included).
+char* farm_sst_bounds(const char* path, char** errptr) noexcept {
+  char* out = nullptr;
+  guarded(errptr, [&] {
+    Options options;
+    SstFileReader reader(options);
+    Status s = reader.Open(path);
+    if (!s.ok()) {
+      save_error(errptr, "failed to open sst: " + s.ToString());
+      return;
+    }
+    std::shared_ptr<const TableProperties> props = reader.GetTableProperties();
+    if (props == nullptr) {
+      save_error(errptr, "sst has no table properties");
+      return;
+    }
+    std::string smallest;
+    std::string largest;
+    bool has_keys = false;
+    std::unique_ptr<ROCKSDB_NAMESPACE::Iterator> it = reader.NewTableIterator();
+    ROCKSDB_NAMESPACE::ParsedEntryInfo parsed;
+    it->SeekToFirst();
+    if (it->Valid()) {
+      s = reader.ParseTableIteratorKey(it->key(), &parsed);
+      if (!s.ok()) {
+        save_error(errptr, "failed to parse the first key: " + s.ToString());
+        return;
+      }
+      smallest = parsed.user_key.ToString();
+      it->SeekToLast();
+      if (it->Valid()) {
+        s = reader.ParseTableIteratorKey(it->key(), &parsed);
+        if (!s.ok()) {
+          save_error(errptr, "failed to parse the last key: " + s.ToString());
+          return;
+        }
+        largest = parsed.user_key.ToString();
+        has_keys = true;
+      }
+    }
+    if (!it->status().ok()) {
+      save_error(errptr, "failed to read sst keys: " + it->status().ToString());
+      return;
+    }
+    std::string text;
+    line(&text, "comparator_name", hex(props->comparator_name));
+    line(&text, "num_entries", props->num_entries);
+    line(&text, "num_range_deletions", props->num_range_deletions);
+    line(&text, "has_keys", has_keys ? 1 : 0);
+    line(&text, "smallest", hex(smallest));
+    line(&text, "largest", hex(largest));
     out = dup_bytes(text);
   });
   return out;

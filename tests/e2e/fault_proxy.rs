@@ -51,6 +51,9 @@ pub enum Fault {
     CancelWhenRunning,
     /// Replace the result of a `done` probe answer with these bytes.
     ReplaceResult(Vec<u8>),
+    /// Replace the result of a `done` probe answer with what this function
+    /// makes of it (a worker that lies about its outputs).
+    RewriteResult(fn(&[u8]) -> Vec<u8>),
     /// The worker aborts and forgets the attempt: cancel it there and
     /// answer every probe of it with 404.
     AbortAttempt,
@@ -365,6 +368,12 @@ impl Route {
             Fault::ReplaceResult(bytes) => {
                 self.injected();
                 let answer = serde_json::json!({"status": "done", "result": b64.encode(bytes)});
+                reply(conn, 200, &answer.to_string())
+            }
+            Fault::RewriteResult(rewrite) => {
+                self.injected();
+                let answer =
+                    serde_json::json!({"status": "done", "result": b64.encode(rewrite(&result))});
                 reply(conn, 200, &answer.to_string())
             }
             Fault::ProbeFailed => {

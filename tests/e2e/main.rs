@@ -23,6 +23,7 @@ mod fault_proxy;
 mod ffi_edges;
 mod held_probes;
 mod install;
+mod hostile_input;
 mod load_balance;
 mod malformed_requests;
 mod metrics_scrape;

@@ -147,6 +147,9 @@ fn main() -> anyhow::Result<()> {
         logs.init();
     }
 
+    if !farm::worker::large_buffers::return_large_buffers() {
+        tracing::warn!("the allocator refused a fixed mmap threshold: freed request buffers may stay in the worker's memory");
+    }
     let mut config =
         WorkerConfig::load(args.config.as_deref()).context("invalid worker configuration")?;
     if let Some(listen) = &args.listen {

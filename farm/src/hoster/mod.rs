@@ -29,6 +29,8 @@
 //! - [`workers`]: the worker list, selection and backoff.
 //! - [`http`]: the worker protocol over blocking HTTP.
 //! - [`verify`]: the output check that makes "success" a safe answer.
+//! - [`plausible`]: the result as a whole against the inputs the hoster
+//!   measured (duplicate names, totals, sizes, key ranges).
 //! - [`plugins`]: installs plugin logic (`farm-plugin-sdk` types) on the
 //!   hoster, and remembers the versions sent with each job.
 //! - [`speed`]: the learned compaction speed behind estimates and timeouts.
@@ -44,6 +46,7 @@ pub mod config;
 pub mod discovery;
 pub mod http;
 pub mod metrics;
+pub mod plausible;
 pub mod plugins;
 pub mod service;
 pub mod speed;

@@ -14,7 +14,7 @@ use super::http::{Client, RequestError};
 use super::metrics::HosterMetrics;
 use super::speed::{wait_limit, SpeedModel};
 use super::stats::{FallbackReason, HosterStats, StatsSnapshot};
-use super::verify::verify_result;
+use super::verify::{verify_result, InputFiles};
 use super::workers::Workers;
 use crate::etcd::client::{EtcdClient, EtcdError};
 use crate::etcd::config::EtcdConfig;
@@ -301,7 +301,11 @@ impl FarmService {
 
     fn install(&self, mut p: RemoteAttempt, result: &[u8]) -> WaitAnswer {
         let started = Instant::now();
-        let verified = verify_result(result, &p.output_dir, self.config.verify_output);
+        let inputs = InputFiles {
+            db: Path::new(&self.dbname),
+            files: &p.input_files,
+        };
+        let verified = verify_result(result, &p.output_dir, self.config.verify_output, &inputs);
         self.stats.verified(started.elapsed().as_micros() as u64);
         match verified {
             Ok((bytes, info)) => {
@@ -310,7 +314,7 @@ impl FarmService {
                 lock(&self.pending).insert(p.id(), p);
                 WaitAnswer::Success(bytes)
             }
-            Err(e) => self.abandon(p, FallbackReason::VerifyFailed, &e, false),
+            Err(e) => self.abandon(p, e.reason(), &e, false),
         }
     }
 }

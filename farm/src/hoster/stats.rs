@@ -36,6 +36,14 @@ pub enum FallbackReason {
     NotFound,
     /// An output file was missing, of the wrong size or corrupt.
     VerifyFailed,
+    /// The result named one output file twice.
+    DuplicateOutput,
+    /// An output's keys lie outside the union of the inputs' key ranges.
+    OutsideKeyRange,
+    /// More output files or bytes than a sane multiple of the input.
+    ImplausibleOutput,
+    /// The result's totals (files, records) do not add up.
+    TotalsMismatch,
     /// RocksDB cancelled the wait (closing or pausing).
     Cancelled,
     /// A bug in the client (a caught panic).
@@ -44,7 +52,7 @@ pub enum FallbackReason {
 
 impl FallbackReason {
     /// Every reason, in the order of [`StatsSnapshot::fallbacks`].
-    pub const ALL: [FallbackReason; 13] = [
+    pub const ALL: [FallbackReason; 17] = [
         FallbackReason::Level,
         FallbackReason::NoWorker,
         FallbackReason::Busy,
@@ -56,6 +64,10 @@ impl FallbackReason {
         FallbackReason::RemoteFailed,
         FallbackReason::NotFound,
         FallbackReason::VerifyFailed,
+        FallbackReason::DuplicateOutput,
+        FallbackReason::OutsideKeyRange,
+        FallbackReason::ImplausibleOutput,
+        FallbackReason::TotalsMismatch,
         FallbackReason::Cancelled,
         FallbackReason::Internal,
     ];
@@ -75,6 +87,10 @@ impl FallbackReason {
             FallbackReason::RemoteFailed => "remote_failed",
             FallbackReason::NotFound => "not_found",
             FallbackReason::VerifyFailed => "verify_failed",
+            FallbackReason::DuplicateOutput => "duplicate_output",
+            FallbackReason::OutsideKeyRange => "outside_key_range",
+            FallbackReason::ImplausibleOutput => "implausible_output",
+            FallbackReason::TotalsMismatch => "totals_mismatch",
             FallbackReason::Cancelled => "cancelled",
             FallbackReason::Internal => "internal",
         }
@@ -101,7 +117,7 @@ pub struct HosterStats {
     done_by_probe: AtomicU64,
     submit_failures: AtomicU64,
     probes: AtomicU64,
-    fallbacks: [AtomicU64; 13],
+    fallbacks: [AtomicU64; 17],
     last_errors: Mutex<BTreeMap<&'static str, String>>,
     metrics: OnceLock<HosterMetrics>,
 }

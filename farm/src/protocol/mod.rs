@@ -7,6 +7,7 @@
 //! - [`attempt`]: the attempt's five-field identity and its name.
 //! - [`answers`]: the JSON answers of `/dcompact`, `/probe`, `/shutdown`,
 //!   `/health` and every error.
+//! - [`limits`]: the bounds of every job field, checked at parse time.
 //! - [`version`]: the protocol number each side announces.
 //! - [`mount_flags`]: ToplingDB's `nfs_mnt_flags` as the mount options a
 //!   job carries.
@@ -16,6 +17,7 @@ pub mod attempt;
 pub mod endpoints;
 pub mod job;
 pub mod mount_flags;
+pub mod limits;
 pub mod output_dir;
 pub mod probe;
 pub mod version;

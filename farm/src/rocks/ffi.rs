@@ -45,4 +45,5 @@ extern "C" {
         errptr: *mut *mut c_char,
     ) -> c_int;
     pub fn farm_sst_verify(path: *const c_char, errptr: *mut *mut c_char) -> c_int;
+    pub fn farm_sst_bounds(path: *const c_char, errptr: *mut *mut c_char) -> *mut c_char;
 }

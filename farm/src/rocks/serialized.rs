@@ -55,6 +55,15 @@ impl InputInfo {
 pub struct OutputFile {
     pub name: String,
     pub size: u64,
+    /// The user keys of its smallest and largest internal keys.
+    pub smallest: Vec<u8>,
+    pub largest: Vec<u8>,
+    /// Its table properties' entries (range deletions included) and
+    /// range deletions, as the result states them.
+    pub num_entries: u64,
+    pub num_range_deletions: u64,
+    /// The comparator it was written with.
+    pub comparator: String,
 }
 
 /// What the farm needs to know of a `CompactionServiceResult`.
@@ -81,6 +90,8 @@ pub struct ResultStats {
     pub num_output_records: u64,
     /// Files written to the output level.
     pub num_output_files: u64,
+    /// Files written to the proximal level (per-key placement).
+    pub proximal_num_output_files: u64,
     /// Wall and CPU time of the compaction on the worker.
     pub micros: u64,
     pub cpu_micros: u64,
@@ -93,17 +104,35 @@ impl ResultInfo {
             // SAFETY: `result` is a live slice for the duration of the call.
             unsafe { ffi::farm_result_describe(result.as_ptr().cast(), result.len(), err) }
         })?;
+        let keys: Vec<&str> = lines.all("output_keys").collect();
+        let props: Vec<&str> = lines.all("output_props").collect();
         let output_files = lines
             .all("output_file")
-            .map(|raw| {
+            .enumerate()
+            .map(|(i, raw)| {
                 let bad = || RocksError::Answer {
                     operation: OP,
                     detail: format!("bad output_file {raw:?}"),
                 };
                 let (name, size) = raw.split_once(':').ok_or_else(bad)?;
+                let (smallest, largest) = keys
+                    .get(i)
+                    .and_then(|k| k.split_once(':'))
+                    .ok_or_else(bad)?;
+                let mut p = props.get(i).ok_or_else(bad)?.splitn(3, ':');
+                let mut number = || -> Result<u64, RocksError> {
+                    p.next().and_then(|n| n.parse().ok()).ok_or_else(bad)
+                };
+                let (num_entries, num_range_deletions) = (number()?, number()?);
+                let comparator = props[i].rsplit(':').next().ok_or_else(bad)?;
                 Ok(OutputFile {
                     name: String::from_utf8_lossy(&lines.hex(name)?).into_owned(),
                     size: size.parse().map_err(|_| bad())?,
+                    smallest: lines.hex(smallest)?,
+                    largest: lines.hex(largest)?,
+                    num_entries,
+                    num_range_deletions,
+                    comparator: String::from_utf8_lossy(&lines.hex(comparator)?).into_owned(),
                 })
             })
             .collect::<Result<_, RocksError>>()?;
@@ -122,6 +151,7 @@ impl ResultInfo {
                 num_input_records: lines.number("num_input_records")?,
                 num_output_records: lines.number("num_output_records")?,
                 num_output_files: lines.number("num_output_files")?,
+                proximal_num_output_files: lines.number("proximal_num_output_files")?,
                 micros: lines.number("micros")?,
                 cpu_micros: lines.number("cpu_micros")?,
             },

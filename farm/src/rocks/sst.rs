@@ -51,6 +51,39 @@ impl SstProperties {
     }
 }
 
+/// An SST file's point-key range and counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SstBounds {
+    pub comparator: String,
+    pub num_entries: u64,
+    pub num_range_deletions: u64,
+    /// The user keys of its first and last point entries (deletions
+    /// included); `None` when it has none.
+    pub keys: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl SstBounds {
+    pub fn read(path: &Path) -> Result<Self, RocksError> {
+        const OP: &str = "read sst bounds";
+        let c = c_path(path, "sst path")?;
+        let l = call_lines(OP, |err| {
+            // SAFETY: `c` is a live NUL-terminated path for the call.
+            unsafe { ffi::farm_sst_bounds(c.as_ptr(), err) }
+        })?;
+        let keys = if l.number("has_keys")? == 1 {
+            Some((l.hex(l.raw("smallest")?)?, l.hex(l.raw("largest")?)?))
+        } else {
+            None
+        };
+        Ok(SstBounds {
+            comparator: l.hex_string("comparator_name")?,
+            num_entries: l.number("num_entries")?,
+            num_range_deletions: l.number("num_range_deletions")?,
+            keys,
+        })
+    }
+}
+
 /// Reads every block of the SST at `path` and checks its checksum.
 pub fn verify_checksums(path: &Path) -> Result<(), RocksError> {
     let c = c_path(path, "sst path")?;

@@ -11,10 +11,12 @@
 
 use crate::protocol::attempt::AttemptName;
 use crate::protocol::job::Job;
+use crate::protocol::limits;
 use crate::rocks::open_and_compact::Override;
 use crate::rocks::serialized::InputInfo;
 use crate::worker::beneath::{self, Crossing};
 use crate::worker::config::WorkerConfig;
+use crate::worker::input_paths::{self, InputPathError};
 use crate::worker::mounts::spec::MountSpec;
 use crate::worker::mounts::stale::is_stale_handle;
 use crate::worker::mounts::table::MountTable;
@@ -61,6 +63,7 @@ pub fn admit(
     use AdmissionError::{Malformed, Refused};
     let job: Job =
         serde_json::from_slice(body).map_err(|e| Malformed(format!("invalid job JSON: {e}")))?;
+    limits::check_job(&job).map_err(|e| Malformed(e.to_string()))?;
     let name =
         AttemptName::new(&job.key(), &job.hoster_root).map_err(|e| Refused(e.to_string()))?;
     let Some(table) = mounts else {
@@ -159,10 +162,21 @@ fn prepare(
             job.cf_name, info.cf_name
         )));
     }
+    // The queue orders by level: the one the input names is the truth.
+    if info.output_level != job.output_level {
+        return Err(Malformed(format!(
+            "output_level {} differs from the level the input names ({})",
+            job.output_level, info.output_level
+        )));
+    }
+    input_paths::check_options_file_number(info.options_file_number)
+        .map_err(|e| Refused(e.to_string()))?;
     // The output must fit on its filesystem, with a margin: estimated by
     // the input's size.
     let input_files = input_file_sizes(&db_dir, &info.input_files)?;
-    let input_bytes: u64 = input_files.iter().map(|(_, size)| size).sum();
+    let input_bytes = input_files
+        .iter()
+        .fold(0u64, |sum, (_, size)| sum.saturating_add(*size));
     let db_path = beneath::fd_path(&db_dir);
     space_guard::check(&db_path, input_bytes, config.output_space_margin)
         .map_err(|e| Refused(e.to_string()))?;
@@ -181,6 +195,8 @@ fn prepare(
     })?;
     let text = OptionsText::read(&options_file)
         .map_err(|e| Refused(format!("cannot read {}: {e}", shown.display())))?;
+    input_paths::check_options_paths(&text, &info.cf_name, &job.dbname)
+        .map_err(|e| Refused(e.to_string()))?;
     // Plugin classes must be ones this worker has, in the hoster's version.
     let plugin_kind = |option: &str| match option {
         "merge_operator" => Some("merge_operator"),
@@ -228,20 +244,14 @@ fn prepare(
 
 /// The input's SST files with their sizes: each must be a plain file name
 /// in the DB directory (RocksDB writes them as `/<number>.sst`), opened
-/// beneath it; a file that is missing counts 0 (RocksDB says so when the
-/// attempt runs).
+/// beneath it (412 otherwise); a file that is missing counts 0 (RocksDB
+/// says so when the attempt runs).
 fn input_file_sizes(db: &OwnedFd, files: &[String]) -> Result<Vec<(String, u64)>, AdmissionError> {
     files
         .iter()
         .map(|f| {
-            let name = f.strip_prefix('/').unwrap_or(f);
-            let plain =
-                !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']);
-            if !plain {
-                return Err(AdmissionError::Malformed(format!(
-                    "input file {f:?} is not a file name in the DB directory"
-                )));
-            }
+            let name = input_paths::input_file_name(f)
+                .map_err(|e: InputPathError| AdmissionError::Refused(e.to_string()))?;
             let size = beneath::open_file(db, Path::new(name), Crossing::Mounts)
                 .and_then(|file| file.metadata())
                 .map_or(0, |m| m.len());

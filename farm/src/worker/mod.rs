@@ -11,6 +11,7 @@
 //! - [`advertise`]: `ADVERTISE_ADDR`, a `host:port` or a URL.
 //!
 //! - [`server`]: thin HTTP handlers; they validate and call the supervisor.
+//! - [`handler_panic`]: a panicking handler ends its own request (500).
 //! - [`supervisor`]: owns every attempt's state: admission under
 //!   `MAX_PARALLEL_COMPACTIONS`, the bounded waiting queue, results kept for
 //!   probing, counters.
@@ -45,6 +46,11 @@
 //! - [`attempt`]: one attempt, one owner: what a run holds (place, slot,
 //!   prepared job and mount lease, cancel flag, deadline, directory) and
 //!   its once-only end.
+//! - [`input_paths`]: input file names and the OPTIONS file's paths, held
+//!   to the mapped DB directory.
+//! - [`large_buffers`]: freed request-sized buffers go back to the system.
+//! - [`finished_bound`]: how many finished attempts, and how many of their
+//!   bytes, the supervisor keeps for probing.
 //! - [`attempt_dir`]: `WORKER_DB_ROOT/<attempt name>/` with its owner
 //!   marker, `job.json` and `LOG`.
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
@@ -74,6 +80,10 @@ pub mod config;
 pub mod deadline;
 pub mod drain;
 pub mod drain_wait;
+pub mod finished_bound;
+pub mod handler_panic;
+pub mod input_paths;
+pub mod large_buffers;
 pub mod listener;
 pub mod local;
 pub mod metrics;

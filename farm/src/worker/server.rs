@@ -39,6 +39,7 @@ use crate::worker::child::cgroups::child_cgroups;
 use crate::worker::config::WorkerConfig;
 use crate::worker::drain::{Drain, DrainCause};
 use crate::worker::drain_wait::drain_then_stop;
+use crate::worker::handler_panic;
 use crate::worker::listener::{accept, timed_body};
 use crate::worker::metrics::http::HttpMetrics;
 use crate::worker::plugin_catalog::Catalog;
@@ -89,6 +90,7 @@ fn status_of(reason: RejectReason) -> (StatusCode, &'static str) {
         RejectReason::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
         // The answer after which a hoster tries another worker at once.
         RejectReason::Draining => (StatusCode::SERVICE_UNAVAILABLE, STOPPING),
+        RejectReason::Panicked => (StatusCode::INTERNAL_SERVER_ERROR, handler_panic::PANICKED),
     }
 }
 
@@ -178,6 +180,7 @@ pub async fn run(
             router.route(e.path(), handler(e))
         })
         .fallback(|| async { error(StatusCode::NOT_FOUND, NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn(handler_panic::contain))
         .with_state(sup.clone());
 
     let termination = sup.config().termination_check_url.clone().map(|url| {
@@ -418,6 +421,12 @@ async fn dcompact(State(sup): State<Shared>, headers: HeaderMap, body: Body) -> 
         Ok(Err(e)) => {
             sup.count_reject(e.reason());
             return refusal(e.reason(), e.to_string());
+        }
+        Err(join) if join.is_panic() => {
+            let why = handler_panic::panic_message(join.into_panic().as_ref());
+            tracing::error!(panic = %why, "admission panicked; the submission is answered 500");
+            sup.count_reject(RejectReason::Panicked);
+            return refusal(RejectReason::Panicked, format!("admission panicked: {why}"));
         }
         Err(join) => {
             return error(

@@ -20,6 +20,8 @@ pub enum RejectReason {
     Timeout,
     /// 503 `stopping`: the worker drains.
     Draining,
+    /// 500: admission panicked (a bug); the worker keeps serving.
+    Panicked,
 }
 
 impl RejectReason {
@@ -32,10 +34,11 @@ impl RejectReason {
             RejectReason::AdmissionsFull => "admissions_full",
             RejectReason::Timeout => "timeout",
             RejectReason::Draining => "draining",
+            RejectReason::Panicked => "panicked",
         }
     }
 
-    pub const ALL: [RejectReason; 7] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::Malformed,
         RejectReason::Unauthorized,
         RejectReason::Refused,
@@ -43,6 +46,7 @@ impl RejectReason {
         RejectReason::AdmissionsFull,
         RejectReason::Timeout,
         RejectReason::Draining,
+        RejectReason::Panicked,
     ];
 }
 

@@ -41,6 +41,7 @@ use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
 use crate::worker::deadline::Watchdog;
 use crate::worker::drain::Drain;
+use crate::worker::finished_bound;
 use crate::worker::metrics::attempts::AttemptMetrics;
 use crate::worker::metrics::queue;
 use crate::worker::mounts::stale::is_stale_handle;
@@ -48,7 +49,7 @@ use crate::worker::mounts::stats::MountsSnapshot;
 use crate::worker::mounts::table::MountTable;
 use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
-use crate::worker::queue_order::priority;
+use crate::worker::queue_order::{priority, Waiting};
 use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
 use crate::worker::root_guard::WorkerRoot;
 use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunError, RunResult};
@@ -565,6 +566,8 @@ impl Supervisor {
             result: ended.result,
             at: Instant::now(),
         };
+        // Kept for probing without its compaction input.
+        entry.job = Arc::new(finished_bound::slim(&entry.job));
         st.running -= 1;
         self.count_end(
             &mut st,
@@ -573,6 +576,7 @@ impl Supervisor {
             ended.bytes_read,
             ended.bytes_written,
         );
+        self.bound_finished(&mut st);
         self.dispatch(&mut st);
         self.tell(&st, Some(&name));
     }
@@ -665,7 +669,9 @@ impl Supervisor {
                 };
                 *left = Some(std::mem::replace(&mut entry.phase, ended));
                 let name = entry.name.clone();
+                entry.job = Arc::new(finished_bound::slim(&entry.job));
                 self.count_end(st, &Outcome::Cancelled, None, 0, 0);
+                self.bound_finished(st);
                 self.tell(st, Some(&name));
                 true
             }
@@ -732,12 +738,13 @@ fn next_in_queue(st: &mut State) -> Option<AttemptKey> {
         .enumerate()
         .map(|(i, key)| {
             let p = st.attempts.get(key).map_or(f64::MAX, |e| {
-                priority(
-                    now.saturating_duration_since(e.accepted),
-                    e.job.estimate_time_us,
-                    e.job.output_level,
-                    e.job.attempt,
-                )
+                priority(Waiting {
+                    waited: now.saturating_duration_since(e.accepted),
+                    input_bytes: e.input_bytes,
+                    hint_us: e.job.estimate_time_us,
+                    output_level: e.job.output_level,
+                    attempt: e.job.attempt,
+                })
             });
             (i, p)
         })

@@ -6,7 +6,7 @@
 //! `docs/ROCKSDB_SCENARIOS.md` pairs every original assertion with ours and
 //! says why the rest do not apply.
 
-mod setup;
+pub(crate) mod setup;
 
 mod basic;
 mod cancel;

@@ -24,6 +24,9 @@ pub struct Submitted {
     pub verified: Option<(u64, u64)>,
     pub cf_name: String,
     pub input_bytes: u64,
+    /// The input files as the compaction input names them: the result is
+    /// judged against them.
+    pub input_files: Vec<String>,
     pub submitted: Instant,
     /// How long the hoster waits for this attempt.
     pub wait_limit: Duration,

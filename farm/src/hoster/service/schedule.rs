@@ -10,6 +10,8 @@ struct Plan<'a> {
     input: &'a [u8],
     cf_name: String,
     input_bytes: u64,
+    /// The input files as the compaction input names them.
+    input_files: Vec<String>,
     estimate: Option<Duration>,
     wait_limit: Duration,
 }
@@ -71,6 +73,7 @@ impl FarmService {
             input,
             cf_name: input_info.cf_name,
             input_bytes,
+            input_files: input_info.input_files,
             estimate,
             wait_limit: wait_limit(estimate, c.timeout_multiplier, c.overall_timeout),
         })
@@ -106,6 +109,7 @@ impl FarmService {
             verified: None,
             cf_name: plan.cf_name.clone(),
             input_bytes: plan.input_bytes,
+            input_files: plan.input_files.clone(),
             submitted: Instant::now(),
             wait_limit: plan.wait_limit,
         };

@@ -13,6 +13,8 @@
 //! | `farm_worker_child_spawn_seconds` | histogram | MULTI_PROCESS: fork+exec of a child |
 //! | `farm_worker_retained_attempt_dirs`, `farm_worker_retained_attempt_bytes` | gauge | kept attempt directories, at the last retention sweep |
 //! | `farm_worker_retention_removed_total` | counter | attempt directories removed by age or size |
+//! | `farm_worker_finished_retained`, `farm_worker_finished_retained_bytes` | gauge | finished attempts kept for `/probe`, and their bytes |
+//! | `farm_worker_finished_evicted_total` | counter | finished attempts forgotten before `RESULT_RETENTION`, oldest first, to stay within the bounds of [`crate::worker::finished_bound`] |
 //!
 //! Labels take values from closed sets only: no attempt or job ids, so the
 //! number of series is fixed.
@@ -43,6 +45,9 @@ pub struct AttemptMetrics {
     retained_dirs: IntGauge,
     retained_bytes: IntGauge,
     retention_removed: IntCounter,
+    finished_retained: IntGauge,
+    finished_retained_bytes: IntGauge,
+    finished_evicted: IntCounter,
 }
 
 /// Every outcome name, success first.
@@ -126,6 +131,18 @@ impl AttemptMetrics {
                 "farm_worker_retention_removed_total",
                 "Attempt directories removed by ATTEMPT_RETENTION_AGE or _BYTES",
             )?,
+            finished_retained: IntGauge::new(
+                "farm_worker_finished_retained",
+                "Finished attempts kept for /probe",
+            )?,
+            finished_retained_bytes: IntGauge::new(
+                "farm_worker_finished_retained_bytes",
+                "Bytes held by finished attempts kept for /probe",
+            )?,
+            finished_evicted: IntCounter::new(
+                "farm_worker_finished_evicted_total",
+                "Finished attempts forgotten before RESULT_RETENTION to stay within the count and byte bounds, oldest first",
+            )?,
         };
         registry.register(Box::new(m.accepted.clone()))?;
         registry.register(Box::new(m.ended.clone()))?;
@@ -140,6 +157,9 @@ impl AttemptMetrics {
         registry.register(Box::new(m.retained_dirs.clone()))?;
         registry.register(Box::new(m.retained_bytes.clone()))?;
         registry.register(Box::new(m.retention_removed.clone()))?;
+        registry.register(Box::new(m.finished_retained.clone()))?;
+        registry.register(Box::new(m.finished_retained_bytes.clone()))?;
+        registry.register(Box::new(m.finished_evicted.clone()))?;
         // Every series exists from the start, so a rate over a fresh worker
         // starts at zero rather than at "no data".
         for name in outcome_names() {
@@ -183,6 +203,13 @@ impl AttemptMetrics {
 
     pub fn child_spawned(&self, latency: Duration) {
         self.spawn_seconds.observe(latency.as_secs_f64());
+    }
+
+    /// The finished attempts kept, after `evicted` were forgotten early.
+    pub fn finished_bounded(&self, kept: usize, kept_bytes: u64, evicted: usize) {
+        self.finished_retained.set(kept as i64);
+        self.finished_retained_bytes.set(kept_bytes as i64);
+        self.finished_evicted.inc_by(evicted as u64);
     }
 
     /// A retention sweep of the attempt directories ended.

@@ -16,6 +16,7 @@ impl Supervisor {
                 Phase::Finished { at, .. } => at.elapsed() < retention,
                 _ => true,
             });
+            self.bound_finished(&mut st);
             st.tombstones.prune();
             let limit = self.config.queue_probe_timeout;
             st.attempts
@@ -36,6 +37,40 @@ impl Supervisor {
             );
             self.cancel(key);
         }
+    }
+
+    /// Forgets the oldest finished attempts beyond the bounds of
+    /// [`finished_bound`], and shows what is kept in `/metrics`.
+    pub(super) fn bound_finished(&self, st: &mut State) {
+        let finished: Vec<_> = st
+            .attempts
+            .iter()
+            .filter_map(|(k, e)| match &e.phase {
+                Phase::Finished { at, result, .. } => Some(finished_bound::Finished {
+                    key: k.clone(),
+                    at: *at,
+                    bytes: finished_bound::retained_bytes(&e.job, result.as_deref()),
+                }),
+                _ => None,
+            })
+            .collect();
+        let (evict, kept, kept_bytes) = finished_bound::to_evict(
+            finished,
+            finished_bound::MAX_FINISHED,
+            finished_bound::MAX_FINISHED_BYTES,
+        );
+        for key in &evict {
+            st.attempts.remove(key);
+        }
+        if !evict.is_empty() {
+            tracing::info!(
+                evicted = evict.len(),
+                kept,
+                kept_bytes,
+                "forgot the oldest finished attempts before RESULT_RETENTION: too many kept"
+            );
+        }
+        self.metrics.finished_bounded(kept, kept_bytes, evict.len());
     }
 
     /// Stops admitting (new jobs get 412, `/health` 412), cancels queued

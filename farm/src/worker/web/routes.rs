@@ -7,12 +7,14 @@ use super::page::{self, Page, PageContext};
 use crate::protocol::answers::NOT_FOUND;
 use crate::worker::server::error;
 use crate::worker::supervisor::Supervisor;
+use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio_util::io::ReaderStream;
 
 type Shared = Arc<Supervisor>;
 
@@ -94,19 +96,21 @@ pub(crate) async fn attempt_file(
     UrlPath(path): UrlPath<String>,
 ) -> Response {
     let root = sup.config().worker_db_root.clone();
+    // Opened, not read: the body is streamed from the file in chunks, so
+    // a large `job.json` or LOG never sits whole in the worker's memory.
     let resolved = tokio::task::spawn_blocking(move || {
         let file = files::resolve(&root, &path)?;
-        let bytes = std::fs::read(&file).map_err(|_| FileError::Missing(path))?;
-        Ok::<_, FileError>((files::content_type(&file), bytes))
+        let opened = std::fs::File::open(&file).map_err(|_| FileError::Missing(path))?;
+        Ok::<_, FileError>((files::content_type(&file), opened))
     })
     .await;
     match resolved {
-        Ok(Ok((content_type, bytes))) => (
+        Ok(Ok((content_type, opened))) => (
             [
                 (header::CONTENT_TYPE, content_type),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
-            bytes,
+            Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(opened))),
         )
             .into_response(),
         Ok(Err(e)) => {
