@@ -168,6 +168,10 @@ pub async fn run(
                     _ = tick.tick() => {
                         sup.sweep();
                         sweep_attempt_dirs(&sup).await;
+                        let _ = tokio::task::spawn_blocking(
+                            crate::worker::large_buffers::give_back_free_memory,
+                        )
+                        .await;
                     }
                 }
             }
