@@ -22,8 +22,8 @@ use std::sync::Arc;
 ///
 /// Environment:
 ///   LISTEN_ADDR               ip:port to listen on (default 0.0.0.0:8080; port 0 = any free port)
-///   ADVERTISE_ADDR            host:port or http(s)://host[:port][/path] hosters use to reach this worker
-///                             (default, or self: the bound address)
+///   ADVERTISE_ADDR            host:port, or an http(s)://host:port/path URL (port and path optional),
+///                             that hosters use to reach this worker (default, or self: the bound address)
 ///   WORKER_DB_ROOT            attempt directories (default /tmp/dcompact-worker)
 ///   DEL_WORKER_TEMP_DB        remove an attempt's directory when it ends (default false)
 ///   NFS_MOUNT_ROOT            hoster paths map to <root>/<instance_name>/... (default: same paths)
