@@ -144,7 +144,7 @@ pub fn create_dir(
 }
 
 /// How often [`create_dir`] starts again after a parent vanished under it.
-const CREATE_RETRIES: u32 = 8;
+const CREATE_RETRIES: u32 = 100;
 
 /// One pass of [`create_dir`]: each component made (or found) and opened.
 fn create_path(
