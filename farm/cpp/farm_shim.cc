@@ -304,20 +304,30 @@ char* farm_result_set_output_path(const char* result, size_t len,
   return out;
 }
 
+// Opens the SST at `path` in `reader`; its table properties, or null with
+// `errptr` set.
+static std::shared_ptr<const TableProperties> open_sst(SstFileReader* reader, const char* path,
+                                                       char** errptr) {
+  Status s = reader->Open(path);
+  if (!s.ok()) {
+    save_error(errptr, "failed to open sst: " + s.ToString());
+    return nullptr;
+  }
+  std::shared_ptr<const TableProperties> props = reader->GetTableProperties();
+  if (props == nullptr) {
+    save_error(errptr, "sst has no table properties");
+  }
+  return props;
+}
+
 // Reads an SST file's table properties as text lines.
 char* farm_sst_properties(const char* path, char** errptr) noexcept {
   char* out = nullptr;
   guarded(errptr, [&] {
     Options options;
     SstFileReader reader(options);
-    Status s = reader.Open(path);
-    if (!s.ok()) {
-      save_error(errptr, "failed to open sst: " + s.ToString());
-      return;
-    }
-    std::shared_ptr<const TableProperties> props = reader.GetTableProperties();
+    std::shared_ptr<const TableProperties> props = open_sst(&reader, path, errptr);
     if (props == nullptr) {
-      save_error(errptr, "sst has no table properties");
       return;
     }
     std::string text;
@@ -345,14 +355,8 @@ char* farm_sst_bounds(const char* path, char** errptr) noexcept {
   guarded(errptr, [&] {
     Options options;
     SstFileReader reader(options);
-    Status s = reader.Open(path);
-    if (!s.ok()) {
-      save_error(errptr, "failed to open sst: " + s.ToString());
-      return;
-    }
-    std::shared_ptr<const TableProperties> props = reader.GetTableProperties();
+    std::shared_ptr<const TableProperties> props = open_sst(&reader, path, errptr);
     if (props == nullptr) {
-      save_error(errptr, "sst has no table properties");
       return;
     }
     std::string smallest;
@@ -362,7 +366,7 @@ char* farm_sst_bounds(const char* path, char** errptr) noexcept {
     ROCKSDB_NAMESPACE::ParsedEntryInfo parsed;
     it->SeekToFirst();
     if (it->Valid()) {
-      s = reader.ParseTableIteratorKey(it->key(), &parsed);
+      Status s = reader.ParseTableIteratorKey(it->key(), &parsed);
       if (!s.ok()) {
         save_error(errptr, "failed to parse the first key: " + s.ToString());
         return;

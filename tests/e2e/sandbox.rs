@@ -20,7 +20,7 @@
 //! ends every process left in the namespace, and `unshare --kill-child`
 //! ends the worker when the test drops it.
 
-use crate::harness::worker_bin;
+use crate::harness::{multi_process, test_hoster_roots, worker_bin};
 use farm::worker::local::LocalWorker;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -115,6 +115,22 @@ impl Sandbox {
         log: Stdio,
     ) -> Result<SandboxedWorker, String> {
         self.start_worker_on("127.0.0.1:0", env, log)
+    }
+
+    /// A worker in the sandbox with a test's usual settings: its root and
+    /// hoster roots below `dir`, a 1 MiB space margin, the suite's
+    /// `MULTI_PROCESS`, warnings logged; then `extra`.
+    pub fn start_test_worker(self, dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
+        let mut env = vec![
+            ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
+            ("HOSTER_ROOTS", test_hoster_roots(dir)),
+            ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
+            ("MULTI_PROCESS", multi_process().to_string()),
+            ("RUST_LOG", "warn".to_string()),
+        ];
+        env.extend(extra.iter().cloned());
+        self.start_worker(&env, Stdio::inherit())
+            .expect("worker starts")
     }
 
     /// [`Sandbox::start_worker`] listening on `listen`.

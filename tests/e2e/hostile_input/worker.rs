@@ -3,23 +3,11 @@
 use crate::harness::*;
 use crate::sandbox::{Sandbox, SandboxedWorker};
 use std::path::Path;
-use std::process::Stdio;
 
 /// A worker in the sandbox, with `dir` shared and its root, hoster roots
 /// and settings below it.
 pub fn start(dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
-    let mut env = vec![
-        ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
-        ("HOSTER_ROOTS", test_hoster_roots(dir)),
-        ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
-        ("MULTI_PROCESS", multi_process().to_string()),
-        ("RUST_LOG", "warn".to_string()),
-    ];
-    env.extend(extra.iter().cloned());
-    Sandbox::new()
-        .share(dir)
-        .start_worker(&env, Stdio::inherit())
-        .expect("worker starts")
+    Sandbox::new().share(dir).start_test_worker(dir, extra)
 }
 
 /// The value of an unlabelled series in the worker's `/metrics`.

@@ -8,7 +8,6 @@ use crate::harness::*;
 use crate::sandbox::{Sandbox, SandboxedWorker};
 use farm::protocol::job::Job;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 fn start(dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
@@ -16,17 +15,7 @@ fn start(dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
 }
 
 fn start_in(sandbox: Sandbox, dir: &Path, extra: &[(&str, String)]) -> SandboxedWorker {
-    let mut env = vec![
-        ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
-        ("HOSTER_ROOTS", test_hoster_roots(dir)),
-        ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
-        ("MULTI_PROCESS", multi_process().to_string()),
-        ("RUST_LOG", "warn".to_string()),
-    ];
-    env.extend(extra.iter().cloned());
-    sandbox
-        .start_worker(&env, Stdio::inherit())
-        .expect("worker starts")
+    sandbox.start_test_worker(dir, extra)
 }
 
 /// A copy of the captured DB outside the worker's hoster roots, and a job
