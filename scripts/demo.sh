@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/prune_build.sh "${CARGO_TARGET_DIR:-target}" >/dev/null
 # The optimised build: the demo prints the hoster's throughput and CPU.
 scripts/build-opt.sh --quiet
 target="${CARGO_TARGET_DIR:-target}"

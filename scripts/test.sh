@@ -23,6 +23,7 @@ check_leftovers() {
 }
 trap check_leftovers EXIT
 scripts/setup.sh
+scripts/prune_build.sh "$target_dir"
 cargo build --workspace
 # The install tests build the package themselves (scripts/package.sh); built
 # here first, the farm crates' -O3 compile (a few minutes) runs alone rather
