@@ -60,14 +60,16 @@ fn fifty_oversized_jobs_are_refused_and_memory_stays_flat() {
     let dir = tempfile::tempdir().unwrap();
     let c = capture(dir.path());
     let worker = start(dir.path(), &[("DEL_WORKER_TEMP_DB", "false".into())]);
-    // Warm up: one normal job run, then one oversized job of each kind
-    // refused (the allocator's arenas and the parser's buffers reach
-    // their working size once; what follows must not grow them).
+    // Warm up: one normal job run, then two oversized jobs of each kind
+    // refused (the allocator's per-thread arenas and the parser's buffers
+    // reach their working size once per server thread that reads a body,
+    // and one round did not always reach every thread under load; what
+    // follows must not grow them).
     let first_rss = metric(&worker, "process_resident_memory_bytes");
     let normal = c.job("normal", 0);
     assert_eq!(submit_job(&worker, &normal).0, 200);
     wait_done(&worker, &normal);
-    for i in 0..7 {
+    for i in 0..14 {
         assert_eq!(submit_job(&worker, &oversized(&c, i).0).0, 400);
     }
     let start_rss = metric(&worker, "process_resident_memory_bytes");
@@ -91,7 +93,7 @@ fn fifty_oversized_jobs_are_refused_and_memory_stays_flat() {
     assert!(end_rss <= start_rss * 1.10, "{start_rss} -> {end_rss}");
     let stat = worker_stat(&worker);
     assert_eq!(stat["counters"]["accepted"], 1, "{stat}");
-    assert_eq!(stat["counters"]["rejected"]["malformed"], 57, "{stat}");
+    assert_eq!(stat["counters"]["rejected"]["malformed"], 64, "{stat}");
     // Only the normal job's job.json was written, and it is small.
     let written = files_named(&dir.path().join("worker"), "job.json");
     assert_eq!(written.len(), 1, "{written:?}");
