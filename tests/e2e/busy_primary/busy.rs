@@ -12,6 +12,7 @@
 //! agree on `/stat` and `/metrics`; after reopening, live SSTs carry the
 //! worker's identity and the data equals the model.
 
+use super::scrape::metric_sum;
 use crate::harness::*;
 use farm::workload::{Model, WorkloadSpec};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
@@ -32,9 +33,9 @@ fn busy_options() -> Options {
     let mut o = small_options()
         .get_options_from_string("max_manifest_file_size=4096;max_manifest_space_amp_pct=0")
         .expect("manifest options parse");
-    o.set_write_buffer_size(256 << 10);
-    o.set_target_file_size_base(256 << 10);
-    o.set_max_bytes_for_level_base(1 << 20);
+    o.set_write_buffer_size(64 << 10);
+    o.set_target_file_size_base(64 << 10);
+    o.set_max_bytes_for_level_base(256 << 10);
     o.set_max_subcompactions(2);
     o
 }
@@ -42,10 +43,7 @@ fn busy_options() -> Options {
 #[test]
 fn a_busy_primary_replacing_its_manifest_still_compacts_remotely() {
     let d = dirs("busy");
-    let worker = start_worker(
-        d.tmp.path(),
-        &[("MAX_PARALLEL_COMPACTIONS", "6".into())],
-    );
+    let worker = start_worker(d.tmp.path(), &[("MAX_PARALLEL_COMPACTIONS", "6".into())]);
     let identity = worker_identity(&worker);
     let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
     let cfs = || {
@@ -86,9 +84,19 @@ fn a_busy_primary_replacing_its_manifest_still_compacts_remotely() {
     let remote = stats.remote_installed;
     let local = stats.local_total();
     let share = remote as f64 / (remote + local).max(1) as f64;
+    let retries = &counters["open_retries"];
+    let retried: u64 = retries
+        .as_object()
+        .unwrap_or_else(|| panic!("/stat counts open retries: {counters}"))
+        .values()
+        .map(|n| n.as_u64().expect("a count"))
+        .sum();
+    let unresolved = counters["open_races_unresolved"]
+        .as_u64()
+        .expect("/stat counts unresolved races");
     let fallbacks: Vec<_> = stats.fallbacks.iter().filter(|(_, n)| **n > 0).collect();
     println!(
-        "busy primary ({}): MANIFEST replaced {} times; {remote} remote, {local} local ({:.1}% remote); fallbacks {fallbacks:?}; last errors {:?}; worker counters {counters}",
+        "busy primary ({}): MANIFEST replaced {} times; {remote} remote, {local} local ({:.1}% remote); fallbacks {fallbacks:?}; last errors {:?}; open retries {retried} {retries}, unresolved {unresolved}",
         if multi_process() { "MULTI_PROCESS" } else { "in-process" },
         manifests.len().saturating_sub(1),
         share * 100.0,
@@ -104,6 +112,15 @@ fn a_busy_primary_replacing_its_manifest_still_compacts_remotely() {
         counters["succeeded"].as_u64(),
         Some(remote),
         "both sides count the same remote compactions: {counters}"
+    );
+    assert_eq!(
+        metric_sum(&worker, "farm_worker_open_retries_total"),
+        retried as f64,
+        "/metrics counts the retries /stat counts"
+    );
+    assert_eq!(
+        metric_sum(&worker, "farm_worker_open_races_unresolved_total"),
+        unresolved as f64
     );
     assert!(
         share >= REMOTE_SHARE,
