@@ -1,7 +1,7 @@
 //! A busy primary: the hoster replaces its MANIFEST at nearly every flush
 //! and compaction (`max_manifest_file_size` of 4 KiB, no space
 //! amplification allowed) and deletes obsolete SSTs as soon as compactions
-//! install, while two writers keep several compactions running at once.
+//! install, while four writers keep several compactions running at once.
 //! Every remote attempt opens the live DB as a secondary and races these
 //! replacements; the worker retries an open that lost the race, so nearly
 //! every compaction still runs remotely.
@@ -21,8 +21,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// The column families the two writers fill, one each.
-const FAMILIES: [&str; 2] = ["default", "second"];
+/// The column families the writers fill, one each.
+const FAMILIES: [&str; 4] = ["default", "second", "third", "fourth"];
 
 /// At least this share of compactions must run remotely.
 const REMOTE_SHARE: f64 = 0.95;
@@ -33,17 +33,17 @@ fn busy_options() -> Options {
     let mut o = small_options()
         .get_options_from_string("max_manifest_file_size=4096;max_manifest_space_amp_pct=0")
         .expect("manifest options parse");
-    o.set_write_buffer_size(64 << 10);
-    o.set_target_file_size_base(64 << 10);
-    o.set_max_bytes_for_level_base(256 << 10);
-    o.set_max_subcompactions(2);
+    o.set_write_buffer_size(32 << 10);
+    o.set_target_file_size_base(32 << 10);
+    o.set_max_bytes_for_level_base(128 << 10);
+    o.set_max_subcompactions(4);
     o
 }
 
 #[test]
 fn a_busy_primary_replacing_its_manifest_still_compacts_remotely() {
     let d = dirs("busy");
-    let worker = start_worker(d.tmp.path(), &[("MAX_PARALLEL_COMPACTIONS", "6".into())]);
+    let worker = start_worker(d.tmp.path(), &[("MAX_PARALLEL_COMPACTIONS", "8".into())]);
     let identity = worker_identity(&worker);
     let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
     let cfs = || {
@@ -157,8 +157,8 @@ fn a_busy_primary_replacing_its_manifest_still_compacts_remotely() {
 fn write_family(hoster: &Hoster, name: &str, seed: u64) -> Model {
     let cf = hoster.db.cf_handle(name).expect("cf");
     let spec = WorkloadSpec {
-        ops: 150_000,
-        key_space: 30_000,
+        ops: 100_000,
+        key_space: 20_000,
         value_size: 100,
         delete_every: 6,
         range_delete_every: 3_000,
