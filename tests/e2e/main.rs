@@ -11,6 +11,7 @@ mod sandbox;
 mod admission;
 mod attempt_ownership;
 mod browser;
+mod busy_primary;
 mod chaos;
 mod child_cgroups;
 mod child_faults;

@@ -12,6 +12,8 @@
 //!   installed onto `rocksdb::Options` through RocksDB's C API.
 //! - [`open_and_compact`]: the worker side, `DB::OpenAndCompact` with an
 //!   override built from the job's own OPTIONS file.
+//! - [`open_race`]: which failures of `OpenAndCompact` are a secondary
+//!   open that lost a race with its primary.
 //! - [`merge`], [`filter`]: the hoster's merge operator and compaction
 //!   filter (the plugin SDK's types on `rocksdb::Options`).
 //! - [`plugins`]: loading plugin objects and reading what they registered.
@@ -26,6 +28,7 @@ mod ffi;
 pub mod filter;
 pub mod merge;
 pub mod open_and_compact;
+pub mod open_race;
 pub mod options;
 pub mod plugins;
 pub mod serialized;

@@ -17,6 +17,8 @@
 //!   probing, counters.
 //! - [`runner`]: runs one attempt in-process: attempt directory, override from
 //!   the job's OPTIONS file, `OpenAndCompact`, result files.
+//! - [`open_retry`]: `OpenAndCompact` run again, a bounded number of
+//!   times, when its secondary open lost a race with the hoster's primary.
 //! - [`admission`]: turns a request body into a job the worker will run, or
 //!   a 400/412 answer that names the problem.
 //! - [`admission_gate`]: the queue place and the admission permit a
@@ -88,6 +90,7 @@ pub mod listener;
 pub mod local;
 pub mod metrics;
 pub mod mounts;
+pub mod open_retry;
 pub mod options_file;
 pub mod outcome;
 pub mod paths;

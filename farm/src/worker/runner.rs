@@ -4,13 +4,15 @@
 //! ([`AttemptDirs`]: the output directory is created then, exclusively,
 //! never emptied of anything the worker did not write), send RocksDB's log
 //! to the attempt directory, stamp the worker's identity (`db_host_id`)
-//! into the override, run `OpenAndCompact` on the directories' handles,
-//! then write `rpc.results` and `compact.done` beside the outputs so that a
-//! hoster can still collect the result should the worker die right after.
+//! into the override, run `OpenAndCompact` on the directories' handles
+//! (again after a secondary open that lost a race with the primary,
+//! [`crate::worker::open_retry`]), then write `rpc.results` and
+//! `compact.done` beside the outputs so that a hoster can still collect the
+//! result should the worker die right after.
 
 use crate::protocol::attempt::AttemptKey;
 use crate::protocol::output_dir::{done_marker, COMPACT_DONE, RPC_RESULTS};
-use crate::rocks::open_and_compact::{open_and_compact, Override};
+use crate::rocks::open_and_compact::Override;
 use crate::rocks::serialized::{rewrite_output_path, ResultInfo};
 use crate::rocks::RocksError;
 use crate::worker::attempt::owned::AttemptWork;
@@ -18,6 +20,7 @@ use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::beneath;
 use crate::worker::mounts::mounter::MountError;
 use crate::worker::mounts::table::MountLease;
+use crate::worker::open_retry::{Compaction, RetryPolicy};
 use crate::worker::outcome::Outcome;
 use crate::worker::paths::{Mapped, PathError};
 use crate::worker::timings::{now_us, AttemptTimings};
@@ -144,14 +147,17 @@ pub fn run(
     }
     job.timings.prepared_us = Some(now_us());
     let cancel = &work.cancel;
-    let result = match open_and_compact(
-        &dirs.db_path(),
-        &dirs.output_path(),
-        &job.input,
-        &job.overrides,
+    let db = dirs.db_path();
+    let compaction = Compaction {
+        db: &db,
+        output: dirs.output.as_fd(),
+        input: &job.input,
+        overrides: &job.overrides,
         cancel,
-        false,
-    ) {
+    };
+    let retries = &mut job.timings.open_retries;
+    let log = |line: &str| dir.log(line);
+    let result = match compaction.run(RetryPolicy::for_attempt(), retries, &log) {
         Ok(r) => r,
         // RocksDB reports a set canceled flag as a paused manual compaction.
         Err(_) if cancel.is_set() => return RunResult::failed(Outcome::Cancelled),

@@ -1,5 +1,6 @@
 //! The worker's own counters, served by `/stat`.
 
+use crate::rocks::open_race::OpenRace;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -61,6 +62,11 @@ pub struct Counters {
     pub rejected: BTreeMap<&'static str, u64>,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// Secondary opens run again after losing a race with the primary, by
+    /// race ([`OpenRace`] names, zeroes included).
+    pub open_retries: BTreeMap<&'static str, u64>,
+    /// Attempts that still lost the race after their last retry.
+    pub open_races_unresolved: u64,
 }
 
 impl Default for Counters {
@@ -75,6 +81,8 @@ impl Default for Counters {
             rejected: RejectReason::ALL.iter().map(|r| (r.name(), 0)).collect(),
             bytes_read: 0,
             bytes_written: 0,
+            open_retries: OpenRace::ALL.iter().map(|r| (r.name(), 0)).collect(),
+            open_races_unresolved: 0,
         }
     }
 }
@@ -82,5 +90,13 @@ impl Default for Counters {
 impl Counters {
     pub fn reject(&mut self, reason: RejectReason) {
         *self.rejected.entry(reason.name()).or_default() += 1;
+    }
+
+    /// One attempt's open retries, and whether it lost after the last.
+    pub fn open_races(&mut self, retried: &[OpenRace], unresolved: bool) {
+        for race in retried {
+            *self.open_retries.entry(race.name()).or_default() += 1;
+        }
+        self.open_races_unresolved += u64::from(unresolved);
     }
 }

@@ -22,7 +22,9 @@
 //!
 //! `compaction_us` is not a mark: it is RocksDB's own time for the
 //! compaction (the result's `micros`), so `compacted - prepared -
-//! compaction` is the secondary open and close around it.
+//! compaction` is the secondary open and close around it (every run of it:
+//! `open_retries` lists the runs again after a secondary open lost a race
+//! with the primary, see [`crate::worker::open_retry`]).
 
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,6 +37,15 @@ pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A secondary open that lost a race with the primary and ran again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRetry {
+    /// The race it lost: a [`crate::rocks::open_race::OpenRace`] name.
+    pub race: String,
+    /// When the retry was decided, as the marks are.
+    pub at_us: u64,
 }
 
 /// The marks of one attempt (see the module docs).
@@ -63,6 +74,9 @@ pub struct AttemptTimings {
     /// RocksDB's own time for the compaction, from the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compaction_us: Option<u64>,
+    /// The runs of `OpenAndCompact` after a lost race, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_retries: Vec<OpenRetry>,
 }
 
 /// One part of an attempt's time, in microseconds.
@@ -88,6 +102,9 @@ impl AttemptTimings {
             if theirs.is_some() {
                 *mine = theirs;
             }
+        }
+        if !other.open_retries.is_empty() {
+            self.open_retries.clone_from(&other.open_retries);
         }
     }
 
@@ -123,11 +140,15 @@ impl AttemptTimings {
         ]
     }
 
-    /// `admission=1.234ms queue=...`: the parts for a log line.
+    /// `admission=1.234ms queue=...`: the parts for a log line, and the
+    /// number of open retries when there were any.
     pub fn describe(&self) -> String {
+        let retries = (!self.open_retries.is_empty())
+            .then(|| format!("open_retries={}", self.open_retries.len()));
         self.parts()
             .iter()
             .filter_map(|(name, us)| Some(format!("{name}={:.3}ms", (*us)? as f64 / 1000.0)))
+            .chain(retries)
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -154,6 +175,10 @@ mod tests {
             persisted_us: Some(28_500),
             exiting_us: Some(28_600),
             compaction_us: Some(15_000),
+            open_retries: vec![OpenRetry {
+                race: "manifest_replaced".into(),
+                at_us: 9_000,
+            }],
             ..Default::default()
         });
         let parts: Vec<_> = t.parts().iter().map(|(_, us)| *us).collect();
@@ -162,6 +187,11 @@ mod tests {
             [500, 100, 3_000, 400, 3_000, 5_000, 15_000, 500, 100, 1_400].map(Some)
         );
         assert!(t.describe().starts_with("admission=0.500ms queue=0.100ms"));
+        assert!(
+            t.describe().ends_with(" open_retries=1"),
+            "{}",
+            t.describe()
+        );
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<AttemptTimings>(&json).unwrap(), t);
     }

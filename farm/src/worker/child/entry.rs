@@ -2,14 +2,16 @@
 
 use super::spec::{self, ChildSpec};
 use crate::protocol::job::Job;
-use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
+use crate::rocks::open_and_compact::{CancelFlag, Override};
 use crate::rocks::plugins::{self, PluginError};
 use crate::rocks::RocksError;
+use crate::worker::open_retry::{Compaction, RetryPolicy};
 use crate::worker::options_file::{check_override, OptionsText, OverrideMismatch};
 use crate::worker::paths::PathError;
 use crate::worker::runner::{named_result, persist_result, AttemptDirs, RunError};
 use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
 use nix::sys::signal::{SigSet, Signal};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use zipserver::client::ZipClient;
@@ -110,14 +112,16 @@ fn compact(dir: &Path, timings: &mut AttemptTimings) -> i32 {
         child.cf_name,
         child.output.path().display()
     );
-    match open_and_compact(
-        &dirs.db_path(),
-        &dirs.output_path(),
-        &input,
-        &overrides,
-        &cancel,
-        false,
-    ) {
+    let db = dirs.db_path();
+    let compaction = Compaction {
+        db: &db,
+        output: dirs.output.as_fd(),
+        input: &input,
+        overrides: &overrides,
+        cancel: &cancel,
+    };
+    let log = |line: &str| eprintln!("{line}");
+    match compaction.run(RetryPolicy::for_attempt(), &mut timings.open_retries, &log) {
         Ok(result) => {
             timings.compacted_us = Some(now_us());
             match deliver(dir, &child, &dirs, &result, timings) {

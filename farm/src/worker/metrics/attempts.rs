@@ -10,6 +10,8 @@
 //! | `farm_worker_attempt_queue_seconds` | histogram | from acceptance to start |
 //! | `farm_worker_attempt_read_bytes`, `farm_worker_attempt_written_bytes` | histogram | succeeded attempts |
 //! | `farm_worker_read_bytes_total`, `farm_worker_written_bytes_total` | counter | succeeded attempts |
+//! | `farm_worker_open_retries_total` | counter | `race` (an [`OpenRace`] name): secondary opens run again after losing a race with the primary |
+//! | `farm_worker_open_races_unresolved_total` | counter | attempts that still lost the race after their last retry |
 //! | `farm_worker_child_spawn_seconds` | histogram | MULTI_PROCESS: fork+exec of a child |
 //! | `farm_worker_retained_attempt_dirs`, `farm_worker_retained_attempt_bytes` | gauge | kept attempt directories, at the last retention sweep |
 //! | `farm_worker_retention_removed_total` | counter | attempt directories removed by age or size |
@@ -21,6 +23,7 @@
 //!
 //! [`Outcome`]: crate::worker::outcome::Outcome
 
+use crate::rocks::open_race::OpenRace;
 use crate::worker::outcome::Outcome;
 use crate::worker::retention::SweepReport;
 use crate::worker::stats::RejectReason;
@@ -42,6 +45,8 @@ pub struct AttemptMetrics {
     read_total: IntCounter,
     written_total: IntCounter,
     spawn_seconds: Histogram,
+    open_retries: IntCounterVec,
+    open_races_unresolved: IntCounter,
     retained_dirs: IntGauge,
     retained_bytes: IntGauge,
     retention_removed: IntCounter,
@@ -119,6 +124,17 @@ impl AttemptMetrics {
                 )
                 .buckets(exponential_buckets(0.0001, 2.0, 16)?),
             )?,
+            open_retries: IntCounterVec::new(
+                Opts::new(
+                    "farm_worker_open_retries_total",
+                    "Secondary opens run again after losing a race with the hoster's primary, by race",
+                ),
+                &["race"],
+            )?,
+            open_races_unresolved: IntCounter::new(
+                "farm_worker_open_races_unresolved_total",
+                "Attempts whose secondary open still lost a race with the primary after the last retry",
+            )?,
             retained_dirs: IntGauge::new(
                 "farm_worker_retained_attempt_dirs",
                 "Attempt directories kept for post-mortem, at the last retention sweep",
@@ -154,6 +170,8 @@ impl AttemptMetrics {
         registry.register(Box::new(m.read_total.clone()))?;
         registry.register(Box::new(m.written_total.clone()))?;
         registry.register(Box::new(m.spawn_seconds.clone()))?;
+        registry.register(Box::new(m.open_retries.clone()))?;
+        registry.register(Box::new(m.open_races_unresolved.clone()))?;
         registry.register(Box::new(m.retained_dirs.clone()))?;
         registry.register(Box::new(m.retained_bytes.clone()))?;
         registry.register(Box::new(m.retention_removed.clone()))?;
@@ -168,6 +186,9 @@ impl AttemptMetrics {
         }
         for reason in RejectReason::ALL {
             m.rejected.with_label_values(&[reason.name()]);
+        }
+        for race in OpenRace::ALL {
+            m.open_retries.with_label_values(&[race.name()]);
         }
         Ok(m)
     }
@@ -198,6 +219,16 @@ impl AttemptMetrics {
             self.written_bytes.observe(written as f64);
             self.read_total.inc_by(read);
             self.written_total.inc_by(written);
+        }
+    }
+
+    /// One attempt's open retries, and whether it lost after the last.
+    pub fn open_races(&self, retried: &[OpenRace], unresolved: bool) {
+        for race in retried {
+            self.open_retries.with_label_values(&[race.name()]).inc();
+        }
+        if unresolved {
+            self.open_races_unresolved.inc();
         }
     }
 
@@ -242,7 +273,20 @@ mod tests {
         m.ended(&Outcome::Succeeded, Some(Duration::from_secs(2)), 100, 40);
         m.ended(&Outcome::Cancelled, None, 0, 0);
         m.rejected(RejectReason::Busy);
+        m.open_races(&[OpenRace::FileVanished, OpenRace::FileVanished], true);
         let t = text(&registry);
+        assert!(
+            t.contains("farm_worker_open_retries_total{race=\"file_vanished\"} 2"),
+            "{t}"
+        );
+        assert!(
+            t.contains("farm_worker_open_retries_total{race=\"torn_metadata\"} 0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("farm_worker_open_races_unresolved_total 1"),
+            "{t}"
+        );
         assert!(t.contains("farm_worker_attempts_accepted_total 2"), "{t}");
         assert!(
             t.contains("farm_worker_attempts_total{outcome=\"succeeded\"} 1"),

@@ -1,9 +1,11 @@
 //! Running one attempt on its blocking task: its directory, its run
 //! in-process (under a [`Watchdog`]) or in a supervised child, a retry
-//! after a stale file handle, its summary, and its end through
-//! [`Attempt::finish`].
+//! after a stale file handle, its summary, its open retries counted, and
+//! its end through [`Attempt::finish`].
 
 use super::*;
+use crate::rocks::open_race::OpenRace;
+use crate::worker::timings::OpenRetry;
 
 impl Supervisor {
     /// An in-process attempt's deadline (a child's is kept by its
@@ -64,6 +66,7 @@ impl Supervisor {
         let (r, spawn_latency) = self.run_with_retry(work, dir);
         let ran = started.elapsed();
         self.log_end(work, dir, &r, ran);
+        self.count_open_races(&work.prepared.timings.open_retries, &r.outcome);
         let summary = Summary {
             name: &work.name,
             identity: &self.identity,
@@ -127,6 +130,23 @@ impl Supervisor {
             timings.describe()
         ));
         tracing::info!(outcome = %r.outcome, elapsed_ms = ran.as_millis() as u64, "finished");
+    }
+
+    /// Counts the secondary opens an attempt ran again after losing a
+    /// race with the primary ([`crate::worker::open_retry`]), and whether
+    /// it still ended on a lost race.
+    fn count_open_races(&self, retries: &[OpenRetry], outcome: &Outcome) {
+        let retried: Vec<OpenRace> = retries
+            .iter()
+            .filter_map(|r| OpenRace::from_name(&r.race))
+            .collect();
+        let unresolved =
+            matches!(outcome, Outcome::CompactionFailed(e) if OpenRace::classify(e).is_some());
+        if retried.is_empty() && !unresolved {
+            return;
+        }
+        self.metrics.open_races(&retried, unresolved);
+        self.lock().counters.open_races(&retried, unresolved);
     }
 
     /// Creates the output directory and runs the attempt; after a stale

@@ -168,6 +168,17 @@ fn counters(html: &mut String, snap: &StatSnapshot) {
             "<tr><th>rejected {reason}</th><td class=n>{n}</td></tr>"
         );
     }
+    for (race, n) in &c.open_retries {
+        let _ = write!(
+            html,
+            "<tr><th>open retried after {race}</th><td class=n>{n}</td></tr>"
+        );
+    }
+    let _ = write!(
+        html,
+        "<tr><th>open races unresolved</th><td class=n>{}</td></tr>",
+        c.open_races_unresolved
+    );
     html.push_str("</table>");
 }
 
