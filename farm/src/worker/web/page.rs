@@ -452,6 +452,7 @@ mod tests {
                     generation: 1,
                 }],
             }),
+            remote: Default::default(),
         }
     }
 
