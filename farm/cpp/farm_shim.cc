@@ -98,12 +98,12 @@ void farm_free(void* p) noexcept { free(p); }
 // OPTIONS file at `options_file`: the family's own table factory, comparator,
 // merge operator, compaction filter (factory), prefix extractor, SST
 // partitioner and property collectors, the DB's checksum factory.
-rocksdb_compaction_service_options_override_t* farm_override_from_options_file(
-    const char* options_file, const char* cf_name, char** errptr) noexcept {
+static rocksdb_compaction_service_options_override_t* override_from_options_file(
+    Env* env, const char* options_file, const char* cf_name, char** errptr) noexcept {
   rocksdb_compaction_service_options_override_t* result = nullptr;
   guarded(errptr, [&] {
     ConfigOptions config;
-    config.env = Env::Default();
+    config.env = env;
     config.ignore_unknown_options = true;
     DBOptions db_options;
     std::vector<ColumnFamilyDescriptor> families;
@@ -128,7 +128,7 @@ rocksdb_compaction_service_options_override_t* farm_override_from_options_file(
     }
     auto ov = std::make_unique<rocksdb_compaction_service_options_override_t>();
     CompactionServiceOptionsOverride& rep = ov->rep;
-    rep.env = Env::Default();
+    rep.env = env;
     rep.file_checksum_gen_factory = db_options.file_checksum_gen_factory;
     rep.comparator = family->options.comparator;
     rep.merge_operator = family->options.merge_operator;
@@ -142,6 +142,30 @@ rocksdb_compaction_service_options_override_t* farm_override_from_options_file(
     result = ov.release();
   });
   return result;
+}
+
+rocksdb_compaction_service_options_override_t* farm_override_from_options_file(
+    const char* options_file, const char* cf_name, char** errptr) noexcept {
+  return override_from_options_file(Env::Default(), options_file, cf_name, errptr);
+}
+
+void* farm_remote_env() noexcept;
+int farm_override_use_remote_env(rocksdb_compaction_service_options_override_t* ov,
+                                 char** errptr) noexcept;
+
+// The same for an OPTIONS file of a DB the worker reads over HTTP (a path
+// below "/.farm-remote/", farm_remote_fs.cc): loaded through the remote
+// file system, which the override then reads the DB through.
+rocksdb_compaction_service_options_override_t* farm_override_from_remote_options_file(
+    const char* options_file, const char* cf_name, char** errptr) noexcept {
+  Env* env = static_cast<Env*>(farm_remote_env());
+  rocksdb_compaction_service_options_override_t* ov =
+      override_from_options_file(env, options_file, cf_name, errptr);
+  if (ov != nullptr && farm_override_use_remote_env(ov, errptr) == 0) {
+    delete ov;
+    return nullptr;
+  }
+  return ov;
 }
 
 // Sends RocksDB's log of the job to the file at `path`. Returns 1 on success.

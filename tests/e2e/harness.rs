@@ -292,3 +292,79 @@ pub fn probe_job(worker: &LocalWorker, job: &farm::protocol::job::Job) -> Value 
     let key = serde_json::to_vec(&job.key()).expect("a key serializes");
     post(&format!("{}/probe", worker.base_url()), &key, &[]).1
 }
+
+/// Where a test's worker reads the hoster's DB: the same tests run in both
+/// storage modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// The worker sees the hoster's directory (`HOSTER_ROOTS`).
+    Shared,
+    /// `storage: "http"`: the worker runs in a sandbox where the hoster's
+    /// directory does not exist, and reads the job's files from the
+    /// hoster's file endpoint.
+    Http,
+}
+
+impl Storage {
+    /// The hoster params that choose this mode, beside `extra`.
+    pub fn params(self, mut extra: Value) -> Value {
+        if self == Storage::Http {
+            if let Some(o) = extra.as_object_mut() {
+                o.insert("storage".into(), "http".into());
+            }
+        }
+        extra
+    }
+}
+
+/// A test's worker, plain or sandboxed; used as the [`LocalWorker`] it is.
+pub enum TestWorker {
+    Plain(LocalWorker),
+    Sandboxed(crate::sandbox::SandboxedWorker),
+}
+
+impl std::ops::Deref for TestWorker {
+    type Target = LocalWorker;
+    fn deref(&self) -> &LocalWorker {
+        match self {
+            TestWorker::Plain(w) => w,
+            TestWorker::Sandboxed(w) => w,
+        }
+    }
+}
+
+/// [`start_worker`] for `storage`. With [`Storage::Http`] the worker runs
+/// in a private mount namespace that holds its own root (`dir/worker`) and
+/// the files `read_only` (plugins), and nothing of the hoster's `dir/data`:
+/// checked through the worker's `/proc/<pid>/root` before it is used.
+pub fn start_worker_for(
+    storage: Storage,
+    dir: &Path,
+    extra: &[(&str, String)],
+    read_only: &[PathBuf],
+) -> TestWorker {
+    if storage == Storage::Shared {
+        return TestWorker::Plain(start_worker(dir, extra));
+    }
+    let root = dir.join("worker");
+    std::fs::create_dir_all(&root).expect("worker root");
+    std::fs::create_dir_all(dir.join("data")).expect("hoster root");
+    let mut sandbox = crate::sandbox::Sandbox::new().share(&root);
+    for p in read_only {
+        sandbox = sandbox.share_read_only(p);
+    }
+    let mut env = vec![("REMOTE_STORAGE", "true".to_string())];
+    env.extend(extra.iter().cloned());
+    let worker = sandbox.start_test_worker(dir, &env);
+    let inner = crate::sandbox::Sandbox::inner_pid(worker.pid()).expect("the sandbox's worker");
+    let seen = |p: &Path| PathBuf::from(format!("/proc/{inner}/root{}", p.display()));
+    assert!(
+        seen(&root).is_dir(),
+        "the sandboxed worker sees its own root"
+    );
+    assert!(
+        !seen(&dir.join("data")).exists(),
+        "the sandboxed worker cannot see the hoster's directory"
+    );
+    TestWorker::Sandboxed(worker)
+}

@@ -34,6 +34,7 @@ mod output_check;
 mod path_mapping;
 mod plugins;
 mod remote_compaction;
+mod remote_storage;
 mod rocksdb_scenarios;
 mod stale_mount;
 mod table_shapes;

@@ -103,16 +103,18 @@ fn local_only(dir: &Path) -> Scan {
 struct PluginRun {
     d: Dirs,
     expected: Scan,
-    worker: farm::worker::local::LocalWorker,
+    worker: TestWorker,
     hoster: Hoster,
 }
 
-fn run_with_plugin(append_version: u32) -> PluginRun {
+fn run_with_plugin(append_version: u32, storage: Storage) -> PluginRun {
     let d = dirs("db");
     let expected = local_only(d.tmp.path());
-    let worker = start_worker(
+    let worker = start_worker_for(
+        storage,
         d.tmp.path(),
         &[("PLUGINS", append_plugin().display().to_string())],
+        &[append_plugin().clone()],
     );
     eventually("the worker knows its plugin classes", || {
         worker_stat(&worker)["plugins"]["classes"]
@@ -122,7 +124,7 @@ fn run_with_plugin(append_version: u32) -> PluginRun {
     let params = params(
         &d.root,
         &[worker.base_url()],
-        serde_json::json!({"plugin_versions": {"farm.test.append": append_version, "farm.test.drop7": 1}}),
+        storage.params(serde_json::json!({"plugin_versions": {"farm.test.append": append_version, "farm.test.drop7": 1}})),
     );
     let hoster = Hoster::open(
         &d.db,
@@ -168,12 +170,17 @@ fn plugin_code_ran_remotely(worker: &LocalWorker, hoster: &Hoster) {
 
 #[test]
 fn plugin_classes_run_on_the_worker_as_on_the_hoster() {
+    plugin_scenario(Storage::Shared);
+}
+
+/// Plugin classes on the worker, in either storage mode.
+pub fn plugin_scenario(storage: Storage) {
     let PluginRun {
         d,
         expected,
         worker,
         hoster,
-    } = run_with_plugin(1);
+    } = run_with_plugin(1, storage);
     let identity = worker_identity(&worker);
     plugin_code_ran_remotely(&worker, &hoster);
     let ssts = live_ssts(&hoster.db, &d.db);
@@ -194,7 +201,7 @@ fn another_plugin_version_is_refused_and_compacted_locally() {
         expected,
         worker,
         hoster,
-    } = run_with_plugin(2);
+    } = run_with_plugin(2, Storage::Shared);
     let stat = worker_stat(&worker);
     let stats = hoster.farm.stats();
     assert_eq!(stat["counters"]["accepted"], 0, "{}", stat["counters"]);

@@ -8,15 +8,30 @@ use rocksdb::{ColumnFamilyDescriptor, DB};
 
 #[test]
 fn compactions_run_on_the_worker_and_data_equals_the_model() {
+    main_scenario(Storage::Shared);
+}
+
+/// The foundation in either storage mode (`remote_storage` runs it with
+/// the worker reading the DB over HTTP).
+pub fn main_scenario(storage: Storage) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");
     let db_path = root.join("db");
     std::fs::create_dir_all(&root).unwrap();
-    let worker = start_worker(dir.path(), &[("MAX_PARALLEL_COMPACTIONS", "2".into())]);
+    let worker = start_worker_for(
+        storage,
+        dir.path(),
+        &[("MAX_PARALLEL_COMPACTIONS", "2".into())],
+        &[],
+    );
     let identity = worker_identity(&worker);
     assert_eq!(identity, format!("dcompact-worker@{}", worker.addr));
 
-    let params = params(&root, &[worker.base_url()], serde_json::json!({}));
+    let params = params(
+        &root,
+        &[worker.base_url()],
+        storage.params(serde_json::json!({})),
+    );
     let cfs = || vec![ColumnFamilyDescriptor::new("default", small_options())];
     let hoster = Hoster::open(&db_path, small_options(), cfs(), &params);
     let registry = prometheus::Registry::new();
@@ -62,6 +77,7 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
         hoster_stats.remote_installed, succeeded,
         "both sides count the same remote compactions"
     );
+    remote_storage_counts(storage, &stat, hoster_stats.remote_installed);
     let remote_bytes = counters["bytes_written"].as_u64().unwrap();
     let local_bytes = hoster.opts.get_ticker_count(Ticker::CompactWriteBytes);
     println!(
@@ -138,6 +154,33 @@ fn compactions_run_on_the_worker_and_data_equals_the_model() {
         attempt_dirs.is_empty(),
         "no output directory is left: {attempt_dirs:?}"
     );
+}
+
+/// What the worker's `/stat` says it fetched: nothing in the shared mode;
+/// in the HTTP mode metadata and inputs for every job, the inputs within
+/// 1.1 times what RocksDB read of them (a bound on read-ahead and
+/// refetches), and every installed output pushed.
+fn remote_storage_counts(storage: Storage, stat: &serde_json::Value, installed: u64) {
+    let remote = &stat["remote"];
+    let n = |k: &str| {
+        remote[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("/stat remote.{k}: {remote}"))
+    };
+    if storage == Storage::Shared {
+        assert_eq!(n("jobs"), 0, "{remote}");
+        return;
+    }
+    let read = stat["counters"]["bytes_read"].as_u64().expect("bytes_read");
+    println!("remote {remote}; RocksDB read {read} bytes");
+    assert!(n("jobs") >= installed, "{remote}");
+    assert!(n("metadata_bytes") > 0 && n("input_bytes") > 0, "{remote}");
+    assert!(
+        n("input_bytes") as f64 <= 1.1 * read as f64,
+        "inputs fetched within 1.1x of the bytes compacted: {remote}, read {read}"
+    );
+    assert!(n("pushed_files") >= 2 * installed, "{remote}");
+    assert!(n("cache_hits") > 0 && n("requests") > 0, "{remote}");
 }
 
 /// `DEL_WORKER_TEMP_DB=true`: an attempt's directory goes with the attempt.

@@ -28,11 +28,16 @@ fn family(block_size: usize, bloom: bool, format_version: i32) -> Options {
 
 #[test]
 fn remote_outputs_keep_each_familys_table_options() {
+    table_shapes(Storage::Shared);
+}
+
+/// The table shapes in either storage mode.
+pub fn table_shapes(storage: Storage) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");
     let db_path = root.join("shapes");
     std::fs::create_dir_all(&root).unwrap();
-    let worker = start_worker(dir.path(), &[]);
+    let worker = start_worker_for(storage, dir.path(), &[], &[]);
     let identity = worker_identity(&worker);
 
     let mut universal = small_options();
@@ -43,7 +48,11 @@ fn remote_outputs_keep_each_familys_table_options() {
         ColumnFamilyDescriptor::new("plain4k", family(4 << 10, false, 6)),
         ColumnFamilyDescriptor::new("universal", universal),
     ];
-    let params = params(&root, &[worker.base_url()], serde_json::json!({}));
+    let params = params(
+        &root,
+        &[worker.base_url()],
+        storage.params(serde_json::json!({})),
+    );
     let hoster = Hoster::open(&db_path, small_options(), cfs, &params);
     let names = ["bloom16k", "plain4k", "universal"];
     let mut models = Vec::new();

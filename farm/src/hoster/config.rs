@@ -26,6 +26,9 @@
 //! | `probe_wait` | 1 | seconds a worker may hold a `/probe` until the attempt ends (at most half of `http_timeout`); 0: probe with pauses of 5 ms doubling to 100 ms, as workers that ignore it are probed anyway |
 //! | `nfs_type` | `nfs` when `nfs_mnt_src` is set, else "" | passed to workers for dynamic mounts |
 //! | `nfs_mnt_src`, `nfs_mnt_opt` | "" | passed to workers for dynamic mounts |
+//! | `storage` | `shared` | `shared`: workers see the DB on shared storage (NFS, one disk); `http`: workers read the job's files from this process's file endpoint and push the outputs there, with no shared filesystem (`docs/REMOTE_STORAGE.md`) |
+//! | `remote_listen` | `127.0.0.1:0` | with `storage: "http"`: the address the file endpoint listens on (port 0 picks one) |
+//! | `remote_url` | `http://<bound address>` | with `storage: "http"`: how workers reach the file endpoint (`http://host:port`, a proxy's address) |
 //! | `nfs_mnt_flags` | "" | ToplingDB's mount flags (`noatime,rdma`): each becomes a mount option appended to `nfs_mnt_opt` (see [`crate::protocol::mount_flags`]); the worker's `MOUNT_ALLOWED_OPTIONS` decides as for any option |
 //!
 //! `allow_fallback_to_local: false` cannot be honoured safely: the only other
@@ -161,6 +164,22 @@ pub struct HosterConfig {
     pub nfs_mnt_opt: String,
     /// Discovery and "done" events; `None` without `etcd`.
     pub etcd: Option<EtcdConfig>,
+    /// `storage`: where workers read the DB.
+    pub storage: Storage,
+}
+
+/// Where workers read the DB and write the outputs (`storage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// Through a filesystem both sides see (NFS, one local disk).
+    Shared,
+    /// From this process's file endpoint over HTTP.
+    Http {
+        /// `remote_listen`: where the endpoint listens.
+        listen: std::net::SocketAddr,
+        /// `remote_url`: how workers reach it (`None`: `http://<bound>`).
+        url: Option<String>,
+    },
 }
 
 /// The `etcd` object (ToplingDB's field names).
@@ -257,6 +276,38 @@ struct Raw {
     nfs_mnt_flags: Option<String>,
     etcd: Option<RawEtcd>,
     etcd_root: Option<String>,
+    storage: Option<String>,
+    remote_listen: Option<String>,
+    remote_url: Option<String>,
+}
+
+fn storage(
+    raw_storage: Option<&str>,
+    listen: Option<&str>,
+    url: Option<String>,
+) -> Result<Storage, ConfigError> {
+    match raw_storage.unwrap_or("shared") {
+        "shared" => Ok(Storage::Shared),
+        "http" => {
+            let listen = listen.unwrap_or("127.0.0.1:0");
+            let listen = listen.parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "remote_listen {listen:?} is not an ip:port address"
+                ))
+            })?;
+            if let Some(u) = &url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(ConfigError::Invalid(format!(
+                        "remote_url {u:?}: expected http://host:port or https://host:port"
+                    )));
+                }
+            }
+            Ok(Storage::Http { listen, url })
+        }
+        other => Err(ConfigError::Invalid(format!(
+            "storage {other:?}: expected \"shared\" or \"http\""
+        ))),
+    }
 }
 
 fn seconds(name: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
@@ -477,6 +528,11 @@ impl HosterConfig {
                 "neither http_workers nor etcd is configured: every compaction runs locally"
             );
         }
+        let storage = storage(
+            raw.storage.as_deref(),
+            raw.remote_listen.as_deref(),
+            raw.remote_url.clone(),
+        )?;
         let http_timeout = seconds("http_timeout", raw.http_timeout, 3.0)?;
         let probe_wait = seconds("probe_wait", raw.probe_wait, 1.0)?.min(http_timeout / 2);
         Ok(HosterConfig {
@@ -515,6 +571,7 @@ impl HosterConfig {
             .map_err(|e| ConfigError::Invalid(format!("nfs_mnt_flags: {e}")))?,
             nfs_mnt_src: raw.nfs_mnt_src.unwrap_or_default(),
             etcd,
+            storage,
         })
     }
 }
@@ -522,6 +579,35 @@ impl HosterConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_is_shared_unless_http_is_chosen() {
+        let base = r#""hoster_root":"/d","instance_name":"i""#;
+        let c = HosterConfig::from_json(&format!("{{{base}}}")).unwrap();
+        assert_eq!(c.storage, Storage::Shared);
+        let c = HosterConfig::from_json(&format!(
+            r#"{{{base},"storage":"http","remote_listen":"0.0.0.0:7070"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            c.storage,
+            Storage::Http {
+                listen: "0.0.0.0:7070".parse().unwrap(),
+                url: None
+            }
+        );
+        for bad in [
+            r#""storage":"nfs""#,
+            r#""storage":"http","remote_listen":"here""#,
+            r#""storage":"http","remote_url":"ftp://x""#,
+        ] {
+            let e = HosterConfig::from_json(&format!("{{{base},{bad}}}")).unwrap_err();
+            assert!(
+                e.to_string().contains("storage") || e.to_string().contains("remote_"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn bare_and_nested_params() {

@@ -33,6 +33,8 @@
 //!   measured (duplicate names, totals, sizes, key ranges).
 //! - [`plugins`]: installs plugin logic (`farm-plugin-sdk` types) on the
 //!   hoster, and remembers the versions sent with each job.
+//! - [`remote`]: `storage: "http"`: per-job snapshots, capabilities and
+//!   the file endpoint workers read them from.
 //! - [`speed`]: the learned compaction speed behind estimates and timeouts.
 //! - [`metrics`]: the same counters on a Prometheus registry.
 //! - [`stats`]: counters of remote and local compactions.
@@ -48,6 +50,7 @@ pub mod http;
 pub mod metrics;
 pub mod plausible;
 pub mod plugins;
+pub mod remote;
 pub mod service;
 pub mod speed;
 pub mod stats;

@@ -8,10 +8,13 @@ use super::attempt::cancel::cancel_in_background;
 use super::attempt::output_dir;
 use super::attempt::owned::{RemoteAttempt, Submitted};
 use super::completions::{Completions, DoneEvents};
+use super::config::Storage;
 use super::config::{ConfigError, HosterConfig, WorkerEndpoint};
 use super::discovery::Discovery;
 use super::http::{Client, RequestError};
 use super::metrics::HosterMetrics;
+use super::remote::capability::Grants;
+use super::remote::endpoint::FileEndpoint;
 use super::speed::{wait_limit, SpeedModel};
 use super::stats::{FallbackReason, HosterStats, StatsSnapshot};
 use super::verify::{verify_result, InputFiles};
@@ -78,6 +81,20 @@ pub enum HosterError {
     /// A thread following etcd could not be started.
     #[error("failed to start an etcd thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// With `storage: "http"`: the file endpoint could not be started.
+    #[error("failed to start the file endpoint on {listen}: {source}")]
+    Endpoint {
+        listen: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// With `storage: "http"`: the capabilities and the endpoint that serves
+/// them.
+pub(super) struct RemoteSide {
+    pub(super) grants: Arc<Grants>,
+    pub(super) endpoint: FileEndpoint,
 }
 
 /// Turns the farm on for `options` of the DB at `dbname`, with ToplingDB's
@@ -135,6 +152,8 @@ pub struct FarmService {
     generation: AtomicU64,
     stats: HosterStats,
     speed: SpeedModel,
+    /// With `storage: "http"`: the file endpoint and its capabilities.
+    remote: Option<RemoteSide>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -201,7 +220,22 @@ impl FarmService {
                 (Some(d), Some(f))
             }
         };
+        let remote = match &config.storage {
+            Storage::Shared => None,
+            Storage::Http { listen, url } => {
+                let grants = Arc::new(Grants::default());
+                let endpoint = FileEndpoint::start(*listen, url.clone(), grants.clone()).map_err(
+                    |source| HosterError::Endpoint {
+                        listen: *listen,
+                        source,
+                    },
+                )?;
+                tracing::info!(url = endpoint.url(), addr = %endpoint.addr(), "file endpoint for workers (storage: http)");
+                Some(RemoteSide { grants, endpoint })
+            }
+        };
         Ok(FarmService {
+            remote,
             book: AttemptBook::new(completions.clone()),
             client: Client::new(&config)?,
             speed: SpeedModel::new(config.estimate_speed),
@@ -239,6 +273,14 @@ impl FarmService {
                 "metrics are already registered for this service".into(),
             ))
         }
+    }
+
+    /// With `storage: "http"`: the file endpoint's URL and the
+    /// capabilities alive now.
+    pub fn file_endpoint(&self) -> Option<(&str, usize)> {
+        self.remote
+            .as_ref()
+            .map(|r| (r.endpoint.url(), r.grants.live()))
     }
 
     /// The workers in rotation now: `http_workers` and those found in etcd.

@@ -46,13 +46,16 @@ pub enum FallbackReason {
     TotalsMismatch,
     /// RocksDB cancelled the wait (closing or pausing).
     Cancelled,
+    /// With `storage: "http"`: the job's files could not be pinned (a
+    /// MANIFEST rolled under every try, an input or OPTIONS file gone).
+    Snapshot,
     /// A bug in the client (a caught panic).
     Internal,
 }
 
 impl FallbackReason {
     /// Every reason, in the order of [`StatsSnapshot::fallbacks`].
-    pub const ALL: [FallbackReason; 17] = [
+    pub const ALL: [FallbackReason; 18] = [
         FallbackReason::Level,
         FallbackReason::NoWorker,
         FallbackReason::Busy,
@@ -69,6 +72,7 @@ impl FallbackReason {
         FallbackReason::ImplausibleOutput,
         FallbackReason::TotalsMismatch,
         FallbackReason::Cancelled,
+        FallbackReason::Snapshot,
         FallbackReason::Internal,
     ];
 
@@ -92,6 +96,7 @@ impl FallbackReason {
             FallbackReason::ImplausibleOutput => "implausible_output",
             FallbackReason::TotalsMismatch => "totals_mismatch",
             FallbackReason::Cancelled => "cancelled",
+            FallbackReason::Snapshot => "snapshot",
             FallbackReason::Internal => "internal",
         }
     }
@@ -117,7 +122,7 @@ pub struct HosterStats {
     done_by_probe: AtomicU64,
     submit_failures: AtomicU64,
     probes: AtomicU64,
-    fallbacks: [AtomicU64; 17],
+    fallbacks: [AtomicU64; FallbackReason::ALL.len()],
     last_errors: Mutex<BTreeMap<&'static str, String>>,
     metrics: OnceLock<HosterMetrics>,
 }

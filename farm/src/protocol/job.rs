@@ -6,6 +6,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::attempt::AttemptKey;
+use super::remote::RemoteStorage;
 use super::version;
 use crate::rocks::service::JobInfo;
 
@@ -65,6 +66,12 @@ pub struct Job {
     /// the worker does not need it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_info: Option<JobInfo>,
+    /// The HTTP storage mode (protocol 4): the worker reads the DB from the
+    /// hoster's file endpoint with this capability and pushes the outputs
+    /// there; `dbname` and `output_dir` only name the attempt. Absent: the
+    /// shared-filesystem mode. A worker before version 4 ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteStorage>,
 }
 
 /// A plugin class and its version, as the hoster uses it.

@@ -135,6 +135,11 @@ pub fn check_job(job: &Job) -> Result<(), LimitError> {
     check_range("protocol", job.protocol, 0, MAX_PROTOCOL)?;
     check_range("output_level", job.output_level, 0, MAX_LEVEL)?;
     check_range("estimate_time_us", job.estimate_time_us, 0, MAX_ESTIMATE_US)?;
+    if let Some(r) = &job.remote {
+        check_text("remote.url", &r.url, MAX_PATH_BYTES)?;
+        check_text("remote.job", &r.job, MAX_SHORT_BYTES)?;
+        check_text("remote.token", &r.token, MAX_SHORT_BYTES)?;
+    }
     if job.plugins.len() > MAX_PLUGINS {
         return Err(LimitError::TooMany {
             field: "plugins",

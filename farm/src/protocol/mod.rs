@@ -9,6 +9,8 @@
 //!   `/health` and every error.
 //! - [`limits`]: the bounds of every job field, checked at parse time.
 //! - [`version`]: the protocol number each side announces.
+//! - [`remote`]: the HTTP storage mode: a job's `remote` object and the
+//!   hoster's file endpoint.
 //! - [`mount_flags`]: ToplingDB's `nfs_mnt_flags` as the mount options a
 //!   job carries.
 
@@ -20,4 +22,5 @@ pub mod limits;
 pub mod mount_flags;
 pub mod output_dir;
 pub mod probe;
+pub mod remote;
 pub mod version;

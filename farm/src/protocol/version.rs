@@ -17,7 +17,7 @@
 //! written contract.
 
 /// The version of the worker protocol this build speaks.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The version a message without a `protocol` field speaks (serde's
 /// default for every `protocol` field).

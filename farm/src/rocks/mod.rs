@@ -17,6 +17,8 @@
 //! - [`merge`], [`filter`]: the hoster's merge operator and compaction
 //!   filter (the plugin SDK's types on `rocksdb::Options`).
 //! - [`plugins`]: loading plugin objects and reading what they registered.
+//! - [`remote_fs`]: the worker's RocksDB file system for a DB read over
+//!   HTTP (`cpp/farm_remote_fs.cc`).
 //! - [`options`]: DB options the `rocksdb` crate cannot read back.
 //! - [`serialized`]: reading RocksDB's serialized compaction input and result,
 //!   and rewriting the result's `output_path`.
@@ -31,6 +33,7 @@ pub mod open_and_compact;
 pub mod open_race;
 pub mod options;
 pub mod plugins;
+pub mod remote_fs;
 pub mod serialized;
 pub mod service;
 pub mod sst;

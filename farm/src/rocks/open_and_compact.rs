@@ -35,8 +35,16 @@ impl Override {
             // SAFETY: both strings are live NUL-terminated C strings for the call.
             unsafe { ffi::farm_override_from_options_file(file.as_ptr(), cf.as_ptr(), err) }
         })?;
+        Override::from_raw(raw, "load options file")
+    }
+
+    /// Takes ownership of an override the shim created.
+    pub(super) fn from_raw(
+        raw: *mut sys::rocksdb_compaction_service_options_override_t,
+        operation: &'static str,
+    ) -> Result<Self, RocksError> {
         let raw = NonNull::new(raw).ok_or(RocksError::Answer {
-            operation: "load options file",
+            operation,
             detail: "no override and no error".into(),
         })?;
         Ok(Override { raw })

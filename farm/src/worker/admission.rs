@@ -12,7 +12,7 @@
 use crate::protocol::attempt::AttemptName;
 use crate::protocol::job::Job;
 use crate::protocol::limits;
-use crate::rocks::open_and_compact::Override;
+use crate::rocks::open_and_compact::{Override, OverrideSummary};
 use crate::rocks::serialized::InputInfo;
 use crate::worker::beneath::{self, Crossing};
 use crate::worker::config::WorkerConfig;
@@ -66,6 +66,10 @@ pub fn admit(
     limits::check_job(&job).map_err(|e| Malformed(e.to_string()))?;
     let name =
         AttemptName::new(&job.key(), &job.hoster_root).map_err(|e| Refused(e.to_string()))?;
+    if let Some(remote) = job.remote.clone() {
+        // Nothing of the worker's storage is read: no mount, no path.
+        return crate::worker::remote::admission::prepare(config, catalog, job, name, &remote);
+    }
     let Some(table) = mounts else {
         return prepare(config, catalog, job, name);
     };
@@ -102,7 +106,7 @@ fn prepare(
     job: Job,
     name: AttemptName,
 ) -> Result<(Job, AttemptName, PreparedJob), AdmissionError> {
-    use AdmissionError::{Malformed, Refused};
+    use AdmissionError::Refused;
     let map = PathMap::new(
         config.nfs_mount_root.as_deref(),
         &config.hoster_roots,
@@ -148,29 +152,7 @@ fn prepare(
             )))
         }
     }
-    let input = job
-        .decode_input()
-        .map_err(|e| Malformed(format!("compaction_service_input is not base64: {e}")))?;
-    let info = InputInfo::parse(&input).map_err(|e| {
-        Malformed(format!(
-            "compaction_service_input is not a RocksDB compaction input: {e}"
-        ))
-    })?;
-    if info.cf_name != job.cf_name {
-        return Err(Malformed(format!(
-            "cf_name {:?} differs from the input's column family {:?}",
-            job.cf_name, info.cf_name
-        )));
-    }
-    // The queue orders by level: the one the input names is the truth.
-    if info.output_level != job.output_level {
-        return Err(Malformed(format!(
-            "output_level {} differs from the level the input names ({})",
-            job.output_level, info.output_level
-        )));
-    }
-    input_paths::check_options_file_number(info.options_file_number)
-        .map_err(|e| Refused(e.to_string()))?;
+    let (input, info) = read_input(&job)?;
     // The output must fit on its filesystem, with a margin: estimated by
     // the input's size.
     let input_files = input_file_sizes(&db_dir, &info.input_files)?;
@@ -195,7 +177,64 @@ fn prepare(
     })?;
     let text = OptionsText::read(&options_file)
         .map_err(|e| Refused(format!("cannot read {}: {e}", shown.display())))?;
-    input_paths::check_options_paths(&text, &info.cf_name, &job.dbname)
+    check_options(catalog, &text, &info.cf_name, &loaded, &job)?;
+    let prepared = PreparedJob {
+        db,
+        output,
+        input,
+        cf_name: info.cf_name,
+        options_file: options_name,
+        overrides,
+        input_files,
+        input_bytes,
+        mount: None,
+        timings: Default::default(),
+        remote: None,
+    };
+    Ok((job, name, prepared))
+}
+
+/// The job's input, decoded and parsed, agreeing with the job's
+/// `cf_name` and `output_level`, naming an OPTIONS file number in bounds.
+pub(crate) fn read_input(job: &Job) -> Result<(Vec<u8>, InputInfo), AdmissionError> {
+    use AdmissionError::{Malformed, Refused};
+    let input = job
+        .decode_input()
+        .map_err(|e| Malformed(format!("compaction_service_input is not base64: {e}")))?;
+    let info = InputInfo::parse(&input).map_err(|e| {
+        Malformed(format!(
+            "compaction_service_input is not a RocksDB compaction input: {e}"
+        ))
+    })?;
+    if info.cf_name != job.cf_name {
+        return Err(Malformed(format!(
+            "cf_name {:?} differs from the input's column family {:?}",
+            job.cf_name, info.cf_name
+        )));
+    }
+    // The queue orders by level: the one the input names is the truth.
+    if info.output_level != job.output_level {
+        return Err(Malformed(format!(
+            "output_level {} differs from the level the input names ({})",
+            job.output_level, info.output_level
+        )));
+    }
+    input_paths::check_options_file_number(info.options_file_number)
+        .map_err(|e| Refused(e.to_string()))?;
+    Ok((input, info))
+}
+
+/// The OPTIONS file's text against the override built from it: paths,
+/// and plugin classes this worker has in the hoster's version.
+pub(crate) fn check_options(
+    catalog: &Catalog,
+    text: &OptionsText,
+    cf_name: &str,
+    loaded: &OverrideSummary,
+    job: &Job,
+) -> Result<(), AdmissionError> {
+    use AdmissionError::Refused;
+    input_paths::check_options_paths(text, cf_name, &job.dbname)
         .map_err(|e| Refused(e.to_string()))?;
     // Plugin classes must be ones this worker has, in the hoster's version.
     let plugin_kind = |option: &str| match option {
@@ -203,7 +242,7 @@ fn prepare(
         "compaction_filter" => Some("compaction_filter"),
         _ => None,
     };
-    for (option, name) in plugin_class_names(&text, &info.cf_name) {
+    for (option, name) in plugin_class_names(text, cf_name) {
         let Some(kind) = plugin_kind(option) else {
             continue;
         };
@@ -226,20 +265,8 @@ fn prepare(
     let known = |option: &str, name: &str| {
         plugin_kind(option).is_some_and(|kind| matches!(catalog.version(kind, name), Ok(Some(_))))
     };
-    check_override(&text, &info.cf_name, &loaded, &known).map_err(|e| Refused(e.to_string()))?;
-    let prepared = PreparedJob {
-        db,
-        output,
-        input,
-        cf_name: info.cf_name,
-        options_file: options_name,
-        overrides,
-        input_files,
-        input_bytes,
-        mount: None,
-        timings: Default::default(),
-    };
-    Ok((job, name, prepared))
+    check_override(text, cf_name, loaded, &known).map_err(|e| Refused(e.to_string()))?;
+    Ok(())
 }
 
 /// The input's SST files with their sizes: each must be a plain file name

@@ -30,12 +30,14 @@ pub struct AttemptDir {
     log: Mutex<File>,
 }
 
-/// The job as `job.json` shows it: what a mount needs to log in stays out.
+/// The job as `job.json` shows it: what a mount needs to log in and the
+/// HTTP storage mode's capability stay out.
 pub fn redacted(job: &Job) -> Job {
     let mut shown = job.clone();
     if !shown.nfs_mnt_opt.is_empty() {
         shown.nfs_mnt_opt = "<redacted>".into();
     }
+    shown.remote = shown.remote.map(|r| r.redacted());
     shown
 }
 

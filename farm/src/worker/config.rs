@@ -24,6 +24,7 @@
 //! | `WORKER_AUTH_TOKEN` | unset | when set, `/dcompact` and `/shutdown` need `Authorization: Bearer <token>`; required when the worker listens on an address other than loopback |
 //! | `WORKER_ALLOW_NO_TOKEN` | `false` | `true`: listen beyond loopback without `WORKER_AUTH_TOKEN` (anyone who reaches the port may submit jobs); logged as a warning at every start |
 //! | `MULTI_PROCESS` | `false` | run each attempt in its own child process |
+//! | `REMOTE_STORAGE` | `false` | `true`: take jobs in the HTTP storage mode (a job's `remote` object): read the DB from the hoster's file endpoint the job names and push the outputs there (`docs/REMOTE_STORAGE.md`); off, such a job is refused (412), so no request makes the worker fetch from an address it names |
 //! | `PLUGINS` | unset | `:`-separated plugin `.so` files (with the worker's own `LD_PRELOAD`): loaded into the worker, or with `MULTI_PROCESS` preloaded into each child |
 //! | `CHILD_MEMORY_LIMIT` | unlimited | a child's memory, bytes (suffixes K, M, G): its cgroup's memory limit, with no swap beyond it where the host accounts swap; `RLIMIT_AS` where no cgroup can be made. A child past it is killed by the kernel (`out_of_memory`) |
 //! | `CHILD_MAX_PROCESSES` | 1024 | processes and threads at once in a child's cgroup (`pids.max`); no limit without a cgroup |
@@ -124,6 +125,8 @@ pub struct WorkerConfig {
     /// `WORKER_ALLOW_NO_TOKEN`: no token on a non-loopback address.
     pub allow_no_token: bool,
     pub multi_process: bool,
+    /// `REMOTE_STORAGE`: HTTP storage jobs are taken.
+    pub remote_storage: bool,
     /// Preloaded into children: `PLUGINS`, then the worker's own `LD_PRELOAD`.
     pub plugins: Vec<PathBuf>,
     pub child_limits: ChildLimits,
@@ -232,6 +235,7 @@ struct FileConfig {
     worker_auth_token: Option<String>,
     worker_allow_no_token: Option<toml::Value>,
     multi_process: Option<toml::Value>,
+    remote_storage: Option<toml::Value>,
     nfs_dynamic_mount: Option<toml::Value>,
     nfs_mount_cache: Option<toml::Value>,
     mount_timeout: Option<String>,
@@ -308,6 +312,7 @@ impl Sources<'_> {
             "WORKER_AUTH_TOKEN" => f.worker_auth_token.clone(),
             "WORKER_ALLOW_NO_TOKEN" => value(&f.worker_allow_no_token),
             "MULTI_PROCESS" => value(&f.multi_process),
+            "REMOTE_STORAGE" => value(&f.remote_storage),
             "NFS_DYNAMIC_MOUNT" => value(&f.nfs_dynamic_mount),
             "NFS_MOUNT_CACHE" => value(&f.nfs_mount_cache),
             "MOUNT_TIMEOUT" => f.mount_timeout.clone(),
@@ -529,6 +534,10 @@ impl WorkerConfig {
             None => false,
         };
 
+        let remote_storage = match src.get("REMOTE_STORAGE") {
+            Some(v) => parse_bool("REMOTE_STORAGE", &v)?,
+            None => false,
+        };
         let multi_process = match src.get("MULTI_PROCESS") {
             Some(v) => parse_bool("MULTI_PROCESS", &v)?,
             None => false,
@@ -706,6 +715,7 @@ impl WorkerConfig {
             auth_token,
             allow_no_token,
             multi_process,
+            remote_storage,
             plugins,
             child_limits,
             attempt_timeout_multiplier,

@@ -57,6 +57,7 @@ pub fn retained_bytes(job: &Job, result: Option<&str>) -> u64 {
 pub fn slim(job: &Job) -> Job {
     Job {
         compaction_service_input: String::new(),
+        remote: job.remote.as_ref().map(|r| r.redacted()),
         ..job.clone()
     }
 }

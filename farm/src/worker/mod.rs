@@ -57,6 +57,8 @@
 //!   marker, `job.json` and `LOG`.
 //! - [`local`]: starts a worker binary as a child process (demo, tests).
 //! - [`options_file`]: the OPTIONS file as text, to check the override.
+//! - [`remote`]: the HTTP storage mode: a job's DB read from the hoster's
+//!   file endpoint, its outputs pushed there.
 //! - [`retention`]: removes retained attempt directories by age and size.
 //! - [`registration`]: the worker's registration in etcd and its "attempt
 //!   done" events.
@@ -98,6 +100,7 @@ pub mod plugin_catalog;
 pub mod process;
 pub mod queue_order;
 pub mod registration;
+pub mod remote;
 pub mod retention;
 pub mod root_guard;
 pub mod root_lock;

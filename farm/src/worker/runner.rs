@@ -12,6 +12,7 @@
 
 use crate::protocol::attempt::AttemptKey;
 use crate::protocol::output_dir::{done_marker, COMPACT_DONE, RPC_RESULTS};
+use crate::protocol::remote::RemoteStorage;
 use crate::rocks::open_and_compact::Override;
 use crate::rocks::serialized::{rewrite_output_path, ResultInfo};
 use crate::rocks::RocksError;
@@ -23,6 +24,10 @@ use crate::worker::mounts::table::MountLease;
 use crate::worker::open_retry::{Compaction, RetryPolicy};
 use crate::worker::outcome::Outcome;
 use crate::worker::paths::{Mapped, PathError};
+use crate::worker::remote::admission::RemotePrepared;
+use crate::worker::remote::counts::Counters;
+use crate::worker::remote::error::RemoteError;
+use crate::worker::remote::push::push_outputs;
 use crate::worker::timings::{now_us, AttemptTimings};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -42,6 +47,8 @@ pub enum RunError {
     Override(#[source] RocksError),
     #[error("remount after a stale file handle failed: {0}")]
     Remount(#[source] MountError),
+    #[error("failed to push the outputs to the hoster: {0}")]
+    Push(#[source] RemoteError),
 }
 
 /// A job that passed admission: its paths are mapped into the worker's space,
@@ -67,22 +74,40 @@ pub struct PreparedJob {
     pub mount: Option<MountLease>,
     /// When each step of the attempt happened, from its submission on.
     pub timings: AttemptTimings,
+    /// The HTTP storage mode: the job's files over HTTP (`db` then names
+    /// the remote DB's path, `output` a directory in the attempt
+    /// directory).
+    pub remote: Option<RemotePrepared>,
 }
 
 /// The DB and output directories of a running attempt, opened beneath
 /// their roots: RocksDB reaches them through `/proc/self/fd/<fd>`, so
 /// nothing renamed or replaced by a symlink after opening can redirect it.
 pub struct AttemptDirs {
-    pub db: OwnedFd,
+    /// The DB directory, or in the HTTP storage mode the remote DB's path
+    /// (`crate::rocks::remote_fs`).
+    pub db: DbDir,
     pub output: OwnedFd,
+}
+
+/// Where RocksDB opens the DB.
+pub enum DbDir {
+    /// A directory the worker sees, opened beneath its root.
+    Local(OwnedFd),
+    /// A DB read over HTTP: the path its files are registered at.
+    Remote(PathBuf),
 }
 
 impl AttemptDirs {
     /// Opens the DB directory and creates the output directory (which must
     /// not exist yet).
     pub fn create(job: &PreparedJob) -> Result<Self, PathError> {
+        let db = match &job.remote {
+            Some(r) => DbDir::Remote(r.registration.db_path()),
+            None => DbDir::Local(job.db.open_dir("dbname")?),
+        };
         Ok(AttemptDirs {
-            db: job.db.open_dir("dbname")?,
+            db,
             output: job.output.create_dir("output_dir")?,
         })
     }
@@ -91,7 +116,16 @@ impl AttemptDirs {
     /// opening what its supervisor created).
     pub fn open(db: &Mapped, output: &Mapped) -> Result<Self, PathError> {
         Ok(AttemptDirs {
-            db: db.open_dir("dbname")?,
+            db: DbDir::Local(db.open_dir("dbname")?),
+            output: output.open_dir("output_dir")?,
+        })
+    }
+
+    /// A remote DB at `db` and the output directory its supervisor
+    /// created.
+    pub fn open_remote(db: PathBuf, output: &Mapped) -> Result<Self, PathError> {
+        Ok(AttemptDirs {
+            db: DbDir::Remote(db),
             output: output.open_dir("output_dir")?,
         })
     }
@@ -99,13 +133,19 @@ impl AttemptDirs {
     /// Opens both again (after a remount): the output directory is the
     /// attempt's own by then, and is emptied of what an earlier run wrote.
     pub fn reopen(job: &PreparedJob) -> Result<Self, RunError> {
-        let dirs = Self::open(&job.db, &job.output)?;
+        let dirs = match &job.remote {
+            Some(r) => Self::open_remote(r.registration.db_path(), &job.output)?,
+            None => Self::open(&job.db, &job.output)?,
+        };
         beneath::clear_dir(dirs.output.as_fd()).map_err(RunError::ClearOutput)?;
         Ok(dirs)
     }
 
     pub fn db_path(&self) -> PathBuf {
-        beneath::fd_path(&self.db)
+        match &self.db {
+            DbDir::Local(fd) => beneath::fd_path(fd),
+            DbDir::Remote(path) => path.clone(),
+        }
     }
 
     pub fn output_path(&self) -> PathBuf {
@@ -164,13 +204,23 @@ pub fn run(
         Err(e) => return RunResult::failed(Outcome::CompactionFailed(e.to_string())),
     };
     job.timings.compacted_us = Some(now_us());
-    let result = match named_result(&result, &job.output) {
+    let hoster_output = job.remote.as_ref().map(|_| work.job.output_dir.as_str());
+    let result = match named_result(&result, &job.output, hoster_output) {
         Ok(r) => r,
         Err(e) => return RunResult::failed(Outcome::SetupFailed(e.to_string())),
     };
     let r = accept_result(result);
     if let Some(result) = &r.result {
-        if let Err(e) = persist_result(&dirs.output, result, &work.key) {
+        let remote = job.remote.as_ref();
+        let counters = remote.map(|r| r.source.counters());
+        let pushing = remote
+            .zip(counters.as_deref())
+            .map(|(r, c)| (&r.storage, c));
+        let delivered = deliver(pushing, dirs, result, &work.key);
+        if let Some(remote) = remote {
+            dir.log(&remote.source.counts().describe());
+        }
+        if let Err(e) = delivered {
             return RunResult::failed(Outcome::SetupFailed(e.to_string()));
         }
         job.timings.persisted_us = Some(now_us());
@@ -195,9 +245,37 @@ fn set_up(overrides: &mut Override, dir: &AttemptDir, identity: &str) -> Result<
 }
 
 /// RocksDB's result names the output directory as the worker passed it
-/// (`/proc/self/fd/<fd>`): name it by its mapped path instead.
-pub fn named_result(result: &[u8], output: &Mapped) -> Result<Vec<u8>, RunError> {
-    rewrite_output_path(result, &output.path().to_string_lossy()).map_err(RunError::NameResult)
+/// (`/proc/self/fd/<fd>`): name it by its mapped path instead, or in the
+/// HTTP storage mode by the hoster's own path (`hoster_output`), where the
+/// outputs are pushed.
+pub fn named_result(
+    result: &[u8],
+    output: &Mapped,
+    hoster_output: Option<&str>,
+) -> Result<Vec<u8>, RunError> {
+    let named = match hoster_output {
+        Some(path) => path.to_owned(),
+        None => output.path().to_string_lossy().into_owned(),
+    };
+    rewrite_output_path(result, &named).map_err(RunError::NameResult)
+}
+
+/// The result where the hoster collects it: beside the outputs
+/// ([`persist_result`]), or in the HTTP storage mode pushed with the
+/// outputs to the hoster's endpoint (counted in `counters`).
+pub fn deliver(
+    remote: Option<(&RemoteStorage, &Counters)>,
+    dirs: &AttemptDirs,
+    result: &[u8],
+    key: &AttemptKey,
+) -> Result<(), RunError> {
+    match remote {
+        Some((storage, counters)) => {
+            push_outputs(storage, &dirs.output_path(), result, key, counters)
+                .map_err(RunError::Push)
+        }
+        None => persist_result(&dirs.output, result, key),
+    }
 }
 
 /// Writes `rpc.results` and then `compact.done` (naming attempt `key`)

@@ -36,7 +36,7 @@ use crate::worker::attempt::owned::{Attempt, AttemptWork};
 use crate::worker::attempt_dir::AttemptDir;
 use crate::worker::cgroup::home::CgroupHome;
 use crate::worker::child::spawner::Spawner;
-use crate::worker::child::spec::{self as child_spec, ChildSpec};
+use crate::worker::child::spec::{self as child_spec, ChildRemote, ChildSpec};
 use crate::worker::child::supervise::{supervise, Limits};
 use crate::worker::config::WorkerConfig;
 use crate::worker::deadline::Watchdog;
@@ -51,6 +51,7 @@ use crate::worker::outcome::Outcome;
 use crate::worker::plugin_catalog::Catalog;
 use crate::worker::queue_order::{priority, Waiting};
 use crate::worker::registration::{RegistrationSnapshot, RegistrationStatus};
+use crate::worker::remote::counts::RemoteCounts;
 use crate::worker::root_guard::WorkerRoot;
 use crate::worker::runner::{self, AttemptDirs, PreparedJob, RunError, RunResult};
 use crate::worker::stats::{Counters, RejectReason};
@@ -188,6 +189,8 @@ struct State {
     counters: Counters,
     /// What plugin code did in attempt children that have ended.
     child_plugin_counts: PluginCounts,
+    /// What HTTP storage attempts fetched and pushed, summed.
+    remote_counts: RemoteCounts,
     /// Cancels of attempts not (yet) submitted.
     tombstones: Tombstones,
 }
@@ -202,6 +205,7 @@ impl State {
             stopping: false,
             counters: Counters::default(),
             child_plugin_counts: PluginCounts::default(),
+            remote_counts: RemoteCounts::default(),
             tombstones,
         }
     }
@@ -308,6 +312,8 @@ impl Supervisor {
     fn register_collectors(self: &Arc<Self>) -> Result<(), prometheus::Error> {
         let gauges = queue::collector(Arc::downgrade(self))?;
         self.registry.register(Box::new(gauges))?;
+        let remote = crate::worker::metrics::remote::collector(Arc::downgrade(self))?;
+        self.registry.register(Box::new(remote))?;
         if self.zip.is_some() {
             let zip = crate::worker::metrics::zip::collector(Arc::downgrade(self))?;
             self.registry.register(Box::new(zip))?;

@@ -147,6 +147,7 @@ impl Captured {
             compaction_service_input: Job::encode_input(&self.input),
             plugins: Vec::new(),
             job_info: Some(self.info.clone()),
+            remote: None,
         }
     }
 }

@@ -46,6 +46,7 @@ fn job(dir: &Path, db: &str) -> Job {
         compaction_service_input: Job::encode_input(b"not a compaction input"),
         plugins: Vec::new(),
         job_info: None,
+        remote: None,
     }
 }
 

@@ -17,6 +17,10 @@
 //! `farm-bench job-cost`: the fixed cost of one remote job in its parts,
 //! and the farm's compaction throughput against `OpenAndCompact` (see
 //! `job_cost.rs`).
+//!
+//! `farm-bench remote-storage`: the HTTP storage mode against shared
+//! storage: bytes fetched per job against its inputs, job latency and job
+//! start at 100, 1,000 and 10,000 live SSTs (see `remote_storage.rs`).
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -30,6 +34,7 @@ mod offload;
 mod offload_report;
 mod pin;
 mod plots;
+mod remote_storage;
 mod timed;
 mod writer;
 
@@ -85,6 +90,9 @@ enum Bench {
     Offload(offload::OffloadArgs),
     /// The fixed cost of one remote job, in its parts.
     JobCost(job_cost::JobCostArgs),
+    /// The HTTP storage mode against shared storage: bytes moved and job
+    /// latency at 100, 1,000 and 10,000 live SSTs.
+    RemoteStorage(remote_storage::RemoteStorageArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -107,6 +115,7 @@ fn main() -> anyhow::Result<()> {
         } => done_events::run(&worker_bin, attempts, rounds, ops),
         Bench::Offload(a) => offload::run(&worker_bin, &a),
         Bench::JobCost(a) => job_cost::run(&worker_bin, &a),
+        Bench::RemoteStorage(a) => remote_storage::run(&worker_bin, &a),
     }
 }
 

@@ -13,6 +13,7 @@
 //! | its job's attempt numbering ([`book::AttemptBook`]) | forgotten |
 //! | its wake-up for etcd's "done" event | forgotten |
 //! | its place in the in-flight count | given back |
+//! | with `storage: "http"`, its capability and snapshot | revoked, removed |
 //!
 //! Cancelling it on the worker is asked for explicitly, where the end
 //! calls for it ([`owned::RemoteAttempt::cancel_on_worker`]); a submission

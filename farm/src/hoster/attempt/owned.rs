@@ -4,6 +4,7 @@
 use super::book::AttemptBook;
 use super::output_dir;
 use crate::hoster::http::Client;
+use crate::hoster::remote::capability::GrantHold;
 use crate::protocol::attempt::AttemptKey;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub struct Submitted {
     pub submitted: Instant,
     /// How long the hoster waits for this attempt.
     pub wait_limit: Duration,
+    /// With `storage: "http"`: the attempt's capability and snapshot,
+    /// revoked and removed when the attempt is dropped.
+    pub remote: Option<GrantHold>,
 }
 
 /// A submitted attempt, in flight until dropped.

@@ -3,6 +3,9 @@
 
 use super::*;
 use crate::hoster::config::WorkerEndpoint;
+use crate::hoster::remote::capability::GrantHold;
+use crate::hoster::remote::snapshot::JobSnapshot;
+use crate::protocol::remote::RemoteStorage;
 
 /// What every attempt of one job is submitted with.
 struct Plan<'a> {
@@ -14,6 +17,8 @@ struct Plan<'a> {
     input_files: Vec<String>,
     estimate: Option<Duration>,
     wait_limit: Duration,
+    /// The OPTIONS file the compaction was planned with.
+    options_file_number: u64,
 }
 
 /// Why one submission did not make an attempt.
@@ -76,6 +81,7 @@ impl FarmService {
             input_files: input_info.input_files,
             estimate,
             wait_limit: wait_limit(estimate, c.timeout_multiplier, c.overall_timeout),
+            options_file_number: input_info.options_file_number,
         })
     }
 
@@ -92,7 +98,15 @@ impl FarmService {
         let output_dir = output_dir::path(&self.run_dir, &key);
         let name = AttemptName::new(&key, &self.config.hoster_root)
             .map_err(|e| Tried::Local(self.local(FallbackReason::Internal, &e)))?;
-        let job = self.job(plan, &key, &output_dir);
+        let mut job = self.job(plan, &key, &output_dir);
+        let remote = match self.grant(plan, &output_dir) {
+            Ok(Some((storage, hold))) => {
+                job.remote = Some(storage);
+                Some(hold)
+            }
+            Ok(None) => None,
+            Err(local) => return Err(Tried::Local(local)),
+        };
         if let Err(e) = self.client.submit(worker, &job) {
             self.stats.submit_failed();
             if e.reason == FallbackReason::Timeout {
@@ -112,8 +126,46 @@ impl FarmService {
             input_files: plan.input_files.clone(),
             submitted: Instant::now(),
             wait_limit: plan.wait_limit,
+            remote,
         };
         Ok(RemoteAttempt::new(&self.book, submitted))
+    }
+
+    /// With `storage: "http"`: the attempt's snapshot (beside its output
+    /// directory, which is created here: no worker sees it) and its
+    /// capability, valid a minute past the attempt's wait limit.
+    fn grant(
+        &self,
+        plan: &Plan<'_>,
+        output_dir: &Path,
+    ) -> Result<Option<(RemoteStorage, GrantHold)>, ScheduleAnswer> {
+        let Some(remote) = &self.remote else {
+            return Ok(None);
+        };
+        let mut snapshot_dir = output_dir.as_os_str().to_owned();
+        snapshot_dir.push(".in");
+        let snapshot = JobSnapshot::take(
+            Path::new(&self.dbname),
+            Path::new(&snapshot_dir),
+            plan.options_file_number,
+            &plan.input_files,
+        )
+        .map_err(|e| self.local(FallbackReason::Snapshot, &e))?;
+        if let Err(e) = std::fs::create_dir_all(output_dir) {
+            snapshot.remove();
+            return Err(self.local(FallbackReason::Snapshot, &e));
+        }
+        let valid = plan.wait_limit + Duration::from_secs(60);
+        remote
+            .grants
+            .issue(
+                remote.endpoint.url(),
+                snapshot,
+                output_dir.to_owned(),
+                valid,
+            )
+            .map(Some)
+            .map_err(|e| self.local(FallbackReason::Internal, &e))
     }
 
     /// The job of attempt `key`, as the worker gets it.
@@ -138,6 +190,7 @@ impl FarmService {
             compaction_service_input: Job::encode_input(plan.input),
             plugins: plugin_versions(&c.plugin_versions),
             job_info: Some(plan.info.clone()),
+            remote: None,
         }
     }
 

@@ -8,7 +8,8 @@ use crate::rocks::RocksError;
 use crate::worker::open_retry::{Compaction, RetryPolicy};
 use crate::worker::options_file::{check_override, OptionsText, OverrideMismatch};
 use crate::worker::paths::PathError;
-use crate::worker::runner::{named_result, persist_result, AttemptDirs, RunError};
+use crate::worker::remote::child::{self as remote_child, ChildRemoteError, ChildSource};
+use crate::worker::runner::{deliver as runner_deliver, named_result, AttemptDirs, RunError};
 use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
 use nix::sys::signal::{SigSet, Signal};
 use std::os::fd::AsFd;
@@ -57,6 +58,8 @@ enum SetupError {
     Run(#[from] RunError),
     #[error("failed to write the result: {0}")]
     Result(#[source] std::io::Error),
+    #[error(transparent)]
+    Remote(#[from] ChildRemoteError),
 }
 
 /// Runs the attempt in `dir` and returns the process exit code.
@@ -103,7 +106,7 @@ fn compact(dir: &Path, timings: &mut AttemptTimings) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
     };
-    let (child, dirs, input, overrides) = prepared;
+    let (child, dirs, input, overrides, remote) = prepared;
     timings.prepared_us = Some(now_us());
     eprintln!(
         "child {} compacting {} cf={} into {}",
@@ -124,16 +127,33 @@ fn compact(dir: &Path, timings: &mut AttemptTimings) -> i32 {
     match compaction.run(RetryPolicy::for_attempt(), &mut timings.open_retries, &log) {
         Ok(result) => {
             timings.compacted_us = Some(now_us());
-            match deliver(dir, &child, &dirs, &result, timings) {
+            let delivered = deliver(dir, &child, &dirs, &result, remote.as_ref(), timings);
+            write_remote_counts(dir, remote.as_ref());
+            match delivered {
                 Ok(()) => spec::EXIT_OK,
                 Err(e) => fail(dir, spec::EXIT_SETUP_FAILED, &e),
             }
         }
         Err(_) if cancel.is_set() => {
             eprintln!("child cancelled");
+            write_remote_counts(dir, remote.as_ref());
             spec::EXIT_CANCELLED
         }
-        Err(e) => fail(dir, spec::EXIT_COMPACTION_FAILED, &e),
+        Err(e) => {
+            write_remote_counts(dir, remote.as_ref());
+            fail(dir, spec::EXIT_COMPACTION_FAILED, &e)
+        }
+    }
+}
+
+/// What an HTTP storage attempt fetched and pushed, for the supervisor.
+fn write_remote_counts(dir: &Path, remote: Option<&ChildSource>) {
+    let Some(r) = remote else { return };
+    let counts = r.source.counts();
+    eprintln!("{}", counts.describe());
+    let json = serde_json::to_vec(&counts).unwrap_or_default();
+    if let Err(e) = std::fs::write(dir.join(spec::REMOTE_COUNTS), json) {
+        eprintln!("failed to write {}: {e}", spec::REMOTE_COUNTS);
     }
 }
 
@@ -144,10 +164,20 @@ fn deliver(
     child: &ChildSpec,
     dirs: &AttemptDirs,
     result: &[u8],
+    remote: Option<&ChildSource>,
     timings: &mut AttemptTimings,
 ) -> Result<(), SetupError> {
-    let result = named_result(result, &child.output)?;
-    persist_result(&dirs.output, &result, &child.key)?;
+    let spec_remote = child.remote.as_ref();
+    let result = named_result(
+        result,
+        &child.output,
+        spec_remote.map(|r| r.hoster_output.as_str()),
+    )?;
+    let counters = remote.map(|r| r.source.counters());
+    let pushing = spec_remote
+        .zip(counters.as_deref())
+        .map(|(r, c)| (&r.storage, c));
+    runner_deliver(pushing, dirs, &result, &child.key)?;
     timings.persisted_us = Some(now_us());
     let tmp = dir.join(spec::RESULT_TMP);
     std::fs::write(&tmp, &result)
@@ -157,7 +187,13 @@ fn deliver(
     Ok(())
 }
 
-type Prepared = (ChildSpec, AttemptDirs, Vec<u8>, Override);
+type Prepared = (
+    ChildSpec,
+    AttemptDirs,
+    Vec<u8>,
+    Override,
+    Option<ChildSource>,
+);
 
 /// `file` in the attempt directory, as JSON.
 fn read_json<T: serde::de::DeserializeOwned>(
@@ -176,13 +212,24 @@ fn prepare(dir: &Path) -> Result<Prepared, SetupError> {
     for p in &child.plugins {
         plugins::load(p)?;
     }
-    let dirs = AttemptDirs::open(&child.db, &child.output)?;
-    let options_file = dirs.db_path().join(&child.options_file);
-    let mut overrides = Override::from_options_file(&options_file, &child.cf_name)?;
+    let (dirs, mut overrides, text, remote) = match &child.remote {
+        Some(r) => {
+            let (source, overrides, text) =
+                remote_child::open(r, &child.options_file, &child.cf_name)?;
+            let dirs = AttemptDirs::open_remote(source.registration.db_path(), &child.output)?;
+            (dirs, overrides, text, Some(source))
+        }
+        None => {
+            let dirs = AttemptDirs::open(&child.db, &child.output)?;
+            let options_file = dirs.db_path().join(&child.options_file);
+            let overrides = Override::from_options_file(&options_file, &child.cf_name)?;
+            let text = OptionsText::read(&options_file).map_err(SetupError::OptionsFile)?;
+            (dirs, overrides, text, None)
+        }
+    };
     // With the plugins loaded here, every class the OPTIONS file names must
     // be in the override.
     let loaded = overrides.describe()?;
-    let text = OptionsText::read(&options_file).map_err(SetupError::OptionsFile)?;
     check_override(&text, &child.cf_name, &loaded, &|_, _| false)?;
     overrides.set_info_log(&dir.join("LOG.rocksdb"))?;
     overrides.set_option("db_host_id", &child.identity)?;
@@ -193,7 +240,7 @@ fn prepare(dir: &Path) -> Result<Prepared, SetupError> {
         let manager = codec::register(Some(client.clone()), z.blocks_in_flight)?;
         overrides.set_option("compression_manager", manager)?;
     }
-    Ok((child, dirs, input, overrides))
+    Ok((child, dirs, input, overrides, remote))
 }
 
 fn fail(dir: &Path, code: i32, error: &dyn std::fmt::Display) -> i32 {

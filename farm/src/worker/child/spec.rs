@@ -12,8 +12,10 @@
 //! | `plugin_counts.json` | child | merges and filter decisions of plugin code |
 //! | `zip_counts.json` | child | blocks sent to the zipserver and compressed in-process |
 //! | `timings.child.json` | child | when its steps happened (`worker::timings`) |
+//! | `remote_counts.json` | child, HTTP storage mode | what it fetched and pushed (`worker::remote::counts`) |
 
 use crate::protocol::attempt::AttemptKey;
+use crate::protocol::remote::RemoteStorage;
 use crate::worker::paths::Mapped;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -27,6 +29,8 @@ pub const LOG_CHILD: &str = "LOG.child";
 pub const PLUGIN_COUNTS: &str = "plugin_counts.json";
 /// What the child's compression did (`zipserver::client::ZipCounts`).
 pub const ZIP_COUNTS: &str = "zip_counts.json";
+/// What the child fetched and pushed in the HTTP storage mode.
+pub const REMOTE_COUNTS: &str = "remote_counts.json";
 
 /// The environment variable every process of an attempt inherits: its value
 /// is [`attempt_marker`], so the supervisor can find descendants that left
@@ -74,6 +78,21 @@ pub struct ChildSpec {
     /// The zipserver to send output blocks to, when the worker has one.
     #[serde(default)]
     pub zip: Option<ChildZip>,
+    /// The HTTP storage mode: the job's files over HTTP (`db` is unused,
+    /// `output` is in the attempt directory).
+    #[serde(default)]
+    pub remote: Option<ChildRemote>,
+}
+
+/// What a child of an HTTP storage attempt needs to read the job's files
+/// and push its outputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildRemote {
+    pub storage: RemoteStorage,
+    /// The input files' plain names.
+    pub inputs: Vec<String>,
+    /// The hoster's path of the output directory, named in the result.
+    pub hoster_output: String,
 }
 
 /// How a child reaches the zipserver (socket, client name, time bound,

@@ -7,11 +7,14 @@
 //! - [`http`]: the HTTP listener's connections and timeouts.
 //! - [`queue`]: the supervisor's queue as gauges, through [`snapshot`].
 //! - [`mounts`]: the mount table of `NFS_DYNAMIC_MOUNT`, through [`snapshot`].
+//! - [`remote`]: what HTTP storage attempts fetched and pushed, through
+//!   [`snapshot`].
 //! - [`zip`]: what attempt children sent to the zipserver, through [`snapshot`].
 
 pub mod attempts;
 pub mod http;
 pub mod mounts;
 pub mod queue;
+pub mod remote;
 pub mod snapshot;
 pub mod zip;

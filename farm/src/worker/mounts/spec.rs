@@ -123,6 +123,7 @@ mod tests {
             compaction_service_input: String::new(),
             plugins: Vec::new(),
             job_info: None,
+            remote: None,
         }
     }
 

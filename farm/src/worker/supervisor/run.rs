@@ -64,6 +64,15 @@ impl Supervisor {
         let started = Instant::now();
         let started_at = SystemTime::now();
         let (r, spawn_latency) = self.run_with_retry(work, dir);
+        if let Some(remote) = &work.prepared.remote {
+            // What admission fetched (all of it for an in-process
+            // attempt; a child's own fetches are collected from its file).
+            let mut fetched = remote.source.counts();
+            if self.spawner.is_some() {
+                fetched.jobs = 0;
+            }
+            self.lock().remote_counts.add(&fetched);
+        }
         let ran = started.elapsed();
         self.log_end(work, dir, &r, ran);
         self.count_open_races(&work.prepared.timings.open_retries, &r.outcome);
@@ -251,6 +260,11 @@ impl Supervisor {
             identity: self.identity.clone(),
             plugins: self.config.plugins.clone(),
             zip: self.zip.as_ref().map(|z| z.child_spec(work.name.as_str())),
+            remote: p.remote.as_ref().map(|r| ChildRemote {
+                storage: r.storage.clone(),
+                inputs: r.inputs.clone(),
+                hoster_output: work.job.output_dir.clone(),
+            }),
         };
         let json = serde_json::to_vec_pretty(&spec).map_err(std::io::Error::other)?;
         std::fs::write(dir.path().join(child_spec::CHILD_SPEC), json)
@@ -267,6 +281,12 @@ impl Supervisor {
         if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::PLUGIN_COUNTS)) {
             if let Ok(counts) = serde_json::from_slice::<PluginCounts>(&bytes) {
                 self.lock().child_plugin_counts.add(&counts);
+            }
+        }
+        if let Ok(bytes) = std::fs::read(dir.path().join(child_spec::REMOTE_COUNTS)) {
+            if let Ok(counts) = serde_json::from_slice::<RemoteCounts>(&bytes) {
+                dir.log(&counts.describe());
+                self.lock().remote_counts.add(&counts);
             }
         }
         if let Some(c) = self.zip.as_ref().and_then(|z| z.collect(dir.path())) {

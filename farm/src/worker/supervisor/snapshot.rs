@@ -55,6 +55,9 @@ pub struct StatSnapshot {
     /// The zipserver the children use (MULTI_PROCESS with a zipserver).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zipserver: Option<ZipLinkSnapshot>,
+    /// What HTTP storage attempts fetched from hosters and pushed to them,
+    /// summed over the attempts that ended (`worker::remote::counts`).
+    pub remote: RemoteCounts,
 }
 
 /// The plugin part of `/stat`.
@@ -128,7 +131,13 @@ impl Supervisor {
             etcd: self.registration.get().map(|r| r.snapshot()),
             attempts,
             zipserver: self.zip_snapshot(),
+            remote: st.remote_counts,
         }
+    }
+
+    /// What HTTP storage attempts fetched and pushed so far.
+    pub fn remote_counts(&self) -> RemoteCounts {
+        self.lock().remote_counts
     }
 
     /// Names of attempts that are queued or running.

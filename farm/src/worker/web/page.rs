@@ -463,6 +463,7 @@ mod tests {
                     generation: 1,
                 }],
             }),
+            remote: Default::default(),
         }
     }
 
