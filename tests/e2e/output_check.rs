@@ -92,10 +92,13 @@ fn caught_with(damage: Damage, extra: serde_json::Value, caught_by: &str) {
 
 #[test]
 fn corrupted_output_is_not_installed() {
-    damaged_outputs_are_never_installed(Damage::Flip {
-        at_permille: 333,
-        len: Some(64),
-    }, "file checksum");
+    damaged_outputs_are_never_installed(
+        Damage::Flip {
+            at_permille: 333,
+            len: Some(64),
+        },
+        "file checksum",
+    );
 }
 
 #[test]

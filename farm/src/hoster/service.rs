@@ -305,10 +305,8 @@ impl FarmService {
             db: Path::new(&self.dbname),
             files: &p.input_files,
         };
-        let check = OutputCheck::from_params(
-            self.config.verify_output,
-            self.config.verify_output_blocks,
-        );
+        let check =
+            OutputCheck::from_params(self.config.verify_output, self.config.verify_output_blocks);
         let verified = verify_result(result, &p.output_dir, check, &inputs);
         self.stats.verified(started.elapsed().as_micros() as u64);
         match verified {

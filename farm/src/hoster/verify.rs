@@ -140,9 +140,8 @@ fn check_outputs(files: &[OutputFile], dir: &Path, check: OutputCheck) -> Result
             })
             .collect();
         checks.into_iter().try_for_each(|c| {
-            c.join().unwrap_or_else(|_| {
-                Err(VerifyError::Unreadable("an output check panicked".into()))
-            })
+            c.join()
+                .unwrap_or_else(|_| Err(VerifyError::Unreadable("an output check panicked".into())))
         })
     })
 }

@@ -335,8 +335,10 @@ fn parts(j: &FarmJob, a: &AttemptRecord) -> Vec<(&'static str, Option<u64>)> {
         admission.map(|adm| (j.scheduled_us - j.start_us).saturating_sub(adm)),
     )];
     p.extend(t.parts());
+    // From when `/probe` began to answer the end (a child's delivery, or
+    // the attempt's end) to the hoster holding the decoded result.
     let notice = t
-        .ended_us
+        .answered_us()
         .map(|e| (j.wait_end_us.saturating_sub(j.verify_us)).saturating_sub(e));
     p.push(("notice_and_fetch", notice));
     p.push(("verify", Some(j.verify_us)));

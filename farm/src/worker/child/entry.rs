@@ -5,6 +5,7 @@ use crate::protocol::job::Job;
 use crate::rocks::open_and_compact::{open_and_compact, CancelFlag, Override};
 use crate::rocks::plugins::{self, PluginError};
 use crate::rocks::RocksError;
+use crate::worker::child::delivery;
 use crate::worker::options_file::{check_override, OptionsText, OverrideMismatch};
 use crate::worker::paths::PathError;
 use crate::worker::runner::{named_result, persist_result, AttemptDirs, RunError};
@@ -150,6 +151,11 @@ fn deliver(
         .and_then(|()| std::fs::rename(&tmp, dir.join(spec::RESULT)))
         .map_err(SetupError::Result)?;
     eprintln!("child done: {} result bytes", result.len());
+    // The supervisor may answer the result now; without the pipe it learns
+    // of it at the exit.
+    if let Err(e) = delivery::announce() {
+        eprintln!("failed to announce the result on the delivery pipe: {e}");
+    }
     Ok(())
 }
 
