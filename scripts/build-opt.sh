@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 optimised=(
   farm zipserver farm-plugin-sdk farm-plugin-counter farm-plugin-ttl counter ttl
-  rocksdb serde_json serde_core base64 crc32c ureq tokio hyper hyper-util axum httparse
+  rocksdb serde_json serde_core base64 ureq tokio hyper hyper-util axum httparse
   bytes tracing-core tracing-subscriber fastrand prometheus
 )
 args=()

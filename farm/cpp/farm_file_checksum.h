@@ -1,7 +1,8 @@
 // The file checksum a worker writes into every output's metadata: RocksDB's
 // own "FileChecksumCrc32c" (the CRC32C of the whole file, 4 bytes big
 // endian), computed while the file is written, in hardware where the CPU
-// has SSE4.2. The hoster reads each output once and compares.
+// has SSE4.2. The hoster reads each output once and compares
+// (farm_file_crc32c, the same CRC over the file as it reads it).
 #ifndef FARM_FILE_CHECKSUM_H
 #define FARM_FILE_CHECKSUM_H
 

@@ -10,20 +10,19 @@
 //! the hoster falls back to checking block checksums.
 //!
 //! The hoster reads each output back in large sequential reads and computes
-//! the same CRC32C in hardware ([`file_crc32c`]); any byte changed, lost or
-//! added between the worker's writer and the hoster's read gives another
-//! value (or another length).
+//! the same CRC32C in hardware ([`file_crc32c`], in the shim, so that it runs
+//! optimised whatever the build profile); any byte changed, lost or added
+//! between the worker's writer and the hoster's read gives another value (or
+//! another length). The tests check the shim's CRC32C against an
+//! independent implementation (the `crc32c` crate).
 
+use super::error::RocksError;
 use super::ffi;
-use std::io::Read;
+use super::text::{c_path, with_errptr};
 use std::path::Path;
 
 /// The name RocksDB records with a CRC32C file checksum.
 pub const CRC32C_FUNC_NAME: &str = "FileChecksumCrc32c";
-
-/// The size of each read of [`file_crc32c`]: large enough that system calls
-/// do not count, small enough to stay in the CPU's cache.
-const READ_SIZE: usize = 1 << 20;
 
 /// An output's file checksum as a result states it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -51,20 +50,22 @@ pub struct FileCrc {
     pub bytes: u64,
 }
 
-/// The CRC32C of the whole file at `path`, and how many bytes it holds.
-pub fn file_crc32c(path: &Path) -> std::io::Result<FileCrc> {
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; READ_SIZE];
+/// The CRC32C of the whole file at `path` (read in 1 MiB reads: large
+/// enough that system calls do not count, small enough to stay in the
+/// CPU's cache), and how many bytes it holds.
+pub fn file_crc32c(path: &Path) -> Result<FileCrc, RocksError> {
+    let c = c_path(path, "sst path")?;
     let (mut crc, mut bytes) = (0u32, 0u64);
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        bytes += n as u64;
+    let ok = with_errptr("read the file checksum", |err| {
+        // SAFETY: `c` is a live NUL-terminated path; `crc` and `bytes` are
+        // live for the call and written only on success.
+        unsafe { ffi::farm_file_crc32c(c.as_ptr(), &mut crc, &mut bytes, err) }
+    })?;
+    if ok != 1 {
+        return Err(RocksError::Answer {
+            operation: "read the file checksum",
+            detail: "failed without a message".into(),
+        });
     }
     Ok(FileCrc { crc32c: crc, bytes })
 }
@@ -85,6 +86,7 @@ mod tests {
         // RFC 3720's check value of "123456789".
         assert_eq!(generator_crc32c(b"123456789"), 0xe306_9283);
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
+        const READ_SIZE: usize = 1 << 20;
         let mut data = vec![0u8; 3 * READ_SIZE + 13];
         let mut x = 0x9e37_79b9_u32;
         for b in &mut data {
@@ -109,6 +111,7 @@ mod tests {
         data[READ_SIZE + 5] ^= 1;
         std::fs::write(&path, &data).unwrap();
         assert_ne!(file_crc32c(&path).unwrap().crc32c, read.crc32c);
+        assert!(file_crc32c(&dir.path().join("missing.sst")).is_err());
     }
 
     #[test]
