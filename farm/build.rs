@@ -1,4 +1,5 @@
-//! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc`, the
+//! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc` and the
+//! outputs' file checksum generator `cpp/farm_file_checksum.cc`, the
 //! plugin registry `cpp/farm_plugins.cc`, the hoster's merge operator
 //! `cpp/farm_merge.cc`, the crash test's deliberately wrong filter
 //! `cpp/farm_selftest.cc` and the HTTP storage mode's file system
@@ -55,6 +56,7 @@ fn main() {
     build
         .cpp(true)
         .file("cpp/farm_shim.cc")
+        .file("cpp/farm_file_checksum.cc")
         .file("cpp/farm_plugins.cc")
         .file("cpp/farm_merge.cc")
         .file("cpp/farm_selftest.cc")
@@ -106,6 +108,8 @@ fn main() {
     );
 
     println!("cargo:rerun-if-changed=cpp/farm_shim.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_file_checksum.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_file_checksum.h");
     println!("cargo:rerun-if-changed=cpp/farm_plugins.cc");
     println!("cargo:rerun-if-changed=cpp/farm_merge.cc");
     println!("cargo:rerun-if-changed=cpp/farm_selftest.cc");

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "db/compaction/compaction_job.h"
+#include "farm_file_checksum.h"
 #include "farm_guard.h"
 #include "rocksdb/c.h"
 #include "rocksdb/convenience.h"
@@ -97,7 +98,9 @@ void farm_free(void* p) noexcept { free(p); }
 // Builds the override for a compaction of column family `cf_name` from the
 // OPTIONS file at `options_file`: the family's own table factory, comparator,
 // merge operator, compaction filter (factory), prefix extractor, SST
-// partitioner and property collectors, the DB's checksum factory.
+// partitioner and property collectors; the file checksum factory of
+// farm_file_checksum.h (the DB's own when it names another kind), so that
+// every output carries its whole-file checksum for the hoster's check.
 static rocksdb_compaction_service_options_override_t* override_from_options_file(
     Env* env, const char* options_file, const char* cf_name, char** errptr) noexcept {
   rocksdb_compaction_service_options_override_t* result = nullptr;
@@ -129,7 +132,8 @@ static rocksdb_compaction_service_options_override_t* override_from_options_file
     auto ov = std::make_unique<rocksdb_compaction_service_options_override_t>();
     CompactionServiceOptionsOverride& rep = ov->rep;
     rep.env = env;
-    rep.file_checksum_gen_factory = db_options.file_checksum_gen_factory;
+    rep.file_checksum_gen_factory =
+        farm::output_checksum_factory(db_options.file_checksum_gen_factory);
     rep.comparator = family->options.comparator;
     rep.merge_operator = family->options.merge_operator;
     rep.compaction_filter = family->options.compaction_filter;
@@ -255,7 +259,9 @@ char* farm_input_describe(const char* input, size_t len, char** errptr) noexcept
 
 // Describes a serialized CompactionServiceResult: status (hex of the status
 // string, "OK" when ok), output_path (hex), output_level, bytes_read,
-// bytes_written, and one "output_file=<hex name>:<size>" line per output.
+// bytes_written, and per output one "output_file=<hex name>:<size>" line
+// followed by its output_keys, output_props and output_checksum (hex of the
+// checksum function's name, hex of the checksum; both empty when none).
 char* farm_result_describe(const char* result, size_t len, char** errptr) noexcept {
   char* out = nullptr;
   guarded(errptr, [&] {
@@ -296,6 +302,8 @@ char* farm_result_describe(const char* result, size_t len, char** errptr) noexce
       line(&text, "output_props",
            std::to_string(tp.num_entries) + ":" + std::to_string(tp.num_range_deletions) +
                ":" + hex(tp.comparator_name));
+      line(&text, "output_checksum",
+           hex(f.file_checksum_func_name) + ":" + hex(f.file_checksum));
     }
     parsed.status.PermitUncheckedError();
     out = dup_bytes(text);

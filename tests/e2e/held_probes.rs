@@ -1,7 +1,8 @@
 //! `/probe` with `wait_ms`: the worker holds the probe until the attempt
 //! ends, so each remote job costs the hoster one probe instead of one per
 //! pause; and every attempt's LOG carries its `timings` line, every mark of
-//! its path present.
+//! its path present (a child's delivery of its result before its exit
+//! among them).
 
 use crate::harness::*;
 use farm::worker::timings::AttemptTimings;
@@ -62,8 +63,16 @@ fn a_held_probe_learns_of_the_end_in_one_request() {
             t.compaction_us,
         ];
         assert!(marks.iter().all(Option::is_some), "{t:?}");
-        let child = [t.spawned_us, t.child_main_us];
+        let child = [t.spawned_us, t.child_main_us, t.reaped_us];
         assert_eq!(child.iter().all(Option::is_some), multi_process(), "{t:?}");
+        if multi_process() {
+            // A delivery seen before the child was reaped (a child that
+            // exits at once may be reaped first): the hoster's probe was
+            // answered from the delivery on.
+            let order = [t.persisted_us, t.delivered_us, t.reaped_us, t.ended_us];
+            let seen: Vec<u64> = order.iter().flatten().copied().collect();
+            assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
+        }
         // The marks follow the attempt's path, in order (the spawner's
         // answer and the child's first marks race, so `spawned_us` is left
         // out).
@@ -79,6 +88,12 @@ fn a_held_probe_learns_of_the_end_in_one_request() {
         let seen: Vec<u64> = path.iter().flatten().copied().collect();
         assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
     }
+    let delivered = timings.iter().filter(|t| t.delivered_us.is_some()).count();
+    assert_eq!(
+        delivered > 0,
+        multi_process(),
+        "children deliver their results before they are reaped"
+    );
 
     // Without the wait, the hoster paces its probes: more than one per job.
     let (installed, probes, _) = churn_with(0.0);

@@ -1,6 +1,8 @@
 //! A worker's output that is damaged between the worker finishing and the
 //! hoster installing it is never installed: the hoster checks every output
-//! file (present, exact size, block checksums) and compacts locally instead.
+//! file (present, exact size, the CRC32C of the whole file against the
+//! checksum the worker's RocksDB computed while writing it) and compacts
+//! locally instead.
 //!
 //! The damage is done by a proxy between hoster and worker
 //! ([`crate::fault_proxy`]): when it forwards a `/probe` answer that says
@@ -12,7 +14,13 @@ use crate::harness::*;
 use farm::workload::{Model, WorkloadSpec};
 use rocksdb::{ColumnFamilyDescriptor, DB};
 
-fn damaged_outputs_are_never_installed(damage: Damage) {
+/// `caught_by`: what the hoster's last refusal names.
+fn damaged_outputs_are_never_installed(damage: Damage, caught_by: &str) {
+    caught_with(damage, serde_json::json!({}), caught_by);
+}
+
+/// As above, with `extra` hoster params.
+fn caught_with(damage: Damage, extra: serde_json::Value, caught_by: &str) {
     let d = dirs("db");
     let (root, db_path) = (&d.root, &d.db);
     let worker = start_worker(d.tmp.path(), &[]);
@@ -21,7 +29,7 @@ fn damaged_outputs_are_never_installed(damage: Damage) {
         db_path.join(farm::hoster::service::OUTPUT_SUBDIR),
         Fault::Damage(damage),
     );
-    let params = params(root, &[proxy.url()], serde_json::json!({}));
+    let params = params(root, &[proxy.url()], extra);
     let cfs = || vec![ColumnFamilyDescriptor::new("default", small_options())];
     let hoster = Hoster::open(db_path, small_options(), cfs(), &params);
     let cf = hoster.db.cf_handle("default").unwrap();
@@ -64,6 +72,11 @@ fn damaged_outputs_are_never_installed(damage: Damage) {
         "each damaged result fell back"
     );
     assert_eq!(stats.remote_installed, 0, "nothing damaged was installed");
+    let refusal = &stats.last_errors["verify_failed"];
+    assert!(
+        refusal.contains(caught_by),
+        "{refusal:?} names {caught_by:?}"
+    );
 
     // Reopened, every SST is sound and the data is the model's.
     let Hoster { db, opts, farm, .. } = hoster;
@@ -79,18 +92,33 @@ fn damaged_outputs_are_never_installed(damage: Damage) {
 
 #[test]
 fn corrupted_output_is_not_installed() {
-    damaged_outputs_are_never_installed(Damage::Flip {
-        at_permille: 333,
-        len: Some(64),
-    });
+    damaged_outputs_are_never_installed(
+        Damage::Flip {
+            at_permille: 333,
+            len: Some(64),
+        },
+        "file checksum",
+    );
 }
 
 #[test]
 fn truncated_output_is_not_installed() {
-    damaged_outputs_are_never_installed(Damage::Truncate { keep_permille: 900 });
+    damaged_outputs_are_never_installed(Damage::Truncate { keep_permille: 900 }, "size");
 }
 
 #[test]
 fn missing_output_is_not_installed() {
-    damaged_outputs_are_never_installed(Damage::Remove);
+    damaged_outputs_are_never_installed(Damage::Remove, "No such file");
+}
+
+#[test]
+fn corrupted_output_is_caught_by_block_checksums_with_verify_output_blocks() {
+    caught_with(
+        Damage::Flip {
+            at_permille: 333,
+            len: Some(64),
+        },
+        serde_json::json!({"verify_output_blocks": true}),
+        "checksum verification failed",
+    );
 }

@@ -21,7 +21,8 @@
 //! | `allow_fallback_to_local` | true | the farm always falls back (see below) |
 //! | `dcompact_http_headers` | {} | headers sent on every request (e.g. `Authorization`) |
 //! | `plugin_versions` | {} | the version of each plugin class the hoster uses, e.g. `{"counter": 1}`: sent with every job, and a worker with another version refuses it |
-//! | `verify_output` | true | check block checksums of every output before installing |
+//! | `verify_output` | true | read every output before installing it: the CRC32C of the whole file against the file checksum the worker's RocksDB computed while writing it, or its block checksums when it has none (see `hoster::verify`) |
+//! | `verify_output_blocks` | false | with `verify_output`, check every output's block checksums instead of its whole-file checksum (slower, the check before file checksums) |
 //! | `max_background_jobs` | 8 | `enable` raises the DB's `max_background_jobs` to this (never lowers it; 0: leave it), so that several compactions run on the farm at once (see `hoster::tuning`) |
 //! | `probe_wait` | 1 | seconds a worker may hold a `/probe` until the attempt ends (at most half of `http_timeout`); 0: probe with pauses of 5 ms doubling to 100 ms, as workers that ignore it are probed anyway |
 //! | `nfs_type` | `nfs` when `nfs_mnt_src` is set, else "" | passed to workers for dynamic mounts |
@@ -148,9 +149,13 @@ pub struct HosterConfig {
     pub allow_fallback_to_local: bool,
     /// `dcompact_http_headers`: sent on every request to a worker.
     pub dcompact_http_headers: Vec<(String, String)>,
-    /// `verify_output`: check every output block's checksum before
-    /// answering success (sizes and presence are always checked).
+    /// `verify_output`: read every output before answering success, its
+    /// whole-file checksum or its block checksums (sizes and presence are
+    /// always checked).
     pub verify_output: bool,
+    /// `verify_output_blocks`: with `verify_output`, check block checksums
+    /// even for an output that carries a whole-file checksum.
+    pub verify_output_blocks: bool,
     /// How long a worker may hold a probe (see `probe_wait`).
     pub probe_wait: Duration,
     /// The least `max_background_jobs` `enable` gives the DB (0: none).
@@ -266,6 +271,7 @@ struct Raw {
     #[serde(default)]
     dcompact_http_headers: BTreeMap<String, String>,
     verify_output: Option<bool>,
+    verify_output_blocks: Option<bool>,
     probe_wait: Option<f64>,
     max_background_jobs: Option<u16>,
     #[serde(default)]
@@ -552,6 +558,7 @@ impl HosterConfig {
             allow_fallback_to_local,
             dcompact_http_headers: raw.dcompact_http_headers.into_iter().collect(),
             verify_output: raw.verify_output.unwrap_or(true),
+            verify_output_blocks: raw.verify_output_blocks.unwrap_or(false),
             probe_wait,
             max_background_jobs: raw.max_background_jobs.map_or(8, i32::from),
             plugin_versions: raw

@@ -241,6 +241,7 @@ mod tests {
             num_entries: entries,
             num_range_deletions: 0,
             comparator: BYTEWISE.into(),
+            checksum: Default::default(),
         }
     }
 

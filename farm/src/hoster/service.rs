@@ -17,7 +17,7 @@ use super::remote::capability::Grants;
 use super::remote::endpoint::FileEndpoint;
 use super::speed::{wait_limit, SpeedModel};
 use super::stats::{FallbackReason, HosterStats, StatsSnapshot};
-use super::verify::{verify_result, InputFiles};
+use super::verify::{verify_result, InputFiles, OutputCheck};
 use super::workers::Workers;
 use crate::etcd::client::{EtcdClient, EtcdError};
 use crate::etcd::config::EtcdConfig;
@@ -347,7 +347,9 @@ impl FarmService {
             db: Path::new(&self.dbname),
             files: &p.input_files,
         };
-        let verified = verify_result(result, &p.output_dir, self.config.verify_output, &inputs);
+        let check =
+            OutputCheck::from_params(self.config.verify_output, self.config.verify_output_blocks);
+        let verified = verify_result(result, &p.output_dir, check, &inputs);
         self.stats.verified(started.elapsed().as_micros() as u64);
         match verified {
             Ok((bytes, info)) => {

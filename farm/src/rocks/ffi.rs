@@ -46,4 +46,12 @@ extern "C" {
     ) -> c_int;
     pub fn farm_sst_verify(path: *const c_char, errptr: *mut *mut c_char) -> c_int;
     pub fn farm_sst_bounds(path: *const c_char, errptr: *mut *mut c_char) -> *mut c_char;
+    /// `farm/cpp/farm_file_checksum.cc`: the outputs' CRC32C step.
+    pub fn farm_crc32c_extend(crc: u32, data: *const c_char, len: usize) -> u32;
+    pub fn farm_file_crc32c(
+        path: *const c_char,
+        crc: *mut u32,
+        bytes: *mut u64,
+        errptr: *mut *mut c_char,
+    ) -> c_int;
 }

@@ -23,10 +23,13 @@
 //! - [`serialized`]: reading RocksDB's serialized compaction input and result,
 //!   and rewriting the result's `output_path`.
 //! - [`sst`]: an SST file's table properties and its checksum verification.
+//! - [`file_checksum`]: the whole-file CRC32C every output carries, as the
+//!   worker's RocksDB writes it and the hoster reads it back.
 //! - `ffi`: the declarations of the C++ shim (`farm/cpp/farm_shim.cc`).
 
 pub mod error;
 mod ffi;
+pub mod file_checksum;
 pub mod filter;
 pub mod merge;
 pub mod open_and_compact;

@@ -6,6 +6,7 @@
 
 use super::error::RocksError;
 use super::ffi;
+use super::file_checksum::FileChecksum;
 use super::text::{c_str, call_lines, with_errptr};
 use std::ffi::c_char;
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ pub struct OutputFile {
     pub num_range_deletions: u64,
     /// The comparator it was written with.
     pub comparator: String,
+    /// Its whole-file checksum, as the worker's RocksDB computed it while
+    /// writing (empty when the output has none).
+    pub checksum: FileChecksum,
 }
 
 /// What the farm needs to know of a `CompactionServiceResult`.
@@ -106,6 +110,7 @@ impl ResultInfo {
         })?;
         let keys: Vec<&str> = lines.all("output_keys").collect();
         let props: Vec<&str> = lines.all("output_props").collect();
+        let checksums: Vec<&str> = lines.all("output_checksum").collect();
         let output_files = lines
             .all("output_file")
             .enumerate()
@@ -125,6 +130,10 @@ impl ResultInfo {
                 };
                 let (num_entries, num_range_deletions) = (number()?, number()?);
                 let comparator = props[i].rsplit(':').next().ok_or_else(bad)?;
+                let (func_name, checksum) = checksums
+                    .get(i)
+                    .and_then(|c| c.split_once(':'))
+                    .ok_or_else(bad)?;
                 Ok(OutputFile {
                     name: String::from_utf8_lossy(&lines.hex(name)?).into_owned(),
                     size: size.parse().map_err(|_| bad())?,
@@ -133,6 +142,10 @@ impl ResultInfo {
                     num_entries,
                     num_range_deletions,
                     comparator: String::from_utf8_lossy(&lines.hex(comparator)?).into_owned(),
+                    checksum: FileChecksum {
+                        func_name: String::from_utf8_lossy(&lines.hex(func_name)?).into_owned(),
+                        value: lines.hex(checksum)?,
+                    },
                 })
             })
             .collect::<Result<_, RocksError>>()?;

@@ -68,6 +68,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::task::TaskTracker;
 
+mod delivery;
 mod drain_progress;
 mod lifecycle;
 mod run;
@@ -138,6 +139,10 @@ enum Phase {
     Running {
         started: Instant,
         cancel: Arc<CancelFlag>,
+        /// The result its child delivered before exiting (see
+        /// `supervisor/delivery.rs`): `/probe` answers it while the slot
+        /// stays taken until the child is gone.
+        delivered: Option<Ended>,
     },
     Finished {
         outcome: Outcome,
@@ -514,6 +519,7 @@ impl Supervisor {
         let running = Phase::Running {
             started: Instant::now(),
             cancel: cancel.clone(),
+            delivered: None,
         };
         let (place, prepared) = entry.phase.start(running)?;
         let waited = entry.accepted.elapsed();
@@ -558,11 +564,16 @@ impl Supervisor {
         let Some(entry) = st.attempts.get_mut(key) else {
             return;
         };
-        let Phase::Running { started, .. } = &entry.phase else {
+        let Phase::Running {
+            started, delivered, ..
+        } = &mut entry.phase
+        else {
             tracing::error!(attempt = %entry.name, outcome = %ended.outcome, "the end of an attempt that is not running: dropped");
             return;
         };
         let ran = Some(started.elapsed());
+        let announced = delivered.is_some();
+        let ended = delivery::final_end(&entry.name, delivered.take(), ended);
         entry.ran = ran;
         entry.bytes_read = ended.bytes_read;
         entry.bytes_written = ended.bytes_written;
@@ -584,7 +595,13 @@ impl Supervisor {
         );
         self.bound_finished(&mut st);
         self.dispatch(&mut st);
-        self.tell(&st, Some(&name));
+        if announced {
+            // Its end was told at the delivery: only the load changed.
+            self.ended.send_modify(|n| *n += 1);
+            self.tell(&st, None);
+        } else {
+            self.tell(&st, Some(&name));
+        }
     }
 
     /// Counts an attempt's end, once: in the counters and the metrics.
@@ -611,10 +628,24 @@ impl Supervisor {
         let mut st = self.lock();
         let entry = st.attempts.get_mut(key)?;
         entry.seen = Instant::now();
-        entry.collected |= matches!(entry.phase, Phase::Finished { .. });
+        entry.collected |= matches!(
+            entry.phase,
+            Phase::Finished { .. }
+                | Phase::Running {
+                    delivered: Some(_),
+                    ..
+                }
+        );
         Some(match &entry.phase {
             Phase::Queued { .. } => ProbeAnswer {
                 status: answers::QUEUED.into(),
+                ..Default::default()
+            },
+            Phase::Running {
+                delivered: Some(d), ..
+            } => ProbeAnswer {
+                status: answers::DONE.into(),
+                result: d.result.clone(),
                 ..Default::default()
             },
             Phase::Running { started, .. } => ProbeAnswer {

@@ -18,6 +18,8 @@
 //! | `compacted_us` | `OpenAndCompact` returned |
 //! | `persisted_us` | `rpc.results` and `compact.done` are written |
 //! | `exiting_us` | MULTI_PROCESS: the child has written its last file and exits |
+//! | `delivered_us` | MULTI_PROCESS: the child said its result is in place, and `/probe` answers it from here on |
+//! | `reaped_us` | MULTI_PROCESS: the supervisor has reaped the child |
 //! | `ended_us` | the supervisor has the outcome (the child reaped, what it left ended) |
 //!
 //! `compaction_us` is not a mark: it is RocksDB's own time for the
@@ -70,6 +72,10 @@ pub struct AttemptTimings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exiting_us: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaped_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_us: Option<u64>,
     /// RocksDB's own time for the compaction, from the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +101,8 @@ impl AttemptTimings {
             (&mut self.compacted_us, other.compacted_us),
             (&mut self.persisted_us, other.persisted_us),
             (&mut self.exiting_us, other.exiting_us),
+            (&mut self.delivered_us, other.delivered_us),
+            (&mut self.reaped_us, other.reaped_us),
             (&mut self.ended_us, other.ended_us),
             (&mut self.compaction_us, other.compaction_us),
         ];
@@ -113,10 +121,12 @@ impl AttemptTimings {
     /// runs), `setup` (options loaded, override built and checked, output
     /// directory made), `secondary_open` (the rest of `OpenAndCompact`
     /// around the compaction), `compaction`, `persist`, `child_end` (the
-    /// child's last files), `exit` (the child's exit and reaping, what it
-    /// left ended, its result read). In-process attempts have no `spawn`,
-    /// `exec` or `child_end`; their `setup` starts at `started_us`.
-    pub fn parts(&self) -> [Part; 10] {
+    /// child's last files), `exit` (the child's exit until it is reaped),
+    /// `cleanup` (what it left ended, its result read; for an in-process
+    /// attempt, from the result to the end). In-process attempts have no
+    /// `spawn`, `exec`, `child_end` or `exit`; their `setup` starts at
+    /// `started_us`.
+    pub fn parts(&self) -> [Part; 11] {
         let d = |from: Option<u64>, to: Option<u64>| Some(to?.saturating_sub(from?));
         let setup_from = self.child_main_us.or(self.started_us);
         let oac = d(self.prepared_us, self.compacted_us);
@@ -133,11 +143,21 @@ impl AttemptTimings {
             ("compaction", self.compaction_us),
             ("persist", d(self.compacted_us, self.persisted_us)),
             ("child_end", d(self.persisted_us, self.exiting_us)),
+            ("exit", d(self.exiting_us, self.reaped_us)),
             (
-                "exit",
-                d(self.exiting_us.or(self.persisted_us), self.ended_us),
+                "cleanup",
+                d(
+                    self.reaped_us.or(self.exiting_us).or(self.persisted_us),
+                    self.ended_us,
+                ),
             ),
         ]
+    }
+
+    /// When `/probe` began to answer the attempt's end: the child's
+    /// delivery, or the end itself.
+    pub fn answered_us(&self) -> Option<u64> {
+        self.delivered_us.or(self.ended_us)
     }
 
     /// `admission=1.234ms queue=...`: the parts for a log line, and the
@@ -181,10 +201,11 @@ mod tests {
             }],
             ..Default::default()
         });
+        t.reaped_us = Some(29_000);
         let parts: Vec<_> = t.parts().iter().map(|(_, us)| *us).collect();
         assert_eq!(
             parts,
-            [500, 100, 3_000, 400, 3_000, 5_000, 15_000, 500, 100, 1_400].map(Some)
+            [500, 100, 3_000, 400, 3_000, 5_000, 15_000, 500, 100, 400, 1_000].map(Some)
         );
         assert!(t.describe().starts_with("admission=0.500ms queue=0.100ms"));
         assert!(

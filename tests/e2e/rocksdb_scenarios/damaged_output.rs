@@ -53,7 +53,7 @@ fn corrupted_output() {
 #[test]
 fn corrupted_output_paranoid_file_check() {
     // One byte at offset 0 of every output, too small for RocksDB's light
-    // checks; the hoster's block checksum pass catches it with or without
+    // checks; the hoster's whole-file checksum catches it with or without
     // paranoid_file_checks.
     damaged_output_is_not_installed(Damage::Flip {
         at_permille: 0,

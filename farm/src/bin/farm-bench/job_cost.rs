@@ -57,7 +57,9 @@ pub struct JobCostArgs {
     #[arg(long, default_value_t = 1.0)]
     probe_wait: f64,
     /// Modes, in the order each round runs them: direct, farm-inproc,
-    /// farm-multi, farm-multi-paced (MULTI_PROCESS, probe_wait 0).
+    /// farm-multi, farm-multi-paced (MULTI_PROCESS, probe_wait 0),
+    /// farm-multi-blocks (MULTI_PROCESS, the hoster checking block
+    /// checksums instead of whole-file checksums).
     #[arg(
         long,
         value_delimiter = ',',
@@ -67,6 +69,18 @@ pub struct JobCostArgs {
     /// Prints each job's parts.
     #[arg(long)]
     verbose: bool,
+}
+
+/// How a farm mode runs its worker and hoster.
+#[derive(Debug, Clone, Copy)]
+struct FarmMode {
+    /// `MULTI_PROCESS`: each attempt in a child.
+    multi: bool,
+    /// The hoster's `probe_wait`.
+    probe_wait: f64,
+    /// The hoster's `verify_output_blocks`: block checksums instead of the
+    /// whole-file checksum.
+    blocks: bool,
 }
 
 /// One farm job as the hoster saw it.
@@ -145,26 +159,17 @@ fn measure(worker_bin: &Path, args: &JobCostArgs, dir: &Path) -> anyhow::Result<
             let side = &mut sides[i];
             match *mode {
                 "direct" => direct_round(args, &captured, round, side)?,
-                "farm-inproc" => farm_round(
-                    worker_bin,
-                    args,
-                    &captured,
-                    round,
-                    (false, args.probe_wait),
-                    dir,
-                    side,
-                )?,
-                "farm-multi" => farm_round(
-                    worker_bin,
-                    args,
-                    &captured,
-                    round,
-                    (true, args.probe_wait),
-                    dir,
-                    side,
-                )?,
-                "farm-multi-paced" => {
-                    farm_round(worker_bin, args, &captured, round, (true, 0.0), dir, side)?
+                "farm-inproc" | "farm-multi" | "farm-multi-paced" | "farm-multi-blocks" => {
+                    let mode = FarmMode {
+                        multi: *mode != "farm-inproc",
+                        probe_wait: if *mode == "farm-multi-paced" {
+                            0.0
+                        } else {
+                            args.probe_wait
+                        },
+                        blocks: *mode == "farm-multi-blocks",
+                    };
+                    farm_round(worker_bin, args, &captured, round, mode, dir, side)?
                 }
                 other => bail!("unknown mode {other:?}"),
             }
@@ -230,11 +235,16 @@ fn farm_round(
     args: &JobCostArgs,
     captured: &Captured,
     round: u32,
-    (multi, probe_wait): (bool, f64),
+    mode: FarmMode,
     dir: &Path,
     side: &mut Side,
 ) -> anyhow::Result<()> {
-    let root = dir.join(format!("worker-{round}-{multi}-{probe_wait}"));
+    let FarmMode {
+        multi,
+        probe_wait,
+        blocks,
+    } = mode;
+    let root = dir.join(format!("worker-{round}-{multi}-{probe_wait}-{blocks}"));
     args.worker_cpus.pin_current_thread()?;
     let worker = LocalWorker::start(
         worker_bin,
@@ -253,8 +263,9 @@ fn farm_round(
     let params = serde_json::json!({
         "http_workers": [worker.base_url()],
         "hoster_root": captured.root.display().to_string(),
-        "instance_name": format!("cost{round}{}{}", if multi { "m" } else { "i" }, (probe_wait * 1000.0) as u64),
+        "instance_name": format!("cost{round}{}{}{}", if multi { "m" } else { "i" }, (probe_wait * 1000.0) as u64, if blocks { "b" } else { "" }),
         "verify_output": args.verify_output,
+        "verify_output_blocks": blocks,
         "probe_wait": probe_wait,
         "http_timeout": 30,
     });
@@ -324,8 +335,10 @@ fn parts(j: &FarmJob, a: &AttemptRecord) -> Vec<(&'static str, Option<u64>)> {
         admission.map(|adm| (j.scheduled_us - j.start_us).saturating_sub(adm)),
     )];
     p.extend(t.parts());
+    // From when `/probe` began to answer the end (a child's delivery, or
+    // the attempt's end) to the hoster holding the decoded result.
     let notice = t
-        .ended_us
+        .answered_us()
         .map(|e| (j.wait_end_us.saturating_sub(j.verify_us)).saturating_sub(e));
     p.push(("notice_and_fetch", notice));
     p.push(("verify", Some(j.verify_us)));

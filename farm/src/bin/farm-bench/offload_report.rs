@@ -204,8 +204,9 @@ fn job_parts(runs: &[ModeRun], mode: Mode, verbose: bool) {
         let v = p50(attempts.iter().filter_map(|a| a.timings.parts()[i].1));
         line.push_str(&format!(" {name} {}", ms(v)));
     }
-    // The end of an attempt to the end of the hoster's wait: noticing it
-    // (probing), fetching and decoding the result, verifying the outputs.
+    // From `/probe` answering the end (a child's delivery, or the attempt's
+    // end) to the end of the hoster's wait: noticing it (probing), fetching
+    // and decoding the result, verifying the outputs.
     let notice = p50(of.iter().flat_map(|r| {
         r.jobs.iter().filter(|j| j.success).filter_map(|j| {
             let a = r
@@ -213,11 +214,11 @@ fn job_parts(runs: &[ModeRun], mode: Mode, verbose: bool) {
                 .iter()
                 .filter(|a| a.db_job == j.db_job && a.sub_job == j.sub_job)
                 .max_by_key(|a| a.attempt)?;
-            Some(j.wait_end_us.saturating_sub(a.timings.ended_us?))
+            Some(j.wait_end_us.saturating_sub(a.timings.answered_us()?))
         })
     }));
     line.push_str(&format!(
-        " | ended->hoster has verified result {}",
+        " | answered->hoster has verified result {}",
         ms(notice)
     ));
     println!("{line}");

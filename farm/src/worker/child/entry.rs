@@ -6,6 +6,7 @@ use crate::rocks::open_and_compact::{CancelFlag, Override};
 use crate::rocks::plugins::{self, PluginError};
 use crate::rocks::RocksError;
 use crate::worker::open_retry::{Compaction, RetryPolicy};
+use crate::worker::child::delivery;
 use crate::worker::options_file::{check_override, OptionsText, OverrideMismatch};
 use crate::worker::paths::PathError;
 use crate::worker::remote::child::{self as remote_child, ChildRemoteError, ChildSource};
@@ -184,6 +185,11 @@ fn deliver(
         .and_then(|()| std::fs::rename(&tmp, dir.join(spec::RESULT)))
         .map_err(SetupError::Result)?;
     eprintln!("child done: {} result bytes", result.len());
+    // The supervisor may answer the result now; without the pipe it learns
+    // of it at the exit.
+    if let Err(e) = delivery::announce() {
+        eprintln!("failed to announce the result on the delivery pipe: {e}");
+    }
     Ok(())
 }
 

@@ -16,6 +16,8 @@
 //!   or as resource limits.
 //! - [`spawner`]: the long-lived forking thread; the child's cgroup,
 //!   process group, `PR_SET_PDEATHSIG`, `LD_PRELOAD`.
+//! - [`delivery`]: the pipe on which a child says its result is in place,
+//!   so that `/probe` answers it before the child has exited.
 //! - [`supervise`]: waiting with a timeout and a cancel, the grace period
 //!   before SIGKILL, ending every process of the attempt, and the closed
 //!   classification of how it ended.
@@ -24,6 +26,7 @@
 //! [`crate::worker::process`]; cgroups come from [`crate::worker::cgroup`].
 
 pub mod cgroups;
+pub mod delivery;
 pub mod entry;
 pub mod limits;
 pub mod spawner;

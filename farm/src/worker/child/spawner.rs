@@ -8,9 +8,11 @@
 //!   worker has a [`CgroupHome`] (joined before exec, so a plugin's
 //!   constructor already runs inside it), its own process group, dying with
 //!   the worker, resource limits and nice value;
-//! - gets `LD_PRELOAD` = the plugin list, and the attempt marker;
+//! - gets `LD_PRELOAD` = the plugin list, the attempt marker, and the write
+//!   end of its delivery pipe ([`super::delivery`]);
 //! - writes stdout and stderr to `LOG.child`.
 
+use super::delivery::{self, Delivery, DELIVERED_FD};
 use super::limits::ChildLimits;
 use super::spec::{ATTEMPT_MARKER, LOG_CHILD};
 use crate::worker::cgroup::error::CgroupError;
@@ -20,6 +22,7 @@ use crate::worker::process::running::Running;
 use crate::worker::process::setup::ChildSetup;
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -41,6 +44,9 @@ struct Request {
     dir: PathBuf,
     marker: String,
     setup: ChildSetup,
+    /// The delivery pipe's write end: open in the worker until the child
+    /// is forked, then closed there (the child keeps its copy).
+    delivery: OwnedFd,
     reply: mpsc::Sender<io::Result<Running>>,
 }
 
@@ -55,6 +61,8 @@ pub struct Spawned {
     pub process: Running,
     /// `None` where no cgroup can be made (resource limits only).
     pub cgroup: Option<ChildCgroup>,
+    /// The read end of its delivery pipe.
+    pub delivery: Delivery,
     pub latency: Duration,
 }
 
@@ -76,7 +84,15 @@ impl Spawner {
             .name("child-spawner".into())
             .spawn(move || {
                 for req in rx {
-                    let child = spawn_one(&exe, preload.as_ref(), req.setup, &req.dir, &req.marker);
+                    let child = spawn_one(
+                        &exe,
+                        preload.as_ref(),
+                        req.setup,
+                        &req.dir,
+                        &req.marker,
+                        &req.delivery,
+                    );
+                    drop(req.delivery);
                     let _ = req.reply.send(child);
                 }
             })?;
@@ -95,12 +111,15 @@ impl Spawner {
             .as_ref()
             .map(|home| home.child("attempt"))
             .transpose()?;
-        let setup = self.limits.setup(cgroup.as_ref())?;
+        let mut setup = self.limits.setup(cgroup.as_ref())?;
+        let (delivery, write) = delivery::pipe()?;
+        setup.keep_fd = Some(write.as_raw_fd());
         let (reply, answer) = mpsc::channel();
         let req = Request {
             dir: dir.to_owned(),
             marker: marker.to_owned(),
             setup,
+            delivery: write,
             reply,
         };
         self.requests
@@ -112,6 +131,7 @@ impl Spawner {
         Ok(Spawned {
             process,
             cgroup,
+            delivery,
             latency: started.elapsed(),
         })
     }
@@ -123,6 +143,7 @@ fn spawn_one(
     setup: ChildSetup,
     dir: &Path,
     marker: &str,
+    delivery: &OwnedFd,
 ) -> io::Result<Running> {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -135,7 +156,8 @@ fn spawn_one(
         .stdout(log.try_clone()?)
         .stderr(log)
         .env_remove("LD_PRELOAD")
-        .env(ATTEMPT_MARKER, marker);
+        .env(ATTEMPT_MARKER, marker)
+        .env(DELIVERED_FD, delivery.as_raw_fd().to_string());
     if let Some(p) = preload {
         cmd.env("LD_PRELOAD", p);
     }

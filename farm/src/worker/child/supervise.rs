@@ -7,6 +7,11 @@
 //! descendants that left it with `setsid` are found by the attempt marker
 //! (the worker is their subreaper, so they are reaped here too).
 //!
+//! A child that delivers its result on its delivery pipe
+//! ([`super::delivery`]) before it exits has `delivered` called at once, so
+//! that the result is answered while the child still exits; the waiting,
+//! the timeout and the cancel go on until it is reaped.
+//!
 //! The end is classified once, in `classify`: a stop the supervisor asked
 //! for (`cancelled`, `timed_out`) wins; a SIGKILL while the cgroup counted
 //! an OOM kill is `out_of_memory`; other signals are `killed`; exit codes
@@ -22,6 +27,7 @@ use crate::worker::process::marked::end_marked;
 use crate::worker::process::pid::ChildPid;
 use crate::worker::process::running::{Running, Waited};
 use crate::worker::runner::{accept_result, RunResult};
+use crate::worker::timings::now_us;
 use nix::sys::signal::Signal;
 use std::io;
 use std::path::Path;
@@ -52,7 +58,9 @@ struct Ended {
 
 /// Waits for the child and classifies its end. `dir` is the attempt
 /// directory, `marker` the attempt's marker value, `log` writes to the
-/// attempt's `LOG`.
+/// attempt's `LOG`, `delivered` is called once the child has delivered its
+/// result. Also says when the child was reaped (the `reaped_us` mark of
+/// [`crate::worker::timings`]).
 pub fn supervise(
     spawned: Spawned,
     cancel: &CancelFlag,
@@ -60,14 +68,28 @@ pub fn supervise(
     dir: &Path,
     marker: &str,
     log: &dyn Fn(&str),
-) -> RunResult {
+    delivered: &dyn Fn(),
+) -> (RunResult, u64) {
     let Spawned {
         mut process,
         mut cgroup,
+        delivery,
         ..
     } = spawned;
     let deadline = Instant::now() + limits.timeout;
-    let (stop, status) = match process.wait(Some(deadline), &|| cancel.is_set()) {
+    let mut waited = process.wait_waking(
+        Some(deadline),
+        &|| cancel.is_set() || delivery.settled(),
+        Some(delivery.fd()),
+    );
+    if matches!(waited, Ok(Waited::Stopped)) && !cancel.is_set() {
+        // The pipe settled, not the cancel: wait for the exit itself.
+        if delivery.delivered() {
+            delivered();
+        }
+        waited = process.wait(Some(deadline), &|| cancel.is_set());
+    }
+    let (stop, status) = match waited {
         Ok(Waited::Exited(status)) => (None, Ok(status)),
         Ok(Waited::Stopped) => (
             Some(Stop::Cancelled),
@@ -85,6 +107,7 @@ pub fn supervise(
             (None, Err(e))
         }
     };
+    let reaped_us = now_us();
     let ended = Ended {
         stop,
         status,
@@ -92,7 +115,7 @@ pub fn supervise(
         memory_limit: cgroup.as_ref().and_then(ChildCgroup::memory_limit),
     };
     end_attempt(process.pid(), cgroup.as_mut(), marker, log);
-    classify(ended, dir)
+    (classify(ended, dir), reaped_us)
 }
 
 /// SIGTERM, the grace, SIGKILL; the escalation is logged.
@@ -175,7 +198,76 @@ fn classify(ended: Ended, dir: &Path) -> RunResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::child::delivery;
+    use crate::worker::process::setup::ChildSetup;
+    use std::cell::Cell;
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
+    /// A child running `script` with a delivery pipe at `$FD`.
+    fn spawned(script: &str) -> Spawned {
+        let (delivery, write) = delivery::pipe().unwrap();
+        let setup = ChildSetup {
+            own_group: true,
+            keep_fd: Some(write.as_raw_fd()),
+            ..ChildSetup::default()
+        };
+        // bash: dash takes no descriptor numbers above 9.
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", script])
+            .env("FD", write.as_raw_fd().to_string());
+        let process = Running::spawn(&mut cmd, setup).unwrap();
+        drop(write);
+        Spawned {
+            process,
+            cgroup: None,
+            delivery,
+            latency: Duration::ZERO,
+        }
+    }
+
+    fn run(script: &str) -> (Option<Instant>, Instant, Outcome) {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            timeout: Duration::from_secs(20),
+            grace: Duration::from_secs(1),
+        };
+        let at = Cell::new(None);
+        let (r, _) = supervise(
+            spawned(script),
+            &CancelFlag::new(),
+            limits,
+            dir.path(),
+            "no-marker",
+            &|_| {},
+            &|| at.set(Some(Instant::now())),
+        );
+        (at.get(), Instant::now(), r.outcome)
+    }
+
+    #[test]
+    fn a_delivery_is_told_before_the_child_exits() {
+        let t = Instant::now();
+        let (delivered, ended, outcome) = run("printf d >&\"$FD\"; sleep 1; exit 4");
+        let delivered = delivered.expect("the delivery was told");
+        assert!(delivered - t < Duration::from_millis(800), "told at once");
+        assert!(
+            ended - delivered >= Duration::from_millis(500),
+            "before the exit"
+        );
+        // The waiting went on to the real end.
+        assert_eq!(outcome, Outcome::Exited(4));
+    }
+
+    #[test]
+    fn a_pipe_closed_without_a_delivery_tells_nothing() {
+        let (delivered, _, outcome) = run("eval \"exec $FD>&-\"; sleep 0.2; exit 4");
+        assert_eq!(delivered, None);
+        assert_eq!(outcome, Outcome::Exited(4));
+        let (delivered, _, _) = run("exit 0");
+        assert_eq!(delivered, None);
+    }
 
     fn ended(stop: Option<Stop>, raw: i32, oom_kills: u64) -> Ended {
         Ended {

@@ -6,7 +6,7 @@
 //! ended (up to 5 ms per attempt with the sleep alone).
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 /// A handle that becomes readable when the process exits.
@@ -28,16 +28,24 @@ impl ExitWait {
         ExitWait { pidfd }
     }
 
-    /// Returns after `pause`, or sooner once the process has exited.
-    pub fn pause(&self, pause: Duration) {
-        let Some(fd) = &self.pidfd else {
-            std::thread::sleep(pause);
-            return;
-        };
+    /// Returns after `pause`, or sooner once the process has exited or
+    /// `also` (when given) is readable or closed.
+    pub fn pause(&self, pause: Duration, also: Option<BorrowedFd<'_>>) {
         let ms = pause.as_millis().clamp(1, i32::MAX as u128) as i32;
         let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+        let mut fds: Vec<PollFd<'_>> = self
+            .pidfd
+            .iter()
+            .map(|fd| fd.as_fd())
+            .chain(also)
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        if fds.is_empty() {
+            std::thread::sleep(pause);
+            return;
+        }
         // An error (EINTR) just ends the pause early; the caller looks again.
-        let _ = poll(&mut [PollFd::new(fd.as_fd(), PollFlags::POLLIN)], timeout);
+        let _ = poll(&mut fds, timeout);
     }
 }
 
@@ -55,7 +63,7 @@ mod tests {
         let wait = ExitWait::new(child.id());
         let t = Instant::now();
         while child.try_wait().unwrap().is_none() {
-            wait.pause(Duration::from_secs(5));
+            wait.pause(Duration::from_secs(5), None);
             assert!(
                 t.elapsed() < Duration::from_secs(4),
                 "not woken by the exit"

@@ -6,6 +6,7 @@ use super::pid::ChildPid;
 use super::setup::ChildSetup;
 use nix::sys::signal::Signal;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::process::{Child, ChildStdout, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,17 @@ impl Running {
         deadline: Option<Instant>,
         stop: &dyn Fn() -> bool,
     ) -> io::Result<Waited> {
+        self.wait_waking(deadline, stop, None)
+    }
+
+    /// As [`Running::wait`], and `stop()` is also asked at once whenever
+    /// `wake` becomes readable (or closed).
+    pub fn wait_waking(
+        &mut self,
+        deadline: Option<Instant>,
+        stop: &dyn Fn() -> bool,
+        wake: Option<BorrowedFd<'_>>,
+    ) -> io::Result<Waited> {
         loop {
             if let Some(status) = self.try_wait()? {
                 return Ok(Waited::Exited(status));
@@ -100,7 +112,7 @@ impl Running {
                 Some(d) => POLL.min(d - now),
                 None => POLL,
             };
-            self.exit.pause(pause);
+            self.exit.pause(pause, wake);
         }
     }
 

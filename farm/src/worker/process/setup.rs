@@ -7,7 +7,9 @@
 //! 2. lead a process group of its own (`setpgid(0, 0)`);
 //! 3. die with the worker (`PR_SET_PDEATHSIG(SIGKILL)`), and give up at
 //!    once when the worker died before that took effect;
-//! 4. resource limits (`setrlimit`) and a nice increment.
+//! 4. resource limits (`setrlimit`) and a nice increment;
+//! 5. keep one descriptor open across exec (its close-on-exec flag
+//!    cleared): the attempt child's delivery pipe.
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits:
 //! callers fork from threads that live as long as the child should.
@@ -17,12 +19,13 @@
 //! the files, limits and the parent's pid are prepared before the fork.
 
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::prctl;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::Signal;
 use nix::unistd::{getpid, getppid, setpgid, write, Pid};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -45,6 +48,9 @@ pub struct ChildSetup {
     pub rlimits: Vec<Rlimit>,
     /// Added to the child's nice value.
     pub nice: Option<i32>,
+    /// A descriptor of the parent, opened close-on-exec, that the child
+    /// keeps open across exec under the same number.
+    pub keep_fd: Option<RawFd>,
 }
 
 impl ChildSetup {
@@ -80,8 +86,21 @@ impl ChildSetup {
         if let Some(n) = self.nice {
             add_nice(n)?;
         }
+        if let Some(fd) = self.keep_fd {
+            keep_open(fd)?;
+        }
         Ok(())
     }
+}
+
+/// Clears the close-on-exec flag of `fd`, in the child only (descriptor
+/// flags are per process after fork).
+fn keep_open(fd: RawFd) -> io::Result<()> {
+    // SAFETY: the parent keeps `fd` open until the child is spawned, so the
+    // forked child has it open too; the borrow lives for this call only.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))?;
+    Ok(())
 }
 
 /// `nice(n)`: -1 is a valid answer, so errno tells a failure apart.
@@ -134,6 +153,32 @@ mod tests {
             .unwrap()
             .nice;
         assert_eq!(f[3], own_nice + 3, "{out}");
+    }
+
+    #[test]
+    fn the_kept_descriptor_stays_open_across_exec() {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&write);
+        let setup = ChildSetup {
+            keep_fd: Some(fd),
+            ..ChildSetup::default()
+        };
+        // bash: dash takes no descriptor numbers above 9.
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &format!("echo kept >&{fd}")]);
+        setup.apply(&mut cmd);
+        assert!(cmd.output().unwrap().status.success());
+        drop(write);
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(read), &mut got).unwrap();
+        assert_eq!(got, "kept\n");
+        // Without it, the same descriptor is closed at exec.
+        let (_read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&write);
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &format!("echo kept >&{fd}")]);
+        ChildSetup::default().apply(&mut cmd);
+        assert!(!cmd.output().unwrap().status.success());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Running one attempt on its blocking task: its directory, its run
-//! in-process (under a [`Watchdog`]) or in a supervised child, a retry
-//! after a stale file handle, its summary, its open retries counted, and
-//! its end through [`Attempt::finish`].
+//! in-process (under a [`Watchdog`]) or in a supervised child (its result
+//! answered from its delivery on, see `delivery.rs`), a retry after a stale
+//! file handle, its summary, its open retries counted, and its end through
+//! [`Attempt::finish`].
 
 use super::*;
 use crate::rocks::open_race::OpenRace;
@@ -243,7 +244,25 @@ impl Supervisor {
             limits.timeout
         ));
         let log = |line: &str| dir.log(line);
-        let r = supervise(spawned, &work.cancel, limits, dir.path(), &marker, &log);
+        let delivered_us = std::cell::Cell::new(None);
+        let delivered = || {
+            let early = delivery::delivered_end(dir.path());
+            if early.is_some_and(|e| self.deliver_early(&work.key, e)) {
+                delivered_us.set(Some(now_us()));
+                dir.log("result delivered; the child is exiting");
+            }
+        };
+        let (r, reaped_us) = supervise(
+            spawned,
+            &work.cancel,
+            limits,
+            dir.path(),
+            &marker,
+            &log,
+            &delivered,
+        );
+        work.prepared.timings.delivered_us = delivered_us.get();
+        work.prepared.timings.reaped_us = Some(reaped_us);
         self.collect_child_files(work, dir);
         (r, Some(latency))
     }

@@ -1,0 +1,92 @@
+//! Early delivery: a MULTI_PROCESS attempt whose child has put its result
+//! in place is answered `done` by `/probe` at once
+//! ([`Supervisor::deliver_early`]), while the child still exits; its slot
+//! and place are given back only at its end, when the child is reaped
+//! ([`Supervisor::finish`]). Held probes and etcd's "done" event are woken at
+//! the delivery, once.
+//!
+//! The delivered result is final: it was complete on disk (`rpc.results`,
+//! `compact.done`, `result.bin`) before the child said so, and the hoster
+//! checks every output before installing it. A child that then dies badly
+//! (a signal in its exit) or is cancelled after its delivery does not take
+//! it back ([`final_end`]); the log says how it ended.
+
+use super::*;
+
+impl Supervisor {
+    /// The child of the running attempt `key` delivered `ended` (a
+    /// success read from its `result.bin`): `/probe` answers it from now.
+    pub(super) fn deliver_early(&self, key: &AttemptKey, ended: Ended) -> bool {
+        let mut st = self.lock();
+        let Some(entry) = st.attempts.get_mut(key) else {
+            return false;
+        };
+        let Phase::Running { delivered, .. } = &mut entry.phase else {
+            return false;
+        };
+        *delivered = Some(ended);
+        let name = entry.name.clone();
+        self.tell(&st, Some(&name));
+        true
+    }
+}
+
+/// What an attempt that may have delivered early ends with: its delivery
+/// when there was one, whatever the child's end (which is logged when it
+/// was not a success), else `ended`.
+pub(super) fn final_end(
+    name: &dyn std::fmt::Display,
+    delivered: Option<Ended>,
+    ended: Ended,
+) -> Ended {
+    let Some(delivered) = delivered else {
+        return ended;
+    };
+    if ended.outcome != Outcome::Succeeded {
+        tracing::warn!(attempt = %name, outcome = %ended.outcome, "the child ended badly after it delivered its result; the delivered result stands");
+    }
+    delivered
+}
+
+/// The end a child's `result.bin` in `dir` makes, when it is a success.
+pub(super) fn delivered_end(dir: &Path) -> Option<Ended> {
+    let bytes = std::fs::read(dir.join(child_spec::RESULT)).ok()?;
+    let r = runner::accept_result(bytes);
+    (r.outcome == Outcome::Succeeded).then(|| Ended {
+        outcome: r.outcome,
+        result: r
+            .result
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+        bytes_read: r.bytes_read,
+        bytes_written: r.bytes_written,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivered_result_stands_whatever_the_child_did_after() {
+        let delivered = Ended {
+            outcome: Outcome::Succeeded,
+            result: Some("cmVzdWx0".into()),
+            bytes_read: 10,
+            bytes_written: 5,
+        };
+        let killed = Ended::failed(Outcome::Killed("SIGSEGV".into()));
+        assert_eq!(
+            final_end(&"attempt", Some(delivered.clone()), killed.clone()),
+            delivered
+        );
+        assert_eq!(final_end(&"attempt", None, killed.clone()), killed);
+    }
+
+    #[test]
+    fn only_a_successful_result_file_is_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(delivered_end(dir.path()), None, "no file");
+        std::fs::write(dir.path().join(child_spec::RESULT), b"not a result").unwrap();
+        assert_eq!(delivered_end(dir.path()), None, "unreadable");
+    }
+}
