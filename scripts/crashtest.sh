@@ -75,6 +75,20 @@ else
 fi
 db_stress=$(FARM_BUILD_DIR=$CARGO_BUILD_BUILD_DIR tests/crashtest/build-db-stress.sh | tail -1)
 crashtest_py=$(dirname "$db_stress")/db_crashtest.py
+# Whitebox needs RocksDB's kill points (TEST_KILL_RANDOM), which exist only
+# without NDEBUG: a second db_stress, built from the same sources and patch
+# without NDEBUG and with all of RocksDB compiled in (it links no
+# librocksdb.a). Blackbox keeps the release one, the RocksDB the farm links.
+# Built when whitebox is about to start (below): from nothing it takes a
+# long while, and with --mode both the blackbox half need not wait for it.
+db_stress_debug=
+debug_stress() {
+  [ -n "$db_stress_debug" ] && return 0
+  local t=$(date +%s)
+  db_stress_debug=$(FARM_BUILD_DIR=$CARGO_BUILD_BUILD_DIR tests/crashtest/build-db-stress.sh --debug | tail -1)
+  log "debug db_stress ready in $(( $(date +%s) - t )) s: $db_stress_debug"
+  [ -x "$db_stress_debug" ]
+}
 # db_stress's custom compression manager (--compression_manager=custom), for
 # the workers: they load it through PLUGINS.
 plugin=$(dirname "$db_stress")/libdb_stress_plugin.so
@@ -238,10 +252,6 @@ fixed=(
   # The protocol has no resumption: each attempt writes a new output
   # directory and the worker runs OpenAndCompact with allow_resumption off.
   --allow_resumption_one_in=0
-  # Not the farm's: a release db_stress refuses metadata read fault
-  # injection (it needs sync points), and db_crashtest.py's release mode
-  # (DEBUG_LEVEL=0) zeroes only read_fault_one_in.
-  --metadata_read_fault_one_in=0
   # db_crashtest.py's blob direct write presets (one invocation in ten)
   # switch remote compaction off altogether; blob files themselves are off
   # whenever remote compaction is on (db_crashtest.py: "Fix races when both
@@ -273,6 +283,8 @@ session=${FARM_CRASHTEST_SESSION_SECS:-300}
 status=0
 n=0
 for m in "${modes[@]}"; do
+  # Its time starts once its db_stress is there (a failed build fails the run).
+  if [ "$m" = whitebox ]; then debug_stress || { status=1; break; }; fi
   mode_end=$(( $(date +%s) + secs ))
   while [ "$status" -eq 0 ] && [ "$(date +%s)" -lt $(( mode_end - 30 )) ]; do
     n=$(( n + 1 ))
@@ -281,20 +293,33 @@ for m in "${modes[@]}"; do
     tmp="$run/db/s$n"
     mkdir -p "$tmp" "$run/expected/s$n"
     log "session $n: db_crashtest.py $m for $len s"
-    extra=()
-    # A release db_stress has no kill points (TEST_KILL_RANDOM is compiled
-    # out under NDEBUG), so whitebox's kill-point runs would never end
-    # early: smaller runs make whitebox cycle through its check modes (level
-    # with reopens, universal, FIFO) within the duration.
-    # (Its kill-point runs do 100 x ops_per_thread per thread.)
-    [ "$m" = whitebox ] && extra=(--ops_per_thread=500)
-    # DEBUG_LEVEL=0 tells db_crashtest.py that db_stress is a release build
-    # (NDEBUG, as the farm's librocksdb.a): it then leaves out the options a
-    # release db_stress refuses (read fault injection needs sync points).
-    setsid env DEBUG_LEVEL=0 TEST_TMPDIR="$tmp" TEST_TMPDIR_EXPECTED="$run/expected/s$n" \
+    if [ "$m" = whitebox ]; then
+      stress=$db_stress_debug
+      # DEBUG_LEVEL=1: a debug db_stress (assertions, sync points, kill
+      # points); db_crashtest.py then keeps read fault injection on.
+      debug_level=1
+      # Not the farm's: the machine's. The non-kill check modes (universal,
+      # FIFO, leveled) run ops_per_thread operations per thread to the end
+      # (default 200000), too many for a -O0 debug db_stress on a shared
+      # 2-core machine within a session: smaller runs let whitebox cycle
+      # through its check modes. Its kill-point runs do 100 times that and
+      # end at a kill point.
+      extra=(--ops_per_thread=500)
+    else
+      stress=$db_stress
+      # DEBUG_LEVEL=0: a release db_stress (NDEBUG, as the farm's
+      # librocksdb.a); db_crashtest.py then leaves out read fault injection,
+      # which needs sync points.
+      debug_level=0
+      # Not the farm's: a release db_stress refuses metadata read fault
+      # injection (it needs sync points), and db_crashtest.py's release mode
+      # zeroes only read_fault_one_in. The debug db_stress keeps it.
+      extra=(--metadata_read_fault_one_in=0)
+    fi
+    setsid env DEBUG_LEVEL=$debug_level TEST_TMPDIR="$tmp" TEST_TMPDIR_EXPECTED="$run/expected/s$n" \
       FARM_WORKERS="$workers_csv" FARM_HOSTER_ROOT="$run/db" \
       FARM_CLIENT_LOG="$run/client.log" \
-      python3 "$crashtest_py" "$m" --stress_cmd="$db_stress" --duration="$len" \
+      python3 "$crashtest_py" "$m" --stress_cmd="$stress" --duration="$len" \
       "${fixed[@]}" "${extra[@]}" > "$run/crashtest-$n-$m.log" 2>&1 < /dev/null &
     crash_pid=$!
     rc=0
@@ -309,11 +334,17 @@ for m in "${modes[@]}"; do
       log "the crash test's output: /tmp/farm-crashtest-$m-failed.log"
     fi
   done
+  # The counts so far, after each mode (they add up over the modes).
+  for i in $(seq 0 $(( nworkers - 1 ))); do scrape "$i"; done
+  python3 tests/crashtest/summarize.py report "$run" "$m" "$status" > "$run/report-after-$m.md" || true
 done
 
 stop_group "$injector_pid" 1
 injector_pid=
 for i in $(seq 0 $(( nworkers - 1 ))); do scrape "$i"; done
+for m in "${modes[@]}"; do
+  [ "${#modes[@]}" -gt 1 ] && { echo; echo "(counts after $m, cumulative)"; cat "$run/report-after-$m.md"; }
+done
 python3 tests/crashtest/summarize.py report "$run" "${modes[*]}" "$status"
 
 if ((selftest)); then

@@ -14,10 +14,26 @@
 # Objects are kept in $CACHE/db_stress-<version>-obj and reused across
 # patch changes (make rebuilds what the patch touches, by -MMD deps).
 #
+# With --debug it builds a second db_stress for db_crashtest.py whitebox,
+# whose kill points (TEST_KILL_RANDOM) exist only without NDEBUG: the same
+# vendored sources and patch, compiled without NDEBUG at -O0 together with
+# all of RocksDB's library sources (the list librocksdb-sys compiles), so it
+# links no librocksdb.a: $CACHE/db_stress-<version>-debug-<hash>/db_stress,
+# objects in $CACHE/db_stress-<version>-debug-obj. No plugin is built there:
+# the plugin is loaded by the (release) workers and comes from the release
+# build.
+#
 # Environment: FARM_BUILD_DIR (cargo build dir, default
 # $HOME/.cache/compaction-farm/target), ROCKSDB_LIB (a librocksdb.a to use
 # instead of the newest one under FARM_BUILD_DIR), JOBS (default 2).
 set -euo pipefail
+
+variant=release
+case "${1:-}" in
+  --debug) variant=debug ;;
+  "") ;;
+  *) echo "build-db-stress: unknown argument $1" >&2; exit 2 ;;
+esac
 
 here=$(cd "$(dirname "$0")" && pwd)
 version=0.19.0+11.8.1
@@ -35,10 +51,13 @@ src=$(ls -d "$HOME"/.cargo/registry/src/*/librocksdb-sys-$version 2>/dev/null | 
 newest() { ls -t "$@" 2>/dev/null | head -1; }
 rocksdb_lib=${ROCKSDB_LIB:-$(newest "$build_dir"/debug/build/librocksdb-sys-*/out/librocksdb.a)}
 snappy_lib=$(dirname "$rocksdb_lib")/libsnappy.a
+[ "$variant" = debug ] && snappy_lib=$(newest "$build_dir"/debug/build/librocksdb-sys-*/out/libsnappy.a)
 lz4_lib=$(newest "$build_dir"/debug/build/lz4-sys-*/out/liblz4.a)
 zstd_lib=$(newest "$build_dir"/debug/build/zstd-sys-*/out/libzstd.a)
 z_lib=$(newest "$build_dir"/debug/build/libz-sys-*/out/lib/libz.a)
-for f in "$rocksdb_lib" "$snappy_lib" "$lz4_lib" "$zstd_lib" "$z_lib"; do
+rocksdb_libs=("$rocksdb_lib")
+[ "$variant" = debug ] && rocksdb_libs=()
+for f in "${rocksdb_libs[@]}" "$snappy_lib" "$lz4_lib" "$zstd_lib" "$z_lib"; do
   [ -f "$f" ] || { echo "build-db-stress: missing $f: run scripts/test.sh (or a cargo build) first" >&2; exit 1; }
 done
 lz4_inc=$(dirname "$lz4_lib")/include
@@ -55,6 +74,14 @@ defines=(-DSNAPPY=1 -DLZ4=1 -DZSTD=1 -DZLIB=1 -DNDEBUG=1 -DHAVE_ALIGNED_NEW
   -DROCKSDB_FALLOCATE_PRESENT -DROCKSDB_RANGESYNC_PRESENT -DGFLAGS=1)
 cxxflags=(-O2 -g0 -std=c++20 -msse2 -include cstdint -Wno-unused-parameter -Wno-unused-variable
   -Wno-missing-field-initializers -Wno-strict-aliasing -Wno-invalid-offsetof)
+if [ "$variant" = debug ]; then
+  # Without NDEBUG: assertions, sync points and kill points compiled in.
+  # -O0, as RocksDB's Makefile for DEBUG_LEVEL=2: about 380 files to
+  # compile on a shared 2-core machine, and whitebox needs correctness, not
+  # speed (objects left by an -O1 build are as good: same defines).
+  defines=("${defines[@]/-DNDEBUG=1/}")
+  cxxflags=("${cxxflags[@]/-O2/-O0}")
+fi
 
 sources=(
   db_stress_tool/batched_ops_stress.cc db_stress_tool/cf_consistency_stress.cc
@@ -69,16 +96,35 @@ sources=(
   db_stress_tool/db_stress_farm_client.cc
   test_util/testutil.cc
 )
+if [ "$variant" = debug ]; then
+  # All of RocksDB's library sources, as librocksdb-sys lists them, with its
+  # pre-generated build_version.cc instead of util/build_version.cc.
+  while read -r f; do
+    [ -n "$f" ] && [ "$f" != util/build_version.cc ] && sources+=("$f")
+  done < "$src/rocksdb_lib_sources.txt"
+  sources+=(farm_build_version.cc)
+fi
 
 patch_hash=$( (cat "$here"/*.patch "$here"/db_stress_farm_client.* "$here"/db_stress_plugin.cc; echo "${defines[*]} ${cxxflags[*]} ${sources[*]}") \
   | sha256sum | cut -c1-12)
-out=$cache/db_stress-$rocksdb_version-$patch_hash
+suffix=
+[ "$variant" = debug ] && suffix=-debug
+out=$cache/db_stress-$rocksdb_version$suffix-$patch_hash
+# One build of a variant at a time: a second caller waits, then finds the
+# binary the first one built.
+mkdir -p "$cache"
+exec 9> "$cache/db_stress-$rocksdb_version$suffix.lock"
+flock 9
+if [ "$variant" = debug ] && [ -x "$out/db_stress" ]; then
+  echo "$out/db_stress"
+  exit 0
+fi
 if [ -x "$out/db_stress" ] && [ "$out/db_stress" -nt "$rocksdb_lib" ] && [ -f "$out/libdb_stress_plugin.so" ]; then
   echo "$out/db_stress"
   exit 0
 fi
 
-work=$cache/db_stress-$rocksdb_version-obj
+work=$cache/db_stress-$rocksdb_version$suffix-obj
 mkdir -p "$work/obj"
 # A fresh copy of the pristine source (mtimes kept, so objects of files the
 # patch leaves alone stay valid), then the patch and the client files.
@@ -87,6 +133,7 @@ cp -a "$src/rocksdb" "$work/src.new"
 patch -s -p1 -d "$work/src.new" < "$here/db_stress_farm.patch"
 cp "$here"/db_stress_farm_client.h "$here"/db_stress_farm_client.cc "$here"/db_stress_plugin.cc \
   "$work/src.new/db_stress_tool/"
+cp "$src/build_version.cc" "$work/src.new/farm_build_version.cc"
 # Unchanged files keep their old mtime; changed ones get a new one.
 if [ -d "$work/src" ]; then
   (cd "$work/src.new" && find . -type f) | while read -r f; do
@@ -101,21 +148,22 @@ mv "$work/src.new" "$work/src"
 objs=()
 for s in "${sources[@]}"; do objs+=("obj/${s%.cc}.o"); done
 {
-  echo "CXXFLAGS := ${defines[*]} ${cxxflags[*]} -Isrc -Isrc/include -I$lz4_inc -I$zstd_inc -I$z_inc"
+  echo "CXXFLAGS := ${defines[*]} ${cxxflags[*]} -Isrc -Isrc/include -Isrc/third-party/gtest-1.8.1/fused-src -I$src/snappy -I$src -I$lz4_inc -I$zstd_inc -I$z_inc"
   echo "all: ${objs[*]}"
   echo "obj/%.o: src/%.cc"
   printf '\t@mkdir -p $(dir $@)\n\t@echo "  CXX $<"\n\t@g++ $(CXXFLAGS) -MMD -MP -c $< -o $@\n'
-  echo "-include \$(wildcard obj/*/*.d)"
+  echo "-include \$(shell find obj -name '*.d')"
 } > "$work/Makefile"
 
 start=$(date +%s)
 nice make -s -C "$work" -j"$jobs" all >&2
 mkdir -p "$out"
 (cd "$work" && nice g++ -o "$out/db_stress.tmp" "${objs[@]}" \
-  "$rocksdb_lib" "$snappy_lib" "$lz4_lib" "$zstd_lib" "$z_lib" -lgflags -lpthread -ldl) >&2
+  "${rocksdb_libs[@]}" "$snappy_lib" "$lz4_lib" "$zstd_lib" "$z_lib" -lgflags -lpthread -ldl) >&2
 # The worker plugin (PLUGINS) with the db_stress classes a worker can
 # serve: no RocksDB of its own, its symbols resolve against the worker.
-(cd "$work" && nice g++ $(sed -n 's/^CXXFLAGS := //p' Makefile) -fPIC -shared \
+# Release only: the workers link a release RocksDB.
+[ "$variant" = debug ] || (cd "$work" && nice g++ $(sed -n 's/^CXXFLAGS := //p' Makefile) -fPIC -shared \
   -fvisibility=hidden -fvisibility-inlines-hidden \
   -o "$out/libdb_stress_plugin.so" src/db_stress_tool/db_stress_plugin.cc \
   src/db_stress_tool/db_stress_compression_manager.cc) >&2

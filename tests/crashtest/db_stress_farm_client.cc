@@ -282,6 +282,7 @@ struct Attempt {
   std::string output_dir;
   uint64_t job_id = 0;
   uint32_t attempt = 0;
+  uint64_t start_time = 0;  // of the key: see FarmCompact
 };
 
 void RemoveDir(const std::string& dir) {
@@ -342,7 +343,7 @@ bool FinishedOnDisk(const Attempt& at, std::string* raw) {
   if (JsonString(marker, "instance_name") != Config().instance ||
       JsonNumber(marker, "job_id") != at.job_id ||
       JsonNumber(marker, "attempt") != at.attempt ||
-      JsonNumber(marker, "start_time") != Config().start_time) {
+      JsonNumber(marker, "start_time") != at.start_time) {
     return false;
   }
   return ReadFileToString(Env::Default(), at.output_dir + "/rpc.results", raw)
@@ -442,10 +443,16 @@ Status FarmCompact(const CompactionServiceJobInfo& info,
     Attempt at;
     at.worker = c.workers[(first + i) % n];
     at.job_id = info.job_id;
-    at.attempt = next_attempt.fetch_add(1);
-    at.output_dir = output_dir + "-att-" + std::to_string(at.attempt);
+    // Keys never repeat in this process, across jobs and across reopens
+    // (which start RocksDB's job ids again): `seq` counts every attempt. The
+    // protocol bounds `attempt` to 0..=1000 (a hoster retries a job a few
+    // times), so every 1001 attempts the key's start_time moves on a second.
+    const uint32_t seq = next_attempt.fetch_add(1);
+    at.attempt = seq % 1001;
+    at.start_time = c.start_time + seq / 1001;
+    at.output_dir = output_dir + "-att-" + std::to_string(seq);
     at.key_json = "\"instance_name\":\"" + JsonEscape(c.instance) +
-                  "\",\"start_time\":" + std::to_string(c.start_time) +
+                  "\",\"start_time\":" + std::to_string(at.start_time) +
                   ",\"dbname\":\"" + JsonEscape(info.db_name) +
                   "\",\"job_id\":" + std::to_string(info.job_id) +
                   ",\"attempt\":" + std::to_string(at.attempt);

@@ -110,16 +110,30 @@ def report(run, modes, status):
                 if len(parts) >= 2:
                     faults[parts[1]] += 1
     runs = collections.Counter()
+    kills = collections.Counter()
     for path in glob.glob(os.path.join(run, "crashtest-*.log")):
         with open(path, errors="replace") as f:
-            for m in re.finditer(r"--remote_compaction_worker_threads=(\d+)", f.read()):
-                runs["remote on" if int(m.group(1)) > 0 else "remote off"] += 1
+            text = f.read()
+        for m in re.finditer(r"--remote_compaction_worker_threads=(\d+)", text):
+            runs["remote on" if int(m.group(1)) > 0 else "remote off"] += 1
+        # whitebox: "check_mode=0, kill option=<odds>, exitcode=<code>"
+        for m in re.finditer(r"check_mode=(\d), kill option=(\S+), exitcode=(-?\d+)", text):
+            if m.group(2) == "None":
+                kills["check runs (no kill points)"] += 1
+            elif int(m.group(3)) < 0:
+                kills["kill-point runs killed at a kill point"] += 1
+            else:
+                kills["kill-point runs ended without a kill"] += 1
+        kills["kill points reached (\"Crashing at\")"] += text.count("Crashing at ")
     verdict = "passed" if status == "0" else "FAILED"
     print(f"\n== crash test ({modes}): {verdict}")
     print("| where | count |")
     print("| --- | --- |")
     print(f"| db_stress runs with remote compaction on | {runs['remote on']} |")
     print(f"| db_stress runs with remote compaction off (by db_crashtest.py) | {runs['remote off']} |")
+    for k, v in sorted(kills.items()):
+        if v or "whitebox" in modes:
+            print(f"| whitebox: {k} | {v} |")
     print(f"| compaction jobs in the DB's LOG (started) | {started} |")
     print(f"| of which received a remote result | {remote} |")
     print(f"| of which ran locally | {started - remote} |")

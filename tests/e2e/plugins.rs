@@ -441,8 +441,33 @@ fn a_panicking_plugin_costs_one_attempt() {
 /// and lists the class, unversioned.
 #[test]
 fn a_cpp_plugin_registering_in_object_library_works() {
+    let so = compile_cpp_plugin("cpp_plugin.cc");
+    cpp_plugin_runs_remotely(&so, "farm.test.cpp_concat", multi_process());
+    let _ = std::fs::remove_file(so);
+}
+
+/// A C++ plugin whose static constructor builds on RocksDB's globals while
+/// it registers (`fixtures/cpp_static_plugin.cc`, as db_stress's custom
+/// compression manager does) serves jobs in both modes, whatever
+/// `FARM_E2E_MULTI_PROCESS` says. Children once got `PLUGINS` through
+/// `LD_PRELOAD`, which ran that constructor before the worker binary's own
+/// static initialisers: every compaction of a child then died of SIGSEGV
+/// and ran locally.
+#[test]
+fn a_cpp_plugin_registering_from_a_static_constructor_works_in_both_modes() {
+    let so = compile_cpp_plugin("cpp_static_plugin.cc");
+    for multi in [false, true] {
+        cpp_plugin_runs_remotely(&so, "farm.test.cpp_static_concat", multi);
+    }
+    let _ = std::fs::remove_file(so);
+}
+
+/// Compiles `tests/e2e/fixtures/<source>`, a C++ plugin, against the
+/// RocksDB headers the worker was built with.
+fn compile_cpp_plugin(source: &str) -> PathBuf {
     let rocksdb = PathBuf::from(env!("DEP_ROCKSDB_DIR_FOR_TESTS"));
-    let so = std::env::temp_dir().join(format!("farm-cpp-plugin-{}.so", std::process::id()));
+    let stem = source.trim_end_matches(".cc").replace('_', "-");
+    let so = std::env::temp_dir().join(format!("farm-{stem}-{}.so", std::process::id()));
     let status = std::process::Command::new("c++")
         .args([
             "-std=c++20",
@@ -458,23 +483,36 @@ fn a_cpp_plugin_registering_in_object_library_works() {
         .arg(rocksdb.join("include"))
         .arg("-o")
         .arg(&so)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/fixtures/cpp_plugin.cc"))
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/e2e/fixtures")
+                .join(source),
+        )
         .status()
         .expect("c++ runs");
-    assert!(status.success(), "the C++ plugin compiles");
+    assert!(status.success(), "the C++ plugin {source} compiles");
+    so
+}
 
+/// A worker (`MULTI_PROCESS` = `multi`) with the C++ plugin `so` lists its
+/// merge operator `class` and runs every compaction of a hoster that
+/// merges with it: none fails on the worker, none runs locally.
+fn cpp_plugin_runs_remotely(so: &Path, class: &str, multi: bool) {
     let d = dirs("db");
-    let worker = start_worker(d.tmp.path(), &[("PLUGINS", so.display().to_string())]);
+    let worker = start_worker(
+        d.tmp.path(),
+        &[
+            ("PLUGINS", so.display().to_string()),
+            ("MULTI_PROCESS", multi.to_string()),
+        ],
+    );
     eventually("the worker lists the C++ class", || {
         worker_stat(&worker)["plugins"]["classes"]
             .as_array()
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["name"] == "farm.test.cpp_concat" && c["version"] == 0)
-            })
+            .is_some_and(|c| c.iter().any(|c| c["name"] == class && c["version"] == 0))
     });
     let mut opts = small_options();
-    opts.set_merge_operator_associative("farm.test.cpp_concat", append);
+    opts.set_merge_operator_associative(class, append);
     let params = params(&d.root, &[worker.base_url()], serde_json::json!({}));
     let hoster = Hoster::open(
         &d.db,
@@ -485,8 +523,11 @@ fn a_cpp_plugin_registering_in_object_library_works() {
     merge_and_compact(&hoster);
 
     let stats = hoster.farm.stats();
-    assert!(stats.remote_installed > 0, "{stats:?}");
-    assert_eq!(stats.local_total(), 0, "{stats:?}");
+    let stat = worker_stat(&worker);
+    let mode = if multi { "multi-process" } else { "in-process" };
+    assert_eq!(failed_attempts(&stat), 0, "{mode}: {}", stat["counters"]);
+    assert!(stats.remote_installed > 0, "{mode}: {stats:?}");
+    assert_eq!(stats.local_total(), 0, "{mode}: {stats:?}");
     assert_merged(&hoster);
 }
 

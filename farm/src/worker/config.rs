@@ -25,7 +25,7 @@
 //! | `WORKER_ALLOW_NO_TOKEN` | `false` | `true`: listen beyond loopback without `WORKER_AUTH_TOKEN` (anyone who reaches the port may submit jobs); logged as a warning at every start |
 //! | `MULTI_PROCESS` | `false` | run each attempt in its own child process |
 //! | `REMOTE_STORAGE` | `false` | `true`: take jobs in the HTTP storage mode (a job's `remote` object): read the DB from the hoster's file endpoint the job names and push the outputs there (`docs/REMOTE_STORAGE.md`); off, such a job is refused (412), so no request makes the worker fetch from an address it names |
-//! | `PLUGINS` | unset | `:`-separated plugin `.so` files (with the worker's own `LD_PRELOAD`): loaded into the worker, or with `MULTI_PROCESS` preloaded into each child |
+//! | `PLUGINS` | unset | `:`-separated plugin `.so` files (with the worker's own `LD_PRELOAD`): loaded (`dlopen`) into the worker, or with `MULTI_PROCESS` into each child once its own initialisers have run; the worker's own `LD_PRELOAD` is preloaded into each child as into the worker |
 //! | `CHILD_MEMORY_LIMIT` | unlimited | a child's memory, bytes (suffixes K, M, G): its cgroup's memory limit, with no swap beyond it where the host accounts swap; `RLIMIT_AS` where no cgroup can be made. A child past it is killed by the kernel (`out_of_memory`) |
 //! | `CHILD_MAX_PROCESSES` | 1024 | processes and threads at once in a child's cgroup (`pids.max`); no limit without a cgroup |
 //! | `CHILD_CPU_WEIGHT` | 100 | a child's cgroup's CPU weight, 1 to 10000 (100: the share of any other cgroup; cgroup v1: `cpu.shares` = weight × 1024 / 100) |
@@ -127,8 +127,18 @@ pub struct WorkerConfig {
     pub multi_process: bool,
     /// `REMOTE_STORAGE`: HTTP storage jobs are taken.
     pub remote_storage: bool,
-    /// Preloaded into children: `PLUGINS`, then the worker's own `LD_PRELOAD`.
+    /// Loaded into the worker or each child: `PLUGINS`, then the worker's
+    /// own `LD_PRELOAD`.
     pub plugins: Vec<PathBuf>,
+    /// The worker's own `LD_PRELOAD` (also in `plugins`): preloaded into
+    /// each child as the dynamic loader preloaded it into the worker.
+    /// `PLUGINS` are never preloaded: a preloaded object's constructors run
+    /// before the worker binary's own static initialisers, RocksDB's among
+    /// them, so a C++ plugin that registers from a constructor would see
+    /// RocksDB's globals unset (and freeze them so: a function-local static
+    /// copied from one, such as `GetBuiltinV2CompressionManager()`'s, stays
+    /// empty and every compaction of the child crashes).
+    pub preloaded: Vec<PathBuf>,
     pub child_limits: ChildLimits,
     pub attempt_timeout_multiplier: u32,
     pub attempt_timeout_min: Duration,
@@ -543,14 +553,18 @@ impl WorkerConfig {
             None => false,
         };
         let mut plugins = Vec::new();
+        let mut preloaded = Vec::new();
         let listed = src.get("PLUGINS");
-        let preloaded = (env)("LD_PRELOAD").filter(|v| !v.is_empty());
-        for (name, list) in [("PLUGINS", &listed), ("LD_PRELOAD", &preloaded)] {
+        let preload = (env)("LD_PRELOAD").filter(|v| !v.is_empty());
+        for (name, list) in [("PLUGINS", &listed), ("LD_PRELOAD", &preload)] {
             let Some(list) = list else { continue };
             for item in list.split([':', ' ']).filter(|s| !s.is_empty()) {
                 let p = PathBuf::from(item);
                 if !p.is_file() {
                     return Err(invalid(name, list, format!("{item} is not a file")));
+                }
+                if name == "LD_PRELOAD" {
+                    preloaded.push(p.clone());
                 }
                 plugins.push(p);
             }
@@ -717,6 +731,7 @@ impl WorkerConfig {
             multi_process,
             remote_storage,
             plugins,
+            preloaded,
             child_limits,
             attempt_timeout_multiplier,
             attempt_timeout_min,
@@ -948,6 +963,24 @@ mod tests {
         assert_eq!(c.max_parallel_compactions, 3);
         assert_eq!(c.worker_db_root, PathBuf::from("/srv/w"));
         assert!(c.del_worker_temp_db);
+    }
+
+    /// `PLUGINS` are loaded, never preloaded into children; the worker's
+    /// own `LD_PRELOAD` is both.
+    #[test]
+    fn only_the_workers_own_preload_is_preloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("liba.so");
+        let b = dir.path().join("libb.so");
+        std::fs::write(&a, b"").unwrap();
+        std::fs::write(&b, b"").unwrap();
+        let (a_s, b_s) = (a.display().to_string(), b.display().to_string());
+        let c = load(&[("PLUGINS", &a_s), ("LD_PRELOAD", &b_s)], None).unwrap();
+        assert_eq!(c.plugins, vec![a.clone(), b.clone()]);
+        assert_eq!(c.preloaded, vec![b]);
+        let c = load(&[("PLUGINS", &a_s)], None).unwrap();
+        assert_eq!(c.plugins, vec![a]);
+        assert!(c.preloaded.is_empty());
     }
 
     #[test]

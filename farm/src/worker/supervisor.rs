@@ -261,7 +261,7 @@ impl Supervisor {
         let spawner = if config.multi_process {
             Some(Spawner::start(
                 worker_exe.to_owned(),
-                config.plugins.clone(),
+                config.preloaded.clone(),
                 config.child_limits.clone(),
                 cgroups,
             )?)

@@ -1,15 +1,23 @@
-//! The soak's plot: the steady worker's resident memory and open files
-//! over the run, one SVG with two panels.
+//! The soak's plot: the steady worker's resident memory (all of it, and
+//! its anonymous part) and open files over the run, one SVG with two
+//! panels.
 
 use super::resources::Series;
 use plotters::prelude::*;
 use std::path::Path;
 
 pub fn draw(path: &Path, series: &Series, title: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let minutes: Vec<(f64, f64, f64)> = series
+    let minutes: Vec<(f64, f64, f64, f64)> = series
         .points
         .iter()
-        .map(|(t, u)| (t / 60.0, u.rss_kib as f64 / 1024.0, u.fds as f64))
+        .map(|(t, u)| {
+            (
+                t / 60.0,
+                u.rss_kib as f64 / 1024.0,
+                u.fds as f64,
+                u.anon_kib as f64 / 1024.0,
+            )
+        })
         .collect();
     let xmax = minutes.last().map_or(1.0, |p| p.0.max(1.0 / 60.0));
     let rss_max = minutes.iter().map(|p| p.1).fold(1.0, f64::max) * 1.2;
@@ -20,7 +28,7 @@ pub fn draw(path: &Path, series: &Series, title: &str) -> Result<(), Box<dyn std
     let panels = [
         (
             top,
-            "resident memory (MiB)",
+            "resident memory (MiB): all, anonymous",
             rss_max,
             RGBColor(40, 90, 200),
             1,
@@ -44,6 +52,10 @@ pub fn draw(path: &Path, series: &Series, title: &str) -> Result<(), Box<dyn std
             .iter()
             .map(|p| (p.0, if field == 1 { p.1 } else { p.2 }));
         chart.draw_series(LineSeries::new(points, &color))?;
+        if field == 1 {
+            let anon = minutes.iter().map(|p| (p.0, p.3));
+            chart.draw_series(LineSeries::new(anon, &RGBColor(40, 160, 90)))?;
+        }
     }
     root.present()?;
     Ok(())

@@ -10,6 +10,11 @@ use std::time::Instant;
 pub struct Usage {
     /// `VmRSS`, KiB.
     pub rss_kib: u64,
+    /// `RssAnon` (heap, stacks, anonymous maps), KiB: what a leak grows.
+    pub anon_kib: u64,
+    /// `RssFile` (the binary's and libraries' pages touched so far), KiB:
+    /// grows as code paths run for the first time, never by a leak.
+    pub file_kib: u64,
     /// Entries of `/proc/<pid>/fd`.
     pub fds: u64,
 }
@@ -17,16 +22,23 @@ pub struct Usage {
 /// Reads `pid`'s usage; `None` once it is gone.
 pub fn sample(pid: u32) -> Option<Usage> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
+    let kib = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-    Some(Usage { rss_kib, fds })
+    Some(Usage {
+        rss_kib: kib("VmRSS:")?,
+        anon_kib: kib("RssAnon:")?,
+        file_kib: kib("RssFile:")?,
+        fds,
+    })
 }
 
 /// `(seconds since the start, usage)` readings.
@@ -50,12 +62,16 @@ impl Series {
         }
     }
 
-    /// `seconds,rss_kib,fds` lines under a header.
+    /// `seconds,rss_kib,fds,anon_kib,file_kib` lines under a header.
     pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
         let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-        writeln!(f, "seconds,rss_kib,fds")?;
+        writeln!(f, "seconds,rss_kib,fds,anon_kib,file_kib")?;
         for (t, u) in &self.points {
-            writeln!(f, "{t:.1},{},{}", u.rss_kib, u.fds)?;
+            writeln!(
+                f,
+                "{t:.1},{},{},{},{}",
+                u.rss_kib, u.fds, u.anon_kib, u.file_kib
+            )?;
         }
         f.flush()
     }

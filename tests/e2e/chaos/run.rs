@@ -28,6 +28,8 @@ const KEY_SPACE: u64 = 20_000;
 const ROUNDS: u32 = 6;
 /// Faults injected per round, besides the hoster's kill.
 const FAULTS_PER_ROUND: usize = 2;
+/// How often a soak reads the steady worker once it is idle.
+const IDLE_EVERY: Duration = Duration::from_secs(300);
 
 /// How long the run lasts: a fixed number of rounds, or a soak.
 struct Plan {
@@ -224,6 +226,7 @@ fn hoster_killed_and_reopened_while_the_farm_fails_around_it() {
     let kinds = Fault::injectable(multi_process());
     let mut queue: Vec<Fault> = Vec::new();
     let started = Instant::now();
+    let mut last_idle = started;
     let mut round = 0;
     while plan.more(round, started) {
         let mut faults = Vec::new();
@@ -240,6 +243,14 @@ fn hoster_killed_and_reopened_while_the_farm_fails_around_it() {
             let usage = idle_usage(&run.stand);
             println!("steady worker after the warm-up: {usage:?}");
             start_usage = Some(usage);
+            last_idle = Instant::now();
+        } else if plan.soak.is_some() && last_idle.elapsed() >= IDLE_EVERY {
+            // The soak's idle readings: whether what stays after the chaos
+            // grows with time (the busy curve mixes in running attempts).
+            let usage = idle_usage(&run.stand);
+            let minutes = started.elapsed().as_secs_f64() / 60.0;
+            println!("steady worker idle after {minutes:.1} min: {usage:?}");
+            last_idle = Instant::now();
         }
     }
     let start_usage = start_usage.expect("at least one round of faults ran");

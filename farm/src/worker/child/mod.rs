@@ -15,7 +15,7 @@
 //! - [`limits`]: what a child may use (`CHILD_*` settings), in its cgroup
 //!   or as resource limits.
 //! - [`spawner`]: the long-lived forking thread; the child's cgroup,
-//!   process group, `PR_SET_PDEATHSIG`, `LD_PRELOAD`.
+//!   process group, `PR_SET_PDEATHSIG`, the worker's own `LD_PRELOAD`.
 //! - [`delivery`]: the pipe on which a child says its result is in place,
 //!   so that `/probe` answers it before the child has exited.
 //! - [`supervise`]: waiting with a timeout and a cancel, the grace period

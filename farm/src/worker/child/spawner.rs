@@ -8,8 +8,11 @@
 //!   worker has a [`CgroupHome`] (joined before exec, so a plugin's
 //!   constructor already runs inside it), its own process group, dying with
 //!   the worker, resource limits and nice value;
-//! - gets `LD_PRELOAD` = the plugin list, the attempt marker, and the write
-//!   end of its delivery pipe ([`super::delivery`]);
+//! - gets `LD_PRELOAD` = the worker's own `LD_PRELOAD` (never `PLUGINS`:
+//!   the child loads those itself once its static initialisers have run,
+//!   see [`crate::worker::config::WorkerConfig::preloaded`]), and the
+//!   attempt marker, and the write end of its delivery pipe
+//!   ([`super::delivery`]);
 //! - writes stdout and stderr to `LOG.child`.
 
 use super::delivery::{self, Delivery, DELIVERED_FD};
@@ -68,7 +71,8 @@ pub struct Spawned {
 
 impl Spawner {
     /// Starts the forking thread. `exe` is the worker binary; `preload` the
-    /// plugin list for `LD_PRELOAD`; `cgroups` where children's cgroups go.
+    /// objects for the children's `LD_PRELOAD` (the worker's own); `cgroups`
+    /// where children's cgroups go.
     pub fn start(
         exe: PathBuf,
         preload: Vec<PathBuf>,

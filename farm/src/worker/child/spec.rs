@@ -71,8 +71,9 @@ pub struct ChildSpec {
     pub cf_name: String,
     /// Stamped into output SSTs as `db_host_id`.
     pub identity: String,
-    /// Plugins to load (already preloaded through `LD_PRELOAD`; loading
-    /// lets them register their classes).
+    /// Plugins to load (`dlopen`, after the child's own static
+    /// initialisers); an object of the worker's own `LD_PRELOAD` is already
+    /// loaded, and loading it again lets it register its classes.
     #[serde(default)]
     pub plugins: Vec<PathBuf>,
     /// The zipserver to send output blocks to, when the worker has one.
