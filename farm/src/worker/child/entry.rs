@@ -97,13 +97,20 @@ pub fn run(dir: &Path) -> i32 {
 }
 
 fn compact(dir: &Path, timings: &mut AttemptTimings) -> i32 {
+    // Plugins load before SIGTERM is taken over: one that hangs in its
+    // constructor is still ended by SIGTERM's default action, as it was
+    // when children preloaded them, instead of waiting for the SIGKILL.
+    let child = match load_plugins(dir) {
+        Ok(child) => child,
+        Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
+    };
     let cancel = Arc::new(CancelFlag::new());
     if let Err(e) = cancel_on_sigterm(cancel.clone()) {
         let e = SetupError::Signal(e);
         eprintln!("{e}");
         return fail(dir, spec::EXIT_SETUP_FAILED, &e);
     }
-    let prepared = match prepare(dir) {
+    let prepared = match prepare(dir, child) {
         Ok(p) => p,
         Err(e) => return fail(dir, spec::EXIT_SETUP_FAILED, &e),
     };
@@ -211,13 +218,18 @@ fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|source| SetupError::Json { file, source })
 }
 
-fn prepare(dir: &Path) -> Result<Prepared, SetupError> {
+/// Reads the child's spec and loads its plugins (`dlopen`).
+fn load_plugins(dir: &Path) -> Result<ChildSpec, SetupError> {
     let child: ChildSpec = read_json(dir, spec::CHILD_SPEC)?;
-    let job: Job = read_json(dir, "job.json")?;
-    let input = job.decode_input()?;
     for p in &child.plugins {
         plugins::load(p)?;
     }
+    Ok(child)
+}
+
+fn prepare(dir: &Path, child: ChildSpec) -> Result<Prepared, SetupError> {
+    let job: Job = read_json(dir, "job.json")?;
+    let input = job.decode_input()?;
     let (dirs, mut overrides, text, remote) = match &child.remote {
         Some(r) => {
             let (source, overrides, text) =
