@@ -3,7 +3,8 @@
 //! plugin registry `cpp/farm_plugins.cc`, the hoster's merge operator
 //! `cpp/farm_merge.cc`, the crash test's deliberately wrong filter
 //! `cpp/farm_selftest.cc` and the HTTP storage mode's file system
-//! `cpp/farm_remote_fs.cc`; the zip compression manager is the zipserver
+//! `cpp/farm_remote_fs.cc` with its table factory `cpp/farm_inputs_only.cc`;
+//! the zip compression manager is the zipserver
 //! crate's) against the RocksDB source that `librocksdb-sys` built, with the
 //! same defines, so the
 //! internal structs the shim reads have the layout the library was built with.
@@ -61,6 +62,7 @@ fn main() {
         .file("cpp/farm_merge.cc")
         .file("cpp/farm_selftest.cc")
         .file("cpp/farm_remote_fs.cc")
+        .file("cpp/farm_inputs_only.cc")
         .include("../plugins/include")
         .include(rocksdb_root.join("include"))
         .include(&rocksdb_root)
@@ -114,6 +116,9 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/farm_merge.cc");
     println!("cargo:rerun-if-changed=cpp/farm_selftest.cc");
     println!("cargo:rerun-if-changed=cpp/farm_remote_fs.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_remote_fs.h");
+    println!("cargo:rerun-if-changed=cpp/farm_inputs_only.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_inputs_only.h");
     println!("cargo:rerun-if-changed=cpp/farm_guard.h");
     println!("cargo:rerun-if-changed=build/rocksdb_pin.rs");
     println!("cargo:rerun-if-changed=../plugins/include/farm_plugin.h");

@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "farm_guard.h"
+#include "farm_inputs_only.h"
+#include "farm_remote_fs.h"
 #include "rocksdb/c.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
@@ -57,6 +59,8 @@ typedef int64_t (*farm_remote_read_fn)(const char* path, size_t path_len, uint64
 // The names in the directory `path`, '\n'-separated, malloc'ed (NULL when
 // it is not a directory of a job).
 typedef char* (*farm_remote_list_fn)(const char* path, size_t path_len);
+// 1 when the job lets the file at `path` be read, else 0.
+typedef int (*farm_remote_readable_fn)(const char* path, size_t path_len);
 }
 
 namespace {
@@ -67,6 +71,7 @@ struct Callbacks {
   farm_remote_size_fn size = nullptr;
   farm_remote_read_fn read = nullptr;
   farm_remote_list_fn list = nullptr;
+  farm_remote_readable_fn readable = nullptr;
 };
 
 Callbacks& callbacks() {
@@ -350,24 +355,39 @@ Env* remote_env() {
 
 }  // namespace
 
+namespace farm {
+
+bool is_remote_path(const std::string& path) noexcept { return is_remote(path); }
+
+bool remote_file_readable(const std::string& path) noexcept {
+  farm_remote_readable_fn readable = callbacks().readable;
+  return readable != nullptr && readable(path.data(), path.size()) == 1;
+}
+
+}  // namespace farm
+
 extern "C" {
 
 // Installs the Rust side's callbacks; the first call wins (they are plain
 // functions of the binary, the same on every call). Returns 1.
 int farm_remote_install(farm_remote_size_fn size, farm_remote_read_fn read,
-                        farm_remote_list_fn list) noexcept {
+                        farm_remote_list_fn list, farm_remote_readable_fn readable) noexcept {
   Callbacks& c = callbacks();
   if (c.size == nullptr) {
     c.size = size;
     c.read = read;
     c.list = list;
+    c.readable = readable;
+    // The default column family of a remote DB opens with the factory of
+    // its OPTIONS file: see farm_inputs_only.cc.
+    farm::shadow_block_based_table();
   }
   return 1;
 }
 
-// Makes the override read the DB through the remote file system (and set
-// the options that keep the secondary open to the job's files: see
-// docs/REMOTE_STORAGE.md). Returns 1, or 0 with `errptr` set when the
+// Makes the override read the DB through the remote file system, with the
+// options and the table factory (farm_inputs_only.cc) that keep the
+// secondary open to the job's files: see docs/REMOTE_STORAGE.md. Returns 1, or 0 with `errptr` set when the
 // callbacks were never installed.
 int farm_override_use_remote_env(rocksdb_compaction_service_options_override_t* ov,
                                  char** errptr) noexcept {
@@ -380,6 +400,7 @@ int farm_override_use_remote_env(rocksdb_compaction_service_options_override_t* 
     ov->rep.env = remote_env();
     ov->rep.options_map["verify_sst_unique_id_in_manifest"] = "false";
     ov->rep.options_map["skip_stats_update_on_db_open"] = "true";
+    ov->rep.table_factory = farm::inputs_only(ov->rep.table_factory);
     ok = 1;
   });
   return ok;

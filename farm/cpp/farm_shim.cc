@@ -24,6 +24,7 @@
 #include "db/compaction/compaction_job.h"
 #include "farm_file_checksum.h"
 #include "farm_guard.h"
+#include "farm_inputs_only.h"
 #include "rocksdb/c.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/env.h"
@@ -202,17 +203,19 @@ char* farm_override_describe(
   guarded(errptr, [&] {
     const auto& rep = ov->rep;
     std::string text;
-    line(&text, "table_factory", rep.table_factory ? rep.table_factory->Name() : "");
+    // A DB read over HTTP has its factory wrapped (farm_inputs_only.cc):
+    // the column family's own is described.
+    const auto* factory = farm::described_factory(rep.table_factory.get());
+    line(&text, "table_factory", factory ? factory->Name() : "");
     std::string filter;
     std::string table_options;
-    if (rep.table_factory) {
-      const auto* bbt =
-          rep.table_factory->GetOptions<ROCKSDB_NAMESPACE::BlockBasedTableOptions>();
+    if (factory) {
+      const auto* bbt = factory->GetOptions<ROCKSDB_NAMESPACE::BlockBasedTableOptions>();
       if (bbt != nullptr && bbt->filter_policy != nullptr) {
         filter = bbt->filter_policy->GetId();
       }
       ConfigOptions config;
-      table_options = rep.table_factory->ToString(config);
+      table_options = factory->ToString(config);
     }
     line(&text, "filter_policy", hex(filter));
     line(&text, "table_options", hex(table_options));

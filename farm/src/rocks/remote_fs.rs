@@ -7,7 +7,7 @@
 //! read the job's files at [`Registration::db_path`]; dropping it makes
 //! every later read fail (a compaction still running then fails and the
 //! hoster compacts locally). Each callback catches any panic and answers
-//! "no such file" or a read error.
+//! "no such file", "not readable" or a read error.
 
 use super::error::RocksError;
 use super::open_and_compact::Override;
@@ -32,6 +32,11 @@ pub trait RemoteFiles: Send + Sync {
     fn read(&self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, String>;
     /// The names in the DB directory.
     fn names(&self) -> Vec<String>;
+    /// Whether the job lets file `name` be read (its inputs and metadata);
+    /// the other live tables are known by their size only, and RocksDB
+    /// opens them as placeholders that read nothing
+    /// (`cpp/farm_inputs_only.cc`).
+    fn readable(&self, name: &str) -> bool;
 }
 
 type Sources = Mutex<HashMap<u64, Arc<dyn RemoteFiles>>>;
@@ -165,6 +170,16 @@ extern "C" fn read_callback(
     -1
 }
 
+extern "C" fn readable_callback(path: *const c_char, len: usize) -> i32 {
+    let answer = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the shim passes a live string and its length.
+        let path = unsafe { path_arg(path, len) }?;
+        let (source, name) = source_of(path)?;
+        Some(!name.is_empty() && source.readable(&name))
+    }));
+    i32::from(answer.ok().flatten().unwrap_or(false))
+}
+
 extern "C" fn list_callback(path: *const c_char, len: usize) -> *mut c_char {
     let answer = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the shim passes a live string and its length.
@@ -205,7 +220,14 @@ fn install_callbacks() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         // SAFETY: plain functions of this binary, valid for its lifetime.
-        unsafe { ffi::farm_remote_install(size_callback, read_callback, list_callback) };
+        unsafe {
+            ffi::farm_remote_install(
+                size_callback,
+                read_callback,
+                list_callback,
+                readable_callback,
+            )
+        };
     });
 }
 
@@ -222,9 +244,15 @@ mod ffi {
     pub type ReadFn =
         extern "C" fn(*const c_char, usize, u64, usize, *mut c_char, *mut *mut c_char) -> i64;
     pub type ListFn = extern "C" fn(*const c_char, usize) -> *mut c_char;
+    pub type ReadableFn = extern "C" fn(*const c_char, usize) -> c_int;
 
     extern "C" {
-        pub fn farm_remote_install(size: SizeFn, read: ReadFn, list: ListFn) -> c_int;
+        pub fn farm_remote_install(
+            size: SizeFn,
+            read: ReadFn,
+            list: ListFn,
+            readable: ReadableFn,
+        ) -> c_int;
         pub fn farm_override_from_remote_options_file(
             options_file: *const c_char,
             cf_name: *const c_char,

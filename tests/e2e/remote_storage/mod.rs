@@ -14,19 +14,16 @@ mod worker_refusals;
 use crate::harness::Storage;
 
 #[test]
-#[ignore = "open: some HTTP-mode jobs open a non-input table, whose read is refused; they compact locally and the 1.1x/all-remote assertions fail (docs/REMOTE_STORAGE.md, What is left)"]
 fn compactions_run_on_a_worker_that_cannot_see_the_db() {
     crate::remote_compaction::main_scenario(Storage::Http);
 }
 
 #[test]
-#[ignore = "open: some HTTP-mode jobs open a non-input table, whose read is refused; they compact locally and the 1.1x/all-remote assertions fail (docs/REMOTE_STORAGE.md, What is left)"]
 fn table_shapes_survive_a_db_read_over_http() {
     crate::table_shapes::table_shapes(Storage::Http);
 }
 
 #[test]
-#[ignore = "open: some HTTP-mode jobs open a non-input table, whose read is refused; they compact locally and the 1.1x/all-remote assertions fail (docs/REMOTE_STORAGE.md, What is left)"]
 fn plugin_classes_run_on_a_worker_that_cannot_see_the_db() {
     crate::plugins::plugin_scenario(Storage::Http);
 }

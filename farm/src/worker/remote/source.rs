@@ -303,6 +303,10 @@ impl RemoteFiles for RemoteSource {
     fn names(&self) -> Vec<String> {
         self.files.iter().map(|e| e.name.clone()).collect()
     }
+
+    fn readable(&self, name: &str) -> bool {
+        self.entry(name).is_some_and(|(_, e)| e.readable)
+    }
 }
 
 #[cfg(test)]
