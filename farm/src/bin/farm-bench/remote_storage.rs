@@ -14,7 +14,10 @@
 //!   (schedule, run, verify, install);
 //! - its start: from the worker receiving the job to the compaction
 //!   starting (admission, queue, child start, secondary open: the
-//!   attempt's `timings` without the compaction's own time);
+//!   attempt's `timings` without the compaction's own time), and two of its
+//!   parts: admission (the file list and OPTIONS fetched and checked in the
+//!   HTTP mode) and the secondary open (`OpenAndCompact`'s time beyond
+//!   RocksDB's own compaction time);
 //! - bytes fetched from the hoster (metadata, inputs) against the bytes
 //!   RocksDB read from the inputs.
 
@@ -62,6 +65,8 @@ impl Mode {
 struct JobFigures {
     latency_ms: u64,
     start_ms: u64,
+    admission_ms: u64,
+    open_ms: u64,
     metadata_bytes: u64,
     input_bytes_fetched: u64,
     bytes_read: u64,
@@ -92,7 +97,7 @@ fn run_in(worker_bin: &Path, a: &RemoteStorageArgs, dir: &Path) -> anyhow::Resul
         "remote-storage: {} keys of 100 bytes per input file, {} jobs per DB size and mode, MULTI_PROCESS={}",
         a.ops, a.jobs, a.multi_process
     );
-    println!("ssts\tmode\tjob\tlatency_ms\tstart_ms\tmetadata_bytes\tinput_fetched\tinput_read\tfetched/read");
+    println!("ssts\tmode\tjob\tlatency_ms\tstart_ms\tadmission_ms\topen_ms\tmetadata_bytes\tinput_fetched\tinput_read\tfetched/read");
     let mut summary = Vec::new();
     for &n in &a.ssts {
         let db = root.join(format!("db-{n}"));
@@ -101,10 +106,12 @@ fn run_in(worker_bin: &Path, a: &RemoteStorageArgs, dir: &Path) -> anyhow::Resul
             let jobs = run_jobs(&worker, &worker_root, &root, &db, mode, a)?;
             for (j, f) in jobs.iter().enumerate() {
                 println!(
-                    "{n}\t{}\t{j}\t{}\t{}\t{}\t{}\t{}\t{:.3}",
+                    "{n}\t{}\t{j}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3}",
                     mode.name(),
                     f.latency_ms,
                     f.start_ms,
+                    f.admission_ms,
+                    f.open_ms,
                     f.metadata_bytes,
                     f.input_bytes_fetched,
                     f.bytes_read,
@@ -134,14 +141,16 @@ fn median(mut v: Vec<u64>) -> u64 {
 
 fn print_summary(summary: &[(u32, Mode, Vec<JobFigures>)]) {
     println!();
-    println!("medians\tssts\tmode\tlatency_ms\tstart_ms\tmetadata_bytes\tinput_fetched\tinput_read\tfetched/read");
+    println!("medians\tssts\tmode\tlatency_ms\tstart_ms\tadmission_ms\topen_ms\tmetadata_bytes\tinput_fetched\tinput_read\tfetched/read");
     for (n, mode, jobs) in summary {
         let m = |f: fn(&JobFigures) -> u64| median(jobs.iter().map(f).collect());
         println!(
-            "medians\t{n}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3}",
+            "medians\t{n}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3}",
             mode.name(),
             m(|f| f.latency_ms),
             m(|f| f.start_ms),
+            m(|f| f.admission_ms),
+            m(|f| f.open_ms),
             m(|f| f.metadata_bytes),
             m(|f| f.input_bytes_fetched),
             m(|f| f.bytes_read),
@@ -207,6 +216,29 @@ fn build_db(db: &Path, scratch: &Path, n: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A job's start and two of its parts, from the attempt's timings.
+#[derive(Debug, Default)]
+struct StartParts {
+    start_ms: u64,
+    admission_ms: u64,
+    open_ms: u64,
+}
+
+impl StartParts {
+    fn of(t: &farm::worker::timings::AttemptTimings) -> Self {
+        let ms = |from: Option<u64>, to: Option<u64>| match (from, to) {
+            (Some(a), Some(b)) => b.saturating_sub(a) / 1000,
+            _ => 0,
+        };
+        let compaction_ms = t.compaction_us.unwrap_or(0) / 1000;
+        StartParts {
+            start_ms: ms(t.received_us, t.compacted_us).saturating_sub(compaction_ms),
+            admission_ms: ms(t.received_us, t.admitted_us),
+            open_ms: ms(t.prepared_us, t.compacted_us).saturating_sub(compaction_ms),
+        }
+    }
+}
+
 fn stat(worker: &LocalWorker) -> anyhow::Result<Value> {
     Ok(ureq::get(&format!("{}/stat?html=0", worker.base_url()))
         .call()?
@@ -268,20 +300,15 @@ fn run_jobs(
         let delta = |path: &[&str]| field(&after, path).saturating_sub(field(&before, path));
         let newest = attempt_logs::read_all(worker_root)
             .into_iter()
-            .filter_map(|r| {
-                let t = r.timings;
-                Some((t.received_us?, t.compacted_us?, t.compaction_us?))
-            })
-            .max_by_key(|(received, ..)| *received);
-        let start_ms = newest.map_or(0, |(received, compacted, compaction)| {
-            compacted
-                .saturating_sub(received)
-                .saturating_sub(compaction)
-                / 1000
-        });
+            .map(|r| r.timings)
+            .filter(|t| t.received_us.is_some() && t.compacted_us.is_some())
+            .max_by_key(|t| t.received_us);
+        let parts = newest.map(|t| StartParts::of(&t)).unwrap_or_default();
         out.push(JobFigures {
             latency_ms: latency.as_millis() as u64,
-            start_ms,
+            start_ms: parts.start_ms,
+            admission_ms: parts.admission_ms,
+            open_ms: parts.open_ms,
             metadata_bytes: delta(&["remote", "metadata_bytes"]),
             input_bytes_fetched: delta(&["remote", "input_bytes"]),
             bytes_read: delta(&["counters", "bytes_read"]),
