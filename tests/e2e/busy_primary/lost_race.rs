@@ -48,6 +48,17 @@ fn attempt_log(worker_root: &Path) -> String {
 }
 
 /// Submits `job` and waits for its end; returns the final probe.
+/// The worker's counters once its one attempt is counted: with
+/// `MULTI_PROCESS` a probe answers at the child's delivery, and the
+/// attempt is counted when the child has been reaped, a moment later.
+fn counters_after_one_attempt(worker: &LocalWorker) -> serde_json::Value {
+    eventually("the worker counted the attempt", || {
+        let stat = worker_stat(worker);
+        stat["counters"]["succeeded"].as_u64().unwrap_or(0) + failed_attempts(&stat) == 1
+    });
+    worker_stat(worker)["counters"].clone()
+}
+
 fn run_to_end(worker: &LocalWorker, job: &Job) -> serde_json::Value {
     let (code, answer) = submit_job(worker, job);
     assert_eq!(code, 200, "{answer}");
@@ -75,7 +86,7 @@ fn an_open_that_keeps_losing_is_retried_a_bounded_number_of_times() {
     let retries = RetryPolicy::DEFAULT.max_retries as usize;
     let log = attempt_log(&dir.path().join("worker"));
     assert_eq!(log.matches(LOST).count(), retries, "{log}");
-    let counters = &worker_stat(&worker)["counters"];
+    let counters = &counters_after_one_attempt(&worker);
     assert_eq!(
         counters["open_retries"]["manifest_replaced"].as_u64(),
         Some(retries as u64),
@@ -145,7 +156,7 @@ fn an_open_that_lost_once_succeeds_on_a_retry() {
         log.contains("the output directory emptied of 0 entries"),
         "the retry began before any output existed: {log}"
     );
-    let counters = &worker_stat(&worker)["counters"];
+    let counters = &counters_after_one_attempt(&worker);
     assert_eq!(counters["succeeded"], 1, "{counters}");
     assert_eq!(
         counters["open_retries"]["manifest_replaced"].as_u64(),

@@ -38,7 +38,7 @@ fn a_rolling_manifest_keeps_compactions_remote() {
     let mut models: Vec<Model> = names.iter().map(|_| Model::default()).collect();
     // The families written in turn, in slices, so that their flushes and
     // compactions overlap.
-    for slice in 0..6u64 {
+    for slice in 0..8u64 {
         for (i, name) in names.iter().enumerate() {
             let cf = hoster.db.cf_handle(name).unwrap();
             let spec = WorkloadSpec {
