@@ -389,7 +389,11 @@ fn a_live_worker_answers_as_documented() {
         assert!(secs.parse::<u64>().is_ok() && millis.len() == 3, "{line}");
     }
     assert!(attempt_dir.join("LOG.rocksdb").is_file());
-    assert!(attempt_dir.join("summary.html").is_file());
+    // Written when the attempt has ended: with `MULTI_PROCESS` the probe
+    // answers `done` at the child's delivery, before the child is reaped.
+    eventually("summary.html is written", || {
+        attempt_dir.join("summary.html").is_file()
+    });
 
     // /stat?html=0 has the documented shape.
     let stat = get_json(&format!("{base}/stat?html=0"));
