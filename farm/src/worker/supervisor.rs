@@ -586,13 +586,16 @@ impl Supervisor {
         // Kept for probing without its compaction input.
         entry.job = Arc::new(finished_bound::slim(&entry.job));
         st.running -= 1;
-        self.count_end(
-            &mut st,
-            &ended.outcome,
-            ran,
-            ended.bytes_read,
-            ended.bytes_written,
-        );
+        if !announced {
+            // A delivered attempt was counted at its delivery.
+            self.count_end(
+                &mut st,
+                &ended.outcome,
+                ran,
+                ended.bytes_read,
+                ended.bytes_written,
+            );
+        }
         self.bound_finished(&mut st);
         self.dispatch(&mut st);
         if announced {

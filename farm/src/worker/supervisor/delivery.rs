@@ -1,8 +1,8 @@
 //! Early delivery: a MULTI_PROCESS attempt whose child has put its result
 //! in place is answered `done` by `/probe` at once
-//! ([`Supervisor::deliver_early`]), while the child still exits; its slot
-//! and place are given back only at its end, when the child is reaped
-//! ([`Supervisor::finish`]). Held probes and etcd's "done" event are woken at
+//! ([`Supervisor::deliver_early`]) and counted, while the child still
+//! exits; its slot and place are given back only at its end, when the child
+//! is reaped ([`Supervisor::finish`]). Held probes and etcd's "done" event are woken at
 //! the delivery, once.
 //!
 //! The delivered result is final: it was complete on disk (`rpc.results`,
@@ -15,17 +15,27 @@ use super::*;
 
 impl Supervisor {
     /// The child of the running attempt `key` delivered `ended` (a
-    /// success read from its `result.bin`): `/probe` answers it from now.
+    /// success read from its `result.bin`): `/probe` answers it from now,
+    /// and it is counted now (counters, metrics), so that `/stat` never
+    /// lags behind what `/probe` said; [`Supervisor::finish`] then frees
+    /// its slot without counting it again.
     pub(super) fn deliver_early(&self, key: &AttemptKey, ended: Ended) -> bool {
         let mut st = self.lock();
         let Some(entry) = st.attempts.get_mut(key) else {
             return false;
         };
-        let Phase::Running { delivered, .. } = &mut entry.phase else {
+        let Phase::Running {
+            delivered, started, ..
+        } = &mut entry.phase
+        else {
             return false;
         };
+        let ran = Some(started.elapsed());
+        let (outcome, read, written) =
+            (ended.outcome.clone(), ended.bytes_read, ended.bytes_written);
         *delivered = Some(ended);
         let name = entry.name.clone();
+        self.count_end(&mut st, &outcome, ran, read, written);
         self.tell(&st, Some(&name));
         true
     }
