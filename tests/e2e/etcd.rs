@@ -175,8 +175,9 @@ fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
         stats.remote_installed
     );
 
-    // SIGKILL one worker while it runs an attempt: that attempt falls back,
-    // nothing is lost (churn checks the data against the model).
+    // SIGKILL one worker while it runs an attempt: that attempt falls back
+    // (or had just ended), nothing is lost (churn checks the data against
+    // the model).
     let mut victim = workers.remove(1);
     let victim_url = victim.base_url();
     let before_kill = hoster.farm.stats();
@@ -201,8 +202,14 @@ fn three_registered_workers_share_jobs_and_a_killed_one_leaves() {
     seed += 1;
     let after_kill = hoster.farm.stats();
     println!("around the kill: {after_kill:?}");
+    // The kill lands while the victim runs an attempt, or (the attempt
+    // being short) just after it ended and its "done" reached the hoster:
+    // then every job since was installed. Either way nothing is lost.
+    let fell_back = after_kill.fallbacks["connection"] > before_kill.fallbacks["connection"];
+    let all_installed = after_kill.remote_installed - before_kill.remote_installed
+        == after_kill.scheduled - before_kill.scheduled;
     assert!(
-        after_kill.fallbacks["connection"] > before_kill.fallbacks["connection"],
+        fell_back || all_installed,
         "the attempt in flight on the killed worker fell back to local: {after_kill:?}"
     );
     eventually("the killed worker's lease expired", || {
