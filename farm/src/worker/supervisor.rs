@@ -59,7 +59,6 @@ use crate::worker::summary::Summary;
 use crate::worker::timings::{now_us, AttemptTimings, CHILD_TIMINGS};
 use crate::worker::tombstones::{self, Tombstones};
 use crate::worker::zip_link::{ZipLink, ZipLinkSnapshot};
-use base64::Engine;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -10,6 +10,8 @@
 
 use crate::worker::admission_gate::Reservation;
 use crate::worker::outcome::Outcome;
+use crate::worker::runner::RunResult;
+use base64::Engine;
 use std::sync::{Arc, Mutex};
 
 /// How a run ended: what the supervisor records and `/probe` answers.
@@ -30,6 +32,18 @@ impl Ended {
             result: None,
             bytes_read: 0,
             bytes_written: 0,
+        }
+    }
+
+    /// The end a runner's result makes (its RocksDB result in base64).
+    pub fn of_run(r: RunResult) -> Self {
+        Ended {
+            outcome: r.outcome,
+            result: r
+                .result
+                .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+            bytes_read: r.bytes_read,
+            bytes_written: r.bytes_written,
         }
     }
 }

@@ -62,14 +62,7 @@ pub(super) fn final_end(
 pub(super) fn delivered_end(dir: &Path) -> Option<Ended> {
     let bytes = std::fs::read(dir.join(child_spec::RESULT)).ok()?;
     let r = runner::accept_result(bytes);
-    (r.outcome == Outcome::Succeeded).then(|| Ended {
-        outcome: r.outcome,
-        result: r
-            .result
-            .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
-        bytes_read: r.bytes_read,
-        bytes_written: r.bytes_written,
-    })
+    (r.outcome == Outcome::Succeeded).then(|| Ended::of_run(r))
 }
 
 #[cfg(test)]

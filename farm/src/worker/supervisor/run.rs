@@ -95,14 +95,7 @@ impl Supervisor {
         if let Err(e) = summary.write(dir.path()) {
             tracing::warn!(error = %e, "failed to write summary.html");
         }
-        Ended {
-            outcome: r.outcome,
-            result: r
-                .result
-                .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
-            bytes_read: r.bytes_read,
-            bytes_written: r.bytes_written,
-        }
+        Ended::of_run(r)
     }
 
     fn log_start(&self, work: &AttemptWork, dir: &AttemptDir) {
