@@ -93,6 +93,11 @@ pub struct FaultProxy {
 struct Route {
     /// Attempts (their keys) already cancelled.
     cancels_sent: Mutex<std::collections::HashSet<Vec<u8>>>,
+    /// Attempts (their keys) whose outputs were already damaged: a probe
+    /// the hoster repeats (its request timed out while the proxy was
+    /// damaging) must not damage them again, which for a `Flip` would
+    /// restore them.
+    damaged: Mutex<std::collections::HashSet<String>>,
     worker: String,
     outputs: PathBuf,
     fault: Arc<Mutex<Fault>>,
@@ -113,6 +118,7 @@ impl FaultProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let route = Arc::new(Route {
             cancels_sent: Mutex::default(),
+            damaged: Mutex::default(),
             worker,
             outputs,
             fault: fault.clone(),
@@ -386,7 +392,8 @@ impl Route {
             }
             Fault::Damage(damage) => {
                 let key = attempt_key(&body);
-                let dir = self.output_dir_of(&key);
+                let first = self.damaged.lock().expect("damaged lock").insert(key.to_string());
+                let dir = self.output_dir_of(&key).filter(|_| first);
                 if dir.is_some_and(|dir| damage_outputs(&dir, damage) > 0) {
                     self.injected();
                 }
