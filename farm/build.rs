@@ -63,6 +63,7 @@ fn main() {
         .file("cpp/farm_selftest.cc")
         .file("cpp/farm_remote_fs.cc")
         .file("cpp/farm_inputs_only.cc")
+        .file("cpp/farm_manifest_trim.cc")
         .include("../plugins/include")
         .include(rocksdb_root.join("include"))
         .include(&rocksdb_root)
@@ -119,6 +120,8 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/farm_remote_fs.h");
     println!("cargo:rerun-if-changed=cpp/farm_inputs_only.cc");
     println!("cargo:rerun-if-changed=cpp/farm_inputs_only.h");
+    println!("cargo:rerun-if-changed=cpp/farm_manifest_trim.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_manifest_trim.h");
     println!("cargo:rerun-if-changed=cpp/farm_guard.h");
     println!("cargo:rerun-if-changed=build/rocksdb_pin.rs");
     println!("cargo:rerun-if-changed=../plugins/include/farm_plugin.h");

@@ -14,15 +14,20 @@
 // The callbacks never throw (Rust catches its panics at the boundary) and
 // report failure through their return value and a malloc'ed message.
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "farm_guard.h"
 #include "farm_inputs_only.h"
+#include "farm_manifest_trim.h"
 #include "farm_remote_fs.h"
 #include "rocksdb/c.h"
 #include "rocksdb/env.h"
@@ -105,6 +110,143 @@ IOStatus remote_read(const std::string& path, uint64_t offset, size_t n, char* s
   return IOStatus::OK();
 }
 
+// ---- The trimmed MANIFEST (farm_manifest_trim.cc) ----
+
+// What a planned DB's MANIFEST is served as: built on its first open.
+struct ManifestPlan {
+  const ROCKSDB_NAMESPACE::Comparator* ucmp = nullptr;
+  std::string cf_name;
+  std::mutex mu;
+  std::string name;                             // the MANIFEST's path, once opened
+  std::shared_ptr<const std::string> trimmed;   // null: served whole
+  farm::Trimmed report;                         // without its bytes
+};
+
+std::mutex& plans_mu() {
+  static std::mutex mu;
+  return mu;
+}
+
+// By DB directory ("/.farm-remote/<id>").
+std::unordered_map<std::string, std::shared_ptr<ManifestPlan>>& plans() {
+  static std::unordered_map<std::string, std::shared_ptr<ManifestPlan>> p;
+  return p;
+}
+
+std::shared_ptr<ManifestPlan> plan_of(const std::string& db_dir) {
+  std::lock_guard<std::mutex> l(plans_mu());
+  auto it = plans().find(db_dir);
+  return it == plans().end() ? nullptr : it->second;
+}
+
+// The whole of a remote file, through the callbacks.
+IOStatus read_whole(const std::string& path, std::string* out) {
+  int64_t size = callbacks().size(path.data(), path.size());
+  if (size < 0) return not_found(path);
+  out->resize(static_cast<size_t>(size));
+  size_t at = 0;
+  while (at < out->size()) {
+    size_t got = 0;
+    IOStatus s = remote_read(path, at, out->size() - at, out->data() + at, &got);
+    if (!s.ok()) return s;
+    if (got == 0) break;
+    at += got;
+  }
+  out->resize(at);
+  return IOStatus::OK();
+}
+
+// Whether the job's list marks table `number` of `db_dir` readable (an input).
+bool is_input_table(const std::string& db_dir, uint64_t number) {
+  char name[32];
+  snprintf(name, sizeof(name), "/%06llu.sst", static_cast<unsigned long long>(number));
+  return farm::remote_file_readable(db_dir + name);
+}
+
+// Trims the MANIFEST `plan.name` of the DB at `db_dir` into the plan.
+void build_trimmed(ManifestPlan& plan, const std::string& db_dir) {
+  std::string whole;
+  IOStatus s = read_whole(plan.name, &whole);
+  if (!s.ok()) {
+    plan.report.why_not = "reading it failed: " + s.ToString();
+    return;
+  }
+  farm::Trimmed t = farm::trim_manifest(
+      whole, plan.ucmp, plan.cf_name,
+      [&db_dir](uint64_t number) { return is_input_table(db_dir, number); });
+  if (!t.bytes.empty()) plan.trimmed = std::make_shared<const std::string>(std::move(t.bytes));
+  t.bytes.clear();
+  plan.report = std::move(t);
+}
+
+// The trimmed bytes to serve for `path`, or null to serve the file itself.
+std::shared_ptr<const std::string> trimmed_manifest(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos || path.compare(slash + 1, 9, "MANIFEST-") != 0) return nullptr;
+  std::string db_dir = path.substr(0, slash);
+  std::shared_ptr<ManifestPlan> plan = plan_of(db_dir);
+  if (plan == nullptr) return nullptr;
+  std::lock_guard<std::mutex> l(plan->mu);
+  if (plan->name.empty()) {
+    plan->name = path;
+    // The options refused it (trim_refusal): served whole.
+    if (plan->ucmp == nullptr) return nullptr;
+    // Nothing may throw into RocksDB: a failure serves the MANIFEST whole.
+    try {
+      build_trimmed(*plan, db_dir);
+    } catch (const std::exception& e) {
+      plan->trimmed = nullptr;
+      plan->report.why_not = std::string("trimming failed: ") + e.what();
+    } catch (...) {
+      plan->trimmed = nullptr;
+      plan->report.why_not = "trimming failed";
+    }
+  }
+  return plan->name == path ? plan->trimmed : nullptr;
+}
+
+class TrimmedSequentialFile : public FSSequentialFile {
+ public:
+  explicit TrimmedSequentialFile(std::shared_ptr<const std::string> data)
+      : data_(std::move(data)) {}
+
+  IOStatus Read(size_t n, const IOOptions&, Slice* result, char* scratch,
+                IODebugContext*) override {
+    size_t take = std::min(n, data_->size() - at_);
+    memcpy(scratch, data_->data() + at_, take);
+    at_ += take;
+    *result = Slice(scratch, take);
+    return IOStatus::OK();
+  }
+
+  IOStatus Skip(uint64_t n) override {
+    at_ += std::min<uint64_t>(n, data_->size() - at_);
+    return IOStatus::OK();
+  }
+
+ private:
+  std::shared_ptr<const std::string> data_;
+  size_t at_ = 0;
+};
+
+class TrimmedRandomAccessFile : public FSRandomAccessFile {
+ public:
+  explicit TrimmedRandomAccessFile(std::shared_ptr<const std::string> data)
+      : data_(std::move(data)) {}
+
+  IOStatus Read(uint64_t offset, size_t n, const IOOptions&, Slice* result, char* scratch,
+                IODebugContext*) const override {
+    size_t from = std::min<uint64_t>(offset, data_->size());
+    size_t take = std::min(n, data_->size() - from);
+    memcpy(scratch, data_->data() + from, take);
+    *result = Slice(scratch, take);
+    return IOStatus::OK();
+  }
+
+ private:
+  std::shared_ptr<const std::string> data_;
+};
+
 class RemoteSequentialFile : public FSSequentialFile {
  public:
   explicit RemoteSequentialFile(std::string path) : path_(std::move(path)) {}
@@ -178,6 +320,10 @@ class RemoteFileSystem : public FileSystemWrapper {
                              IODebugContext* dbg) override {
     if (!is_remote(f)) return target()->NewSequentialFile(f, o, r, dbg);
     if (size_of(f) < 0) return not_found(f);
+    if (auto trimmed = trimmed_manifest(f)) {
+      r->reset(new TrimmedSequentialFile(std::move(trimmed)));
+      return IOStatus::OK();
+    }
     r->reset(new RemoteSequentialFile(f));
     return IOStatus::OK();
   }
@@ -187,6 +333,10 @@ class RemoteFileSystem : public FileSystemWrapper {
                                IODebugContext* dbg) override {
     if (!is_remote(f)) return target()->NewRandomAccessFile(f, o, r, dbg);
     if (size_of(f) < 0) return not_found(f);
+    if (auto trimmed = trimmed_manifest(f)) {
+      r->reset(new TrimmedRandomAccessFile(std::move(trimmed)));
+      return IOStatus::OK();
+    }
     r->reset(new RemoteRandomAccessFile(f));
     return IOStatus::OK();
   }
@@ -202,7 +352,8 @@ class RemoteFileSystem : public FileSystemWrapper {
     if (!is_remote(f)) return target()->GetFileSize(f, o, size, dbg);
     int64_t s = size_of(f);
     if (s < 0) return not_found(f);
-    *size = static_cast<uint64_t>(s);
+    auto trimmed = trimmed_manifest(f);
+    *size = trimmed ? trimmed->size() : static_cast<uint64_t>(s);
     return IOStatus::OK();
   }
 
@@ -364,6 +515,21 @@ bool remote_file_readable(const std::string& path) noexcept {
   return readable != nullptr && readable(path.data(), path.size()) == 1;
 }
 
+void plan_manifest_trim(const std::string& db_dir,
+                        const ROCKSDB_NAMESPACE::ColumnFamilyOptions& options,
+                        const std::string& cf_name) {
+  auto plan = std::make_shared<ManifestPlan>();
+  plan->cf_name = cf_name;
+  std::string refusal = trim_refusal(options);
+  if (refusal.empty()) {
+    plan->ucmp = options.comparator;
+  } else {
+    plan->report.why_not = refusal;
+  }
+  std::lock_guard<std::mutex> l(plans_mu());
+  plans()[db_dir] = std::move(plan);
+}
+
 }  // namespace farm
 
 extern "C" {
@@ -408,5 +574,27 @@ int farm_override_use_remote_env(rocksdb_compaction_service_options_override_t* 
 
 // The remote env, for loading an OPTIONS file below the prefix.
 void* farm_remote_env() noexcept { return remote_env(); }
+
+// Ends the MANIFEST plan of the remote DB at `db_dir` (its job is over).
+void farm_remote_forget(const char* db_dir) noexcept {
+  std::lock_guard<std::mutex> l(plans_mu());
+  plans().erase(db_dir);
+}
+
+// How the MANIFEST of the remote DB at `db_dir` was served: 1 trimmed (to
+// `*kept` of `*live` tables), 0 whole (`*why` says why, malloc'ed), -1 not
+// opened (or never planned).
+int farm_remote_trim_report(const char* db_dir, uint64_t* live, uint64_t* kept,
+                            char** why) noexcept {
+  std::shared_ptr<ManifestPlan> plan = plan_of(db_dir);
+  if (plan == nullptr) return -1;
+  std::lock_guard<std::mutex> l(plan->mu);
+  if (plan->name.empty()) return -1;
+  *live = plan->report.live;
+  *kept = plan->report.kept;
+  if (plan->trimmed != nullptr) return 1;
+  *why = farm::dup_bytes(plan->report.why_not);
+  return 0;
+}
 
 }  // extern "C"

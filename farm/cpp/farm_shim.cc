@@ -25,6 +25,7 @@
 #include "farm_file_checksum.h"
 #include "farm_guard.h"
 #include "farm_inputs_only.h"
+#include "farm_remote_fs.h"
 #include "rocksdb/c.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/env.h"
@@ -103,7 +104,8 @@ void farm_free(void* p) noexcept { free(p); }
 // farm_file_checksum.h (the DB's own when it names another kind), so that
 // every output carries its whole-file checksum for the hoster's check.
 static rocksdb_compaction_service_options_override_t* override_from_options_file(
-    Env* env, const char* options_file, const char* cf_name, char** errptr) noexcept {
+    Env* env, const char* options_file, const char* cf_name, char** errptr,
+    bool remote = false) noexcept {
   rocksdb_compaction_service_options_override_t* result = nullptr;
   guarded(errptr, [&] {
     ConfigOptions config;
@@ -144,6 +146,11 @@ static rocksdb_compaction_service_options_override_t* override_from_options_file
     rep.sst_partitioner_factory = family->options.sst_partitioner_factory;
     rep.table_properties_collector_factories =
         family->options.table_properties_collector_factories;
+    if (remote) {
+      std::string db_dir(options_file);
+      db_dir.resize(db_dir.rfind('/') == std::string::npos ? 0 : db_dir.rfind('/'));
+      farm::plan_manifest_trim(db_dir, family->options, cf_name);
+    }
     result = ov.release();
   });
   return result;
@@ -165,7 +172,7 @@ rocksdb_compaction_service_options_override_t* farm_override_from_remote_options
     const char* options_file, const char* cf_name, char** errptr) noexcept {
   Env* env = static_cast<Env*>(farm_remote_env());
   rocksdb_compaction_service_options_override_t* ov =
-      override_from_options_file(env, options_file, cf_name, errptr);
+      override_from_options_file(env, options_file, cf_name, errptr, /*remote=*/true);
   if (ov != nullptr && farm_override_use_remote_env(ov, errptr) == 0) {
     delete ov;
     return nullptr;

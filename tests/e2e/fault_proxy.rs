@@ -392,7 +392,11 @@ impl Route {
             }
             Fault::Damage(damage) => {
                 let key = attempt_key(&body);
-                let first = self.damaged.lock().expect("damaged lock").insert(key.to_string());
+                let first = self
+                    .damaged
+                    .lock()
+                    .expect("damaged lock")
+                    .insert(key.to_string());
                 let dir = self.output_dir_of(&key).filter(|_| first);
                 if dir.is_some_and(|dir| damage_outputs(&dir, damage) > 0) {
                     self.injected();

@@ -11,7 +11,7 @@
 
 use super::error::RocksError;
 use super::open_and_compact::Override;
-use super::text::{c_path, c_str, with_errptr};
+use super::text::{c_path, c_str, take_c_string, with_errptr};
 use std::collections::HashMap;
 use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -63,9 +63,42 @@ impl Registration {
     }
 }
 
+/// How the secondary open was given the job's MANIFEST
+/// (`cpp/farm_manifest_trim.cc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestServed {
+    /// Without the live tables the compaction cannot be affected by:
+    /// `kept` of the DB's `live` tables are still named.
+    Trimmed { live: u64, kept: u64 },
+    /// Whole, and why.
+    Whole(String),
+}
+
+impl Registration {
+    /// How the MANIFEST was served; `None` before the DB was opened.
+    pub fn manifest_served(&self) -> Option<ManifestServed> {
+        let dir = c_path(&self.db_path(), "remote DB path").ok()?;
+        let (mut live, mut kept, mut why) = (0u64, 0u64, std::ptr::null_mut());
+        // SAFETY: a live C string and three slots the call fills.
+        let answer =
+            unsafe { ffi::farm_remote_trim_report(dir.as_ptr(), &mut live, &mut kept, &mut why) };
+        // SAFETY: `why` is NULL or a malloc'ed string the call handed over.
+        let why = unsafe { take_c_string(why) }.unwrap_or_default();
+        match answer {
+            1 => Some(ManifestServed::Trimmed { live, kept }),
+            0 => Some(ManifestServed::Whole(why)),
+            _ => None,
+        }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         lock(sources()).remove(&self.id);
+        if let Ok(dir) = c_path(&self.db_path(), "remote DB path") {
+            // SAFETY: a live C string for the call.
+            unsafe { ffi::farm_remote_forget(dir.as_ptr()) };
+        }
     }
 }
 
@@ -252,6 +285,13 @@ mod ffi {
             read: ReadFn,
             list: ListFn,
             readable: ReadableFn,
+        ) -> c_int;
+        pub fn farm_remote_forget(db_dir: *const c_char);
+        pub fn farm_remote_trim_report(
+            db_dir: *const c_char,
+            live: *mut u64,
+            kept: *mut u64,
+            why: *mut *mut c_char,
         ) -> c_int;
         pub fn farm_override_from_remote_options_file(
             options_file: *const c_char,

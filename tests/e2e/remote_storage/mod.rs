@@ -9,6 +9,7 @@
 mod busy_primary;
 mod capability;
 mod source;
+mod trimmed_manifest;
 mod worker_refusals;
 
 use crate::harness::Storage;

@@ -157,6 +157,9 @@ fn compact(dir: &Path, timings: &mut AttemptTimings) -> i32 {
 /// What an HTTP storage attempt fetched and pushed, for the supervisor.
 fn write_remote_counts(dir: &Path, remote: Option<&ChildSource>) {
     let Some(r) = remote else { return };
+    if let Some(line) = crate::worker::remote::note_manifest(&r.registration, &r.source) {
+        eprintln!("{line}");
+    }
     let counts = r.source.counts();
     eprintln!("{}", counts.describe());
     let json = serde_json::to_vec(&counts).unwrap_or_default();

@@ -10,13 +10,15 @@
 //! | `farm_worker_remote_fetch_seconds_max` | gauge: the slowest request so far |
 //! | `farm_worker_remote_cache_total{result}` | counter: block lookups in the jobs' caches, `hit` or `miss` |
 //! | `farm_worker_remote_pushed_bytes_total` | counter: bytes of outputs and results pushed to hosters |
+//! | `farm_worker_remote_manifest_trims_total` | counter: attempts whose secondary open got a trimmed MANIFEST |
+//! | `farm_worker_remote_manifest_tables_left_out_total` | counter: live tables those MANIFESTs left out |
 
 use super::snapshot::{Family, Kind, Sample, SnapshotCollector};
 use crate::worker::remote::counts::RemoteCounts;
 use crate::worker::supervisor::Supervisor;
 use std::sync::Weak;
 
-const FAMILIES: [Family; 7] = [
+const FAMILIES: [Family; 9] = [
     Family {
         name: "farm_worker_remote_jobs_total",
         help: "HTTP storage attempts that ended",
@@ -59,6 +61,18 @@ const FAMILIES: [Family; 7] = [
         kind: Kind::Counter,
         labels: &[],
     },
+    Family {
+        name: "farm_worker_remote_manifest_trims_total",
+        help: "HTTP storage attempts whose secondary open got a trimmed MANIFEST",
+        kind: Kind::Counter,
+        labels: &[],
+    },
+    Family {
+        name: "farm_worker_remote_manifest_tables_left_out_total",
+        help: "Live tables the trimmed MANIFESTs left out",
+        kind: Kind::Counter,
+        labels: &[],
+    },
 ];
 
 /// Samples of `c`, in `FAMILIES` order.
@@ -74,6 +88,8 @@ pub fn samples(c: &RemoteCounts) -> Vec<Sample> {
         Sample::labelled(FAMILIES[5].name, label("hit"), c.cache_hits as f64),
         Sample::labelled(FAMILIES[5].name, label("miss"), c.cache_misses as f64),
         Sample::new(FAMILIES[6].name, c.pushed_bytes as f64),
+        Sample::new(FAMILIES[7].name, c.manifest_trims as f64),
+        Sample::new(FAMILIES[8].name, c.manifest_tables_left_out as f64),
     ]
 }
 

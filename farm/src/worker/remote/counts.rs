@@ -9,7 +9,10 @@
 //! | `fetch_us_max` | the slowest one |
 //! | `cache_hits`, `cache_misses` | block lookups answered from the job's cache or not |
 //! | `pushed_bytes`, `pushed_files` | outputs (and result files) sent to the hoster |
+//! | `manifest_trims` | jobs whose MANIFEST the secondary open got trimmed (`cpp/farm_manifest_trim.cc`) |
+//! | `manifest_tables_left_out` | live tables those trimmed MANIFESTs left out |
 
+use crate::rocks::remote_fs::ManifestServed;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,6 +30,10 @@ pub struct RemoteCounts {
     pub cache_misses: u64,
     pub pushed_bytes: u64,
     pub pushed_files: u64,
+    #[serde(default)]
+    pub manifest_trims: u64,
+    #[serde(default)]
+    pub manifest_tables_left_out: u64,
 }
 
 impl RemoteCounts {
@@ -42,12 +49,14 @@ impl RemoteCounts {
         self.cache_misses += other.cache_misses;
         self.pushed_bytes += other.pushed_bytes;
         self.pushed_files += other.pushed_files;
+        self.manifest_trims += other.manifest_trims;
+        self.manifest_tables_left_out += other.manifest_tables_left_out;
     }
 
     /// One line for an attempt's `LOG`.
     pub fn describe(&self) -> String {
         format!(
-            "remote metadata_bytes={} input_bytes={} requests={} fetch_ms={} fetch_ms_max={} cache_hits={} cache_misses={} pushed_bytes={} pushed_files={}",
+            "remote metadata_bytes={} input_bytes={} requests={} fetch_ms={} fetch_ms_max={} cache_hits={} cache_misses={} pushed_bytes={} pushed_files={} manifest_tables_left_out={}",
             self.metadata_bytes,
             self.input_bytes,
             self.requests,
@@ -56,7 +65,8 @@ impl RemoteCounts {
             self.cache_hits,
             self.cache_misses,
             self.pushed_bytes,
-            self.pushed_files
+            self.pushed_files,
+            self.manifest_tables_left_out
         )
     }
 }
@@ -73,6 +83,8 @@ pub struct Counters {
     cache_misses: AtomicU64,
     pushed_bytes: AtomicU64,
     pushed_files: AtomicU64,
+    manifest_trims: AtomicU64,
+    manifest_tables_left_out: AtomicU64,
 }
 
 impl Counters {
@@ -110,6 +122,15 @@ impl Counters {
         self.pushed_files.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How the secondary open got the MANIFEST.
+    pub fn manifest(&self, served: &ManifestServed) {
+        if let ManifestServed::Trimmed { live, kept } = served {
+            self.manifest_trims.fetch_add(1, Ordering::Relaxed);
+            self.manifest_tables_left_out
+                .fetch_add(live.saturating_sub(*kept), Ordering::Relaxed);
+        }
+    }
+
     pub fn snapshot(&self) -> RemoteCounts {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RemoteCounts {
@@ -123,6 +144,8 @@ impl Counters {
             cache_misses: get(&self.cache_misses),
             pushed_bytes: get(&self.pushed_bytes),
             pushed_files: get(&self.pushed_files),
+            manifest_trims: get(&self.manifest_trims),
+            manifest_tables_left_out: get(&self.manifest_tables_left_out),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::rocks::open_race::OpenRace;
+use crate::worker::remote::note_manifest;
 use crate::worker::timings::OpenRetry;
 
 impl Supervisor {
@@ -68,6 +69,11 @@ impl Supervisor {
         if let Some(remote) = &work.prepared.remote {
             // What admission fetched (all of it for an in-process
             // attempt; a child's own fetches are collected from its file).
+            if self.spawner.is_none() {
+                if let Some(line) = note_manifest(&remote.registration, &remote.source) {
+                    dir.log(&line);
+                }
+            }
             let mut fetched = remote.source.counts();
             if self.spawner.is_some() {
                 fetched.jobs = 0;
