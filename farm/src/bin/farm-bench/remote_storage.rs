@@ -245,6 +245,20 @@ fn stat(worker: &LocalWorker) -> anyhow::Result<Value> {
         .into_json()?)
 }
 
+/// `/stat` once no attempt is running: a `MULTI_PROCESS` attempt answers
+/// `done` at its delivery, and its child's fetch counts are added when it
+/// is reaped, a little later.
+fn settled_stat(worker: &LocalWorker) -> anyhow::Result<Value> {
+    let until = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = stat(worker)?;
+        if field(&s, &["running"]) == 0 || Instant::now() > until {
+            return Ok(s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 fn field(v: &Value, path: &[&str]) -> u64 {
     path.iter().fold(v, |v, k| &v[k]).as_u64().unwrap_or(0)
 }
@@ -289,7 +303,7 @@ fn run_jobs(
             Some(format!("{prefix}~").as_bytes()),
         );
         let latency = started.elapsed();
-        let after = stat(worker)?;
+        let after = settled_stat(worker)?;
         if farm.stats().remote_installed <= installed {
             bail!(
                 "{} job {j} compacted locally: {:?}",
