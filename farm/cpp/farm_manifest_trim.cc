@@ -151,17 +151,21 @@ struct Live {
   size_t position;
 };
 
-// The live tables after replaying the records; column family names by id.
+// The live tables after replaying the records; column family names by id;
+// the records decoded.
 struct Replay {
   std::unordered_map<uint64_t, Live> live;
   std::map<uint32_t, std::string> cf_names{{0, "default"}};
+  std::vector<std::unique_ptr<VersionEdit>> edits;
   std::string why_not;
 };
 
 Replay replay(const std::vector<std::string>& records) {
   Replay r;
+  r.edits.reserve(records.size());
   for (size_t i = 0; i < records.size(); i++) {
-    VersionEdit edit;
+    r.edits.push_back(std::make_unique<VersionEdit>());
+    VersionEdit& edit = *r.edits.back();
     Status s = edit.DecodeFrom(records[i]);
     if (!s.ok()) {
       r.why_not = "a record does not decode: " + s.ToString();
@@ -198,13 +202,18 @@ Replay replay(const std::vector<std::string>& records) {
 
 // The tables to keep (see the top of this file), or why none are chosen.
 bool choose(const Replay& r, const Comparator* ucmp, const std::string& cf_name,
-            const std::function<bool(uint64_t)>& is_input, std::set<uint64_t>* keep,
+            const std::set<uint64_t>& input_numbers, std::set<uint64_t>* keep,
             std::string* why) {
   uint32_t cf = 0;
   std::string lo, hi;
   size_t inputs = 0;
-  for (const auto& [number, t] : r.live) {
-    if (!is_input(number)) continue;
+  for (uint64_t number : input_numbers) {
+    auto it = r.live.find(number);
+    if (it == r.live.end()) {
+      *why = "an input is not a live table";
+      return false;
+    }
+    const Live& t = it->second;
     if (inputs > 0 && t.cf != cf) {
       *why = "the inputs are of more than one column family";
       return false;
@@ -242,7 +251,7 @@ bool choose(const Replay& r, const Comparator* ucmp, const std::string& cf_name,
 }
 
 // The records without the last adds of the tables not kept.
-bool rewrite(const std::vector<std::string>& records, const Replay& r,
+bool rewrite(const std::vector<std::string>& records, Replay& r,
              const std::set<uint64_t>& keep, std::string* out, std::string* why) {
   std::map<size_t, std::vector<size_t>> drops;  // record -> positions
   for (const auto& [number, t] : r.live) {
@@ -261,9 +270,9 @@ bool rewrite(const std::vector<std::string>& records, const Replay& r,
       }
       continue;
     }
-    VersionEdit edit;
+    VersionEdit& edit = *r.edits[i];
     std::string same;
-    if (!edit.DecodeFrom(records[i]).ok() || !edit.EncodeTo(&same, /*ts_sz=*/0) || same != records[i]) {
+    if (!edit.EncodeTo(&same, /*ts_sz=*/0) || same != records[i]) {
       *why = "a record does not re-encode to its own bytes";
       return false;
     }
@@ -311,7 +320,7 @@ std::string trim_refusal(const ColumnFamilyOptions& o) {
 }
 
 Trimmed trim_manifest(const std::string& manifest, const Comparator* ucmp,
-                      const std::string& cf_name, const std::function<bool(uint64_t)>& is_input) {
+                      const std::string& cf_name, const std::set<uint64_t>& inputs) {
   Trimmed t;
   std::vector<std::string> records;
   if (!read_records(manifest, &records, &t.why_not)) return t;
@@ -322,7 +331,7 @@ Trimmed trim_manifest(const std::string& manifest, const Comparator* ucmp,
     return t;
   }
   std::set<uint64_t> keep;
-  if (!choose(r, ucmp, cf_name, is_input, &keep, &t.why_not)) return t;
+  if (!choose(r, ucmp, cf_name, inputs, &keep, &t.why_not)) return t;
   t.kept = keep.size();
   if (t.kept == t.live) {
     t.why_not = "every live table is needed";

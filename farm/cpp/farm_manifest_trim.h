@@ -5,7 +5,7 @@
 #define FARM_MANIFEST_TRIM_H
 
 #include <cstdint>
-#include <functional>
+#include <set>
 #include <string>
 
 #include "rocksdb/comparator.h"
@@ -27,12 +27,10 @@ struct Trimmed {
 };
 
 // Trims `manifest` (the bytes of a MANIFEST file, a log of VersionEdits)
-// for a compaction of column family `cf_name`, whose user comparator is
-// `ucmp`, of the tables `is_input` answers true for. See the .cc for what
-// is kept.
+// for a compaction of the tables numbered `inputs` of column family
+// `cf_name`, whose user comparator is `ucmp`. See the .cc for what is kept.
 Trimmed trim_manifest(const std::string& manifest, const ROCKSDB_NAMESPACE::Comparator* ucmp,
-                      const std::string& cf_name,
-                      const std::function<bool(uint64_t)>& is_input);
+                      const std::string& cf_name, const std::set<uint64_t>& inputs);
 
 }  // namespace farm
 

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -116,6 +117,7 @@ IOStatus remote_read(const std::string& path, uint64_t offset, size_t n, char* s
 struct ManifestPlan {
   const ROCKSDB_NAMESPACE::Comparator* ucmp = nullptr;
   std::string cf_name;
+  std::set<uint64_t> inputs;
   std::mutex mu;
   std::string name;                             // the MANIFEST's path, once opened
   std::shared_ptr<const std::string> trimmed;   // null: served whole
@@ -156,24 +158,15 @@ IOStatus read_whole(const std::string& path, std::string* out) {
   return IOStatus::OK();
 }
 
-// Whether the job's list marks table `number` of `db_dir` readable (an input).
-bool is_input_table(const std::string& db_dir, uint64_t number) {
-  char name[32];
-  snprintf(name, sizeof(name), "/%06llu.sst", static_cast<unsigned long long>(number));
-  return farm::remote_file_readable(db_dir + name);
-}
-
 // Trims the MANIFEST `plan.name` of the DB at `db_dir` into the plan.
-void build_trimmed(ManifestPlan& plan, const std::string& db_dir) {
+void build_trimmed(ManifestPlan& plan) {
   std::string whole;
   IOStatus s = read_whole(plan.name, &whole);
   if (!s.ok()) {
     plan.report.why_not = "reading it failed: " + s.ToString();
     return;
   }
-  farm::Trimmed t = farm::trim_manifest(
-      whole, plan.ucmp, plan.cf_name,
-      [&db_dir](uint64_t number) { return is_input_table(db_dir, number); });
+  farm::Trimmed t = farm::trim_manifest(whole, plan.ucmp, plan.cf_name, plan.inputs);
   if (!t.bytes.empty()) plan.trimmed = std::make_shared<const std::string>(std::move(t.bytes));
   t.bytes.clear();
   plan.report = std::move(t);
@@ -193,7 +186,7 @@ std::shared_ptr<const std::string> trimmed_manifest(const std::string& path) {
     if (plan->ucmp == nullptr) return nullptr;
     // Nothing may throw into RocksDB: a failure serves the MANIFEST whole.
     try {
-      build_trimmed(*plan, db_dir);
+      build_trimmed(*plan);
     } catch (const std::exception& e) {
       plan->trimmed = nullptr;
       plan->report.why_not = std::string("trimming failed: ") + e.what();
@@ -517,9 +510,10 @@ bool remote_file_readable(const std::string& path) noexcept {
 
 void plan_manifest_trim(const std::string& db_dir,
                         const ROCKSDB_NAMESPACE::ColumnFamilyOptions& options,
-                        const std::string& cf_name) {
+                        const std::string& cf_name, const std::set<uint64_t>& inputs) {
   auto plan = std::make_shared<ManifestPlan>();
   plan->cf_name = cf_name;
+  plan->inputs = inputs;
   std::string refusal = trim_refusal(options);
   if (refusal.empty()) {
     plan->ucmp = options.comparator;

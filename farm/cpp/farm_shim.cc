@@ -18,6 +18,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -103,9 +104,11 @@ void farm_free(void* p) noexcept { free(p); }
 // partitioner and property collectors; the file checksum factory of
 // farm_file_checksum.h (the DB's own when it names another kind), so that
 // every output carries its whole-file checksum for the hoster's check.
+// `remote_inputs`: for a DB read over HTTP, the numbers of the job's input
+// tables (its MANIFEST is planned for trimming); null otherwise.
 static rocksdb_compaction_service_options_override_t* override_from_options_file(
     Env* env, const char* options_file, const char* cf_name, char** errptr,
-    bool remote = false) noexcept {
+    const std::set<uint64_t>* remote_inputs = nullptr) noexcept {
   rocksdb_compaction_service_options_override_t* result = nullptr;
   guarded(errptr, [&] {
     ConfigOptions config;
@@ -146,10 +149,10 @@ static rocksdb_compaction_service_options_override_t* override_from_options_file
     rep.sst_partitioner_factory = family->options.sst_partitioner_factory;
     rep.table_properties_collector_factories =
         family->options.table_properties_collector_factories;
-    if (remote) {
+    if (remote_inputs != nullptr) {
       std::string db_dir(options_file);
       db_dir.resize(db_dir.rfind('/') == std::string::npos ? 0 : db_dir.rfind('/'));
-      farm::plan_manifest_trim(db_dir, family->options, cf_name);
+      farm::plan_manifest_trim(db_dir, family->options, cf_name, *remote_inputs);
     }
     result = ov.release();
   });
@@ -167,12 +170,17 @@ int farm_override_use_remote_env(rocksdb_compaction_service_options_override_t* 
 
 // The same for an OPTIONS file of a DB the worker reads over HTTP (a path
 // below "/.farm-remote/", farm_remote_fs.cc): loaded through the remote
-// file system, which the override then reads the DB through.
+// file system, which the override then reads the DB through; its MANIFEST
+// is planned for trimming to what the job's `inputs` (table numbers) need.
 rocksdb_compaction_service_options_override_t* farm_override_from_remote_options_file(
-    const char* options_file, const char* cf_name, char** errptr) noexcept {
+    const char* options_file, const char* cf_name, const uint64_t* inputs, size_t n_inputs,
+    char** errptr) noexcept {
   Env* env = static_cast<Env*>(farm_remote_env());
+  std::set<uint64_t> input_numbers;
+  guarded(errptr, [&] { input_numbers.insert(inputs, inputs + n_inputs); });
+  if (errptr != nullptr && *errptr != nullptr) return nullptr;
   rocksdb_compaction_service_options_override_t* ov =
-      override_from_options_file(env, options_file, cf_name, errptr, /*remote=*/true);
+      override_from_options_file(env, options_file, cf_name, errptr, &input_numbers);
   if (ov != nullptr && farm_override_use_remote_env(ov, errptr) == 0) {
     delete ov;
     return nullptr;

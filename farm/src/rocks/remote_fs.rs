@@ -117,18 +117,37 @@ impl Override {
     /// file system; the override then reads the DB through it too, with
     /// the options that keep the secondary open to the job's files
     /// (`verify_sst_unique_id_in_manifest=false`,
-    /// `skip_stats_update_on_db_open=true`).
+    /// `skip_stats_update_on_db_open=true`), and its MANIFEST trimmed to
+    /// what a compaction of `inputs` (plain SST names) needs
+    /// (`cpp/farm_manifest_trim.cc`).
     pub fn from_remote_options_file(
         db: &Registration,
         options_name: &str,
         cf_name: &str,
+        inputs: &[String],
     ) -> Result<Self, RocksError> {
         install_callbacks();
         let file = c_path(&db.db_path().join(options_name), "options file path")?;
         let cf = c_str(cf_name, "column family name")?;
+        // An input that is not a table name leaves no input known: the
+        // MANIFEST is then opened whole.
+        let numbers: Vec<u64> = inputs
+            .iter()
+            .map(|n| n.strip_suffix(".sst").and_then(|n| n.parse().ok()))
+            .collect::<Option<_>>()
+            .unwrap_or_default();
         let raw = with_errptr("load remote options file", |err| {
-            // SAFETY: both strings are live NUL-terminated C strings for the call.
-            unsafe { ffi::farm_override_from_remote_options_file(file.as_ptr(), cf.as_ptr(), err) }
+            // SAFETY: both strings are live NUL-terminated C strings and
+            // `numbers` a live slice for the call.
+            unsafe {
+                ffi::farm_override_from_remote_options_file(
+                    file.as_ptr(),
+                    cf.as_ptr(),
+                    numbers.as_ptr(),
+                    numbers.len(),
+                    err,
+                )
+            }
         })?;
         Override::from_raw(raw, "load remote options file")
     }
@@ -296,6 +315,8 @@ mod ffi {
         pub fn farm_override_from_remote_options_file(
             options_file: *const c_char,
             cf_name: *const c_char,
+            inputs: *const u64,
+            n_inputs: usize,
             errptr: *mut *mut c_char,
         ) -> *mut rocksdb_compaction_service_options_override_t;
     }

@@ -77,8 +77,9 @@ pub fn prepare(
     .map_err(|e| Refused(e.to_string()))?;
     let options_name = format!("OPTIONS-{:06}", info.options_file_number);
     let registration = remote_fs::register(source.clone());
-    let overrides = Override::from_remote_options_file(&registration, &options_name, &info.cf_name)
-        .map_err(|e| Refused(format!("cannot use the job's {options_name}: {e}")))?;
+    let overrides =
+        Override::from_remote_options_file(&registration, &options_name, &info.cf_name, &inputs)
+            .map_err(|e| Refused(format!("cannot use the job's {options_name}: {e}")))?;
     let loaded = overrides
         .describe()
         .map_err(|e| Refused(format!("cannot inspect the options of {options_name}: {e}")))?;

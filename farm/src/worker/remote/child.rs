@@ -36,7 +36,8 @@ pub fn open(
 ) -> Result<(ChildSource, Override, OptionsText), ChildRemoteError> {
     let source = Arc::new(RemoteSource::open(&remote.storage, &remote.inputs)?);
     let registration = remote_fs::register(source.clone());
-    let overrides = Override::from_remote_options_file(&registration, options_file, cf_name)?;
+    let overrides =
+        Override::from_remote_options_file(&registration, options_file, cf_name, &remote.inputs)?;
     let text = OptionsText::parse(&String::from_utf8_lossy(&source.read_whole(options_file)?));
     Ok((
         ChildSource {
