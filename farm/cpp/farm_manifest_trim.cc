@@ -75,24 +75,24 @@ namespace {
 // A file that reads a string.
 class StringSource : public FSSequentialFile {
  public:
-  explicit StringSource(const std::string& data) : data_(data) {}
+  explicit StringSource(std::shared_ptr<const std::string> data) : data_(std::move(data)) {}
 
   IOStatus Read(size_t n, const IOOptions&, Slice* result, char* scratch,
                 IODebugContext*) override {
-    size_t take = std::min(n, data_.size() - at_);
-    memcpy(scratch, data_.data() + at_, take);
+    size_t take = std::min(n, data_->size() - at_);
+    memcpy(scratch, data_->data() + at_, take);
     at_ += take;
     *result = Slice(scratch, take);
     return IOStatus::OK();
   }
 
   IOStatus Skip(uint64_t n) override {
-    at_ += std::min<uint64_t>(n, data_.size() - at_);
+    at_ += std::min<uint64_t>(n, data_->size() - at_);
     return IOStatus::OK();
   }
 
  private:
-  const std::string& data_;
+  std::shared_ptr<const std::string> data_;
   size_t at_ = 0;
 };
 
@@ -123,10 +123,10 @@ class Reporter : public rlog::Reader::Reporter {
 };
 
 // The records of a MANIFEST, or why they could not be read.
-bool read_records(const std::string& manifest, std::vector<std::string>* records,
-                  std::string* why) {
-  auto file = std::make_unique<SequentialFileReader>(std::make_unique<StringSource>(manifest),
-                                                     "MANIFEST");
+bool read_records(std::shared_ptr<const std::string> manifest,
+                  std::vector<std::string>* records, std::string* why) {
+  auto file = std::make_unique<SequentialFileReader>(
+      std::make_unique<StringSource>(std::move(manifest)), "MANIFEST");
   Reporter reporter;
   rlog::Reader reader(nullptr, std::move(file), &reporter, /*checksum=*/true, /*log_num=*/0);
   Slice record;
@@ -319,11 +319,15 @@ std::string trim_refusal(const ColumnFamilyOptions& o) {
   return "";
 }
 
-Trimmed trim_manifest(const std::string& manifest, const Comparator* ucmp,
+std::unique_ptr<FSSequentialFile> string_file(std::shared_ptr<const std::string> data) {
+  return std::make_unique<StringSource>(std::move(data));
+}
+
+Trimmed trim_manifest(std::shared_ptr<const std::string> manifest, const Comparator* ucmp,
                       const std::string& cf_name, const std::set<uint64_t>& inputs) {
   Trimmed t;
   std::vector<std::string> records;
-  if (!read_records(manifest, &records, &t.why_not)) return t;
+  if (!read_records(std::move(manifest), &records, &t.why_not)) return t;
   Replay r = replay(records);
   t.live = r.live.size();
   if (!r.why_not.empty()) {

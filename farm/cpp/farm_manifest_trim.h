@@ -5,10 +5,12 @@
 #define FARM_MANIFEST_TRIM_H
 
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 
 #include "rocksdb/comparator.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/options.h"
 
 namespace farm {
@@ -29,8 +31,13 @@ struct Trimmed {
 // Trims `manifest` (the bytes of a MANIFEST file, a log of VersionEdits)
 // for a compaction of the tables numbered `inputs` of column family
 // `cf_name`, whose user comparator is `ucmp`. See the .cc for what is kept.
-Trimmed trim_manifest(const std::string& manifest, const ROCKSDB_NAMESPACE::Comparator* ucmp,
-                      const std::string& cf_name, const std::set<uint64_t>& inputs);
+Trimmed trim_manifest(std::shared_ptr<const std::string> manifest,
+                      const ROCKSDB_NAMESPACE::Comparator* ucmp, const std::string& cf_name,
+                      const std::set<uint64_t>& inputs);
+
+// A sequential file that reads `data`.
+std::unique_ptr<ROCKSDB_NAMESPACE::FSSequentialFile> string_file(
+    std::shared_ptr<const std::string> data);
 
 }  // namespace farm
 

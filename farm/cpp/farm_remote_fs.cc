@@ -7,6 +7,9 @@
 // three callbacks installed once (size, read, list). Every other path passes
 // through unchanged: the output directory and the info log are local.
 //
+// A DB whose override planned it (plan_manifest_trim) has its MANIFEST
+// served trimmed to what the job's compaction needs (farm_manifest_trim.cc).
+//
 // Below the prefix the DB is read-only: every write, rename, delete, link or
 // lock answers NotSupported, so nothing RocksDB does can reach the hoster's
 // files but reads of files in the job.
@@ -166,7 +169,8 @@ void build_trimmed(ManifestPlan& plan) {
     plan.report.why_not = "reading it failed: " + s.ToString();
     return;
   }
-  farm::Trimmed t = farm::trim_manifest(whole, plan.ucmp, plan.cf_name, plan.inputs);
+  farm::Trimmed t = farm::trim_manifest(std::make_shared<const std::string>(std::move(whole)),
+                                        plan.ucmp, plan.cf_name, plan.inputs);
   if (!t.bytes.empty()) plan.trimmed = std::make_shared<const std::string>(std::move(t.bytes));
   t.bytes.clear();
   plan.report = std::move(t);
@@ -197,30 +201,6 @@ std::shared_ptr<const std::string> trimmed_manifest(const std::string& path) {
   }
   return plan->name == path ? plan->trimmed : nullptr;
 }
-
-class TrimmedSequentialFile : public FSSequentialFile {
- public:
-  explicit TrimmedSequentialFile(std::shared_ptr<const std::string> data)
-      : data_(std::move(data)) {}
-
-  IOStatus Read(size_t n, const IOOptions&, Slice* result, char* scratch,
-                IODebugContext*) override {
-    size_t take = std::min(n, data_->size() - at_);
-    memcpy(scratch, data_->data() + at_, take);
-    at_ += take;
-    *result = Slice(scratch, take);
-    return IOStatus::OK();
-  }
-
-  IOStatus Skip(uint64_t n) override {
-    at_ += std::min<uint64_t>(n, data_->size() - at_);
-    return IOStatus::OK();
-  }
-
- private:
-  std::shared_ptr<const std::string> data_;
-  size_t at_ = 0;
-};
 
 class TrimmedRandomAccessFile : public FSRandomAccessFile {
  public:
@@ -314,7 +294,7 @@ class RemoteFileSystem : public FileSystemWrapper {
     if (!is_remote(f)) return target()->NewSequentialFile(f, o, r, dbg);
     if (size_of(f) < 0) return not_found(f);
     if (auto trimmed = trimmed_manifest(f)) {
-      r->reset(new TrimmedSequentialFile(std::move(trimmed)));
+      *r = farm::string_file(std::move(trimmed));
       return IOStatus::OK();
     }
     r->reset(new RemoteSequentialFile(f));
