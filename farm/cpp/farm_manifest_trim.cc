@@ -276,10 +276,16 @@ bool rewrite(const std::vector<std::string>& records, Replay& r,
       *why = "a record does not re-encode to its own bytes";
       return false;
     }
+    // One pass, so that a snapshot record of many tables costs its length.
     auto& added = edit.GetMutableNewFiles();
-    std::vector<size_t>& positions = d->second;
-    std::sort(positions.rbegin(), positions.rend());
-    for (size_t p : positions) added.erase(added.begin() + static_cast<ptrdiff_t>(p));
+    std::vector<bool> dropped(added.size(), false);
+    for (size_t p : d->second) dropped[p] = true;
+    VersionEdit::NewFiles kept;
+    kept.reserve(added.size() - d->second.size());
+    for (size_t p = 0; p < added.size(); p++) {
+      if (!dropped[p]) kept.push_back(std::move(added[p]));
+    }
+    added.swap(kept);
     std::string encoded;
     if (!edit.EncodeTo(&encoded, /*ts_sz=*/0) || !writer.AddRecord(wo, encoded).ok()) {
       *why = "writing the trimmed MANIFEST failed";
