@@ -16,7 +16,10 @@ use rocksdb::{ColumnFamilyDescriptor, DB};
 
 /// `caught_by`: what the hoster's last refusal names.
 fn damaged_outputs_are_never_installed(damage: Damage, caught_by: &str) {
-    caught_with(damage, serde_json::json!({}), caught_by);
+    // Probes that never time out while the proxy damages the outputs: a
+    // hoster whose probe timed out collects the result from the output
+    // directory itself, possibly before the damage.
+    caught_with(damage, serde_json::json!({"http_timeout": 60}), caught_by);
 }
 
 /// As above, with `extra` hoster params.
@@ -57,6 +60,11 @@ fn caught_with(damage: Damage, extra: serde_json::Value, caught_by: &str) {
     eventually("the hoster judged every finished attempt", || {
         let s = hoster.farm.stats();
         s.fallbacks["verify_failed"] + s.remote_installed == succeeded()
+    });
+    // The proxy counts a damage once it is done, which may be after the
+    // hoster judged the attempt.
+    eventually("the proxy counted its damage", || {
+        proxy.injected() >= succeeded()
     });
     let stats = hoster.farm.stats();
     let damaged = proxy.injected();
@@ -118,7 +126,7 @@ fn corrupted_output_is_caught_by_block_checksums_with_verify_output_blocks() {
             at_permille: 333,
             len: Some(64),
         },
-        serde_json::json!({"verify_output_blocks": true}),
+        serde_json::json!({"verify_output_blocks": true, "http_timeout": 60}),
         "checksum verification failed",
     );
 }
