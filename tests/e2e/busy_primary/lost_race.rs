@@ -52,9 +52,12 @@ fn attempt_log(worker_root: &Path) -> String {
 /// `MULTI_PROCESS` a probe answers at the child's delivery, and the
 /// attempt is counted when the child has been reaped, a moment later.
 fn counters_after_one_attempt(worker: &LocalWorker) -> serde_json::Value {
-    eventually("the worker counted the attempt", || {
+    // A MULTI_PROCESS attempt is counted at its delivery, its child's open
+    // retries when it is reaped: wait for both.
+    eventually("the worker counted and reaped the attempt", || {
         let stat = worker_stat(worker);
         stat["counters"]["succeeded"].as_u64().unwrap_or(0) + failed_attempts(&stat) == 1
+            && stat["running"] == 0
     });
     worker_stat(worker)["counters"].clone()
 }
