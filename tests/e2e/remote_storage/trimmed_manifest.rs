@@ -68,8 +68,10 @@ fn a_trimmed_manifest_keeps_every_tombstone() {
         stats.remote_installed > 0,
         "compactions ran remotely: {stats:?}"
     );
-    for line in manifest_lines(dir.path())
+    let logs = attempt_logs(dir.path());
+    for line in logs
         .iter()
+        .flat_map(|log| log.lines())
         .filter(|l| l.contains("MANIFEST trimmed") || l.contains("opened whole"))
         .take(5)
     {
@@ -90,26 +92,4 @@ fn a_trimmed_manifest_keeps_every_tombstone() {
     let db = DB::open_cf_descriptors(&opts, &db_path, cfs()).unwrap();
     let cf = db.cf_handle("default").unwrap();
     assert_eq!(model.check(&db, cf), Ok(model.len() as u64));
-}
-
-/// The `MANIFEST ...` lines of the attempt `LOG`s below `dir`.
-fn manifest_lines(dir: &std::path::Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == "LOG") {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                lines.extend(
-                    text.lines()
-                        .filter(|l| l.contains("MANIFEST"))
-                        .map(str::to_owned),
-                );
-            }
-        }
-    }
-    lines
 }
