@@ -34,4 +34,4 @@ echo "== rustdoc of the farm and zipserver crates, warnings as errors =="
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p farm -p zipserver
 cargo test --workspace -- --test-threads=2 "$@"
 echo "== end-to-end suite again with MULTI_PROCESS=true =="
-FARM_E2E_MULTI_PROCESS=1 cargo test --test e2e -- --test-threads=2 --skip child_faults --skip child_cgroups "$@"
+FARM_E2E_MULTI_PROCESS=1 cargo test --test e2e -- --test-threads=2 --skip child_faults --skip child_spares --skip child_cgroups "$@"

@@ -2,8 +2,8 @@
 //
 // RocksDB's own FileChecksumGenCrc32c gives the same values, but RocksDB is
 // compiled for baseline x86-64 here, so its CRC32C runs in software (about
-// 1 GiB/s); this one uses the SSE4.2 instruction when the CPU has it, and
-// RocksDB's function otherwise.
+// 1 GiB/s); this one uses the SSE4.2 instruction when the CPU has it (three
+// streams at once over large buffers), and RocksDB's function otherwise.
 
 #include "farm_file_checksum.h"
 
@@ -26,10 +26,20 @@
 namespace farm {
 namespace {
 
+// Large buffers are taken as three stripes of kStripe bytes at a time, each
+// its own chain of crc32 instructions, so the CPU runs three at once (the
+// instruction issues every cycle but takes three). The register is linear
+// in what it starts from, so the three are joined exactly:
+// crc(A B) = shift(crc(A)) ^ crc0(B), where crc0 starts from 0 and shift is
+// what kStripe zero bytes do to a register.
+constexpr size_t kStripe = 8 << 10;
+
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(uint32_t crc, const char* p,
+// The CRC32C register (no inversions) after `n` bytes at `p`, one 8-byte
+// step at a time: each step waits for the one before (3 cycles).
+__attribute__((target("sse4.2"))) uint32_t crc_register(uint32_t reg, const char* p,
                                                         size_t n) noexcept {
-  uint64_t c = static_cast<uint32_t>(~crc);
+  uint64_t c = reg;
   while (n >= 8) {
     uint64_t v;
     memcpy(&v, p, 8);
@@ -43,7 +53,62 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_sse42(uint32_t crc, const char
     ++p;
     --n;
   }
-  return ~c32;
+  return c32;
+}
+
+// `shift` as four tables, one per byte of the register.
+struct StripeShift {
+  uint32_t table[4][256];
+
+  uint32_t operator()(uint32_t reg) const noexcept {
+    return table[0][reg & 0xff] ^ table[1][(reg >> 8) & 0xff] ^
+           table[2][(reg >> 16) & 0xff] ^ table[3][reg >> 24];
+  }
+};
+
+__attribute__((target("sse4.2"))) StripeShift make_stripe_shift() noexcept {
+  uint32_t bit[32];
+  for (int i = 0; i < 32; ++i) {
+    uint64_t c = uint64_t{1} << i;
+    for (size_t k = 0; k < kStripe; k += 8) c = _mm_crc32_u64(c, 0);
+    bit[i] = static_cast<uint32_t>(c);
+  }
+  StripeShift s{};
+  for (int byte = 0; byte < 4; ++byte) {
+    for (int v = 0; v < 256; ++v) {
+      uint32_t out = 0;
+      for (int b = 0; b < 8; ++b) {
+        if ((v >> b) & 1) out ^= bit[8 * byte + b];
+      }
+      s.table[byte][v] = out;
+    }
+  }
+  return s;
+}
+
+__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(uint32_t crc, const char* p,
+                                                        size_t n) noexcept {
+  uint32_t reg = ~crc;
+  if (n >= 3 * kStripe) {
+    static const StripeShift shift = make_stripe_shift();
+    do {
+      uint64_t a = reg, b = 0, c = 0;
+      for (size_t i = 0; i < kStripe; i += 8) {
+        uint64_t x, y, z;
+        memcpy(&x, p + i, 8);
+        memcpy(&y, p + kStripe + i, 8);
+        memcpy(&z, p + 2 * kStripe + i, 8);
+        a = _mm_crc32_u64(a, x);
+        b = _mm_crc32_u64(b, y);
+        c = _mm_crc32_u64(c, z);
+      }
+      reg = shift(shift(static_cast<uint32_t>(a)) ^ static_cast<uint32_t>(b)) ^
+            static_cast<uint32_t>(c);
+      p += 3 * kStripe;
+      n -= 3 * kStripe;
+    } while (n >= 3 * kStripe);
+  }
+  return ~crc_register(reg, p, n);
 }
 
 bool have_sse42() noexcept {
@@ -117,8 +182,10 @@ uint32_t farm_crc32c_extend(uint32_t crc, const char* data, size_t len) noexcept
   return farm::crc32c_extend(crc, data, len);
 }
 
-// The CRC32C of the whole file at `path` and its length, read in 1 MiB
-// reads: the hoster's check of an output. Returns 1, or 0 with `errptr` set.
+// The CRC32C of the whole file at `path` and its length: the hoster's check
+// of an output. Read 192 KiB at a time (eight rounds of the three stripes:
+// few system calls, and the buffer stays in the core's cache between the
+// copy and the CRC). Returns 1, or 0 with `errptr` set.
 int farm_file_crc32c(const char* path, uint32_t* crc, uint64_t* bytes,
                      char** errptr) noexcept {
   int ok = 0;
@@ -129,7 +196,7 @@ int farm_file_crc32c(const char* path, uint32_t* crc, uint64_t* bytes,
       return;
     }
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    constexpr size_t kRead = 1 << 20;
+    constexpr size_t kRead = 24 * farm::kStripe;
     std::unique_ptr<char[]> buf(new char[kRead]);
     uint32_t c = 0;
     uint64_t n = 0;

@@ -15,6 +15,7 @@ mod busy_primary;
 mod chaos;
 mod child_cgroups;
 mod child_faults;
+mod child_spares;
 mod docs;
 mod dynamic_mount;
 mod etcd;

@@ -58,6 +58,8 @@ use std::sync::Arc;
 ///   CHILD_FILE_SIZE_LIMIT     a child's RLIMIT_FSIZE, e.g. 1G (default unlimited)
 ///   CHILD_OPEN_FILES          a child's RLIMIT_NOFILE (default inherited)
 ///   CHILD_NICE                added to a child's nice value, 0-19 (default 0)
+///   CHILD_SPARES              children kept started ahead of their attempts, each serving one attempt;
+///                             0 starts a child per attempt when it comes (default 1)
 ///   ATTEMPT_TIMEOUT_MULTIPLIER, ATTEMPT_TIMEOUT_MIN, ATTEMPT_TIMEOUT_MAX
 ///                             timeout = multiplier x hoster's estimate, within min..max (10, 60s, 2h)
 ///   CANCEL_GRACE              SIGTERM-to-SIGKILL grace for a child (default 5s)
@@ -116,6 +118,10 @@ struct Args {
     /// Internal: run the attempt in this directory as a MULTI_PROCESS child.
     #[arg(long, hide = true, value_name = "ATTEMPT_DIR")]
     child: Option<PathBuf>,
+    /// Internal: a MULTI_PROCESS child started ahead, waiting on standard
+    /// input for its attempt directory.
+    #[arg(long, hide = true)]
+    child_spare: bool,
     /// Internal: load these plugins and print their classes as JSON.
     #[arg(long, hide = true, num_args = 1.., value_name = "PLUGIN")]
     describe_plugins: Option<Vec<PathBuf>>,
@@ -125,6 +131,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(dir) = &args.child {
         std::process::exit(farm::worker::child::entry::run(dir));
+    }
+    if args.child_spare {
+        std::process::exit(farm::worker::child::entry::run_spare());
     }
     if let Some(paths) = &args.describe_plugins {
         std::process::exit(farm::worker::plugin_catalog::describe_main(paths));

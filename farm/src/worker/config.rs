@@ -33,6 +33,7 @@
 //! | `CHILD_FILE_SIZE_LIMIT` | unlimited | a child's `RLIMIT_FSIZE`: a larger write kills it with SIGXFSZ |
 //! | `CHILD_OPEN_FILES` | inherited | a child's `RLIMIT_NOFILE` |
 //! | `CHILD_NICE` | 0 | added to a child's nice value (0 to 19) |
+//! | `CHILD_SPARES` | 1 | with `MULTI_PROCESS`, children kept started ahead of their attempts (0 to 64; 0: each attempt starts its own): each waits, set up as an attempt child is, and serves one attempt (see [`crate::worker::child::spare`]) |
 //! | `ATTEMPT_TIMEOUT_MULTIPLIER` | 10 | an attempt's timeout is this times the hoster's estimate ... |
 //! | `ATTEMPT_TIMEOUT_MIN`, `ATTEMPT_TIMEOUT_MAX` | `60s`, `2h` | ... kept between these; with no estimate, the maximum |
 //! | `CANCEL_GRACE` | `5s` | after SIGTERM, how long a child has before SIGKILL |
@@ -70,6 +71,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zipserver::options::Setting as ZipServerSetting;
+
+/// `CHILD_SPARES` when unset: one child waits for the next attempt.
+pub const DEFAULT_CHILD_SPARES: usize = 1;
+/// The most `CHILD_SPARES` may be.
+const MAX_CHILD_SPARES: usize = 64;
 
 /// A configuration error, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +146,8 @@ pub struct WorkerConfig {
     /// empty and every compaction of the child crashes).
     pub preloaded: Vec<PathBuf>,
     pub child_limits: ChildLimits,
+    /// `CHILD_SPARES`: children started ahead of their attempts.
+    pub child_spares: usize,
     pub attempt_timeout_multiplier: u32,
     pub attempt_timeout_min: Duration,
     pub attempt_timeout_max: Duration,
@@ -259,6 +267,7 @@ struct FileConfig {
     child_max_processes: Option<toml::Value>,
     child_cpu_weight: Option<toml::Value>,
     child_cgroup: Option<String>,
+    child_spares: Option<toml::Value>,
     attempt_timeout_multiplier: Option<toml::Value>,
     attempt_timeout_min: Option<String>,
     attempt_timeout_max: Option<String>,
@@ -336,6 +345,7 @@ impl Sources<'_> {
             "CHILD_MAX_PROCESSES" => value(&f.child_max_processes),
             "CHILD_CPU_WEIGHT" => value(&f.child_cpu_weight),
             "CHILD_CGROUP" => f.child_cgroup.clone(),
+            "CHILD_SPARES" => value(&f.child_spares),
             "ATTEMPT_TIMEOUT_MULTIPLIER" => value(&f.attempt_timeout_multiplier),
             "ATTEMPT_TIMEOUT_MIN" => f.attempt_timeout_min.clone(),
             "ATTEMPT_TIMEOUT_MAX" => f.attempt_timeout_max.clone(),
@@ -608,6 +618,16 @@ impl WorkerConfig {
                 None => None,
             },
         };
+        let child_spares = match src.get("CHILD_SPARES") {
+            Some(v) => {
+                let n = parse_count("CHILD_SPARES", &v, 0)?;
+                if n > MAX_CHILD_SPARES {
+                    return Err(invalid("CHILD_SPARES", &v, "must be 0 to 64"));
+                }
+                n
+            }
+            None => DEFAULT_CHILD_SPARES,
+        };
         let duration = |name: &'static str, default: Duration| {
             src.get(name)
                 .map_or(Ok(default), |v| parse_duration(name, &v))
@@ -733,6 +753,7 @@ impl WorkerConfig {
             plugins,
             preloaded,
             child_limits,
+            child_spares,
             attempt_timeout_multiplier,
             attempt_timeout_min,
             attempt_timeout_max,

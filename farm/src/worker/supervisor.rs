@@ -263,6 +263,7 @@ impl Supervisor {
                 config.preloaded.clone(),
                 config.child_limits.clone(),
                 cgroups,
+                config.child_spares,
             )?)
         } else {
             None

@@ -332,7 +332,8 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-/// The processes of the sandbox still running, but the worker.
+/// The processes of the sandbox still running, but the worker and the
+/// spare child waiting for its next attempt (MULTI_PROCESS).
 fn sandbox_processes(inner: u32) -> Vec<String> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let mine = ns(&inner.to_string());
@@ -348,6 +349,7 @@ fn sandbox_processes(inner: u32) -> Vec<String> {
             let cmd = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
             (state != 'Z').then(|| String::from_utf8_lossy(&cmd).replace('\0', " "))
         })
+        .filter(|cmd| !cmd.contains(" --child-spare"))
         .collect()
 }
 

@@ -59,7 +59,9 @@ pub struct JobCostArgs {
     /// Modes, in the order each round runs them: direct, farm-inproc,
     /// farm-multi, farm-multi-paced (MULTI_PROCESS, probe_wait 0),
     /// farm-multi-blocks (MULTI_PROCESS, the hoster checking block
-    /// checksums instead of whole-file checksums).
+    /// checksums instead of whole-file checksums), farm-multi-cold
+    /// (MULTI_PROCESS with `CHILD_SPARES=0`: each child forked when its
+    /// attempt comes).
     #[arg(
         long,
         value_delimiter = ',',
@@ -81,6 +83,8 @@ struct FarmMode {
     /// The hoster's `verify_output_blocks`: block checksums instead of the
     /// whole-file checksum.
     blocks: bool,
+    /// The worker's `CHILD_SPARES` is 0.
+    cold: bool,
 }
 
 /// One farm job as the hoster saw it.
@@ -159,7 +163,8 @@ fn measure(worker_bin: &Path, args: &JobCostArgs, dir: &Path) -> anyhow::Result<
             let side = &mut sides[i];
             match *mode {
                 "direct" => direct_round(args, &captured, round, side)?,
-                "farm-inproc" | "farm-multi" | "farm-multi-paced" | "farm-multi-blocks" => {
+                "farm-inproc" | "farm-multi" | "farm-multi-paced" | "farm-multi-blocks"
+                | "farm-multi-cold" => {
                     let mode = FarmMode {
                         multi: *mode != "farm-inproc",
                         probe_wait: if *mode == "farm-multi-paced" {
@@ -168,6 +173,7 @@ fn measure(worker_bin: &Path, args: &JobCostArgs, dir: &Path) -> anyhow::Result<
                             args.probe_wait
                         },
                         blocks: *mode == "farm-multi-blocks",
+                        cold: *mode == "farm-multi-cold",
                     };
                     farm_round(worker_bin, args, &captured, round, mode, dir, side)?
                 }
@@ -243,14 +249,18 @@ fn farm_round(
         multi,
         probe_wait,
         blocks,
+        cold,
     } = mode;
-    let root = dir.join(format!("worker-{round}-{multi}-{probe_wait}-{blocks}"));
+    let root = dir.join(format!(
+        "worker-{round}-{multi}-{probe_wait}-{blocks}-{cold}"
+    ));
     args.worker_cpus.pin_current_thread()?;
     let worker = LocalWorker::start(
         worker_bin,
         &[
             ("WORKER_DB_ROOT", root.display().to_string()),
             ("MULTI_PROCESS", multi.to_string()),
+            ("CHILD_SPARES", if cold { "0" } else { "1" }.into()),
             ("MAX_PARALLEL_COMPACTIONS", "1".into()),
             ("DEL_WORKER_TEMP_DB", "false".into()),
             ("OUTPUT_SPACE_MARGIN", "1M".into()),
@@ -263,7 +273,7 @@ fn farm_round(
     let params = serde_json::json!({
         "http_workers": [worker.base_url()],
         "hoster_root": captured.root.display().to_string(),
-        "instance_name": format!("cost{round}{}{}{}", if multi { "m" } else { "i" }, (probe_wait * 1000.0) as u64, if blocks { "b" } else { "" }),
+        "instance_name": format!("cost{round}{}{}{}{}", if multi { "m" } else { "i" }, (probe_wait * 1000.0) as u64, if blocks { "b" } else { "" }, if cold { "c" } else { "" }),
         "verify_output": args.verify_output,
         "verify_output_blocks": blocks,
         "probe_wait": probe_wait,

@@ -63,6 +63,21 @@ enum SetupError {
     Remote(#[from] ChildRemoteError),
 }
 
+/// A spare child (`--child-spare`): waits for its attempt, then becomes
+/// its child (see [`super::spare`]); exits 0 when no attempt comes.
+pub fn run_spare() -> i32 {
+    let assignment = match super::spare::await_assignment() {
+        Ok(Some(a)) => a,
+        Ok(None) => return 0,
+        Err(e) => {
+            eprintln!("a spare child failed to read its attempt: {e}");
+            return spec::EXIT_SETUP_FAILED;
+        }
+    };
+    let e = assignment.become_child();
+    fail(&assignment.dir, spec::EXIT_SETUP_FAILED, &e)
+}
+
 /// Runs the attempt in `dir` and returns the process exit code.
 pub fn run(dir: &Path) -> i32 {
     let mut timings = AttemptTimings {

@@ -16,6 +16,8 @@
 //!   or as resource limits.
 //! - [`spawner`]: the long-lived forking thread; the child's cgroup,
 //!   process group, `PR_SET_PDEATHSIG`, the worker's own `LD_PRELOAD`.
+//! - [`spare`]: children started ahead of their attempt (`CHILD_SPARES`),
+//!   each waiting on its standard input for the attempt it will run.
 //! - [`delivery`]: the pipe on which a child says its result is in place,
 //!   so that `/probe` answers it before the child has exited.
 //! - [`supervise`]: waiting with a timeout and a cancel, the grace period
@@ -29,6 +31,7 @@ pub mod cgroups;
 pub mod delivery;
 pub mod entry;
 pub mod limits;
+pub mod spare;
 pub mod spawner;
 pub mod spec;
 pub mod supervise;

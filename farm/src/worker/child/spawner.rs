@@ -14,23 +14,32 @@
 //!   attempt marker, and the write end of its delivery pipe
 //!   ([`super::delivery`]);
 //! - writes stdout and stderr to `LOG.child`.
+//!
+//! Between requests the thread keeps `CHILD_SPARES` children started ahead
+//! ([`super::spare`]); a request takes the oldest live one, or starts a
+//! fresh child when none is left.
 
 use super::delivery::{self, Delivery, DELIVERED_FD};
 use super::limits::ChildLimits;
-use super::spec::{ATTEMPT_MARKER, LOG_CHILD};
+use super::spare::Spare;
+use super::spec::{attempt_marker, ATTEMPT_MARKER, LOG_CHILD};
 use crate::worker::cgroup::error::CgroupError;
 use crate::worker::cgroup::group::ChildCgroup;
 use crate::worker::cgroup::home::CgroupHome;
 use crate::worker::process::running::Running;
 use crate::worker::process::setup::ChildSetup;
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long an ended spare has to exit before it is killed.
+const SPARE_END_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -43,20 +52,20 @@ pub enum SpawnError {
     ThreadGone,
 }
 
+enum Message {
+    Spawn(Request),
+    /// Ends every spare and starts no more; answered once they are gone.
+    EndSpares(mpsc::Sender<()>),
+}
+
 struct Request {
     dir: PathBuf,
     marker: String,
-    setup: ChildSetup,
-    /// The delivery pipe's write end: open in the worker until the child
-    /// is forked, then closed there (the child keeps its copy).
-    delivery: OwnedFd,
-    reply: mpsc::Sender<io::Result<Running>>,
+    reply: mpsc::Sender<Result<Spawned, SpawnError>>,
 }
 
 pub struct Spawner {
-    requests: Mutex<mpsc::Sender<Request>>,
-    limits: ChildLimits,
-    cgroups: Option<Arc<CgroupHome>>,
+    requests: Mutex<mpsc::Sender<Message>>,
 }
 
 /// A started child, its cgroup, and how long starting it took.
@@ -66,78 +75,187 @@ pub struct Spawned {
     pub cgroup: Option<ChildCgroup>,
     /// The read end of its delivery pipe.
     pub delivery: Delivery,
+    /// The value of [`ATTEMPT_MARKER`] its processes carry.
+    pub marker: String,
     pub latency: Duration,
+    /// A spare's time between its start and its attempt; `None` for a
+    /// child started for the attempt.
+    pub spare_for: Option<Duration>,
 }
 
 impl Spawner {
     /// Starts the forking thread. `exe` is the worker binary; `preload` the
     /// objects for the children's `LD_PRELOAD` (the worker's own); `cgroups`
-    /// where children's cgroups go.
+    /// where children's cgroups go; `spares` how many children to keep
+    /// started ahead.
     pub fn start(
         exe: PathBuf,
         preload: Vec<PathBuf>,
         limits: ChildLimits,
         cgroups: Option<Arc<CgroupHome>>,
+        spares: usize,
     ) -> io::Result<Spawner> {
-        let (tx, rx) = mpsc::channel::<Request>();
+        let (tx, rx) = mpsc::channel::<Message>();
         let preload: Option<OsString> = (!preload.is_empty()).then(|| {
             let joined: Vec<String> = preload.iter().map(|p| p.display().to_string()).collect();
             OsString::from(joined.join(":"))
         });
-        std::thread::Builder::new()
-            .name("child-spawner".into())
-            .spawn(move || {
-                for req in rx {
-                    let child = spawn_one(
-                        &exe,
-                        preload.as_ref(),
-                        req.setup,
-                        &req.dir,
-                        &req.marker,
-                        &req.delivery,
-                    );
-                    drop(req.delivery);
-                    let _ = req.reply.send(child);
-                }
-            })?;
-        Ok(Spawner {
-            requests: Mutex::new(tx),
+        let forker = Forker {
+            exe,
+            preload,
             limits,
             cgroups,
+            spares,
+            pool: VecDeque::new(),
+            started_spares: 0,
+            refill_failed: false,
+        };
+        std::thread::Builder::new()
+            .name("child-spawner".into())
+            .spawn(move || forker.serve(rx))?;
+        Ok(Spawner {
+            requests: Mutex::new(tx),
         })
     }
 
     /// Starts the child for the attempt in `dir`, marked with `marker`.
     pub fn spawn(&self, dir: &Path, marker: &str) -> Result<Spawned, SpawnError> {
         let started = Instant::now();
-        let cgroup = self
-            .cgroups
-            .as_ref()
-            .map(|home| home.child("attempt"))
-            .transpose()?;
-        let mut setup = self.limits.setup(cgroup.as_ref())?;
-        let (delivery, write) = delivery::pipe()?;
-        setup.keep_fd = Some(write.as_raw_fd());
         let (reply, answer) = mpsc::channel();
-        let req = Request {
+        self.send(Message::Spawn(Request {
             dir: dir.to_owned(),
             marker: marker.to_owned(),
-            setup,
-            delivery: write,
             reply,
-        };
+        }))?;
+        let mut spawned = answer.recv().map_err(|_| SpawnError::ThreadGone)??;
+        spawned.latency = started.elapsed();
+        Ok(spawned)
+    }
+
+    /// Ends the spares and starts no more (the worker stopping); the
+    /// answer comes once they are gone. Attempts still get fresh children.
+    pub fn end_spares(&self) -> mpsc::Receiver<()> {
+        let (ack, done) = mpsc::channel();
+        let _ = self.send(Message::EndSpares(ack));
+        done
+    }
+
+    fn send(&self, m: Message) -> Result<(), SpawnError> {
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send(req)
-            .map_err(|_| SpawnError::ThreadGone)?;
-        let process = answer.recv().map_err(|_| SpawnError::ThreadGone)??;
+            .send(m)
+            .map_err(|_| SpawnError::ThreadGone)
+    }
+}
+
+/// The forking thread's state.
+struct Forker {
+    exe: PathBuf,
+    preload: Option<OsString>,
+    limits: ChildLimits,
+    cgroups: Option<Arc<CgroupHome>>,
+    /// How many spares to keep.
+    spares: usize,
+    pool: VecDeque<Spare>,
+    started_spares: u64,
+    /// The last spare failed to start: no more until the next request.
+    refill_failed: bool,
+}
+
+impl Forker {
+    fn serve(mut self, rx: mpsc::Receiver<Message>) {
+        loop {
+            let refill = self.pool.len() < self.spares && !self.refill_failed;
+            let message = if refill {
+                match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => {
+                        self.add_spare();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            };
+            match message {
+                Message::Spawn(req) => {
+                    self.refill_failed = false;
+                    let _ = req.reply.send(self.child_for(&req.dir, &req.marker));
+                }
+                Message::EndSpares(ack) => {
+                    self.spares = 0;
+                    self.end_spares();
+                    let _ = ack.send(());
+                }
+            }
+        }
+        self.end_spares();
+    }
+
+    /// The oldest live spare, assigned to `dir`; a fresh child when none.
+    fn child_for(&mut self, dir: &Path, marker: &str) -> Result<Spawned, SpawnError> {
+        while let Some(spare) = self.pool.pop_front() {
+            if let Ok(spawned) = spare.assign(dir, marker) {
+                return Ok(spawned);
+            }
+        }
+        self.fresh(dir, marker)
+    }
+
+    fn fresh(&self, dir: &Path, marker: &str) -> Result<Spawned, SpawnError> {
+        let cgroup = self.cgroup()?;
+        let mut setup = self.limits.setup(cgroup.as_ref())?;
+        let (delivery, write) = delivery::pipe()?;
+        setup.keep_fd = Some(write.as_raw_fd());
+        let process = spawn_one(&self.exe, self.preload.as_ref(), setup, dir, marker, &write)?;
         Ok(Spawned {
             process,
             cgroup,
             delivery,
-            latency: started.elapsed(),
+            marker: marker.to_owned(),
+            latency: Duration::ZERO,
+            spare_for: None,
         })
+    }
+
+    fn add_spare(&mut self) {
+        self.started_spares += 1;
+        let marker = attempt_marker(&format!("spare-{}", self.started_spares));
+        let started = self.cgroup().map_err(SpawnError::from).and_then(|cgroup| {
+            let setup = self.limits.setup(cgroup.as_ref())?;
+            Ok(Spare::start(
+                &self.exe,
+                self.preload.as_ref(),
+                setup,
+                cgroup,
+                marker,
+            )?)
+        });
+        match started {
+            Ok(spare) => self.pool.push_back(spare),
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to start a spare child; attempts start their own");
+                self.refill_failed = true;
+            }
+        }
+    }
+
+    fn cgroup(&self) -> Result<Option<ChildCgroup>, CgroupError> {
+        self.cgroups
+            .as_ref()
+            .map(|home| home.child("attempt"))
+            .transpose()
+    }
+
+    fn end_spares(&mut self) {
+        for spare in self.pool.drain(..) {
+            spare.end(SPARE_END_GRACE);
+        }
     }
 }
 

@@ -57,7 +57,7 @@ struct Ended {
 }
 
 /// Waits for the child and classifies its end. `dir` is the attempt
-/// directory, `marker` the attempt's marker value, `log` writes to the
+/// directory, `log` writes to the
 /// attempt's `LOG`, `delivered` is called once the child has delivered its
 /// result. Also says when the child was reaped (the `reaped_us` mark of
 /// [`crate::worker::timings`]).
@@ -66,7 +66,6 @@ pub fn supervise(
     cancel: &CancelFlag,
     limits: Limits,
     dir: &Path,
-    marker: &str,
     log: &dyn Fn(&str),
     delivered: &dyn Fn(),
 ) -> (RunResult, u64) {
@@ -74,6 +73,7 @@ pub fn supervise(
         mut process,
         mut cgroup,
         delivery,
+        marker,
         ..
     } = spawned;
     let deadline = Instant::now() + limits.timeout;
@@ -114,7 +114,7 @@ pub fn supervise(
         oom_kills: cgroup.as_ref().map_or(0, ChildCgroup::oom_kills),
         memory_limit: cgroup.as_ref().and_then(ChildCgroup::memory_limit),
     };
-    end_attempt(process.pid(), cgroup.as_mut(), marker, log);
+    end_attempt(process.pid(), cgroup.as_mut(), &marker, log);
     (classify(ended, dir), reaped_us)
 }
 
@@ -223,7 +223,9 @@ mod tests {
             process,
             cgroup: None,
             delivery,
+            marker: "no-marker".into(),
             latency: Duration::ZERO,
+            spare_for: None,
         }
     }
 
@@ -239,7 +241,6 @@ mod tests {
             &CancelFlag::new(),
             limits,
             dir.path(),
-            "no-marker",
             &|_| {},
             &|| at.set(Some(Instant::now())),
         );

@@ -7,7 +7,7 @@ use super::setup::ChildSetup;
 use nix::sys::signal::Signal;
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::process::{Child, ChildStdout, Command, ExitStatus};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// How often a wait looks at the stop request and the deadline; the
@@ -71,6 +71,11 @@ impl Running {
     /// The child's stdout, when it was piped (once).
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
         self.child.stdout.take()
+    }
+
+    /// The child's stdin, when it was piped (once).
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
     }
 
     /// The exit status if the child has ended, without blocking.

@@ -5,6 +5,9 @@ use super::*;
 
 /// Beyond `CANCEL_GRACE`, how long shutdown waits for cancelled attempts.
 const FINAL_WAIT_MARGIN: Duration = Duration::from_secs(5);
+/// The most a stopping worker waits for its spare children to end (each
+/// has 2 s to exit on the end of its input, then is killed).
+const SPARES_END_WAIT: Duration = Duration::from_secs(10);
 
 impl Supervisor {
     /// Forgets finished attempts older than `RESULT_RETENTION`.
@@ -118,6 +121,10 @@ impl Supervisor {
                     "attempt threads still running after the final wait: stopping without them"
                 );
             }
+        }
+        // No attempt will take a spare child: end them.
+        if let Some(done) = self.spawner.as_ref().map(|s| s.end_spares()) {
+            let _ = tokio::task::spawn_blocking(move || done.recv_timeout(SPARES_END_WAIT)).await;
         }
         // No child compresses any more: stop the zipserver.
         if let Some(mut sidecar) = self.zip.as_ref().and_then(ZipLink::take_sidecar) {

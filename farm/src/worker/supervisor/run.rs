@@ -236,8 +236,11 @@ impl Supervisor {
             || "none (resource limits)".to_owned(),
             |c| c.path().display().to_string(),
         );
+        let spare = spawned.spare_for.map_or_else(String::new, |waited| {
+            format!(" (a spare, started {} ms before)", waited.as_millis())
+        });
         dir.log(&format!(
-            "child pid={} spawned in {} us; timeout {:?}; cgroup {cgroup}",
+            "child pid={} spawned in {} us{spare}; timeout {:?}; cgroup {cgroup}",
             spawned.process.id(),
             spawned.latency.as_micros(),
             limits.timeout
@@ -251,15 +254,7 @@ impl Supervisor {
                 dir.log("result delivered; the child is exiting");
             }
         };
-        let (r, reaped_us) = supervise(
-            spawned,
-            &work.cancel,
-            limits,
-            dir.path(),
-            &marker,
-            &log,
-            &delivered,
-        );
+        let (r, reaped_us) = supervise(spawned, &work.cancel, limits, dir.path(), &log, &delivered);
         work.prepared.timings.delivered_us = delivered_us.get();
         work.prepared.timings.reaped_us = Some(reaped_us);
         self.collect_child_files(work, dir);

@@ -1,0 +1,263 @@
+//! Spare children: attempt children started before their attempt.
+//!
+//! Starting a child costs a MULTI_PROCESS attempt 20-35 ms on a 2-core host,
+//! most of it the fork of the worker itself (its page tables: the larger the
+//! worker, the longer), all of it in the hoster's wait. So the spawner keeps
+//! `CHILD_SPARES` children (1 by default) forked and set up as an attempt
+//! child is (cgroup joined, process group, limits, `PR_SET_PDEATHSIG`, the
+//! delivery pipe), each running `dcompact-worker --child-spare` and waiting
+//! on its standard input.
+//!
+//! An attempt takes one ([`Spare::assign`]): the worker writes the attempt's
+//! marker and directory to the pipe and closes it; the child reads them
+//! ([`await_assignment`]) and execs `dcompact-worker --child <dir>` with the
+//! attempt's marker in its environment ([`Assignment::become_child`]): from
+//! then on it is the child a fresh spawn would have started (same argument,
+//! same environment, the same pid the supervisor already waits on, its
+//! cgroup and limits kept across exec), started without the fork. A spare
+//! serves one attempt: attempts never share a process.
+//!
+//! Until it is assigned the child's stdout and stderr are a memfd; then it
+//! copies what that holds into the attempt's `LOG.child` and writes there.
+//! A spare that died waiting is replaced by a fresh child, and what it
+//! wrote goes to the worker's log. The end of the pipe without an
+//! assignment (the worker ending its spares, or gone) makes a waiting spare
+//! exit 0.
+
+use super::delivery::{self, Delivery, DELIVERED_FD};
+use super::spawner::Spawned;
+use super::spec::{ATTEMPT_MARKER, LOG_CHILD};
+use crate::worker::cgroup::group::ChildCgroup;
+use crate::worker::process::running::Running;
+use crate::worker::process::setup::ChildSetup;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The hidden argument a spare child runs with.
+pub const SPARE_ARG: &str = "--child-spare";
+
+/// The most a spare's output before its attempt may add to a log.
+const EARLY_OUTPUT_MAX: u64 = 64 << 10;
+
+/// A started child waiting for its attempt.
+pub struct Spare {
+    process: Running,
+    cgroup: Option<ChildCgroup>,
+    delivery: Delivery,
+    marker: String,
+    /// The write end of the child's standard input.
+    assignment: ChildStdin,
+    /// The memfd the child writes to until it is assigned.
+    output: File,
+    started: Instant,
+}
+
+impl Spare {
+    /// Starts a spare with `setup` (its cgroup, `cgroup`, already in it).
+    pub fn start(
+        exe: &Path,
+        preload: Option<&OsString>,
+        mut setup: ChildSetup,
+        cgroup: Option<ChildCgroup>,
+        marker: String,
+    ) -> io::Result<Spare> {
+        let started = Instant::now();
+        let output = File::from(memfd("dcompact-spare-output")?);
+        let (delivery, write) = delivery::pipe()?;
+        setup.keep_fd = Some(write.as_raw_fd());
+        let mut cmd = Command::new(exe);
+        cmd.arg(SPARE_ARG)
+            .stdin(Stdio::piped())
+            .stdout(output.try_clone()?)
+            .stderr(output.try_clone()?)
+            .env_remove("LD_PRELOAD")
+            .env(ATTEMPT_MARKER, &marker)
+            .env(DELIVERED_FD, write.as_raw_fd().to_string());
+        if let Some(p) = preload {
+            cmd.env("LD_PRELOAD", p);
+        }
+        let mut process = Running::spawn(&mut cmd, setup)?;
+        drop(write);
+        let assignment = process
+            .take_stdin()
+            .ok_or_else(|| io::Error::other("the spare's standard input is not a pipe"))?;
+        Ok(Spare {
+            process,
+            cgroup,
+            delivery,
+            marker,
+            assignment,
+            output,
+            started,
+        })
+    }
+
+    /// Hands the attempt in `dir`, marked `marker`, to this spare. A spare
+    /// that has died comes back as an error (what it wrote logged), its
+    /// cgroup ended.
+    pub fn assign(mut self, dir: &Path, marker: &str) -> io::Result<Spawned> {
+        if marker.contains('\n') {
+            return Err(io::Error::other("an attempt marker holds a newline"));
+        }
+        if let Some(status) = self.process.try_wait()? {
+            self.log_output(&format!("exited while waiting ({status})"));
+            return Err(io::Error::other(format!(
+                "the spare child had exited ({status})"
+            )));
+        }
+        let waited = self.started.elapsed();
+        let mut message = format!("{marker}\n").into_bytes();
+        message.extend_from_slice(dir.as_os_str().as_bytes());
+        if let Err(e) = self.assignment.write_all(&message) {
+            self.log_output(&format!("could not be assigned ({e})"));
+            return Err(e);
+        }
+        drop(self.assignment);
+        Ok(Spawned {
+            process: self.process,
+            cgroup: self.cgroup,
+            delivery: self.delivery,
+            marker: marker.to_owned(),
+            latency: Duration::ZERO,
+            spare_for: Some(waited),
+        })
+    }
+
+    /// Whether the child still waits.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.process.try_wait(), Ok(None))
+    }
+
+    /// The child's pid.
+    pub fn id(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// Ends the spare: the end of its input makes it exit; it is killed if
+    /// it does not within `grace`.
+    pub fn end(mut self, grace: Duration) {
+        drop(self.assignment);
+        let deadline = Instant::now() + grace;
+        match self.process.wait(Some(deadline), &|| false) {
+            Ok(crate::worker::process::running::Waited::Exited(_)) => {}
+            _ => {
+                let _ = self.process.kill();
+            }
+        }
+    }
+
+    fn log_output(&self, what: &str) {
+        let text = read_output(&self.output);
+        tracing::warn!(
+            pid = self.process.id(),
+            marker = %self.marker,
+            output = %text.trim_end(),
+            "a spare child {what}; a fresh child is started instead"
+        );
+    }
+}
+
+/// An anonymous memory file, close-on-exec.
+fn memfd(name: &str) -> io::Result<OwnedFd> {
+    nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(io::Error::from)
+}
+
+/// What a spare wrote before its attempt (at most [`EARLY_OUTPUT_MAX`]).
+fn read_output(file: &File) -> String {
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 16 << 10];
+    let mut at = 0u64;
+    while at < EARLY_OUTPUT_MAX {
+        match file.read_at(&mut chunk, at) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                bytes.extend_from_slice(&chunk[..n]);
+                at += n as u64;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// What a spare child is told: its attempt.
+pub struct Assignment {
+    pub marker: OsString,
+    pub dir: PathBuf,
+}
+
+/// The child's side: waits for its assignment on standard input. `None`
+/// when the input ended without one (no attempt will come).
+pub fn await_assignment() -> io::Result<Option<Assignment>> {
+    let mut bytes = Vec::new();
+    io::stdin().lock().read_to_end(&mut bytes)?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let Some(newline) = bytes.iter().position(|b| *b == b'\n') else {
+        return Err(io::Error::other("an assignment without a marker"));
+    };
+    let dir = bytes.split_off(newline + 1);
+    bytes.truncate(newline);
+    Ok(Some(Assignment {
+        marker: OsString::from_vec(bytes),
+        dir: PathBuf::from(OsString::from_vec(dir)),
+    }))
+}
+
+impl Assignment {
+    /// Execs `dcompact-worker --child <dir>` with the attempt's marker, its
+    /// output in the attempt's `LOG.child` (after what the spare wrote while
+    /// it waited) and `/dev/null` as its input. Returns only on failure.
+    pub fn become_child(&self) -> io::Error {
+        match self.exec() {
+            Err(e) => e,
+            Ok(never) => match never {},
+        }
+    }
+
+    fn exec(&self) -> io::Result<std::convert::Infallible> {
+        redirect_output(&self.dir)?;
+        let c = |s: &OsStr| CString::new(s.as_bytes()).map_err(io::Error::other);
+        let exe = c(OsStr::new("/proc/self/exe"))?;
+        let args = [
+            c(OsStr::new("dcompact-worker"))?,
+            c(OsStr::new("--child"))?,
+            c(self.dir.as_os_str())?,
+        ];
+        let mut env = Vec::new();
+        for (k, v) in std::env::vars_os().filter(|(k, _)| k != ATTEMPT_MARKER) {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            env.push(CString::new(kv).map_err(io::Error::other)?);
+        }
+        let mut marker = format!("{ATTEMPT_MARKER}=").into_bytes();
+        marker.extend_from_slice(self.marker.as_bytes());
+        env.push(CString::new(marker).map_err(io::Error::other)?);
+        Ok(nix::unistd::execve(&exe, &args, &env)?)
+    }
+}
+
+fn redirect_output(dir: &Path) -> io::Result<()> {
+    io::stdout().flush()?;
+    io::stderr().flush()?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(LOG_CHILD))?;
+    let early = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    log.write_all(read_output(&early).as_bytes())?;
+    let null = File::open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&log)?;
+    nix::unistd::dup2_stderr(&log)?;
+    Ok(())
+}

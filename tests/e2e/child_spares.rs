@@ -1,0 +1,154 @@
+//! MULTI_PROCESS spare children (`CHILD_SPARES`): an attempt runs in a
+//! child started before it, which then carries the attempt's marker and
+//! writes the attempt's `LOG.child`; a spare that died waiting is replaced
+//! by a fresh child; a stopping worker ends its spares; with
+//! `CHILD_SPARES=0` no child waits.
+
+use crate::harness::*;
+use farm::worker::local::LocalWorker;
+use farm::workload::{Model, WorkloadSpec};
+use rocksdb::ColumnFamilyDescriptor;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Pids of the spare children of the worker `worker_pid`: their marker is
+/// `spare-<n>@<worker pid>`.
+fn spares_of(worker_pid: u32) -> Vec<i32> {
+    let suffix = format!("@{worker_pid}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0).any(|kv| {
+                    let kv = String::from_utf8_lossy(kv);
+                    kv.strip_prefix("DCOMPACT_ATTEMPT=spare-")
+                        .is_some_and(|rest| rest.ends_with(&suffix))
+                })
+            })
+        })
+        .collect()
+}
+
+/// A MULTI_PROCESS worker below `dir` with `extra`, its log in `log`.
+fn worker(dir: &Path, log: &Path, extra: &[(&str, String)]) -> LocalWorker {
+    let mut env = vec![
+        ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
+        ("HOSTER_ROOTS", test_hoster_roots(dir)),
+        ("RUST_LOG", "warn".to_string()),
+        ("MULTI_PROCESS", "true".to_string()),
+        ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
+    ];
+    env.extend(extra.iter().cloned());
+    let file = std::fs::File::create(log).unwrap();
+    LocalWorker::start_logging_to(worker_bin(), &env, Stdio::from(file)).expect("worker starts")
+}
+
+/// Writes enough to `instance`'s DB for a few compactions on `worker`;
+/// returns the attempts' LOGs, all of which succeeded.
+fn compact_on(d: &Dirs, worker: &LocalWorker, instance: &str) -> Vec<String> {
+    let params = params(
+        &d.root,
+        &[worker.base_url()],
+        serde_json::json!({"instance_name": instance}),
+    );
+    let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
+    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
+    let spec = WorkloadSpec {
+        ops: 20_000,
+        key_space: 8_000,
+        seed: 7,
+        ..WorkloadSpec::default()
+    };
+    let mut model = Model::default();
+    hoster.churn(&mut model, &spec);
+    let stats = hoster.farm.stats();
+    assert!(stats.remote_installed > 0, "{stats:?}");
+    let counters = worker_stat(worker)["counters"].clone();
+    assert_eq!(failed_attempts(&worker_stat(worker)), 0, "{counters}");
+    eventually("every attempt reaped", || {
+        worker_stat(worker)["running"].as_u64() == Some(0)
+    });
+    attempt_logs(&d.tmp.path().join("worker").join(instance))
+}
+
+/// The pid an attempt LOG says its child had.
+fn child_pid(log: &str) -> i32 {
+    let rest = log.split("child pid=").nth(1).expect("a child line");
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_attempt_runs_in_the_spare_started_before_it() {
+    let d = dirs("db");
+    let log = d.tmp.path().join("worker.log");
+    let mut w = worker(d.tmp.path(), &log, &[]);
+    let pid = w.pid();
+    let mut waiting = Vec::new();
+    eventually("a spare child waits", || {
+        waiting = spares_of(pid);
+        waiting.len() == 1
+    });
+
+    let logs = compact_on(&d, &w, "spares");
+    assert!(!logs.is_empty());
+    for l in &logs {
+        assert!(l.contains(" (a spare, started "), "{l}");
+    }
+    // The first attempt ran in the very process that waited.
+    let first = logs.iter().map(|l| child_pid(l)).find(|p| *p == waiting[0]);
+    assert!(first.is_some(), "one attempt ran in spare {}", waiting[0]);
+    // Every attempt's child wrote its LOG.child there.
+    let child_logs = files_named(&d.tmp.path().join("worker").join("spares"), "LOG.child");
+    assert_eq!(child_logs.len(), logs.len());
+
+    // One spare waits for the next attempt; stopping the worker ends it.
+    eventually("a new spare waits", || spares_of(pid).len() == 1);
+    assert!(w.stop(Duration::from_secs(30)), "the worker stops");
+    eventually("no spare outlives the worker", || spares_of(pid).is_empty());
+}
+
+#[test]
+fn a_spare_that_died_waiting_is_replaced_by_a_fresh_child() {
+    let d = dirs("db");
+    let log = d.tmp.path().join("worker.log");
+    let mut w = worker(d.tmp.path(), &log, &[]);
+    let pid = w.pid();
+    let mut waiting = Vec::new();
+    eventually("a spare child waits", || {
+        waiting = spares_of(pid);
+        waiting.len() == 1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(waiting[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+
+    let logs = compact_on(&d, &w, "dead");
+    let fresh = logs.iter().filter(|l| !l.contains("(a spare")).count();
+    assert_eq!(fresh, 1, "one attempt started its own child: {logs:?}");
+    assert!(logs.iter().all(|l| child_pid(l) != waiting[0]));
+    assert!(w.stop(Duration::from_secs(30)));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("a spare child exited while waiting"),
+        "the worker says so: {text}"
+    );
+    eventually("no spare outlives the worker", || spares_of(pid).is_empty());
+}
+
+#[test]
+fn with_no_spares_every_attempt_starts_its_own_child() {
+    let d = dirs("db");
+    let log = d.tmp.path().join("worker.log");
+    let mut w = worker(d.tmp.path(), &log, &[("CHILD_SPARES", "0".into())]);
+    let logs = compact_on(&d, &w, "cold");
+    assert!(!logs.is_empty());
+    for l in &logs {
+        assert!(l.contains("spawned in ") && !l.contains("(a spare"), "{l}");
+    }
+    assert!(spares_of(w.pid()).is_empty());
+    assert!(w.stop(Duration::from_secs(30)));
+}
