@@ -100,7 +100,9 @@
 //!   `pre_exec` set-up of children (`worker::process::setup`: cgroup,
 //!   process group, parent-death signal, resource limits, and `nice`, which
 //!   `nix` lacks), and `pidfd_open` to
-//!   wake a wait at a child's exit (`worker::process::exit_wait`).
+//!   wake a wait at a child's exit (`worker::process::exit_wait`), and a
+//!   spare child writing its attempt's marker over its own in the environment
+//!   the kernel shows (`worker::child::spare`).
 //!   Signals, `waitpid`, `prctl`, `poll`, `umount2`, `fcntl`, `statvfs`,
 //!   `getrusage` and `openat2` go through `nix`; `/proc` reads through
 //!   `procfs`; plugins are loaded through `libloading`.

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-/// Pids of the spare children of the worker `worker_pid`: their marker is
-/// `spare-<n>@<worker pid>`.
+/// Pids of the spare children of the worker `worker_pid` still waiting:
+/// their marker is `spare-<n>@<worker pid>`, padded with spaces.
 fn spares_of(worker_pid: u32) -> Vec<i32> {
     let suffix = format!("@{worker_pid}");
     std::fs::read_dir("/proc")
@@ -24,7 +24,7 @@ fn spares_of(worker_pid: u32) -> Vec<i32> {
                 env.split(|b| *b == 0).any(|kv| {
                     let kv = String::from_utf8_lossy(kv);
                     kv.strip_prefix("DCOMPACT_ATTEMPT=spare-")
-                        .is_some_and(|rest| rest.ends_with(&suffix))
+                        .is_some_and(|rest| rest.trim_end().ends_with(&suffix))
                 })
             })
         })
@@ -83,7 +83,17 @@ fn child_pid(log: &str) -> i32 {
 fn an_attempt_runs_in_the_spare_started_before_it() {
     let d = dirs("db");
     let log = d.tmp.path().join("worker.log");
-    let mut w = worker(d.tmp.path(), &log, &[]);
+    // Each child sleeps a second in a plugin's constructor: long enough to
+    // be seen running.
+    let plugin = crate::child_faults::fixture_plugin();
+    let mut w = worker(
+        d.tmp.path(),
+        &log,
+        &[
+            ("PLUGINS", plugin.display().to_string()),
+            ("FIXTURE_BEHAVIOUR", "sleep1".into()),
+        ],
+    );
     let pid = w.pid();
     let mut waiting = Vec::new();
     eventually("a spare child waits", || {
@@ -91,14 +101,36 @@ fn an_attempt_runs_in_the_spare_started_before_it() {
         waiting.len() == 1
     });
 
-    let logs = compact_on(&d, &w, "spares");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (logs, seen) = std::thread::scope(|s| {
+        let watch = s.spawn(|| {
+            let mut seen = std::collections::BTreeSet::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.extend(crate::child_faults::attempt_processes("spares"));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        });
+        let logs = compact_on(&d, &w, "spares");
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (logs, watch.join().unwrap())
+    });
     assert!(!logs.is_empty());
     for l in &logs {
         assert!(l.contains(" (a spare, started "), "{l}");
     }
-    // The first attempt ran in the very process that waited.
-    let first = logs.iter().map(|l| child_pid(l)).find(|p| *p == waiting[0]);
-    assert!(first.is_some(), "one attempt ran in spare {}", waiting[0]);
+    // The first attempt ran in the very process that waited, and while it
+    // ran that process carried the attempt's marker.
+    assert!(
+        logs.iter().any(|l| child_pid(l) == waiting[0]),
+        "one attempt ran in spare {}",
+        waiting[0]
+    );
+    assert!(
+        seen.contains(&waiting[0]),
+        "spare {} seen under the attempt's marker: {seen:?}",
+        waiting[0]
+    );
     // Every attempt's child wrote its LOG.child there.
     let child_logs = files_named(&d.tmp.path().join("worker").join("spares"), "LOG.child");
     assert_eq!(child_logs.len(), logs.len());

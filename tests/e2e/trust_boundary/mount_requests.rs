@@ -347,9 +347,12 @@ fn sandbox_processes(inner: u32) -> Vec<String> {
             let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
             let state = stat.rsplit(')').next()?.trim().chars().next()?;
             let cmd = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
-            (state != 'Z').then(|| String::from_utf8_lossy(&cmd).replace('\0', " "))
+            let env = std::fs::read(format!("/proc/{p}/environ")).unwrap_or_default();
+            let spare = env
+                .split(|b| *b == 0)
+                .any(|kv| kv.starts_with(b"DCOMPACT_ATTEMPT=spare-"));
+            (state != 'Z' && !spare).then(|| String::from_utf8_lossy(&cmd).replace('\0', " "))
         })
-        .filter(|cmd| !cmd.contains(" --child-spare"))
         .collect()
 }
 

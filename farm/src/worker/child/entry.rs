@@ -63,8 +63,8 @@ enum SetupError {
     Remote(#[from] ChildRemoteError),
 }
 
-/// A spare child (`--child-spare`): waits for its attempt, then becomes
-/// its child (see [`super::spare`]); exits 0 when no attempt comes.
+/// A spare child (`--child-spare`): waits for its attempt, then runs it as
+/// [`run`] does (see [`super::spare`]); exits 0 when no attempt comes.
 pub fn run_spare() -> i32 {
     let assignment = match super::spare::await_assignment() {
         Ok(Some(a)) => a,
@@ -74,8 +74,14 @@ pub fn run_spare() -> i32 {
             return spec::EXIT_SETUP_FAILED;
         }
     };
-    let e = assignment.become_child();
-    fail(&assignment.dir, spec::EXIT_SETUP_FAILED, &e)
+    match assignment.take() {
+        Ok(()) => run(&assignment.dir),
+        Err(e) => fail(
+            &assignment.dir,
+            spec::EXIT_SETUP_FAILED,
+            &format!("a spare child failed to take its attempt: {e}"),
+        ),
+    }
 }
 
 /// Runs the attempt in `dir` and returns the process exit code.

@@ -1,21 +1,28 @@
 //! Spare children: attempt children started before their attempt.
 //!
-//! Starting a child costs a MULTI_PROCESS attempt 20-35 ms on a 2-core host,
-//! most of it the fork of the worker itself (its page tables: the larger the
-//! worker, the longer), all of it in the hoster's wait. So the spawner keeps
-//! `CHILD_SPARES` children (1 by default) forked and set up as an attempt
-//! child is (cgroup joined, process group, limits, `PR_SET_PDEATHSIG`, the
-//! delivery pipe), each running `dcompact-worker --child-spare` and waiting
-//! on its standard input.
+//! Starting a child costs a MULTI_PROCESS attempt 20-35 ms on a 2-core host
+//! (the fork of the worker, whose page tables grow with it, then exec, the
+//! dynamic linker and the static initialisers of RocksDB and of the
+//! worker's `LD_PRELOAD`), all of it in the hoster's wait. So the spawner
+//! keeps `CHILD_SPARES` children (1 by default) started and set up as an
+//! attempt child is (cgroup joined, process group, limits,
+//! `PR_SET_PDEATHSIG`, the delivery pipe), each running `dcompact-worker
+//! --child-spare` and waiting on its standard input.
 //!
 //! An attempt takes one ([`Spare::assign`]): the worker writes the attempt's
 //! marker and directory to the pipe and closes it; the child reads them
-//! ([`await_assignment`]) and execs `dcompact-worker --child <dir>` with the
-//! attempt's marker in its environment ([`Assignment::become_child`]): from
-//! then on it is the child a fresh spawn would have started (same argument,
-//! same environment, the same pid the supervisor already waits on, its
-//! cgroup and limits kept across exec), started without the fork. A spare
-//! serves one attempt: attempts never share a process.
+//! ([`await_assignment`]), becomes the attempt's child
+//! ([`Assignment::take`]) and runs it as `dcompact-worker --child <dir>`
+//! would. A spare serves one attempt: attempts never share a process.
+//!
+//! The attempt's marker must be in the child's environment as the kernel
+//! shows it (`/proc/<pid>/environ`, where the worker and operators find an
+//! attempt's processes), and that is the environment the process was
+//! started with. So a spare starts with a marker of its own padded to
+//! [`MARKER_ROOM`] bytes, and takes the attempt's by writing it over that
+//! value in place, the rest NUL (as `setproctitle` does with `argv`); what
+//! it starts later inherits it. An attempt whose marker is longer gets a
+//! fresh child. Its command line stays `--child-spare`.
 //!
 //! Until it is assigned the child's stdout and stderr are a memfd; then it
 //! copies what that holds into the attempt's `LOG.child` and writes there.
@@ -30,7 +37,7 @@ use super::spec::{ATTEMPT_MARKER, LOG_CHILD};
 use crate::worker::cgroup::group::ChildCgroup;
 use crate::worker::process::running::Running;
 use crate::worker::process::setup::ChildSetup;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -42,6 +49,10 @@ use std::time::{Duration, Instant};
 
 /// The hidden argument a spare child runs with.
 pub const SPARE_ARG: &str = "--child-spare";
+
+/// The bytes a spare's marker value holds: the longest attempt marker it
+/// can take.
+pub const MARKER_ROOM: usize = 1024;
 
 /// The most a spare's output before its attempt may add to a log.
 const EARLY_OUTPUT_MAX: u64 = 64 << 10;
@@ -103,8 +114,10 @@ impl Spare {
     /// that has died comes back as an error (what it wrote logged), its
     /// cgroup ended.
     pub fn assign(mut self, dir: &Path, marker: &str) -> io::Result<Spawned> {
-        if marker.contains('\n') {
-            return Err(io::Error::other("an attempt marker holds a newline"));
+        if !fits(marker) {
+            return Err(io::Error::other(
+                "the attempt's marker does not fit a spare",
+            ));
         }
         if let Some(status) = self.process.try_wait()? {
             self.log_output(&format!("exited while waiting ({status})"));
@@ -213,37 +226,59 @@ pub fn await_assignment() -> io::Result<Option<Assignment>> {
 }
 
 impl Assignment {
-    /// Execs `dcompact-worker --child <dir>` with the attempt's marker, its
+    /// Becomes the attempt's child: its marker in place of the spare's, its
     /// output in the attempt's `LOG.child` (after what the spare wrote while
-    /// it waited) and `/dev/null` as its input. Returns only on failure.
-    pub fn become_child(&self) -> io::Error {
-        match self.exec() {
-            Err(e) => e,
-            Ok(never) => match never {},
-        }
-    }
-
-    fn exec(&self) -> io::Result<std::convert::Infallible> {
+    /// it waited), `/dev/null` as its input.
+    pub fn take(&self) -> io::Result<()> {
         redirect_output(&self.dir)?;
-        let c = |s: &OsStr| CString::new(s.as_bytes()).map_err(io::Error::other);
-        let exe = c(OsStr::new("/proc/self/exe"))?;
-        let args = [
-            c(OsStr::new("dcompact-worker"))?,
-            c(OsStr::new("--child"))?,
-            c(self.dir.as_os_str())?,
-        ];
-        let mut env = Vec::new();
-        for (k, v) in std::env::vars_os().filter(|(k, _)| k != ATTEMPT_MARKER) {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            env.push(CString::new(kv).map_err(io::Error::other)?);
-        }
-        let mut marker = format!("{ATTEMPT_MARKER}=").into_bytes();
-        marker.extend_from_slice(self.marker.as_bytes());
-        env.push(CString::new(marker).map_err(io::Error::other)?);
-        Ok(nix::unistd::execve(&exe, &args, &env)?)
+        rewrite_marker(self.marker.as_bytes())
     }
+}
+
+/// Whether an attempt marker can be a spare's: no newline (the end of the
+/// marker in an assignment), at most [`MARKER_ROOM`] bytes.
+pub fn fits(marker: &str) -> bool {
+    !marker.contains('\n') && marker.len() <= MARKER_ROOM
+}
+
+/// A spare's own marker: `spare-<n>@<worker pid>`, padded with spaces to
+/// [`MARKER_ROOM`] bytes.
+pub fn spare_marker(n: u64) -> String {
+    let marker = format!("spare-{n}@{}", std::process::id());
+    format!("{marker:<MARKER_ROOM$}")
+}
+
+/// Writes `marker` over this process's [`ATTEMPT_MARKER`] value where the
+/// kernel placed it at exec, NUL after it up to the old value's end.
+fn rewrite_marker(marker: &[u8]) -> io::Result<()> {
+    let prefix = format!("{ATTEMPT_MARKER}=");
+    // SAFETY: a spare runs its main thread alone until it is assigned (no
+    // thread of its own, none of RocksDB's yet), so nothing reads or
+    // changes the environment meanwhile. `environ` is the NUL-terminated
+    // array the C library set up at exec; no `setenv` has replaced the
+    // marker's entry, so it points into the strings the kernel copied onto
+    // the stack, which are writable. Bytes are written only inside that
+    // string (after its `=`, up to its old length), so it stays
+    // NUL-terminated and no other entry moves.
+    unsafe {
+        let mut entry = libc::environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if let Some(old) = text.strip_prefix(prefix.as_bytes()) {
+                if marker.len() > old.len() {
+                    return Err(io::Error::other("the attempt's marker does not fit"));
+                }
+                let value = (*entry).cast::<u8>().add(prefix.len());
+                std::ptr::copy_nonoverlapping(marker.as_ptr(), value, marker.len());
+                std::ptr::write_bytes(value.add(marker.len()), 0, old.len() - marker.len());
+                return Ok(());
+            }
+            entry = entry.add(1);
+        }
+    }
+    Err(io::Error::other(format!(
+        "no {ATTEMPT_MARKER} in the environment"
+    )))
 }
 
 fn redirect_output(dir: &Path) -> io::Result<()> {

@@ -21,8 +21,8 @@
 
 use super::delivery::{self, Delivery, DELIVERED_FD};
 use super::limits::ChildLimits;
-use super::spare::Spare;
-use super::spec::{attempt_marker, ATTEMPT_MARKER, LOG_CHILD};
+use super::spare::{self, Spare};
+use super::spec::{ATTEMPT_MARKER, LOG_CHILD};
 use crate::worker::cgroup::error::CgroupError;
 use crate::worker::cgroup::group::ChildCgroup;
 use crate::worker::cgroup::home::CgroupHome;
@@ -199,6 +199,9 @@ impl Forker {
 
     /// The oldest live spare, assigned to `dir`; a fresh child when none.
     fn child_for(&mut self, dir: &Path, marker: &str) -> Result<Spawned, SpawnError> {
+        if !spare::fits(marker) {
+            return self.fresh(dir, marker);
+        }
         while let Some(spare) = self.pool.pop_front() {
             if let Ok(spawned) = spare.assign(dir, marker) {
                 return Ok(spawned);
@@ -225,7 +228,7 @@ impl Forker {
 
     fn add_spare(&mut self) {
         self.started_spares += 1;
-        let marker = attempt_marker(&format!("spare-{}", self.started_spares));
+        let marker = spare::spare_marker(self.started_spares);
         let started = self.cgroup().map_err(SpawnError::from).and_then(|cgroup| {
             let setup = self.limits.setup(cgroup.as_ref())?;
             Ok(Spare::start(
