@@ -1,7 +1,8 @@
 //! Compiles the C++ half of the RocksDB bridge (`cpp/farm_shim.cc` and the
 //! outputs' file checksum generator `cpp/farm_file_checksum.cc`, the
 //! plugin registry `cpp/farm_plugins.cc`, the hoster's merge operator
-//! `cpp/farm_merge.cc`, the crash test's deliberately wrong filter
+//! `cpp/farm_merge.cc`, the hoster's flush compression
+//! `cpp/farm_options.cc`, the crash test's deliberately wrong filter
 //! `cpp/farm_selftest.cc` and the HTTP storage mode's file system
 //! `cpp/farm_remote_fs.cc` with its table factory `cpp/farm_inputs_only.cc`;
 //! the zip compression manager is the zipserver
@@ -60,6 +61,7 @@ fn main() {
         .file("cpp/farm_file_checksum.cc")
         .file("cpp/farm_plugins.cc")
         .file("cpp/farm_merge.cc")
+        .file("cpp/farm_options.cc")
         .file("cpp/farm_selftest.cc")
         .file("cpp/farm_remote_fs.cc")
         .file("cpp/farm_inputs_only.cc")
@@ -115,6 +117,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/farm_file_checksum.h");
     println!("cargo:rerun-if-changed=cpp/farm_plugins.cc");
     println!("cargo:rerun-if-changed=cpp/farm_merge.cc");
+    println!("cargo:rerun-if-changed=cpp/farm_options.cc");
     println!("cargo:rerun-if-changed=cpp/farm_selftest.cc");
     println!("cargo:rerun-if-changed=cpp/farm_remote_fs.cc");
     println!("cargo:rerun-if-changed=cpp/farm_remote_fs.h");

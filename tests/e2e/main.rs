@@ -23,6 +23,7 @@ mod etcd_secured;
 mod fake_worker;
 mod fault_proxy;
 mod ffi_edges;
+mod flush_compression;
 mod held_probes;
 mod hostile_input;
 mod install;

@@ -24,6 +24,7 @@
 //! | `verify_output` | true | read every output before installing it: the CRC32C of the whole file against the file checksum the worker's RocksDB computed while writing it, or its block checksums when it has none (see `hoster::verify`) |
 //! | `verify_output_blocks` | false | with `verify_output`, check every output's block checksums instead of its whole-file checksum (slower, the check before file checksums) |
 //! | `max_background_jobs` | 8 | `enable` raises the DB's `max_background_jobs` to this (never lowers it; 0: leave it), so that several compactions run on the farm at once (see `hoster::tuning`) |
+//! | `flush_compression` | unset | `enable` makes flushes (level 0) write this (`none`, `snappy`, `lz4`, `zstd`; the other levels keep theirs): with compactions on the farm, the hoster's own CPU goes mostly to its flushes, and a cheap codec there leaves the costly one to the workers' compactions out of level 0 (see `hoster::tuning`); unset leaves the DB's setting |
 //! | `probe_wait` | 1 | seconds a worker may hold a `/probe` until the attempt ends (at most half of `http_timeout`); 0: probe with pauses of 5 ms doubling to 100 ms, as workers that ignore it are probed anyway |
 //! | `nfs_type` | `nfs` when `nfs_mnt_src` is set, else "" | passed to workers for dynamic mounts |
 //! | `nfs_mnt_src`, `nfs_mnt_opt` | "" | passed to workers for dynamic mounts |
@@ -160,6 +161,8 @@ pub struct HosterConfig {
     pub probe_wait: Duration,
     /// The least `max_background_jobs` `enable` gives the DB (0: none).
     pub max_background_jobs: i32,
+    /// `flush_compression`: what `enable` makes flushes write.
+    pub flush_compression: Option<rocksdb::DBCompressionType>,
     /// `plugin_versions`: sent with every job, beside the installed plugins.
     pub plugin_versions: Vec<PluginVersion>,
     /// `nfs_type`, `nfs_mnt_src`, `nfs_mnt_opt`: passed to workers that
@@ -274,6 +277,7 @@ struct Raw {
     verify_output_blocks: Option<bool>,
     probe_wait: Option<f64>,
     max_background_jobs: Option<u16>,
+    flush_compression: Option<String>,
     #[serde(default)]
     plugin_versions: BTreeMap<String, u32>,
     nfs_type: Option<String>,
@@ -312,6 +316,20 @@ fn storage(
         }
         other => Err(ConfigError::Invalid(format!(
             "storage {other:?}: expected \"shared\" or \"http\""
+        ))),
+    }
+}
+
+/// `flush_compression`'s codec.
+fn flush_compression(name: &str) -> Result<rocksdb::DBCompressionType, ConfigError> {
+    use rocksdb::DBCompressionType as C;
+    match name {
+        "none" => Ok(C::None),
+        "snappy" => Ok(C::Snappy),
+        "lz4" => Ok(C::Lz4),
+        "zstd" => Ok(C::Zstd),
+        other => Err(ConfigError::Invalid(format!(
+            "flush_compression {other:?}: expected none, snappy, lz4 or zstd"
         ))),
     }
 }
@@ -561,6 +579,11 @@ impl HosterConfig {
             verify_output_blocks: raw.verify_output_blocks.unwrap_or(false),
             probe_wait,
             max_background_jobs: raw.max_background_jobs.map_or(8, i32::from),
+            flush_compression: raw
+                .flush_compression
+                .as_deref()
+                .map(flush_compression)
+                .transpose()?,
             plugin_versions: raw
                 .plugin_versions
                 .into_iter()

@@ -12,7 +12,7 @@
 //! | `received_us` | `/dcompact` began handling the request |
 //! | `admitted_us` | admission passed (paths, input, OPTIONS loaded and checked) |
 //! | `started_us` | the attempt left the queue and began to run |
-//! | `spawned_us` | MULTI_PROCESS: fork+exec of the child returned |
+//! | `spawned_us` | MULTI_PROCESS: fork+exec of the child returned, or a spare child was assigned |
 //! | `child_main_us` | MULTI_PROCESS: the child's code began |
 //! | `prepared_us` | the override is built and the output directory made |
 //! | `compacted_us` | `OpenAndCompact` returned |
@@ -117,8 +117,8 @@ impl AttemptTimings {
     }
 
     /// The parts between the marks, in order: `admission`, `queue`,
-    /// `spawn` (fork+exec), `exec` (the child's start until its code
-    /// runs), `setup` (options loaded, override built and checked, output
+    /// `spawn` (fork+exec, or a spare child's assignment), `exec` (the
+    /// child's start until its code runs; with a spare, its wake-up), `setup` (options loaded, override built and checked, output
     /// directory made), `secondary_open` (the rest of `OpenAndCompact`
     /// around the compaction), `compaction`, `persist`, `child_end` (the
     /// child's last files), `exit` (the child's exit until it is reaped),

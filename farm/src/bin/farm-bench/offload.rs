@@ -98,6 +98,12 @@ pub struct OffloadArgs {
     /// with pauses of 5 ms doubling to 100 ms).
     #[arg(long, default_value_t = 1.0)]
     probe_wait: f64,
+    /// The hoster's `flush_compression` param in the farm modes (what
+    /// flushes write; the other levels keep --compression), and the same in
+    /// the direct mode; the local mode keeps the DB's options (default: the
+    /// param unset).
+    #[arg(long)]
+    farm_flush_compression: Option<String>,
     /// Modes, in the order each round runs them.
     #[arg(
         long,
@@ -236,7 +242,7 @@ fn rounds(worker_bin: &Path, args: &OffloadArgs, dir: &Path) -> anyhow::Result<V
     println!(
         "offload: {} writes over {} keys x 2 phases, {} B values, {} (L0 {}), {} famil{}{}, memtable {} MiB, \
          background jobs {} (offloaded: {}), writer on CPUs {}, worker on CPUs {}, \
-         MAX_PARALLEL_COMPACTIONS={}, verify_output={}, probe_wait={} s",
+         MAX_PARALLEL_COMPACTIONS={}, verify_output={}, probe_wait={} s, farm flush_compression {}",
         args.ops.unwrap_or(args.keys),
         args.keys,
         args.value_size,
@@ -257,7 +263,11 @@ fn rounds(worker_bin: &Path, args: &OffloadArgs, dir: &Path) -> anyhow::Result<V
         args.worker_parallel,
         args.verify_output,
         args.probe_wait,
+        args.farm_flush_compression.as_deref().unwrap_or("unset"),
     );
+    if let Some(c) = &args.farm_flush_compression {
+        compression(c)?;
+    }
     let mut runs = Vec::new();
     for round in 0..args.rounds {
         for &mode in &args.modes {
@@ -332,6 +342,7 @@ fn run_mode(
                 "verify_output": args.verify_output,
                 "probe_wait": args.probe_wait,
                 "max_background_jobs": args.offload_background_jobs,
+                "flush_compression": args.farm_flush_compression,
             });
             let config = HosterConfig::from_json(&params.to_string())?;
             // What `farm::hoster::enable` does besides installing the service.
@@ -343,6 +354,9 @@ fn run_mode(
         (None, Mode::Direct) => {
             if args.merge_every > 0 {
                 farm::rocks::plugins::load(&worker_bin.with_file_name("libcounter.so"))?;
+            }
+            if let Some(c) = &args.farm_flush_compression {
+                farm::rocks::options::set_flush_compression(&mut opts, compression(c)?);
             }
             let d = Arc::new(DirectService::new(
                 db_path.clone(),
