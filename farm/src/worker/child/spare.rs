@@ -35,7 +35,7 @@ use super::delivery::{self, Delivery, DELIVERED_FD};
 use super::spawner::Spawned;
 use super::spec::{ATTEMPT_MARKER, LOG_CHILD};
 use crate::worker::cgroup::group::ChildCgroup;
-use crate::worker::process::running::Running;
+use crate::worker::process::running::{Running, Waited};
 use crate::worker::process::setup::ChildSetup;
 use std::ffi::OsString;
 use std::fs::File;
@@ -143,23 +143,13 @@ impl Spare {
         })
     }
 
-    /// Whether the child still waits.
-    pub fn alive(&mut self) -> bool {
-        matches!(self.process.try_wait(), Ok(None))
-    }
-
-    /// The child's pid.
-    pub fn id(&self) -> u32 {
-        self.process.id()
-    }
-
     /// Ends the spare: the end of its input makes it exit; it is killed if
     /// it does not within `grace`.
     pub fn end(mut self, grace: Duration) {
         drop(self.assignment);
         let deadline = Instant::now() + grace;
         match self.process.wait(Some(deadline), &|| false) {
-            Ok(crate::worker::process::running::Waited::Exited(_)) => {}
+            Ok(Waited::Exited(_)) => {}
             _ => {
                 let _ = self.process.kill();
             }
