@@ -309,6 +309,12 @@ fn workers_and_hoster_ride_out_an_etcd_outage() {
     eventually("the hoster watches again", || {
         hoster.farm.watching_completions()
     });
+    // The emptied etcd was listed anew: the workers are back in rotation
+    // once the hoster has seen their new registrations (until then a job
+    // would find no worker and compact locally).
+    eventually("the hoster knows both workers again", || {
+        hoster.farm.workers().len() == 2
+    });
     let before = hoster.farm.stats();
     hoster.churn(&mut model, &spec(3));
     let after = hoster.farm.stats();
@@ -316,7 +322,7 @@ fn workers_and_hoster_ride_out_an_etcd_outage() {
         after.done_by_watch > before.done_by_watch,
         "done events arrive again: {after:?}"
     );
-    assert_eq!(after.local_total(), 0);
+    assert_eq!(after.local_total(), 0, "nothing fell back: {after:?}");
 
     // A worker that stops gracefully deregisters at once, long before its
     // 60 s lease would end.
