@@ -118,7 +118,8 @@ impl AttemptTimings {
 
     /// The parts between the marks, in order: `admission`, `queue`,
     /// `spawn` (fork+exec, or a spare child's assignment), `exec` (the
-    /// child's start until its code runs; with a spare, its wake-up), `setup` (options loaded, override built and checked, output
+    /// child's start until its code runs; with a spare, its wake-up),
+    /// `setup` (options loaded, override built and checked, output
     /// directory made), `secondary_open` (the rest of `OpenAndCompact`
     /// around the compaction), `compaction`, `persist`, `child_end` (the
     /// child's last files), `exit` (the child's exit until it is reaped),

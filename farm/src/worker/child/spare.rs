@@ -31,7 +31,7 @@
 //! assignment (the worker ending its spares, or gone) makes a waiting spare
 //! exit 0.
 
-use super::delivery::{self, Delivery, DELIVERED_FD};
+use super::delivery::Delivery;
 use super::spawner::Spawned;
 use super::spec::{ATTEMPT_MARKER, LOG_CHILD};
 use crate::worker::cgroup::group::ChildCgroup;
@@ -40,7 +40,7 @@ use crate::worker::process::setup::ChildSetup;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -71,31 +71,23 @@ pub struct Spare {
 }
 
 impl Spare {
-    /// Starts a spare with `setup` (its cgroup, `cgroup`, already in it).
+    /// Starts a spare: `cmd` is the worker binary with a child's
+    /// environment (the spare's own `marker` in it), `setup` joins it to
+    /// `cgroup`, `delivery` is the read end of its delivery pipe.
     pub fn start(
-        exe: &Path,
-        preload: Option<&OsString>,
-        mut setup: ChildSetup,
+        mut cmd: Command,
+        setup: ChildSetup,
         cgroup: Option<ChildCgroup>,
+        delivery: Delivery,
         marker: String,
     ) -> io::Result<Spare> {
         let started = Instant::now();
         let output = File::from(memfd("dcompact-spare-output")?);
-        let (delivery, write) = delivery::pipe()?;
-        setup.keep_fd = Some(write.as_raw_fd());
-        let mut cmd = Command::new(exe);
         cmd.arg(SPARE_ARG)
             .stdin(Stdio::piped())
             .stdout(output.try_clone()?)
-            .stderr(output.try_clone()?)
-            .env_remove("LD_PRELOAD")
-            .env(ATTEMPT_MARKER, &marker)
-            .env(DELIVERED_FD, write.as_raw_fd().to_string());
-        if let Some(p) = preload {
-            cmd.env("LD_PRELOAD", p);
-        }
+            .stderr(output.try_clone()?);
         let mut process = Running::spawn(&mut cmd, setup)?;
-        drop(write);
         let assignment = process
             .take_stdin()
             .ok_or_else(|| io::Error::other("the spare's standard input is not a pipe"))?;
@@ -113,12 +105,8 @@ impl Spare {
     /// Hands the attempt in `dir`, marked `marker`, to this spare. A spare
     /// that has died comes back as an error (what it wrote logged), its
     /// cgroup ended.
+    /// `marker` must [`fit`](fits).
     pub fn assign(mut self, dir: &Path, marker: &str) -> io::Result<Spawned> {
-        if !fits(marker) {
-            return Err(io::Error::other(
-                "the attempt's marker does not fit a spare",
-            ));
-        }
         if let Some(status) = self.process.try_wait()? {
             self.log_output(&format!("exited while waiting ({status})"));
             return Err(io::Error::other(format!(
@@ -144,15 +132,14 @@ impl Spare {
     }
 
     /// Ends the spare: the end of its input makes it exit; it is killed if
-    /// it does not within `grace`.
-    pub fn end(mut self, grace: Duration) {
+    /// it has not by `deadline`.
+    pub fn end(mut self, deadline: Instant) {
         drop(self.assignment);
-        let deadline = Instant::now() + grace;
-        match self.process.wait(Some(deadline), &|| false) {
-            Ok(Waited::Exited(_)) => {}
-            _ => {
-                let _ = self.process.kill();
-            }
+        if !matches!(
+            self.process.wait(Some(deadline), &|| false),
+            Ok(Waited::Exited(_))
+        ) {
+            let _ = self.process.kill();
         }
     }
 

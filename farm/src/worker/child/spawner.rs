@@ -38,7 +38,7 @@ use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long an ended spare has to exit before it is killed.
+/// How long ended spares have to exit before they are killed.
 const SPARE_END_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a child could not be started.
@@ -149,6 +149,16 @@ impl Spawner {
     }
 }
 
+/// What a child needs before it is started (see [`Forker::prepare`]).
+struct Prepared {
+    cgroup: Option<ChildCgroup>,
+    setup: ChildSetup,
+    delivery: Delivery,
+    /// The delivery pipe's write end: open here until the child is
+    /// started, then closed (the child keeps its copy).
+    write: OwnedFd,
+}
+
 /// The forking thread's state.
 struct Forker {
     exe: PathBuf,
@@ -211,15 +221,22 @@ impl Forker {
     }
 
     fn fresh(&self, dir: &Path, marker: &str) -> Result<Spawned, SpawnError> {
-        let cgroup = self.cgroup()?;
-        let mut setup = self.limits.setup(cgroup.as_ref())?;
-        let (delivery, write) = delivery::pipe()?;
-        setup.keep_fd = Some(write.as_raw_fd());
-        let process = spawn_one(&self.exe, self.preload.as_ref(), setup, dir, marker, &write)?;
+        let p = self.prepare()?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(LOG_CHILD))?;
+        let mut cmd = self.command(marker, &p.write);
+        cmd.arg("--child")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let process = Running::spawn(&mut cmd, p.setup)?;
         Ok(Spawned {
             process,
-            cgroup,
-            delivery,
+            cgroup: p.cgroup,
+            delivery: p.delivery,
             marker: marker.to_owned(),
             latency: Duration::ZERO,
             spare_for: None,
@@ -229,15 +246,9 @@ impl Forker {
     fn add_spare(&mut self) {
         self.started_spares += 1;
         let marker = spare::spare_marker(self.started_spares);
-        let started = self.cgroup().map_err(SpawnError::from).and_then(|cgroup| {
-            let setup = self.limits.setup(cgroup.as_ref())?;
-            Ok(Spare::start(
-                &self.exe,
-                self.preload.as_ref(),
-                setup,
-                cgroup,
-                marker,
-            )?)
+        let started = self.prepare().and_then(|p| {
+            let cmd = self.command(&marker, &p.write);
+            Ok(Spare::start(cmd, p.setup, p.cgroup, p.delivery, marker)?)
         });
         match started {
             Ok(spare) => self.pool.push_back(spare),
@@ -248,43 +259,42 @@ impl Forker {
         }
     }
 
-    fn cgroup(&self) -> Result<Option<ChildCgroup>, CgroupError> {
-        self.cgroups
+    /// A child's cgroup, its set-up (joining that cgroup, keeping the
+    /// delivery pipe's write end across exec) and its delivery pipe.
+    fn prepare(&self) -> Result<Prepared, SpawnError> {
+        let cgroup = self
+            .cgroups
             .as_ref()
             .map(|home| home.child("attempt"))
-            .transpose()
+            .transpose()?;
+        let mut setup = self.limits.setup(cgroup.as_ref())?;
+        let (delivery, write) = delivery::pipe()?;
+        setup.keep_fd = Some(write.as_raw_fd());
+        Ok(Prepared {
+            cgroup,
+            setup,
+            delivery,
+            write,
+        })
+    }
+
+    /// The worker binary with a child's environment: `marker`, the delivery
+    /// pipe's write end `delivery`, the worker's own `LD_PRELOAD` only.
+    fn command(&self, marker: &str, delivery: &OwnedFd) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.env_remove("LD_PRELOAD")
+            .env(ATTEMPT_MARKER, marker)
+            .env(DELIVERED_FD, delivery.as_raw_fd().to_string());
+        if let Some(p) = &self.preload {
+            cmd.env("LD_PRELOAD", p);
+        }
+        cmd
     }
 
     fn end_spares(&mut self) {
+        let deadline = Instant::now() + SPARE_END_GRACE;
         for spare in self.pool.drain(..) {
-            spare.end(SPARE_END_GRACE);
+            spare.end(deadline);
         }
     }
-}
-
-fn spawn_one(
-    exe: &Path,
-    preload: Option<&OsString>,
-    setup: ChildSetup,
-    dir: &Path,
-    marker: &str,
-    delivery: &OwnedFd,
-) -> io::Result<Running> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(LOG_CHILD))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--child")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .env_remove("LD_PRELOAD")
-        .env(ATTEMPT_MARKER, marker)
-        .env(DELIVERED_FD, delivery.as_raw_fd().to_string());
-    if let Some(p) = preload {
-        cmd.env("LD_PRELOAD", p);
-    }
-    Running::spawn(&mut cmd, setup)
 }
