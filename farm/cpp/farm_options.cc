@@ -1,6 +1,9 @@
 // Options the hoster's farm client changes that RocksDB's C API cannot:
 // what flushes write while the rest of the levels keep theirs.
 
+#include <algorithm>
+#include <cstddef>
+
 #include "rocksdb/options.h"
 
 using ROCKSDB_NAMESPACE::CompressionType;
@@ -26,11 +29,13 @@ void farm_options_set_flush_compression(rocksdb_options_t* opts, unsigned char t
   o.compression_per_level[0] = static_cast<CompressionType>(type);
 }
 
-// Level 0's compression as `opts` stands: what flushes write.
-unsigned char farm_options_flush_compression(const rocksdb_options_t* opts) noexcept {
-  const Options& o = opts->rep;
-  return static_cast<unsigned char>(o.compression_per_level.empty() ? o.compression
-                                                                    : o.compression_per_level[0]);
+// The compression `opts` gives `level` (level 0: what flushes write): its
+// per-level setting (the last one for deeper levels, as RocksDB reads it),
+// else its `compression`.
+unsigned char farm_options_level_compression(const rocksdb_options_t* opts, size_t level) noexcept {
+  const auto& per_level = opts->rep.compression_per_level;
+  if (per_level.empty()) return static_cast<unsigned char>(opts->rep.compression);
+  return static_cast<unsigned char>(per_level[std::min(level, per_level.size() - 1)]);
 }
 
 }  // extern "C"

@@ -322,16 +322,11 @@ fn storage(
 
 /// `flush_compression`'s codec.
 fn flush_compression(name: &str) -> Result<rocksdb::DBCompressionType, ConfigError> {
-    use rocksdb::DBCompressionType as C;
-    match name {
-        "none" => Ok(C::None),
-        "snappy" => Ok(C::Snappy),
-        "lz4" => Ok(C::Lz4),
-        "zstd" => Ok(C::Zstd),
-        other => Err(ConfigError::Invalid(format!(
-            "flush_compression {other:?}: expected none, snappy, lz4 or zstd"
-        ))),
-    }
+    crate::rocks::options::compression_named(name).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "flush_compression {name:?}: expected none, snappy, lz4 or zstd"
+        ))
+    })
 }
 
 fn seconds(name: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError> {

@@ -83,14 +83,15 @@ mod tests {
 
     #[test]
     fn flush_compression_only_when_asked() {
-        use crate::rocks::options::flush_compression;
+        use crate::rocks::options::level_compression;
         use rocksdb::DBCompressionType;
         let mut o = Options::default();
         o.set_compression_type(DBCompressionType::Zstd);
         apply(&mut o, &config(""));
-        assert_eq!(flush_compression(&o), DBCompressionType::Zstd as u8);
+        assert_eq!(level_compression(&o, 0), DBCompressionType::Zstd as u8);
         apply(&mut o, &config(r#","flush_compression":"lz4""#));
-        assert_eq!(flush_compression(&o), DBCompressionType::Lz4 as u8);
+        assert_eq!(level_compression(&o, 0), DBCompressionType::Lz4 as u8);
+        assert_eq!(level_compression(&o, 1), DBCompressionType::Zstd as u8);
         let bad = HosterConfig::from_json(
             r#"{"hoster_root":"/d","instance_name":"i","flush_compression":"brotli"}"#,
         );

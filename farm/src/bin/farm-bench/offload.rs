@@ -181,12 +181,8 @@ impl ModeRun {
 }
 
 fn compression(name: &str) -> anyhow::Result<DBCompressionType> {
-    Ok(match name {
-        "none" => DBCompressionType::None,
-        "snappy" => DBCompressionType::Snappy,
-        "lz4" => DBCompressionType::Lz4,
-        "zstd" => DBCompressionType::Zstd,
-        other => anyhow::bail!("unknown compression {other:?}"),
+    farm::rocks::options::compression_named(name).with_context(|| {
+        format!("unknown compression {name:?}: expected none, snappy, lz4 or zstd")
     })
 }
 
