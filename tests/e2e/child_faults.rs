@@ -8,7 +8,6 @@
 
 use crate::harness::*;
 use farm::workload::{Model, WorkloadSpec};
-use rocksdb::ColumnFamilyDescriptor;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -32,14 +31,21 @@ pub fn fixture_plugin() -> &'static PathBuf {
 /// Processes whose environment carries an attempt marker of `instance`
 /// (`DCOMPACT_ATTEMPT=<attempt name>@<worker pid>`).
 pub fn attempt_processes(instance: &str) -> Vec<i32> {
-    let needle = format!("DCOMPACT_ATTEMPT={instance}/");
+    let prefix = format!("{instance}/");
+    marked_processes(|marker| marker.starts_with(&prefix))
+}
+
+/// Processes whose `DCOMPACT_ATTEMPT` marker `keep` accepts.
+pub fn marked_processes(keep: impl Fn(&str) -> bool) -> Vec<i32> {
     std::fs::read_dir("/proc")
-        .unwrap()
+        .expect("/proc lists processes")
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|kv| kv.starts_with(needle.as_bytes()))
+                env.split(|b| *b == 0).any(|kv| {
+                    kv.strip_prefix(b"DCOMPACT_ATTEMPT=")
+                        .is_some_and(|m| keep(&String::from_utf8_lossy(m)))
+                })
             })
         })
         .collect()
@@ -67,13 +73,11 @@ pub fn misbehaving_child(
     ];
     env.extend(extra.iter().cloned());
     let worker = start_worker(d.tmp.path(), &env);
-    let params = params(
-        &d.root,
+    let hoster = Hoster::small(
+        &d,
         &[worker.base_url()],
         serde_json::json!({"instance_name": instance}),
     );
-    let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
-    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
     let spec = WorkloadSpec {
         ops: 30_000,
         key_space: 10_000,

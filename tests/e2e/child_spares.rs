@@ -4,10 +4,10 @@
 //! by a fresh child; a stopping worker ends its spares; with
 //! `CHILD_SPARES=0` no child waits.
 
+use crate::child_faults::{attempt_processes, fixture_plugin, marked_processes};
 use crate::harness::*;
 use farm::worker::local::LocalWorker;
 use farm::workload::{Model, WorkloadSpec};
-use rocksdb::ColumnFamilyDescriptor;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,45 +16,25 @@ use std::time::Duration;
 /// their marker is `spare-<n>@<worker pid>`, padded with spaces.
 fn spares_of(worker_pid: u32) -> Vec<i32> {
     let suffix = format!("@{worker_pid}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0).any(|kv| {
-                    let kv = String::from_utf8_lossy(kv);
-                    kv.strip_prefix("DCOMPACT_ATTEMPT=spare-")
-                        .is_some_and(|rest| rest.trim_end().ends_with(&suffix))
-                })
-            })
-        })
-        .collect()
+    marked_processes(|m| m.starts_with("spare-") && m.trim_end().ends_with(&suffix))
 }
 
 /// A MULTI_PROCESS worker below `dir` with `extra`, its log in `log`.
 fn worker(dir: &Path, log: &Path, extra: &[(&str, String)]) -> LocalWorker {
-    let mut env = vec![
-        ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
-        ("HOSTER_ROOTS", test_hoster_roots(dir)),
-        ("RUST_LOG", "warn".to_string()),
-        ("MULTI_PROCESS", "true".to_string()),
-        ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
-    ];
+    let mut env = vec![("MULTI_PROCESS", "true".to_string())];
     env.extend(extra.iter().cloned());
-    let file = std::fs::File::create(log).unwrap();
-    LocalWorker::start_logging_to(worker_bin(), &env, Stdio::from(file)).expect("worker starts")
+    let file = std::fs::File::create(log).expect("a log file in the test's directory");
+    start_worker_logging_to(dir, &env, Stdio::from(file))
 }
 
 /// Writes enough to `instance`'s DB for a few compactions on `worker`;
 /// returns the attempts' LOGs, all of which succeeded.
 fn compact_on(d: &Dirs, worker: &LocalWorker, instance: &str) -> Vec<String> {
-    let params = params(
-        &d.root,
+    let hoster = Hoster::small(
+        d,
         &[worker.base_url()],
         serde_json::json!({"instance_name": instance}),
     );
-    let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
-    let hoster = Hoster::open(&d.db, small_options(), cfs, &params);
     let spec = WorkloadSpec {
         ops: 20_000,
         key_space: 8_000,
@@ -85,7 +65,7 @@ fn an_attempt_runs_in_the_spare_started_before_it() {
     let log = d.tmp.path().join("worker.log");
     // Each child sleeps a second in a plugin's constructor: long enough to
     // be seen running.
-    let plugin = crate::child_faults::fixture_plugin();
+    let plugin = fixture_plugin();
     let mut w = worker(
         d.tmp.path(),
         &log,
@@ -106,7 +86,7 @@ fn an_attempt_runs_in_the_spare_started_before_it() {
         let watch = s.spawn(|| {
             let mut seen = std::collections::BTreeSet::new();
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                seen.extend(crate::child_faults::attempt_processes("spares"));
+                seen.extend(attempt_processes("spares"));
                 std::thread::sleep(Duration::from_millis(20));
             }
             seen

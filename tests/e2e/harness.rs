@@ -41,6 +41,15 @@ pub fn multi_process() -> bool {
 /// `HOSTER_ROOTS` are the hoster roots tests use below `dir` ([`dirs`]'s
 /// `data`, a captured input's `copy`) unless `extra` names others.
 pub fn start_worker(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
+    start_worker_logging_to(dir, extra, std::process::Stdio::inherit())
+}
+
+/// [`start_worker`] with the worker's log (its stderr) going to `log`.
+pub fn start_worker_logging_to(
+    dir: &Path,
+    extra: &[(&str, String)],
+    log: std::process::Stdio,
+) -> LocalWorker {
     let mut env = vec![
         ("WORKER_DB_ROOT", dir.join("worker").display().to_string()),
         ("HOSTER_ROOTS", test_hoster_roots(dir)),
@@ -50,7 +59,7 @@ pub fn start_worker(dir: &Path, extra: &[(&str, String)]) -> LocalWorker {
         ("OUTPUT_SPACE_MARGIN", "1M".to_string()),
     ];
     env.extend(extra.iter().cloned());
-    LocalWorker::start(worker_bin(), &env).expect("worker starts")
+    LocalWorker::start_logging_to(worker_bin(), &env, log).expect("worker starts")
 }
 
 /// `HOSTER_ROOTS` for a worker of a test in `dir`: `dir/data` and
@@ -133,6 +142,14 @@ pub struct Hoster {
 }
 
 impl Hoster {
+    /// The DB of `d` with [`small_options`] in its one family, its farm on
+    /// `workers` with [`params`] and `extra`.
+    pub fn small(d: &Dirs, workers: &[String], extra: Value) -> Hoster {
+        let params = params(&d.root, workers, extra);
+        let cfs = vec![ColumnFamilyDescriptor::new("default", small_options())];
+        Hoster::open(&d.db, small_options(), cfs, &params)
+    }
+
     pub fn open(
         path: &Path,
         mut opts: Options,
