@@ -65,13 +65,14 @@ fn a_held_probe_learns_of_the_end_in_one_request() {
         assert!(marks.iter().all(Option::is_some), "{t:?}");
         let child = [t.spawned_us, t.child_main_us, t.reaped_us];
         assert_eq!(child.iter().all(Option::is_some), multi_process(), "{t:?}");
-        if multi_process() {
-            // A delivery seen before the child was reaped (a child that
-            // exits at once may be reaped first): the hoster's probe was
-            // answered from the delivery on.
-            let order = [t.persisted_us, t.delivered_us, t.reaped_us, t.ended_us];
-            let seen: Vec<u64> = order.iter().flatten().copied().collect();
-            assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
+        // A delivery seen before the child was reaped (a child that exits
+        // at once may be reaped first), or as soon as an in-process run
+        // returned: the hoster's probe was answered from the delivery on.
+        let order = [t.persisted_us, t.delivered_us, t.reaped_us, t.ended_us];
+        let seen: Vec<u64> = order.iter().flatten().copied().collect();
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
+        if !multi_process() {
+            assert!(t.delivered_us.is_some(), "{t:?}");
         }
         // The marks follow the attempt's path, in order (the spawner's
         // answer and the child's first marks race, so `spawned_us` is left
@@ -89,10 +90,9 @@ fn a_held_probe_learns_of_the_end_in_one_request() {
         assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
     }
     let delivered = timings.iter().filter(|t| t.delivered_us.is_some()).count();
-    assert_eq!(
+    assert!(
         delivered > 0,
-        multi_process(),
-        "children deliver their results before they are reaped"
+        "results are answered from their delivery, before their attempt ends"
     );
 
     // Without the wait, the hoster paces its probes: more than one per job.

@@ -65,7 +65,9 @@ pub fn is_owned(dir: impl AsFd, root_id: &str) -> bool {
 impl AttemptDir {
     /// Creates the directory, exclusively: a directory of that name
     /// already there (a leftover, or another worker's) is an error, never
-    /// reused or removed. Then writes the owner marker and `job.json`.
+    /// reused or removed. Then writes the owner marker and `job.json`,
+    /// unsynced: a marker a crash of the host lost or cut short names no
+    /// root, and retention keeps a directory without one.
     pub fn create(
         root: &WorkerRoot,
         name: &AttemptName,
@@ -113,15 +115,15 @@ impl AttemptDir {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let line = escape_controls(line);
-        let mut file = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = writeln!(
-            file,
-            "{}.{:03} {}",
+        // One write per line: whole lines, one system call.
+        let line = format!(
+            "{}.{:03} {}\n",
             now.as_secs(),
             now.subsec_millis(),
-            line
-        ) {
+            escape_controls(line)
+        );
+        let mut file = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = file.write_all(line.as_bytes()) {
             tracing::warn!(dir = %self.path.display(), error = %e, "failed to write attempt LOG");
         }
     }

@@ -169,8 +169,21 @@ fn create_path(
 }
 
 /// Writes a new file `name` in the directory `dir` (which must not hold
-/// one), with mode 0600.
+/// one), with mode 0600, and closes it; it is not synced: once this
+/// returns every process sees the whole file, and a crash of the worker's
+/// process loses nothing, but a crash of the host may (see
+/// [`write_new_file_synced`]).
 pub fn write_new_file(dir: impl AsFd, name: &str, bytes: &[u8]) -> io::Result<()> {
+    create_new_file(dir, name, bytes).map(drop)
+}
+
+/// [`write_new_file`], and waits until the file is on the disk
+/// (`fsync`): for what must outlive a crash of the host.
+pub fn write_new_file_synced(dir: impl AsFd, name: &str, bytes: &[u8]) -> io::Result<()> {
+    create_new_file(dir, name, bytes)?.sync_all()
+}
+
+fn create_new_file(dir: impl AsFd, name: &str, bytes: &[u8]) -> io::Result<std::fs::File> {
     use std::io::Write;
     let fd = openat(
         dir,
@@ -180,7 +193,7 @@ pub fn write_new_file(dir: impl AsFd, name: &str, bytes: &[u8]) -> io::Result<()
     )?;
     let mut f = std::fs::File::from(fd);
     f.write_all(bytes)?;
-    f.sync_all()
+    Ok(f)
 }
 
 /// The names in directory `dir`, without `.` and `..`.

@@ -229,10 +229,12 @@ fn adopt(path: &Path, fd: &OwnedFd) -> Result<String, RootError> {
     let text = format!(
         "# The root of a dcompact-worker: it removes only attempt directories carrying this id.\nroot_id={id}\n"
     );
-    beneath::write_new_file(fd, ROOT_MARKER, text.as_bytes()).map_err(|source| RootError::Io {
-        path: path.to_owned(),
-        action: "writing its marker",
-        source,
+    beneath::write_new_file_synced(fd, ROOT_MARKER, text.as_bytes()).map_err(|source| {
+        RootError::Io {
+            path: path.to_owned(),
+            action: "writing its marker",
+            source,
+        }
     })?;
     tracing::info!(root = %path.display(), "made a new worker root");
     Ok(id)

@@ -282,6 +282,15 @@ pub fn deliver(
 /// into the output directory `output`, so the hoster waiting for that
 /// attempt can collect the result even if the worker dies right after
 /// (see [`crate::protocol::output_dir`]).
+///
+/// Neither is synced: a worker's death leaves them whole in the page
+/// cache (on NFS, closing a file sends it to the server), and a host that
+/// crashes before they reach its disk leaves at worst a `compact.done`
+/// beside an `rpc.results` that is short or empty, which the hoster
+/// refuses (it parses the result and checks every output's checksum
+/// against it) before compacting locally. The outputs themselves are
+/// synced by RocksDB. Two `fsync`s were a fifth of the fixed cost of a
+/// job on an idle worker.
 pub fn persist_result(output: &OwnedFd, result: &[u8], key: &AttemptKey) -> Result<(), RunError> {
     beneath::write_new_file(output, RPC_RESULTS, result)
         .and_then(|()| beneath::write_new_file(output, COMPACT_DONE, &done_marker(key)))

@@ -18,7 +18,7 @@
 //! | `compacted_us` | `OpenAndCompact` returned |
 //! | `persisted_us` | `rpc.results` and `compact.done` are written |
 //! | `exiting_us` | MULTI_PROCESS: the child has written its last file and exits |
-//! | `delivered_us` | MULTI_PROCESS: the child said its result is in place, and `/probe` answers it from here on |
+//! | `delivered_us` | the result is in place and `/probe` answers it from here on: a MULTI_PROCESS child said so, or an in-process run returned |
 //! | `reaped_us` | MULTI_PROCESS: the supervisor has reaped the child |
 //! | `ended_us` | the supervisor has the outcome (the child reaped, what it left ended) |
 //!
@@ -124,18 +124,25 @@ impl AttemptTimings {
     /// around the compaction), `compaction`, `persist`, `child_end` (the
     /// child's last files), `exit` (the child's exit until it is reaped),
     /// `cleanup` (what it left ended, its result read; for an in-process
-    /// attempt, from the result to the end). In-process attempts have no
+    /// attempt, from the result to its answer). In-process attempts have no
     /// `spawn`, `exec`, `child_end` or `exit`; their `setup` starts at
     /// `started_us`.
     pub fn parts(&self) -> [Part; 11] {
         let d = |from: Option<u64>, to: Option<u64>| Some(to?.saturating_sub(from?));
         let setup_from = self.child_main_us.or(self.started_us);
+        // A woken child may run before the worker's thread marks
+        // `spawned_us` (they share a core): the spawn ends when the child's
+        // code began at the latest, so that no two parts overlap.
+        let spawned = match (self.spawned_us, self.child_main_us) {
+            (Some(s), Some(c)) => Some(s.min(c)),
+            (s, _) => s,
+        };
         let oac = d(self.prepared_us, self.compacted_us);
         [
             ("admission", d(self.received_us, self.admitted_us)),
             ("queue", d(self.admitted_us, self.started_us)),
-            ("spawn", d(self.started_us, self.spawned_us)),
-            ("exec", d(self.spawned_us, self.child_main_us)),
+            ("spawn", d(self.started_us, spawned)),
+            ("exec", d(spawned, self.child_main_us)),
             ("setup", d(setup_from, self.prepared_us)),
             (
                 "secondary_open",
@@ -145,18 +152,24 @@ impl AttemptTimings {
             ("persist", d(self.compacted_us, self.persisted_us)),
             ("child_end", d(self.persisted_us, self.exiting_us)),
             ("exit", d(self.exiting_us, self.reaped_us)),
-            (
-                "cleanup",
-                d(
-                    self.reaped_us.or(self.exiting_us).or(self.persisted_us),
-                    self.ended_us,
-                ),
-            ),
+            ("cleanup", self.cleanup()),
         ]
     }
 
-    /// When `/probe` began to answer the attempt's end: the child's
-    /// delivery, or the end itself.
+    /// A child's: from its reaping (or exit) to the end. An in-process
+    /// attempt's: from its result to its answer (its delivery, or its end
+    /// when it was not delivered); what follows is not in a hoster's wait.
+    fn cleanup(&self) -> Option<u64> {
+        let child_end = self.reaped_us.or(self.exiting_us);
+        let (from, to) = match child_end {
+            Some(e) => (e, self.ended_us?),
+            None => (self.persisted_us?, self.answered_us()?),
+        };
+        Some(to.saturating_sub(from))
+    }
+
+    /// When `/probe` began to answer the attempt's end: its delivery, or
+    /// the end itself.
     pub fn answered_us(&self) -> Option<u64> {
         self.delivered_us.or(self.ended_us)
     }
@@ -219,12 +232,29 @@ mod tests {
     }
 
     #[test]
-    fn in_process_attempts_have_no_spawn() {
+    fn a_child_that_ran_before_its_spawn_was_marked_overlaps_no_part() {
         let t = AttemptTimings {
+            started_us: Some(1_000),
+            child_main_us: Some(1_200),
+            spawned_us: Some(2_500),
+            prepared_us: Some(2_000),
+            ..Default::default()
+        };
+        let p = t.parts();
+        assert_eq!(p[2], ("spawn", Some(200)));
+        assert_eq!(p[3], ("exec", Some(0)));
+        assert_eq!(p[4], ("setup", Some(800)));
+    }
+
+    #[test]
+    fn in_process_attempts_have_no_spawn() {
+        let mut t = AttemptTimings {
             started_us: Some(10),
             prepared_us: Some(40),
             compacted_us: Some(100),
             compaction_us: Some(50),
+            persisted_us: Some(120),
+            ended_us: Some(900),
             ..Default::default()
         };
         let p = t.parts();
@@ -232,5 +262,8 @@ mod tests {
         assert_eq!(p[3], ("exec", None));
         assert_eq!(p[4], ("setup", Some(30)));
         assert_eq!(p[5], ("secondary_open", Some(10)));
+        assert_eq!(p[10], ("cleanup", Some(780)), "not delivered: to the end");
+        t.delivered_us = Some(130);
+        assert_eq!(t.parts()[10], ("cleanup", Some(10)), "to the delivery");
     }
 }

@@ -36,11 +36,12 @@ impl Ended {
     }
 
     /// The end a runner's result makes (its RocksDB result in base64).
-    pub fn of_run(r: RunResult) -> Self {
+    pub fn of_run(r: &RunResult) -> Self {
         Ended {
-            outcome: r.outcome,
+            outcome: r.outcome.clone(),
             result: r
                 .result
+                .as_ref()
                 .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
             bytes_read: r.bytes_read,
             bytes_written: r.bytes_written,

@@ -2,8 +2,10 @@
 //! in place is answered `done` by `/probe` at once
 //! ([`Supervisor::deliver_early`]) and counted, while the child still
 //! exits; its slot and place are given back only at its end, when the child
-//! is reaped ([`Supervisor::finish`]). Held probes and etcd's "done" event are woken at
-//! the delivery, once.
+//! is reaped ([`Supervisor::finish`]). An in-process attempt is delivered
+//! the same way as soon as its run returns a success, before its summary is
+//! written and its directory removed. Held probes and etcd's "done" event
+//! are woken at the delivery, once.
 //!
 //! The delivered result is final: it was complete on disk (`rpc.results`,
 //! `compact.done`, `result.bin`) before the child said so, and the hoster
@@ -53,7 +55,7 @@ pub(super) fn final_end(
         return ended;
     };
     if ended.outcome != Outcome::Succeeded {
-        tracing::warn!(attempt = %name, outcome = %ended.outcome, "the child ended badly after it delivered its result; the delivered result stands");
+        tracing::warn!(attempt = %name, outcome = %ended.outcome, "the attempt ended badly after its result was delivered; the delivered result stands");
     }
     delivered
 }
@@ -62,7 +64,7 @@ pub(super) fn final_end(
 pub(super) fn delivered_end(dir: &Path) -> Option<Ended> {
     let bytes = std::fs::read(dir.join(child_spec::RESULT)).ok()?;
     let r = runner::accept_result(bytes);
-    (r.outcome == Outcome::Succeeded).then(|| Ended::of_run(r))
+    (r.outcome == Outcome::Succeeded).then(|| Ended::of_run(&r))
 }
 
 #[cfg(test)]

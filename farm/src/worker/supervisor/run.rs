@@ -66,6 +66,7 @@ impl Supervisor {
         let started = Instant::now();
         let started_at = SystemTime::now();
         let (r, spawn_latency) = self.run_with_retry(work, dir);
+        self.deliver_in_process(work, &r);
         if let Some(remote) = &work.prepared.remote {
             // What admission fetched (all of it for an in-process
             // attempt; a child's own fetches are collected from its file).
@@ -101,7 +102,20 @@ impl Supervisor {
         if let Err(e) = summary.write(dir.path()) {
             tracing::warn!(error = %e, "failed to write summary.html");
         }
-        Ended::of_run(r)
+        Ended::of_run(&r)
+    }
+
+    /// An in-process attempt's result is in place once it returns: `/probe`
+    /// answers it from here on, before its last lines, its summary and its
+    /// directory's removal (a child's is answered from its delivery, see
+    /// `delivery.rs`).
+    fn deliver_in_process(&self, work: &mut AttemptWork, r: &RunResult) {
+        if self.spawner.is_some() || r.outcome != Outcome::Succeeded {
+            return;
+        }
+        if self.deliver_early(&work.key, Ended::of_run(r)) {
+            work.prepared.timings.delivered_us = Some(now_us());
+        }
     }
 
     fn log_start(&self, work: &AttemptWork, dir: &AttemptDir) {
