@@ -9,7 +9,11 @@
 //!   attempts in-process or in a child each (`MULTI_PROCESS`);
 //! - `direct`: the same compactions run by `OpenAndCompact` on threads
 //!   pinned to the other cores, with no farm in between (the floor for the
-//!   farm's own overhead).
+//!   farm's own overhead);
+//! - `no-compaction`: the hoster alone with `disable_auto_compactions`
+//!   (no compaction anywhere, no stall on level 0's file count): what is
+//!   left is the writer, the WAL, the memtables and the flushes, the floor
+//!   of the hoster's CPU that no offload can go below.
 //!
 //! Reported per round and mode: ingest throughput, hoster CPU-seconds per
 //! GiB ingested (this process's `getrusage`, less the direct threads),
@@ -100,8 +104,8 @@ pub struct OffloadArgs {
     probe_wait: f64,
     /// The hoster's `flush_compression` param in the farm modes (what
     /// flushes write; the other levels keep --compression), and the same in
-    /// the direct mode; the local mode keeps the DB's options (default: the
-    /// param unset).
+    /// the direct and no-compaction modes; the local mode keeps the DB's
+    /// options (default: the param unset).
     #[arg(long)]
     farm_flush_compression: Option<String>,
     /// Modes, in the order each round runs them.
@@ -127,15 +131,26 @@ pub enum Mode {
     FarmInproc,
     FarmMulti,
     Direct,
+    NoCompaction,
 }
 
 impl Mode {
+    /// Every mode, in the order reports and plots show them.
+    pub const ALL: [Mode; 5] = [
+        Mode::Local,
+        Mode::FarmInproc,
+        Mode::FarmMulti,
+        Mode::Direct,
+        Mode::NoCompaction,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Mode::Local => "local",
             Mode::FarmInproc => "farm-inproc",
             Mode::FarmMulti => "farm-multi",
             Mode::Direct => "direct",
+            Mode::NoCompaction => "no-compaction",
         }
     }
 
@@ -327,6 +342,10 @@ fn run_mode(
         None => None,
     };
     let mut opts = spec.options();
+    // The farm modes get it through the hoster's tuning.
+    if let (Mode::Direct | Mode::NoCompaction, Some(c)) = (mode, &args.farm_flush_compression) {
+        farm::rocks::options::set_flush_compression(&mut opts, compression(c)?);
+    }
     let mut farm = None;
     let mut direct = None;
     let inner: Arc<dyn CompactionService> = match (&worker, mode) {
@@ -351,15 +370,16 @@ fn run_mode(
             if args.merge_every > 0 {
                 farm::rocks::plugins::load(&worker_bin.with_file_name("libcounter.so"))?;
             }
-            if let Some(c) = &args.farm_flush_compression {
-                farm::rocks::options::set_flush_compression(&mut opts, compression(c)?);
-            }
             let d = Arc::new(DirectService::new(
                 db_path.clone(),
                 args.worker_cpus.clone(),
             ));
             direct = Some(d.clone());
             d
+        }
+        (None, Mode::NoCompaction) => {
+            opts.set_disable_auto_compactions(true);
+            Arc::new(CountLocal)
         }
         (None, _) => Arc::new(CountLocal),
     };

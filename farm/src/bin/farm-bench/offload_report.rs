@@ -54,7 +54,7 @@ pub fn means(runs: &[ModeRun], mode: Mode) -> Option<Means> {
 }
 
 pub fn print(args: &OffloadArgs, runs: &[ModeRun]) {
-    let modes: Vec<Mode> = [Mode::Local, Mode::FarmInproc, Mode::FarmMulti, Mode::Direct]
+    let modes: Vec<Mode> = Mode::ALL
         .into_iter()
         .filter(|m| runs.iter().any(|r| r.mode == *m))
         .collect();
@@ -81,6 +81,14 @@ pub fn print(args: &OffloadArgs, runs: &[ModeRun]) {
             println!(
                 "ratio {}/local: throughput {:.3} (goal >= 1.7), hoster CPU per GiB {:.3} (goal <= 0.35)",
                 m.name(),
+                x.ops_per_sec / local.ops_per_sec,
+                x.hoster_cpu_per_gib / local.hoster_cpu_per_gib,
+            );
+        }
+        if let Some(x) = means(runs, Mode::NoCompaction) {
+            println!(
+                "ratio no-compaction/local: throughput {:.3}, hoster CPU per GiB {:.3} \
+                 (the floor: no offload of compactions goes below it)",
                 x.ops_per_sec / local.ops_per_sec,
                 x.hoster_cpu_per_gib / local.hoster_cpu_per_gib,
             );

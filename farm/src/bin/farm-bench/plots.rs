@@ -8,7 +8,7 @@ use crate::offload_report::means;
 use plotters::prelude::*;
 use std::path::Path;
 
-const MODES: [Mode; 4] = [Mode::Local, Mode::FarmInproc, Mode::FarmMulti, Mode::Direct];
+const MODES: [Mode; 5] = Mode::ALL;
 
 fn color(m: Mode) -> RGBColor {
     match m {
@@ -16,6 +16,7 @@ fn color(m: Mode) -> RGBColor {
         Mode::FarmInproc => RGBColor(40, 90, 200),
         Mode::FarmMulti => RGBColor(30, 150, 60),
         Mode::Direct => RGBColor(120, 120, 120),
+        Mode::NoCompaction => RGBColor(150, 90, 170),
     }
 }
 
