@@ -124,7 +124,8 @@ impl AttemptTimings {
     /// around the compaction), `compaction`, `persist`, `child_end` (the
     /// child's last files), `exit` (the child's exit until it is reaped),
     /// `cleanup` (what it left ended, its result read; for an in-process
-    /// attempt, from the result to its answer). In-process attempts have no
+    /// attempt, from the result to its answer). A delivered child's
+    /// `child_end` stops at its delivery. In-process attempts have no
     /// `spawn`, `exec`, `child_end` or `exit`; their `setup` starts at
     /// `started_us`.
     pub fn parts(&self) -> [Part; 11] {
@@ -150,10 +151,20 @@ impl AttemptTimings {
             ),
             ("compaction", self.compaction_us),
             ("persist", d(self.compacted_us, self.persisted_us)),
-            ("child_end", d(self.persisted_us, self.exiting_us)),
+            ("child_end", self.child_end()),
             ("exit", d(self.exiting_us, self.reaped_us)),
             ("cleanup", self.cleanup()),
         ]
+    }
+
+    /// A child's last files: to its exit, or only to its delivery when it
+    /// delivered (the rest is not in a hoster's wait).
+    fn child_end(&self) -> Option<u64> {
+        let to = match (self.delivered_us, self.exiting_us) {
+            (Some(d), Some(e)) => d.min(e),
+            (_, e) => e?,
+        };
+        Some(to.saturating_sub(self.persisted_us?))
     }
 
     /// A child's: from its reaping (or exit) to the end. An in-process
@@ -244,6 +255,18 @@ mod tests {
         assert_eq!(p[2], ("spawn", Some(200)));
         assert_eq!(p[3], ("exec", Some(0)));
         assert_eq!(p[4], ("setup", Some(800)));
+    }
+
+    #[test]
+    fn a_delivered_childs_end_stops_at_its_delivery() {
+        let mut t = AttemptTimings {
+            persisted_us: Some(1_000),
+            exiting_us: Some(1_900),
+            ..Default::default()
+        };
+        assert_eq!(t.parts()[8], ("child_end", Some(900)));
+        t.delivered_us = Some(1_300);
+        assert_eq!(t.parts()[8], ("child_end", Some(300)));
     }
 
     #[test]

@@ -404,7 +404,7 @@ fn run_mode(
         sample: Duration::from_millis(250),
     };
     let writer = writer::run(&db, &families, merge, &wspec)?;
-    wait_settled(&db, Duration::from_secs(1800))?;
+    wait_settled(&db, Duration::from_secs(1800), mode != Mode::NoCompaction)?;
     let settled = started.elapsed();
     let direct_cpu = direct
         .as_ref()
