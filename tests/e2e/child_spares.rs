@@ -53,6 +53,13 @@ fn compact_on(d: &Dirs, worker: &LocalWorker, instance: &str) -> Vec<String> {
     attempt_logs(&d.tmp.path().join("worker").join(instance))
 }
 
+/// The scheduling policy of process `pid` (`/proc/<pid>/stat`, field 41).
+fn policy(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    after_name.split_whitespace().nth(41 - 3)?.parse().ok()
+}
+
 /// The pid an attempt LOG says its child had.
 fn child_pid(log: &str) -> i32 {
     let rest = log.split("child pid=").nth(1).expect("a child line");
@@ -80,13 +87,20 @@ fn an_attempt_runs_in_the_spare_started_before_it() {
         waiting = spares_of(pid);
         waiting.len() == 1
     });
+    // It waits in the idle class: its start took no core from anything.
+    assert_eq!(policy(waiting[0]), Some(libc::SCHED_IDLE));
 
     let done = std::sync::atomic::AtomicBool::new(false);
     let (logs, seen) = std::thread::scope(|s| {
         let watch = s.spawn(|| {
-            let mut seen = std::collections::BTreeSet::new();
+            // Each process seen under an attempt's marker, and its class.
+            let mut seen = std::collections::BTreeMap::new();
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                seen.extend(attempt_processes("spares"));
+                for p in attempt_processes("spares") {
+                    if let Some(class) = policy(p) {
+                        seen.insert(p, class);
+                    }
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
             seen
@@ -107,9 +121,14 @@ fn an_attempt_runs_in_the_spare_started_before_it() {
         waiting[0]
     );
     assert!(
-        seen.contains(&waiting[0]),
+        seen.contains_key(&waiting[0]),
         "spare {} seen under the attempt's marker: {seen:?}",
         waiting[0]
+    );
+    // Running an attempt, a child is in the normal class again.
+    assert!(
+        seen.values().all(|c| *c == libc::SCHED_OTHER),
+        "classes of the attempts' children: {seen:?}"
     );
     // Every attempt's child wrote its LOG.child there.
     let child_logs = files_named(&d.tmp.path().join("worker").join("spares"), "LOG.child");
@@ -132,6 +151,8 @@ fn a_spare_that_died_waiting_is_replaced_by_a_fresh_child() {
         waiting = spares_of(pid);
         waiting.len() == 1
     });
+    // It waits in the idle class: its start took no core from anything.
+    assert_eq!(policy(waiting[0]), Some(libc::SCHED_IDLE));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(waiting[0]),
         nix::sys::signal::Signal::SIGKILL,

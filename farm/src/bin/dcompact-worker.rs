@@ -58,7 +58,8 @@ use std::sync::Arc;
 ///   CHILD_FILE_SIZE_LIMIT     a child's RLIMIT_FSIZE, e.g. 1G (default unlimited)
 ///   CHILD_OPEN_FILES          a child's RLIMIT_NOFILE (default inherited)
 ///   CHILD_NICE                added to a child's nice value, 0-19 (default 0)
-///   CHILD_SPARES              children kept started ahead of their attempts, each serving one attempt;
+///   CHILD_SPARES              children kept started ahead of their attempts (in the idle scheduling
+///                             class until taken), each serving one attempt;
 ///                             0 starts a child per attempt when it comes (default 1)
 ///   ATTEMPT_TIMEOUT_MULTIPLIER, ATTEMPT_TIMEOUT_MIN, ATTEMPT_TIMEOUT_MAX
 ///                             timeout = multiplier x hoster's estimate, within min..max (10, 60s, 2h)

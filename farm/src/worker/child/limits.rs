@@ -118,6 +118,7 @@ impl ChildLimits {
             die_with_parent: true,
             rlimits,
             nice: self.nice,
+            idle: false,
             keep_fd: None,
         })
     }

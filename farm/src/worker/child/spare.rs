@@ -24,6 +24,14 @@
 //! it starts later inherits it. An attempt whose marker is longer gets a
 //! fresh child. Its command line stays `--child-spare`.
 //!
+//! A spare starts in the idle scheduling class (`SCHED_IDLE`): its exec,
+//! the dynamic linker and RocksDB's initialisers (4-6 ms of CPU) run only
+//! on a core nothing else wants, not beside the attempt that took the last
+//! spare. The worker puts it back in the normal class ([`Spare::raise`])
+//! before handing it an attempt; where the worker may not (no
+//! `CAP_SYS_NICE`), that spare is ended and later spares start in the
+//! normal class.
+//!
 //! Until it is assigned the child's stdout and stderr are a memfd; then it
 //! copies what that holds into the attempt's `LOG.child` and writes there.
 //! A spare that died waiting is replaced by a fresh child, and what it
@@ -36,7 +44,7 @@ use super::spawner::Spawned;
 use super::spec::{ATTEMPT_MARKER, LOG_CHILD};
 use crate::worker::cgroup::group::ChildCgroup;
 use crate::worker::process::running::{Running, Waited};
-use crate::worker::process::setup::ChildSetup;
+use crate::worker::process::setup::{set_policy, ChildSetup};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -100,6 +108,21 @@ impl Spare {
             output,
             started,
         })
+    }
+
+    /// Puts every thread of the spare in the normal scheduling class
+    /// (`SCHED_OTHER`, its nice value kept).
+    pub fn raise(&self) -> io::Result<()> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.process.id()))?;
+        for task in tasks {
+            let tid = task?.file_name();
+            let tid: i32 = tid
+                .to_str()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| io::Error::other(format!("a task named {tid:?}")))?;
+            set_policy(tid, libc::SCHED_OTHER)?;
+        }
+        Ok(())
     }
 
     /// Hands the attempt in `dir`, marked `marker`, to this spare. A spare

@@ -41,6 +41,10 @@ use std::time::{Duration, Instant};
 /// How long ended spares have to exit before they are killed.
 const SPARE_END_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a spare that could not be raised out of the idle class may take
+/// to exit before it is killed: it may get no core at all before that.
+const SPARE_RAISE_END: Duration = Duration::from_millis(50);
+
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -109,6 +113,7 @@ impl Spawner {
             pool: VecDeque::new(),
             started_spares: 0,
             refill_failed: false,
+            idle_spares: true,
         };
         std::thread::Builder::new()
             .name("child-spawner".into())
@@ -171,6 +176,9 @@ struct Forker {
     started_spares: u64,
     /// The last spare failed to start: no more until the next request.
     refill_failed: bool,
+    /// Spares start in the idle scheduling class (until one could not be
+    /// raised out of it).
+    idle_spares: bool,
 }
 
 impl Forker {
@@ -213,6 +221,12 @@ impl Forker {
             return self.fresh(dir, marker);
         }
         while let Some(spare) = self.pool.pop_front() {
+            if let Err(e) = spare.raise() {
+                tracing::warn!(error = %e, "could not raise a spare child out of the idle scheduling class: it is ended, and spares start in the normal class from now on");
+                self.idle_spares = false;
+                spare.end(Instant::now() + SPARE_RAISE_END);
+                continue;
+            }
             if let Ok(spawned) = spare.assign(dir, marker) {
                 return Ok(spawned);
             }
@@ -246,7 +260,8 @@ impl Forker {
     fn add_spare(&mut self) {
         self.started_spares += 1;
         let marker = spare::spare_marker(self.started_spares);
-        let started = self.prepare().and_then(|p| {
+        let started = self.prepare().and_then(|mut p| {
+            p.setup.idle = self.idle_spares;
             let cmd = self.command(&marker, &p.write);
             Ok(Spare::start(cmd, p.setup, p.cgroup, p.delivery, marker)?)
         });

@@ -8,7 +8,9 @@
 //! 3. die with the worker (`PR_SET_PDEATHSIG(SIGKILL)`), and give up at
 //!    once when the worker died before that took effect;
 //! 4. resource limits (`setrlimit`) and a nice increment;
-//! 5. keep one descriptor open across exec (its close-on-exec flag
+//! 5. the idle scheduling class (`SCHED_IDLE`): a spare child runs only on
+//!    a core nothing else wants;
+//! 6. keep one descriptor open across exec (its close-on-exec flag
 //!    cleared): the attempt child's delivery pipe.
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits:
@@ -48,6 +50,8 @@ pub struct ChildSetup {
     pub rlimits: Vec<Rlimit>,
     /// Added to the child's nice value.
     pub nice: Option<i32>,
+    /// Scheduled only when a core is otherwise idle (`SCHED_IDLE`).
+    pub idle: bool,
     /// A descriptor of the parent, opened close-on-exec, that the child
     /// keeps open across exec under the same number.
     pub keep_fd: Option<RawFd>,
@@ -86,6 +90,9 @@ impl ChildSetup {
         if let Some(n) = self.nice {
             add_nice(n)?;
         }
+        if self.idle {
+            set_policy(0, libc::SCHED_IDLE)?;
+        }
         if let Some(fd) = self.keep_fd {
             keep_open(fd)?;
         }
@@ -100,6 +107,19 @@ fn keep_open(fd: RawFd) -> io::Result<()> {
     // forked child has it open too; the borrow lives for this call only.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))?;
+    Ok(())
+}
+
+/// Sets the scheduling policy of thread `tid` (0: the caller) to `policy`
+/// (`SCHED_OTHER` or `SCHED_IDLE`, whose priority is 0). Leaving
+/// `SCHED_IDLE` for `SCHED_OTHER` takes `CAP_SYS_NICE`.
+pub fn set_policy(tid: i32, policy: i32) -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads `param` for this call only; it is
+    // a plain system call, async-signal-safe.
+    if unsafe { libc::sched_setscheduler(tid, policy, &param) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 
@@ -153,6 +173,31 @@ mod tests {
             .unwrap()
             .nice;
         assert_eq!(f[3], own_nice + 3, "{out}");
+    }
+
+    #[test]
+    fn an_idle_child_is_in_the_idle_class_until_raised() {
+        let setup = ChildSetup {
+            idle: true,
+            ..ChildSetup::default()
+        };
+        let mut cmd = Command::new("sleep");
+        cmd.arg("5");
+        setup.apply(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id() as i32;
+        let policy = || {
+            procfs::process::Process::new(pid)
+                .unwrap()
+                .stat()
+                .unwrap()
+                .policy
+        };
+        assert_eq!(policy(), Some(libc::SCHED_IDLE as u32));
+        set_policy(pid, libc::SCHED_OTHER).expect("the tests run as root");
+        assert_eq!(policy(), Some(libc::SCHED_OTHER as u32));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]
