@@ -221,11 +221,20 @@ impl Forker {
             return self.fresh(dir, marker);
         }
         while let Some(spare) = self.pool.pop_front() {
-            if let Err(e) = spare.raise() {
-                tracing::warn!(error = %e, "could not raise a spare child out of the idle scheduling class: it is ended, and spares start in the normal class from now on");
-                self.idle_spares = false;
-                spare.end(Instant::now() + SPARE_RAISE_END);
-                continue;
+            match spare.raise() {
+                Ok(()) => {}
+                // Gone: `assign` finds it dead and logs what it wrote.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH | libc::ENOENT)) => {}
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::PermissionDenied {
+                        tracing::warn!(error = %e, "could not raise a spare child out of the idle scheduling class: it is ended");
+                    } else if self.idle_spares {
+                        tracing::warn!(error = %e, "may not raise a spare child out of the idle scheduling class: it is ended, and spares start in the normal class from now on");
+                        self.idle_spares = false;
+                    }
+                    spare.end(Instant::now() + SPARE_RAISE_END);
+                    continue;
+                }
             }
             if let Ok(spawned) = spare.assign(dir, marker) {
                 return Ok(spawned);
