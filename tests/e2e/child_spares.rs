@@ -19,6 +19,18 @@ fn spares_of(worker_pid: u32) -> Vec<i32> {
     marked_processes(|m| m.starts_with("spare-") && m.trim_end().ends_with(&suffix))
 }
 
+/// The one spare child of the worker `worker_pid`, once it waits; it
+/// waits in the idle class (its start took no core from anything).
+fn the_waiting_spare(worker_pid: u32) -> i32 {
+    let mut waiting = Vec::new();
+    eventually("a spare child waits", || {
+        waiting = spares_of(worker_pid);
+        waiting.len() == 1
+    });
+    assert_eq!(policy(waiting[0]), Some(libc::SCHED_IDLE));
+    waiting[0]
+}
+
 /// A MULTI_PROCESS worker below `dir` with `extra`, its log in `log`.
 fn worker(dir: &Path, log: &Path, extra: &[(&str, String)]) -> LocalWorker {
     let mut env = vec![("MULTI_PROCESS", "true".to_string())];
@@ -82,13 +94,7 @@ fn an_attempt_runs_in_the_spare_started_before_it() {
         ],
     );
     let pid = w.pid();
-    let mut waiting = Vec::new();
-    eventually("a spare child waits", || {
-        waiting = spares_of(pid);
-        waiting.len() == 1
-    });
-    // It waits in the idle class: its start took no core from anything.
-    assert_eq!(policy(waiting[0]), Some(libc::SCHED_IDLE));
+    let spare = the_waiting_spare(pid);
 
     let done = std::sync::atomic::AtomicBool::new(false);
     let (logs, seen) = std::thread::scope(|s| {
@@ -116,14 +122,14 @@ fn an_attempt_runs_in_the_spare_started_before_it() {
     // The first attempt ran in the very process that waited, and while it
     // ran that process carried the attempt's marker.
     assert!(
-        logs.iter().any(|l| child_pid(l) == waiting[0]),
+        logs.iter().any(|l| child_pid(l) == spare),
         "one attempt ran in spare {}",
-        waiting[0]
+        spare
     );
     assert!(
-        seen.contains_key(&waiting[0]),
+        seen.contains_key(&spare),
         "spare {} seen under the attempt's marker: {seen:?}",
-        waiting[0]
+        spare
     );
     // Running an attempt, a child is in the normal class again.
     assert!(
@@ -146,15 +152,9 @@ fn a_spare_that_died_waiting_is_replaced_by_a_fresh_child() {
     let log = d.tmp.path().join("worker.log");
     let mut w = worker(d.tmp.path(), &log, &[]);
     let pid = w.pid();
-    let mut waiting = Vec::new();
-    eventually("a spare child waits", || {
-        waiting = spares_of(pid);
-        waiting.len() == 1
-    });
-    // It waits in the idle class: its start took no core from anything.
-    assert_eq!(policy(waiting[0]), Some(libc::SCHED_IDLE));
+    let spare = the_waiting_spare(pid);
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(waiting[0]),
+        nix::unistd::Pid::from_raw(spare),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
@@ -162,7 +162,7 @@ fn a_spare_that_died_waiting_is_replaced_by_a_fresh_child() {
     let logs = compact_on(&d, &w, "dead");
     let fresh = logs.iter().filter(|l| !l.contains("(a spare")).count();
     assert_eq!(fresh, 1, "one attempt started its own child: {logs:?}");
-    assert!(logs.iter().all(|l| child_pid(l) != waiting[0]));
+    assert!(logs.iter().all(|l| child_pid(l) != spare));
     assert!(w.stop(Duration::from_secs(30)));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(

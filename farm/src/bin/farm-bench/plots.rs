@@ -8,8 +8,6 @@ use crate::offload_report::means;
 use plotters::prelude::*;
 use std::path::Path;
 
-const MODES: [Mode; 5] = Mode::ALL;
-
 fn color(m: Mode) -> RGBColor {
     match m {
         Mode::Local => RGBColor(200, 40, 40),
@@ -31,7 +29,7 @@ pub fn draw(dir: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
 }
 
 fn throughput(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
-    let first: Vec<&ModeRun> = MODES
+    let first: Vec<&ModeRun> = Mode::ALL
         .iter()
         .filter_map(|m| runs.iter().find(|r| r.mode == *m))
         .collect();
@@ -74,7 +72,7 @@ fn throughput(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
 }
 
 fn cpu(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
-    let bars: Vec<(Mode, f64, f64)> = MODES
+    let bars: Vec<(Mode, f64, f64)> = Mode::ALL
         .iter()
         .filter_map(|m| means(runs, *m).map(|x| (*m, x.hoster_cpu_per_gib, x.worker_cpu_per_gib)))
         .collect();
@@ -134,7 +132,7 @@ fn cpu(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
 /// The CDF drawn from its top: the share of puts slower than each latency,
 /// on log scales, so that the tail where stalls show is readable.
 fn latency(path: &Path, runs: &[ModeRun]) -> anyhow::Result<()> {
-    let cdfs: Vec<(Mode, Vec<(f64, f64)>)> = MODES
+    let cdfs: Vec<(Mode, Vec<(f64, f64)>)> = Mode::ALL
         .iter()
         .filter(|m| runs.iter().any(|r| r.mode == **m))
         .map(|m| {

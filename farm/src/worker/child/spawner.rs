@@ -221,26 +221,36 @@ impl Forker {
             return self.fresh(dir, marker);
         }
         while let Some(spare) = self.pool.pop_front() {
-            match spare.raise() {
-                Ok(()) => {}
-                // Gone: `assign` finds it dead and logs what it wrote.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH | libc::ENOENT)) => {}
-                Err(e) => {
-                    if e.kind() != std::io::ErrorKind::PermissionDenied {
-                        tracing::warn!(error = %e, "could not raise a spare child out of the idle scheduling class: it is ended");
-                    } else if self.idle_spares {
-                        tracing::warn!(error = %e, "may not raise a spare child out of the idle scheduling class: it is ended, and spares start in the normal class from now on");
-                        self.idle_spares = false;
-                    }
-                    spare.end(Instant::now() + SPARE_RAISE_END);
-                    continue;
-                }
-            }
+            let Some(spare) = self.raised(spare) else {
+                continue;
+            };
             if let Ok(spawned) = spare.assign(dir, marker) {
                 return Ok(spawned);
             }
         }
         self.fresh(dir, marker)
+    }
+
+    /// `spare` in the normal scheduling class, or `None` when it could not
+    /// be put there (it is ended; when that was refused, later spares start
+    /// in the normal class). A spare found gone is given back: its
+    /// assignment finds it dead and logs what it wrote.
+    fn raised(&mut self, spare: Spare) -> Option<Spare> {
+        let e = match spare.raise() {
+            Ok(()) => return Some(spare),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH | libc::ENOENT)) => {
+                return Some(spare)
+            }
+            Err(e) => e,
+        };
+        if e.kind() != io::ErrorKind::PermissionDenied {
+            tracing::warn!(error = %e, "could not raise a spare child out of the idle scheduling class: it is ended");
+        } else if self.idle_spares {
+            tracing::warn!(error = %e, "may not raise a spare child out of the idle scheduling class: it is ended, and spares start in the normal class from now on");
+            self.idle_spares = false;
+        }
+        spare.end(Instant::now() + SPARE_RAISE_END);
+        None
     }
 
     fn fresh(&self, dir: &Path, marker: &str) -> Result<Spawned, SpawnError> {
